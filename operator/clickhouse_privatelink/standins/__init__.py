@@ -1,1 +1,18 @@
-"""Local stand-ins for the Kubernetes API, AWS and the ClickHouse Cloud API."""
+"""Local stand-ins for the Kubernetes API, AWS and the ClickHouse Cloud API.
+
+Each one is a real HTTP server speaking the real wire protocol, started as its own process with
+``clickhouse-privatelink-operator standin NAME`` or from the test fixtures in ``tests/fixtures/``.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+
+_MODULES = {"kubernetes": "kubernetes", "clickhouse": "clickhouse_cloud", "aws": "aws"}
+
+
+def serve(which: str, *, host: str, port: int, extra: list[str]) -> int:
+    """Serve one stand-in in the foreground until interrupted; return the exit code."""
+    module = importlib.import_module(f"{__name__}.{_MODULES[which]}")
+    return int(module.main(host=host, port=port, argv=list(extra)))
