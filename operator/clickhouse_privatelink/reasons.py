@@ -36,6 +36,7 @@ class Reason(StrEnum):
     UPSTREAM_UNAVAILABLE = "UpstreamUnavailable"
     DELETING = "Deleting"
     # Errors a person must fix; retried slowly, never in a hot loop.
+    INVALID_SPEC = "InvalidSpec"
     CREDENTIALS_SECRET_NOT_FOUND = "CredentialsSecretNotFound"
     CREDENTIALS_INVALID = "CredentialsInvalid"
     UNAUTHORIZED = "Unauthorized"
@@ -60,6 +61,7 @@ class Reason(StrEnum):
 # Reasons that mean "a person has to act": ArgoCD shows Degraded, the operator retries only slowly.
 TERMINAL_REASONS: Final = frozenset(
     {
+        Reason.INVALID_SPEC,
         Reason.CREDENTIALS_SECRET_NOT_FOUND,
         Reason.CREDENTIALS_INVALID,
         Reason.UNAUTHORIZED,

@@ -1,0 +1,64 @@
+"""Conditions keep honest transition times; ownership tags and markers identify exactly one resource."""
+
+from __future__ import annotations
+
+from clickhouse_privatelink import constants as c
+from clickhouse_privatelink.ownership import (
+    ResourceRef,
+    client_token,
+    dns_owner_value,
+    is_owned_by,
+    ownership_tags,
+    parse_dns_owner,
+    resource_tags,
+)
+from clickhouse_privatelink.reasons import ConditionType, Reason
+from clickhouse_privatelink.status import StepResult, set_condition, summarise_ready
+
+REF = ResourceRef(namespace="ns", name="link", uid="uid-1", cluster="prod")
+
+
+def test_transition_time_changes_only_when_status_flips() -> None:
+    pending = StepResult(ConditionType.VPC_ENDPOINT_READY, False, Reason.ENDPOINT_PENDING, "pending")
+    first = set_condition([], pending, generation=1, now="2026-01-01T00:00:00Z")
+    again = set_condition(first, pending, generation=2, now="2026-01-01T00:05:00Z")
+    assert again[0]["lastTransitionTime"] == "2026-01-01T00:00:00Z"
+    assert again[0]["observedGeneration"] == 2
+    ready = StepResult(ConditionType.VPC_ENDPOINT_READY, True, Reason.AVAILABLE, "ok")
+    flipped = set_condition(again, ready, generation=2, now="2026-01-01T00:09:00Z")
+    assert flipped[0]["status"] == "True" and flipped[0]["lastTransitionTime"] == "2026-01-01T00:09:00Z"
+
+
+def test_ready_carries_the_first_failing_step() -> None:
+    steps = [
+        StepResult(ConditionType.SERVICE_RESOLVED, True, Reason.RESOLVED, "ok"),
+        StepResult(ConditionType.VPC_ENDPOINT_READY, False, Reason.ENDPOINT_PENDING, "pending"),
+    ]
+    ready = summarise_ready(steps)
+    assert not ready.ok and ready.reason is Reason.ENDPOINT_PENDING
+
+
+def test_ready_is_true_only_when_every_step_is() -> None:
+    steps = [StepResult(t, True, Reason.RESOLVED, "ok") for t in ConditionType if t is not ConditionType.READY]
+    assert summarise_ready(steps).ok
+    assert not summarise_ready(steps[:2]).ok
+
+
+def test_ownership_tags_cannot_be_overridden_by_user_tags() -> None:
+    tags = resource_tags(REF, {c.TAG_RESOURCE_UID: "forged", "team": "data"})
+    assert tags[c.TAG_RESOURCE_UID] == "uid-1" and tags["team"] == "data"
+    assert is_owned_by(tags, REF)
+    assert not is_owned_by(ownership_tags(ResourceRef("ns", "link", "uid-2", "prod")), REF)
+    assert not is_owned_by(ownership_tags(ResourceRef("ns", "link", "uid-1", "staging")), REF)
+
+
+def test_client_token_is_stable_short_and_distinct_per_purpose() -> None:
+    assert client_token(REF, "a") == client_token(REF, "a")
+    assert client_token(REF, "a") != client_token(REF, "b")
+    assert len(client_token(REF, "a")) <= 64
+
+
+def test_dns_owner_marker_round_trips() -> None:
+    owner = parse_dns_owner([dns_owner_value(REF)])
+    assert owner is not None and (owner.uid, owner.cluster, owner.resource) == ("uid-1", "prod", "ns/link")
+    assert parse_dns_owner(['"v=spf1 -all"']) is None
