@@ -628,6 +628,7 @@ class StandInState:
 # ------------------------------------------------------------------------------------------ server
 
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+REQUEST_ID = web.RequestKey("request_id", str)
 
 
 def _json(data: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
@@ -815,7 +816,7 @@ class ClickHouseCloudStandIn:
             raise ApiError(
                 403, f"API key role '{key.role}' is read-only: this operation requires an admin key"
             )
-        request["request_id"] = request_id
+        request[REQUEST_ID] = request_id
         return await handler(request)
 
     async def _control_middleware(self, request: web.Request, handler: _Handler) -> web.StreamResponse:
@@ -829,7 +830,7 @@ class ClickHouseCloudStandIn:
     # ---- /v1 handlers
 
     def _ok(self, request: web.Request, result: Any) -> web.Response:
-        return _json({"status": 200, "requestId": request["request_id"], "result": result})
+        return _json({"status": 200, "requestId": request[REQUEST_ID], "result": result})
 
     @staticmethod
     async def _body(request: web.Request) -> dict[str, Any]:
