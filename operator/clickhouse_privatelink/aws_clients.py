@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 # many resources sharing one account's EC2 and Route 53 token buckets need.
 _CONFIG = Config(
     retries={"mode": "adaptive", "max_attempts": 8},
-    user_agent_appid=OPERATOR_NAME,
+    user_agent_extra=OPERATOR_NAME,
     connect_timeout=10,
     read_timeout=30,
 )
@@ -55,7 +55,10 @@ def _session(role_arn: str | None) -> boto3.Session:
     )
     assumed = botocore.session.Session()
     # Refreshable credentials renew the role's session before it expires, for a long-running process.
-    assumed._credentials = DeferredRefreshableCredentials(method="assume-role", refresh_using=fetcher.fetch_credentials)
+    # botocore has no public setter for refreshable credentials; this is the documented-by-use way.
+    assumed._credentials = DeferredRefreshableCredentials(  # type: ignore[attr-defined]
+        method="assume-role", refresh_using=fetcher.fetch_credentials
+    )
     return boto3.Session(botocore_session=assumed)
 
 
@@ -103,14 +106,28 @@ _INVALID_CONFIGURATION = {
     "LimitsExceeded",
     "TooManyHostedZones",
 }
-_ACCESS_DENIED = {"UnauthorizedOperation", "AccessDenied", "AccessDeniedException", "AuthFailure", "InvalidClientTokenId"}
-_THROTTLED = {"RequestLimitExceeded", "Throttling", "ThrottlingException", "PriorRequestNotComplete", "TooManyRequestsException"}
+_ACCESS_DENIED = {
+    "UnauthorizedOperation",
+    "AccessDenied",
+    "AccessDeniedException",
+    "AuthFailure",
+    "InvalidClientTokenId",
+}
+_THROTTLED = {
+    "RequestLimitExceeded",
+    "Throttling",
+    "ThrottlingException",
+    "PriorRequestNotComplete",
+    "TooManyRequestsException",
+}
 
 
 def classify(error: Exception) -> AwsProblem:
     """Map a boto3/botocore error to a condition reason (never including credentials)."""
     if isinstance(error, NoCredentialsError):
-        return AwsProblem(Reason.AWS_ACCESS_DENIED, "no AWS credentials found for the operator", False, "NoCredentials")
+        return AwsProblem(
+            Reason.AWS_ACCESS_DENIED, "no AWS credentials found for the operator", False, "NoCredentials"
+        )
     if isinstance(error, ClientError):
         err: dict[str, Any] = dict(error.response.get("Error", {}))
         code = str(err.get("Code", "Unknown"))
@@ -136,7 +153,12 @@ def classify(error: Exception) -> AwsProblem:
             return AwsProblem(Reason.UPSTREAM_UNAVAILABLE, message, True, code)
         return AwsProblem(Reason.INVALID_AWS_CONFIGURATION, message, False, code)
     if isinstance(error, BotoCoreError):
-        return AwsProblem(Reason.UPSTREAM_UNAVAILABLE, f"AWS unreachable: {type(error).__name__}", True, type(error).__name__)
+        return AwsProblem(
+            Reason.UPSTREAM_UNAVAILABLE,
+            f"AWS unreachable: {type(error).__name__}",
+            True,
+            type(error).__name__,
+        )
     raise error
 
 

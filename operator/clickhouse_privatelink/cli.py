@@ -61,14 +61,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--standalone", action="store_true", help="no peering: assume this is the only instance")
     p.add_argument("--peering", default="clickhouse-privatelink-operator", help="kopf peering object name")
     p.add_argument("--priority", type=int, default=0, help="peering priority (highest active instance wins)")
-    p.add_argument("--liveness", default="http://0.0.0.0:8080/healthz", help="liveness endpoint URL, '' to disable")
+    p.add_argument(
+        "--liveness", default="http://0.0.0.0:8080/healthz", help="liveness endpoint URL, '' to disable"
+    )
     p.add_argument("--metrics-port", type=int, default=9090, help="Prometheus /metrics port, 0 to disable")
     p.add_argument("--verbose", "-v", action="store_true")
     p.set_defaults(func=_cmd_run)
 
-    p = sub.add_parser("sandbox", help="start the local stand-ins and the operator, and walk a resource's life")
-    p.add_argument("--keep", action="store_true", help="keep everything running after the walk-through (Ctrl-C ends)")
-    p.add_argument("--log-dir", default=None, help="where the processes' logs go (default: a temporary folder)")
+    p = sub.add_parser(
+        "sandbox", help="start the local stand-ins and the operator, and walk a resource's life"
+    )
+    p.add_argument(
+        "--keep", action="store_true", help="keep everything running after the walk-through (Ctrl-C ends)"
+    )
+    p.add_argument(
+        "--log-dir", default=None, help="where the processes' logs go (default: a temporary folder)"
+    )
     p.set_defaults(func=_cmd_sandbox)
 
     p = sub.add_parser("standin", help="serve one local stand-in: kubernetes, clickhouse or aws")

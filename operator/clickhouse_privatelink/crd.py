@@ -50,9 +50,13 @@ def _structural(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
     if out.get("type") == "object" and "properties" in out:
         # Objects whose fields all have defaults get a default of {} so the API server fills them in.
         for name, sub in out["properties"].items():
-            if sub.get("type") == "object" and "properties" in sub and not sub.get("required") and "default" not in sub:
-                if name not in out.get("required", []):
-                    sub["default"] = {}
+            if (
+                sub.get("type") == "object"
+                and "properties" in sub
+                and not sub.get("required")
+                and "default" not in sub
+            ) and name not in out.get("required", []):
+                sub["default"] = {}
     return out
 
 
@@ -74,14 +78,19 @@ def _status_schema() -> dict[str, Any]:
 def render_crd() -> dict[str, Any]:
     """The ClickHousePrivateLink CRD as a dict."""
     spec_schema = openapi_schema(ClickHousePrivateLinkSpec)
-    spec_schema["description"] = "Desired state: connect this VPC to this ClickHouse Cloud service over PrivateLink."
+    spec_schema["description"] = (
+        "Desired state: connect this VPC to this ClickHouse Cloud service over PrivateLink."
+    )
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
         "metadata": {
             "name": f"{c.PLURAL}.{c.GROUP}",
             "annotations": dict(_ANNOTATIONS),
-            "labels": {"app.kubernetes.io/name": c.OPERATOR_NAME, "app.kubernetes.io/part-of": c.OPERATOR_NAME},
+            "labels": {
+                "app.kubernetes.io/name": c.OPERATOR_NAME,
+                "app.kubernetes.io/part-of": c.OPERATOR_NAME,
+            },
         },
         "spec": {
             "group": c.GROUP,
@@ -101,7 +110,11 @@ def render_crd() -> dict[str, Any]:
                     "storage": True,
                     "subresources": {"status": {}},
                     "additionalPrinterColumns": [
-                        {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status'},
+                        {
+                            "name": "Ready",
+                            "type": "string",
+                            "jsonPath": '.status.conditions[?(@.type=="Ready")].status',
+                        },
                         {
                             "name": "Reason",
                             "type": "string",

@@ -35,7 +35,9 @@ def _fqdn(name: str) -> str:
 
 
 def _tags(r53: Route53Client, zone_id: str) -> dict[str, str]:
-    tags = r53.list_tags_for_resource(ResourceType="hostedzone", ResourceId=zone_id)["ResourceTagSet"].get("Tags", [])
+    tags = r53.list_tags_for_resource(ResourceType="hostedzone", ResourceId=zone_id)["ResourceTagSet"].get(
+        "Tags", []
+    )
     return {t["Key"]: t.get("Value", "") for t in tags}
 
 
@@ -73,7 +75,13 @@ def find_private_zone(r53: Route53Client, name: str, *, vpc_id: str, vpc_region:
 
 
 def create_private_zone(
-    r53: Route53Client, name: str, *, vpc_id: str, vpc_region: str, tags: Mapping[str, str], caller_reference: str
+    r53: Route53Client,
+    name: str,
+    *,
+    vpc_id: str,
+    vpc_region: str,
+    tags: Mapping[str, str],
+    caller_reference: str,
 ) -> ObservedZone:
     """Create a private zone associated with the VPC and tag it; a repeated reference finds the first one."""
     try:
@@ -92,7 +100,9 @@ def create_private_zone(
         return found
     zone_id = _zone_id(zone["Id"])
     r53.change_tags_for_resource(
-        ResourceType="hostedzone", ResourceId=zone_id, AddTags=[{"Key": k, "Value": v} for k, v in tags.items()]
+        ResourceType="hostedzone",
+        ResourceId=zone_id,
+        AddTags=[{"Key": k, "Value": v} for k, v in tags.items()],
     )
     return ObservedZone(id=zone_id, name=zone["Name"].rstrip("."), private=True, tags=dict(tags))
 
@@ -103,7 +113,9 @@ def _record_sets_at(r53: Route53Client, zone_id: str, hostname: str) -> list[dic
     return [dict(rs) for rs in page["ResourceRecordSets"] if _fqdn(rs["Name"]).lower() == fqdn]
 
 
-def read_records(r53: Route53Client, zone_id: str, hostname: str) -> tuple[ObservedRecords, list[dict[str, Any]]]:
+def read_records(
+    r53: Route53Client, zone_id: str, hostname: str
+) -> tuple[ObservedRecords, list[dict[str, Any]]]:
     """What is at ``hostname`` in the zone: the decision input and the raw sets (needed to delete them)."""
     sets = _record_sets_at(r53, zone_id, hostname)
     alias: tuple[str, str] | None = None
@@ -124,7 +136,9 @@ def read_records(r53: Route53Client, zone_id: str, hostname: str) -> tuple[Obser
     return observed, sets
 
 
-def write_records(r53: Route53Client, zone_id: str, hostname: str, target: tuple[str, str], ref: ResourceRef) -> str:
+def write_records(
+    r53: Route53Client, zone_id: str, hostname: str, target: tuple[str, str], ref: ResourceRef
+) -> str:
     """Point ``hostname`` at the endpoint (alias A) and mark it ours (TXT), in one atomic change."""
     changes: list[Any] = [
         {
@@ -141,7 +155,11 @@ def write_records(r53: Route53Client, zone_id: str, hostname: str, target: tuple
             "ResourceRecordSet": {
                 "Name": _fqdn(hostname),
                 "Type": "A",
-                "AliasTarget": {"DNSName": target[0], "HostedZoneId": target[1], "EvaluateTargetHealth": False},
+                "AliasTarget": {
+                    "DNSName": target[0],
+                    "HostedZoneId": target[1],
+                    "EvaluateTargetHealth": False,
+                },
             },
         },
     ]

@@ -39,7 +39,9 @@ class ClickHouseClients:
         ident = (api_url, key.key_id, hashlib.sha256(key.key_secret.encode()).hexdigest())
         client = self._clients.get(ident)
         if client is None:
-            client = ClickHouseCloudClient(api_url, key.key_id, key.key_secret, on_call=metrics.record_clickhouse_call)
+            client = ClickHouseCloudClient(
+                api_url, key.key_id, key.key_secret, on_call=metrics.record_clickhouse_call
+            )
             self._clients[ident] = client
         return client
 
@@ -78,7 +80,12 @@ async def close_clients(**_: Any) -> None:
 
 def _resource(body: kopf.Body) -> Resource:
     meta = body.metadata
-    ref = ResourceRef(namespace=meta.namespace or "", name=meta.name or "", uid=meta.uid or "", cluster=SETTINGS.cluster_name)
+    ref = ResourceRef(
+        namespace=meta.namespace or "",
+        name=meta.name or "",
+        uid=meta.uid or "",
+        cluster=SETTINGS.cluster_name,
+    )
     spec = ClickHousePrivateLinkSpec.model_validate(dict(body.spec))
     return Resource(ref=ref, spec=spec, generation=int(meta.get("generation") or 0), status=dict(body.status))
 
@@ -90,7 +97,7 @@ def _invalid_spec(body: kopf.Body, patch: kopf.Patch, error: ValidationError) ->
     conditions = steps_to_conditions(list(body.status.get("conditions", [])), [step], generation=generation)
     patch.status["conditions"] = conditions
     patch.status["observedGeneration"] = generation
-    kopf.warn(dict(body), reason=Reason.INVALID_SPEC.value, message=step.message)
+    kopf.warn(body, reason=Reason.INVALID_SPEC.value, message=step.message)
 
 
 def _write(body: kopf.Body, patch: kopf.Patch, res: Resource, outcome: Outcome) -> None:
@@ -101,16 +108,22 @@ def _write(body: kopf.Body, patch: kopf.Patch, res: Resource, outcome: Outcome) 
             patch.status[key] = None  # merge-patch null removes a field that no longer applies
     for key, value in outcome.status.items():
         patch.status[key] = value
-    conditions = steps_to_conditions(list(res.status.get("conditions", [])), outcome.steps, generation=res.generation)
+    conditions = steps_to_conditions(
+        list(res.status.get("conditions", [])), outcome.steps, generation=res.generation
+    )
     patch.status["conditions"] = conditions
     patch.status["observedGeneration"] = res.generation
     ready = condition(conditions, ConditionType.READY)
     for event in outcome.events:
         repeated = previous is not None and event.type == "Warning" and event.reason == previous.get("reason")
         if not repeated:
-            kopf.event(dict(body), type=event.type, reason=event.reason, message=event.message)
-    if ready is not None and ready.get("status") == "True" and (previous is None or previous.get("status") != "True"):
-        kopf.info(dict(body), reason="Ready", message=str(ready.get("message")))
+            kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+    if (
+        ready is not None
+        and ready.get("status") == "True"
+        and (previous is None or previous.get("status") != "True")
+    ):
+        kopf.info(body, reason="Ready", message=str(ready.get("message")))
     _ready[res.ref.uid] = bool(ready and ready.get("status") == "True")
     _update_gauge()
 
@@ -143,7 +156,7 @@ async def _run(kind: str, body: kopf.Body, patch: kopf.Patch, retry: int) -> Out
         for change in outcome.changes:
             metrics.DRIFT_REPAIRS.labels(change).inc()
         if outcome.changes:
-            kopf.info(dict(body), reason="DriftRepaired", message=f"repaired: {', '.join(outcome.changes)}")
+            kopf.info(body, reason="DriftRepaired", message=f"repaired: {', '.join(outcome.changes)}")
     _write(body, patch, res, outcome)
     return outcome
 

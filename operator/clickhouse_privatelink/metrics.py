@@ -5,7 +5,9 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 RECONCILES = Counter(
-    "chpl_reconciles_total", "Reconcile passes by kind (reconcile, cleanup, drift) and outcome.", ["kind", "outcome"]
+    "chpl_reconciles_total",
+    "Reconcile passes by kind (reconcile, cleanup, drift) and outcome.",
+    ["kind", "outcome"],
 )
 RECONCILE_DURATION = Histogram(
     "chpl_reconcile_duration_seconds",
@@ -14,11 +16,17 @@ RECONCILE_DURATION = Histogram(
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
 )
 API_CALLS = Counter(
-    "chpl_external_api_calls_total", "Calls to external APIs by service, operation and status.", ["service", "operation", "status"]
+    "chpl_external_api_calls_total",
+    "Calls to external APIs by service, operation and status.",
+    ["service", "operation", "status"],
 )
 THROTTLED = Counter("chpl_throttled_calls_total", "External calls answered with throttling.", ["service"])
-RESOURCES = Gauge("chpl_resources", "ClickHousePrivateLink resources handled by this instance, by Ready status.", ["ready"])
-DRIFT_REPAIRS = Counter("chpl_drift_repairs_total", "Changes made to repair drift found by the periodic check.", ["what"])
+RESOURCES = Gauge(
+    "chpl_resources", "ClickHousePrivateLink resources handled by this instance, by Ready status.", ["ready"]
+)
+DRIFT_REPAIRS = Counter(
+    "chpl_drift_repairs_total", "Changes made to repair drift found by the periodic check.", ["what"]
+)
 
 
 def record_clickhouse_call(operation: str, status: int | str) -> None:

@@ -6,7 +6,7 @@ import datetime as dt
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints
 
 from .constants import DEFAULT_API_URL, DEFAULT_KEY_ID_KEY, DEFAULT_KEY_SECRET_KEY, GROUP
 
@@ -19,15 +19,19 @@ VpcId = Annotated[str, StringConstraints(pattern=r"^vpc-[0-9a-f]{8,17}$")]
 SubnetId = Annotated[str, StringConstraints(pattern=r"^subnet-[0-9a-f]{8,17}$")]
 SecurityGroupId = Annotated[str, StringConstraints(pattern=r"^sg-[0-9a-f]{8,17}$")]
 VpcEndpointId = Annotated[str, StringConstraints(pattern=r"^vpce-[0-9a-f]{8,17}$")]
-RoleArn = Annotated[str, StringConstraints(pattern=r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]+$")]
+RoleArn = Annotated[
+    str, StringConstraints(pattern=r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]+$")
+]
 HostedZoneId = Annotated[str, StringConstraints(pattern=r"^Z[A-Z0-9]{1,31}$")]
-SecretName = Annotated[str, StringConstraints(min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")]
+SecretName = Annotated[
+    str, StringConstraints(min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+]
 SecretKey = Annotated[str, StringConstraints(min_length=1, max_length=253, pattern=r"^[-._a-zA-Z0-9]+$")]
 
 IMMUTABLE = "self == oldSelf"
 
 
-def _cel(rule: str, message: str, **extra: str) -> dict[str, str]:
+def _cel(rule: str, message: str, **extra: str) -> dict[str, JsonValue]:
     return {"rule": rule, "message": message, **extra}
 
 
@@ -53,7 +57,9 @@ class SecretKeyRef(_Model):
         DEFAULT_KEY_ID_KEY, alias="keyIdKey", description="Key in the Secret holding the API key ID."
     )
     key_secret_key: SecretKey = Field(
-        DEFAULT_KEY_SECRET_KEY, alias="keySecretKey", description="Key in the Secret holding the API key secret."
+        DEFAULT_KEY_SECRET_KEY,
+        alias="keySecretKey",
+        description="Key in the Secret holding the API key secret.",
     )
 
 
@@ -63,7 +69,10 @@ class ClickHouseSpec(_Model):
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
-                _cel("has(self.serviceId) != has(self.serviceName)", "exactly one of serviceId or serviceName is required"),
+                _cel(
+                    "has(self.serviceId) != has(self.serviceName)",
+                    "exactly one of serviceId or serviceName is required",
+                ),
             ]
         }
     )
@@ -73,7 +82,9 @@ class ClickHouseSpec(_Model):
         description="ClickHouse Cloud organization ID (uuid). Immutable.",
         json_schema_extra={"x-kubernetes-validations": [_cel(IMMUTABLE, "organizationId is immutable")]},
     )
-    service_id: Uuid | None = Field(None, alias="serviceId", description="Service ID (uuid); or give serviceName.")
+    service_id: Uuid | None = Field(
+        None, alias="serviceId", description="Service ID (uuid); or give serviceName."
+    )
     service_name: Annotated[str, StringConstraints(min_length=1, max_length=255)] | None = Field(
         None, alias="serviceName", description="Service name, unique among the organization's AWS services."
     )
@@ -146,7 +157,9 @@ class AwsSpec(_Model):
 class DnsSpec(_Model):
     """How clients resolve the private hostname."""
 
-    mode: DnsMode = Field(DnsMode.ROUTE53, description="Route53 (default) writes the record; None leaves DNS to you.")
+    mode: DnsMode = Field(
+        DnsMode.ROUTE53, description="Route53 (default) writes the record; None leaves DNS to you."
+    )
     hosted_zone_id: HostedZoneId | None = Field(
         None,
         alias="hostedZoneId",
@@ -160,7 +173,7 @@ class ClickHousePrivateLinkSpec(_Model):
 
     clickhouse: ClickHouseSpec
     aws: AwsSpec
-    dns: DnsSpec = Field(default_factory=DnsSpec)
+    dns: DnsSpec = Field(default_factory=lambda: DnsSpec.model_validate({}))
     deletion_policy: DeletionPolicy = Field(
         DeletionPolicy.DELETE,
         alias="deletionPolicy",
@@ -177,7 +190,9 @@ class ConditionStatus(StrEnum):
 class Condition(_Model):
     type: str
     status: ConditionStatus
-    reason: Annotated[str, StringConstraints(pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$", max_length=1024)]
+    reason: Annotated[
+        str, StringConstraints(pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$", max_length=1024)
+    ]
     message: Annotated[str, StringConstraints(max_length=32768)] = ""
     last_transition_time: dt.datetime = Field(alias="lastTransitionTime")
     observed_generation: int | None = Field(None, alias="observedGeneration", ge=0)
@@ -194,7 +209,8 @@ class ClickHousePrivateLinkStatus(_Model):
 
     observed_generation: int | None = Field(None, alias="observedGeneration")
     conditions: list[Condition] = Field(
-        default_factory=list, json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]}
+        default_factory=list,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
     private_dns_hostname: str | None = Field(None, alias="privateDnsHostname")
     endpoint_service_id: str | None = Field(None, alias="endpointServiceId")
@@ -203,7 +219,9 @@ class ClickHousePrivateLinkStatus(_Model):
     vpc_endpoint_id: str | None = Field(None, alias="vpcEndpointId")
     vpc_endpoint_state: str | None = Field(None, alias="vpcEndpointState")
     vpc_endpoint_owned: bool | None = Field(
-        None, alias="vpcEndpointOwned", description="True when the operator created the endpoint and will delete it."
+        None,
+        alias="vpcEndpointOwned",
+        description="True when the operator created the endpoint and will delete it.",
     )
     hosted_zone_id: str | None = Field(None, alias="hostedZoneId")
     endpoints: list[ConnectionEndpoint] = Field(default_factory=list)
@@ -216,4 +234,6 @@ class ClickHousePrivateLink(_Model):
     kind: str
     metadata: dict[str, Any]
     spec: ClickHousePrivateLinkSpec
-    status: ClickHousePrivateLinkStatus = Field(default_factory=ClickHousePrivateLinkStatus)
+    status: ClickHousePrivateLinkStatus = Field(
+        default_factory=lambda: ClickHousePrivateLinkStatus.model_validate({})
+    )

@@ -77,5 +77,7 @@ def parse_dns_owner(txt_values: list[str]) -> DnsOwner | None:
         if not value.startswith(DNS_OWNER_PREFIX + ","):
             continue
         fields = dict(part.split("=", 1) for part in value.split(",") if "=" in part)
-        return DnsOwner(cluster=fields.get("cluster", ""), resource=fields.get("resource", ""), uid=fields.get("uid", ""))
+        return DnsOwner(
+            cluster=fields.get("cluster", ""), resource=fields.get("resource", ""), uid=fields.get("uid", "")
+        )
     return None

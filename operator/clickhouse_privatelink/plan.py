@@ -43,12 +43,16 @@ def choose_service(services: Sequence[ServiceSummary], *, service_name: str) -> 
     if len(aws) > 1:
         ids = ", ".join(sorted(s.id for s in aws))
         return ServiceChoice(
-            None, Reason.SERVICE_AMBIGUOUS, f"{len(aws)} AWS services are named {service_name!r} ({ids}): set serviceId"
+            None,
+            Reason.SERVICE_AMBIGUOUS,
+            f"{len(aws)} AWS services are named {service_name!r} ({ids}): set serviceId",
         )
     if named:
         providers = ", ".join(sorted({s.provider for s in named}))
         return ServiceChoice(
-            None, Reason.SERVICE_NOT_AWS, f"service {service_name!r} runs on {providers}, not aws: PrivateLink needs AWS"
+            None,
+            Reason.SERVICE_NOT_AWS,
+            f"service {service_name!r} runs on {providers}, not aws: PrivateLink needs AWS",
         )
     return ServiceChoice(
         None, Reason.SERVICE_NOT_FOUND, f"no service named {service_name!r} in the organization"
@@ -67,7 +71,11 @@ def service_readiness(state: str, *, config_ready: bool) -> tuple[bool, Reason, 
         return False, Reason.SERVICE_UNUSABLE, f"service is {state}: it cannot be connected"
     if not config_ready:
         if state in SERVICE_WAIT_STATES:
-            return False, Reason.SERVICE_PROVISIONING, f"service is {state}: waiting for its PrivateLink configuration"
+            return (
+                False,
+                Reason.SERVICE_PROVISIONING,
+                f"service is {state}: waiting for its PrivateLink configuration",
+            )
         return (
             False,
             Reason.SERVICE_PROVISIONING,
@@ -131,7 +139,11 @@ class EndpointDecision:
 
 _STATE_DECISIONS: dict[str, tuple[EndpointAction, Reason, str]] = {
     "available": (EndpointAction.READY, Reason.AVAILABLE, "endpoint {id} is available"),
-    "pending": (EndpointAction.WAIT, Reason.ENDPOINT_PENDING, "endpoint {id} is pending: AWS is provisioning it"),
+    "pending": (
+        EndpointAction.WAIT,
+        Reason.ENDPOINT_PENDING,
+        "endpoint {id} is pending: AWS is provisioning it",
+    ),
     "pendingAcceptance": (
         EndpointAction.WAIT,
         Reason.ENDPOINT_PENDING_ACCEPTANCE,
@@ -149,7 +161,9 @@ _STATE_DECISIONS: dict[str, tuple[EndpointAction, Reason, str]] = {
     "deleted": (EndpointAction.FAIL, Reason.ENDPOINT_NOT_FOUND, "endpoint {id} was deleted"),
 }
 
-LIVE_ENDPOINT_STATES = frozenset({"pendingAcceptance", "pending", "available", "partial", "rejected", "failed"})
+LIVE_ENDPOINT_STATES = frozenset(
+    {"pendingAcceptance", "pending", "available", "partial", "rejected", "failed"}
+)
 
 
 def check_cross_region(desired: DesiredEndpoint) -> EndpointDecision | None:
@@ -164,7 +178,9 @@ def check_cross_region(desired: DesiredEndpoint) -> EndpointDecision | None:
     return None
 
 
-def plan_endpoint(desired: DesiredEndpoint, observed: ObservedEndpoint | None, *, adopted: bool) -> EndpointDecision:
+def plan_endpoint(
+    desired: DesiredEndpoint, observed: ObservedEndpoint | None, *, adopted: bool
+) -> EndpointDecision:
     """Decide what to do with the VPC endpoint: create, modify, wait, accept or fail."""
     if observed is None:
         if adopted:
@@ -196,7 +212,9 @@ def plan_endpoint(desired: DesiredEndpoint, observed: ObservedEndpoint | None, *
         add_sgs = tuple(sorted(desired.security_group_ids - observed.security_group_ids))
         # An empty securityGroupIds means "the VPC's default group", which AWS attaches itself: keep it.
         remove_sgs = (
-            tuple(sorted(observed.security_group_ids - desired.security_group_ids)) if desired.security_group_ids else ()
+            tuple(sorted(observed.security_group_ids - desired.security_group_ids))
+            if desired.security_group_ids
+            else ()
         )
         if add_subnets or remove_subnets or add_sgs or remove_sgs:
             return EndpointDecision(
@@ -258,7 +276,9 @@ def _same_target(a: tuple[str, str], b: tuple[str, str]) -> bool:
     return a[0].rstrip(".").lower() == b[0].rstrip(".").lower() and a[1] == b[1]
 
 
-def plan_record(ref: ResourceRef, hostname: str, target: tuple[str, str], observed: ObservedRecords) -> RecordDecision:
+def plan_record(
+    ref: ResourceRef, hostname: str, target: tuple[str, str], observed: ObservedRecords
+) -> RecordDecision:
     """Decide whether to write the alias record; never overwrite a record someone else wrote."""
     owner = observed.owner
     if observed.other_address or observed.foreign_txt or (observed.alias is not None and owner is None):
@@ -268,9 +288,15 @@ def plan_record(ref: ResourceRef, hostname: str, target: tuple[str, str], observ
             f"{hostname} already has a record the operator did not write: remove it or set dns.mode None",
         )
     if owner is not None and owner.uid != ref.uid:
-        if owner.cluster == ref.cluster and observed.alias is not None and _same_target(observed.alias, target):
+        if (
+            owner.cluster == ref.cluster
+            and observed.alias is not None
+            and _same_target(observed.alias, target)
+        ):
             return RecordDecision(
-                RecordAction.KEEP, Reason.RECORD_WRITTEN, f"{hostname} points to this endpoint (written for {owner.resource})"
+                RecordAction.KEEP,
+                Reason.RECORD_WRITTEN,
+                f"{hostname} points to this endpoint (written for {owner.resource})",
             )
         return RecordDecision(
             RecordAction.CONFLICT,
@@ -305,7 +331,9 @@ def plan_allow_list(current: Sequence[str], endpoint_id: str, *, attach: bool) -
     return AllowListChange()
 
 
-def org_entry_removable(endpoint_id: str, org_endpoint_ids: Sequence[str], services_ids: Sequence[Sequence[str]]) -> bool:
+def org_entry_removable(
+    endpoint_id: str, org_endpoint_ids: Sequence[str], services_ids: Sequence[Sequence[str]]
+) -> bool:
     """Whether the organization's entry for the endpoint can go: listed there, and no service uses it."""
     return endpoint_id in org_endpoint_ids and not any(endpoint_id in ids for ids in services_ids)
 

@@ -150,7 +150,9 @@ class Reconciler:
             raise StepFailed(ConditionType.SERVICE_RESOLVED, reason, str(exc)) from None
         return self._clickhouse(res.spec.clickhouse.api_url, key)
 
-    async def _resolve(self, res: Resource, api: ClickHouseCloudClient, out: Outcome) -> tuple[Service, PrivateEndpointConfig]:
+    async def _resolve(
+        self, res: Resource, api: ClickHouseCloudClient, out: Outcome
+    ) -> tuple[Service, PrivateEndpointConfig]:
         step = ConditionType.SERVICE_RESOLVED
         org = res.spec.clickhouse.organization_id
         service_id = res.spec.clickhouse.service_id
@@ -167,15 +169,23 @@ class Reconciler:
         out.status["serviceId"] = service.id
         out.status["serviceRegion"] = service.region
         if service.provider != "aws":
-            raise StepFailed(step, Reason.SERVICE_NOT_AWS, f"service {service.name!r} runs on {service.provider}, not aws")
-        config = await _clickhouse_call(step, api.get_private_endpoint_config(org, service.id), private_link=True)
+            raise StepFailed(
+                step, Reason.SERVICE_NOT_AWS, f"service {service.name!r} runs on {service.provider}, not aws"
+            )
+        config = await _clickhouse_call(
+            step, api.get_private_endpoint_config(org, service.id), private_link=True
+        )
         usable, reason, message = service_readiness(service.state, config_ready=config.ready)
         if not usable:
             raise StepFailed(step, reason, f"{service.name}: {message}")
         out.status["endpointServiceId"] = config.endpoint_service_id
         out.status["privateDnsHostname"] = config.private_dns_hostname
         out.status["endpoints"] = connection_endpoints(config.private_dns_hostname)
-        out.steps.append(StepResult(step, True, Reason.RESOLVED, f"service {service.name} ({service.id}) is {service.state}"))
+        out.steps.append(
+            StepResult(
+                step, True, Reason.RESOLVED, f"service {service.name} ({service.id}) is {service.state}"
+            )
+        )
         return service, config
 
     async def _ensure_endpoint(
@@ -211,7 +221,9 @@ class Reconciler:
                 client_token=client_token(res.ref, f"endpoint/{aws_spec.vpc_id}/{desired.service_name}"),
             )
             where = f" (cross-region to {desired.service_region})" if desired.cross_region else ""
-            out.events.append(Event("Normal", "EndpointCreated", f"created VPC endpoint {observed.id}{where}"))
+            out.events.append(
+                Event("Normal", "EndpointCreated", f"created VPC endpoint {observed.id}{where}")
+            )
             out.changes.append("endpoint_created")
             decision = plan_endpoint(desired, observed, adopted=False)
         elif decision.action is EndpointAction.MODIFY:
@@ -221,7 +233,9 @@ class Reconciler:
             out.changes.append("endpoint_modified")
             observed = await _aws_call(step, vpc_endpoints.get, clients.ec2, observed.id)
             if observed is None:
-                raise StepFailed(step, Reason.ENDPOINT_NOT_FOUND, "the endpoint vanished while being modified")
+                raise StepFailed(
+                    step, Reason.ENDPOINT_NOT_FOUND, "the endpoint vanished while being modified"
+                )
             decision = plan_endpoint(desired, observed, adopted=False)
         assert observed is not None
         out.status["vpcEndpointId"] = observed.id
@@ -229,20 +243,33 @@ class Reconciler:
         out.status["vpcEndpointOwned"] = not adopted
         if decision.action is EndpointAction.FAIL:
             raise StepFailed(step, decision.reason, decision.message)
-        out.steps.append(StepResult(step, decision.action is EndpointAction.READY, decision.reason, decision.message))
+        out.steps.append(
+            StepResult(step, decision.action is EndpointAction.READY, decision.reason, decision.message)
+        )
         return observed
 
-    async def _ensure_dns(self, res: Resource, hostname: str, endpoint: ObservedEndpoint, out: Outcome) -> None:
+    async def _ensure_dns(
+        self, res: Resource, hostname: str, endpoint: ObservedEndpoint, out: Outcome
+    ) -> None:
         step = ConditionType.DNS_READY
         if res.spec.dns.mode is DnsMode.NONE:
             out.status.pop("hostedZoneId", None)
             out.steps.append(
-                StepResult(step, True, Reason.DNS_DISABLED, f"dns.mode is None: point {hostname} at {endpoint.id} yourself")
+                StepResult(
+                    step,
+                    True,
+                    Reason.DNS_DISABLED,
+                    f"dns.mode is None: point {hostname} at {endpoint.id} yourself",
+                )
             )
             return
         target = endpoint.regional_dns
         if target is None:
-            out.steps.append(StepResult(step, False, Reason.WAITING_FOR_ENDPOINT, f"endpoint {endpoint.id} has no DNS name yet"))
+            out.steps.append(
+                StepResult(
+                    step, False, Reason.WAITING_FOR_ENDPOINT, f"endpoint {endpoint.id} has no DNS name yet"
+                )
+            )
             out.requeue_after = self.settings.poll_interval
             return
         aws_spec = res.spec.aws
@@ -254,9 +281,13 @@ class Reconciler:
             raise StepFailed(step, decision.reason, decision.message)
         if decision.action is RecordAction.WRITE:
             await _aws_call(step, dns.write_records, r53, zone.id, hostname, target, res.ref)
-            out.events.append(Event("Normal", "DnsRecordWritten", f"{hostname} now points to endpoint {endpoint.id}"))
+            out.events.append(
+                Event("Normal", "DnsRecordWritten", f"{hostname} now points to endpoint {endpoint.id}")
+            )
             out.changes.append("dns_record_written")
-        out.steps.append(StepResult(step, True, Reason.RECORD_WRITTEN, f"{hostname} resolves to endpoint {endpoint.id}"))
+        out.steps.append(
+            StepResult(step, True, Reason.RECORD_WRITTEN, f"{hostname} resolves to endpoint {endpoint.id}")
+        )
 
     async def _zone(self, res: Resource, hostname: str, out: Outcome) -> dns.ObservedZone:
         step = ConditionType.DNS_READY
@@ -269,11 +300,15 @@ class Reconciler:
                 raise StepFailed(step, Reason.HOSTED_ZONE_NOT_FOUND, f"hosted zone {zone_id} does not exist")
             if not zone_contains(zone.name, hostname):
                 raise StepFailed(
-                    step, Reason.HOSTED_ZONE_NOT_FOUND, f"hosted zone {zone_id} ({zone.name}) cannot hold {hostname}"
+                    step,
+                    Reason.HOSTED_ZONE_NOT_FOUND,
+                    f"hosted zone {zone_id} ({zone.name}) cannot hold {hostname}",
                 )
         else:
             name = zone_name_for(hostname)
-            zone = await _aws_call(step, dns.find_private_zone, r53, name, vpc_id=aws_spec.vpc_id, vpc_region=aws_spec.region)
+            zone = await _aws_call(
+                step, dns.find_private_zone, r53, name, vpc_id=aws_spec.vpc_id, vpc_region=aws_spec.region
+            )
             if zone is None:
                 zone = await _aws_call(
                     step,
@@ -285,22 +320,37 @@ class Reconciler:
                     tags=ownership_tags(res.ref),
                     caller_reference=client_token(res.ref, f"zone/{aws_spec.vpc_id}/{name}"),
                 )
-                out.events.append(Event("Normal", "HostedZoneCreated", f"created private zone {name} ({zone.id})"))
+                out.events.append(
+                    Event("Normal", "HostedZoneCreated", f"created private zone {name} ({zone.id})")
+                )
                 out.changes.append("zone_created")
         out.status["hostedZoneId"] = zone.id
         return zone
 
     async def _ensure_allow_list(
-        self, res: Resource, api: ClickHouseCloudClient, service: Service, endpoint: ObservedEndpoint, out: Outcome
+        self,
+        res: Resource,
+        api: ClickHouseCloudClient,
+        service: Service,
+        endpoint: ObservedEndpoint,
+        out: Outcome,
     ) -> None:
         step = ConditionType.ALLOW_LISTED
         org = res.spec.clickhouse.organization_id
         change = plan_allow_list(service.private_endpoint_ids, endpoint.id, attach=True)
         if not change.empty:
-            await _clickhouse_call(step, api.update_private_endpoint_ids(org, service.id, add=change.add), write=True)
-            out.events.append(Event("Normal", "AllowListed", f"added {endpoint.id} to the allow list of {service.name}"))
+            await _clickhouse_call(
+                step, api.update_private_endpoint_ids(org, service.id, add=change.add), write=True
+            )
+            out.events.append(
+                Event("Normal", "AllowListed", f"added {endpoint.id} to the allow list of {service.name}")
+            )
             out.changes.append("allow_listed")
-        out.steps.append(StepResult(step, True, Reason.ALLOW_LISTED, f"{endpoint.id} is on the allow list of {service.name}"))
+        out.steps.append(
+            StepResult(
+                step, True, Reason.ALLOW_LISTED, f"{endpoint.id} is on the allow list of {service.name}"
+            )
+        )
 
     # -------------------------------------------------------------------------------------------- cleanup
 
@@ -310,7 +360,11 @@ class Reconciler:
         if res.spec.deletion_policy is DeletionPolicy.RETAIN:
             kept = res.status.get("vpcEndpointId") or "no endpoint"
             out.events.append(
-                Event("Normal", "Retained", f"deletionPolicy is Retain: left {kept}, its DNS record and allow-list entry")
+                Event(
+                    "Normal",
+                    "Retained",
+                    f"deletionPolicy is Retain: left {kept}, its DNS record and allow-list entry",
+                )
             )
             out.done = True
             return out
@@ -320,21 +374,33 @@ class Reconciler:
             step = ConditionType.VPC_ENDPOINT_READY
             owned = [
                 e
-                for e in await _aws_call(step, vpc_endpoints.find_owned, clients.ec2, aws_spec.vpc_id, res.ref.uid)
+                for e in await _aws_call(
+                    step, vpc_endpoints.find_owned, clients.ec2, aws_spec.vpc_id, res.ref.uid
+                )
                 if e.state != "deleted"
             ]
-            endpoint_ids = sorted({e.id for e in owned} | ({aws_spec.vpc_endpoint_id} if aws_spec.vpc_endpoint_id else set()))
+            endpoint_ids = sorted(
+                {e.id for e in owned} | ({aws_spec.vpc_endpoint_id} if aws_spec.vpc_endpoint_id else set())
+            )
             api = await self._client(res) if endpoint_ids else None
             if api is not None:
                 await self._detach(res, api, endpoint_ids, out)
             await self._remove_dns(res, out)
             if aws_spec.vpc_endpoint_id:
                 out.events.append(
-                    Event("Normal", "EndpointKept", f"adopted endpoint {aws_spec.vpc_endpoint_id} is left in place")
+                    Event(
+                        "Normal",
+                        "EndpointKept",
+                        f"adopted endpoint {aws_spec.vpc_endpoint_id} is left in place",
+                    )
                 )
             remaining = await self._delete_endpoints(res, clients, owned, out)
             if remaining:
-                out.steps.append(StepResult(step, False, Reason.DELETING, f"waiting for AWS to delete {', '.join(remaining)}"))
+                out.steps.append(
+                    StepResult(
+                        step, False, Reason.DELETING, f"waiting for AWS to delete {', '.join(remaining)}"
+                    )
+                )
                 out.requeue_after = self.settings.poll_interval
                 return out
             if api is not None and owned:
@@ -345,7 +411,9 @@ class Reconciler:
         out.done = True
         return out
 
-    async def _detach(self, res: Resource, api: ClickHouseCloudClient, endpoint_ids: list[str], out: Outcome) -> None:
+    async def _detach(
+        self, res: Resource, api: ClickHouseCloudClient, endpoint_ids: list[str], out: Outcome
+    ) -> None:
         step = ConditionType.ALLOW_LISTED
         org = res.spec.clickhouse.organization_id
         service_id = res.status.get("serviceId") or res.spec.clickhouse.service_id
@@ -357,14 +425,22 @@ class Reconciler:
             if failed.upstream_status == 404:
                 return  # the service is gone, and its allow list with it
             raise
-        remove = tuple(i for i in endpoint_ids if not plan_allow_list(service.private_endpoint_ids, i, attach=False).empty)
+        remove = tuple(
+            i
+            for i in endpoint_ids
+            if not plan_allow_list(service.private_endpoint_ids, i, attach=False).empty
+        )
         if remove:
             try:
-                await _clickhouse_call(step, api.update_private_endpoint_ids(org, service.id, remove=remove), write=True)
+                await _clickhouse_call(
+                    step, api.update_private_endpoint_ids(org, service.id, remove=remove), write=True
+                )
             except StepFailed as failed:
                 if failed.upstream_status != 404:
                     raise
-            out.events.append(Event("Normal", "AllowListRemoved", f"removed {', '.join(remove)} from {service.name}"))
+            out.events.append(
+                Event("Normal", "AllowListRemoved", f"removed {', '.join(remove)} from {service.name}")
+            )
 
     async def _remove_dns(self, res: Resource, out: Outcome) -> None:
         step = ConditionType.DNS_READY
@@ -383,11 +459,15 @@ class Reconciler:
             await _aws_call(step, dns.delete_records, r53, zone.id, ours)
             out.events.append(Event("Normal", "DnsRecordDeleted", f"deleted the record for {hostname}"))
         elif observed.alias is not None or observed.other_address:
-            out.events.append(Event("Normal", "DnsRecordKept", f"the record for {hostname} is not ours: left in place"))
+            out.events.append(
+                Event("Normal", "DnsRecordKept", f"the record for {hostname} is not ours: left in place")
+            )
         # A zone the operator created is removed by whichever resource leaves it empty.
         if res.spec.dns.hosted_zone_id is None and is_managed(zone.tags, res.ref.cluster):
             if await _aws_call(step, dns.delete_zone_if_empty, r53, zone.id):
-                out.events.append(Event("Normal", "HostedZoneDeleted", f"deleted the empty private zone {zone.name}"))
+                out.events.append(
+                    Event("Normal", "HostedZoneDeleted", f"deleted the empty private zone {zone.name}")
+                )
 
     async def _delete_endpoints(
         self, res: Resource, clients: AwsClients, owned: list[ObservedEndpoint], out: Outcome
@@ -415,7 +495,11 @@ class Reconciler:
         services = await _clickhouse_call(step, api.list_services(org_id))
         used = [s.private_endpoint_ids for s in services]
         listed = [e.id for e in org.private_endpoints]
-        gone = [e for e in org.private_endpoints if e.id in endpoint_ids and org_entry_removable(e.id, listed, used)]
+        gone = [
+            e
+            for e in org.private_endpoints
+            if e.id in endpoint_ids and org_entry_removable(e.id, listed, used)
+        ]
         if not gone:
             return
         try:
@@ -431,9 +515,17 @@ class Reconciler:
             )
             return
         except ClickHouseApiError as exc:
-            out.events.append(Event("Warning", "OrganizationEntryKept", f"could not remove the organization entry: {exc}"))
+            out.events.append(
+                Event("Warning", "OrganizationEntryKept", f"could not remove the organization entry: {exc}")
+            )
             return
-        out.events.append(Event("Normal", "OrganizationEntryRemoved", f"removed {', '.join(e.id for e in gone)} from the organization"))
+        out.events.append(
+            Event(
+                "Normal",
+                "OrganizationEntryRemoved",
+                f"removed {', '.join(e.id for e in gone)} from the organization",
+            )
+        )
 
     # ------------------------------------------------------------------------------------------- failures
 
@@ -491,18 +583,27 @@ async def _clickhouse_call(
         return await call
     except Unauthorized as exc:
         raise StepFailed(
-            step, Reason.UNAUTHORIZED, f"ClickHouse rejected the API key (401 {exc.message}): check keyId and keySecret"
+            step,
+            Reason.UNAUTHORIZED,
+            f"ClickHouse rejected the API key (401 {exc.message}): check keyId and keySecret",
         ) from None
     except Forbidden as exc:
         if private_link:
             raise StepFailed(
-                step, Reason.PRIVATE_LINK_NOT_AVAILABLE, f"PrivateLink is not available to this service (403 {exc.message})"
+                step,
+                Reason.PRIVATE_LINK_NOT_AVAILABLE,
+                f"PrivateLink is not available to this service (403 {exc.message})",
             ) from None
         hint = ": writing needs an Admin key (a Developer key is read-only)" if write else ""
-        raise StepFailed(step, Reason.FORBIDDEN, f"ClickHouse refused the request (403 {exc.message}){hint}") from None
+        raise StepFailed(
+            step, Reason.FORBIDDEN, f"ClickHouse refused the request (403 {exc.message}){hint}"
+        ) from None
     except NotFound as exc:
         raise StepFailed(
-            step, Reason.SERVICE_NOT_FOUND, f"the service was not found (404 {exc.message})", upstream_status=404
+            step,
+            Reason.SERVICE_NOT_FOUND,
+            f"the service was not found (404 {exc.message})",
+            upstream_status=404,
         ) from None
     except ClickHouseApiError as exc:
         if exc.retryable:
@@ -510,7 +611,9 @@ async def _clickhouse_call(
             raise StepFailed(step, reason, f"ClickHouse API: {exc}", retry_after=exc.retry_after) from None
         if private_link and 400 <= exc.status < 500:
             raise StepFailed(
-                step, Reason.PRIVATE_LINK_NOT_AVAILABLE, f"PrivateLink is not available ({exc.status} {exc.message})"
+                step,
+                Reason.PRIVATE_LINK_NOT_AVAILABLE,
+                f"PrivateLink is not available ({exc.status} {exc.message})",
             ) from None
         raise StepFailed(step, Reason.CLICKHOUSE_REQUEST_REJECTED, f"ClickHouse API: {exc}") from None
 
@@ -525,7 +628,9 @@ def steps_to_conditions(
         if step_type in reached:
             continue
         if first_failed is not None:
-            waiting = StepResult(step_type, False, Reason.RECONCILING, f"waiting for {first_failed.type.value}")
+            waiting = StepResult(
+                step_type, False, Reason.RECONCILING, f"waiting for {first_failed.type.value}"
+            )
             conditions = set_condition(conditions, waiting, generation=generation)
     for step in steps:
         conditions = set_condition(conditions, step, generation=generation)

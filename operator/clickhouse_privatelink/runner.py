@@ -15,7 +15,9 @@ from .models import ClickHousePrivateLinkSpec  # noqa: F401 - fail fast on a bro
 def configure_logging(*, verbose: bool) -> None:
     """JSON lines by default (each line carries the resource's namespace and name), text on request."""
     fmt = os.environ.get("CHPL_LOG_FORMAT", "json").lower()
-    log_format = {"json": kopf.LogFormat.JSON, "text": kopf.LogFormat.PLAIN, "full": kopf.LogFormat.FULL}.get(fmt)
+    log_format = {"json": kopf.LogFormat.JSON, "text": kopf.LogFormat.PLAIN, "full": kopf.LogFormat.FULL}.get(
+        fmt
+    )
     if log_format is None:
         raise SystemExit(f"CHPL_LOG_FORMAT must be json, text or full, not {fmt!r}")
     kopf.configure(verbose=verbose, log_format=log_format, log_refkey="k8s")

@@ -49,7 +49,14 @@ def set_condition(
             continue
         found = True
         changed = cond.get("status") != status
-        out.append(_condition(result, status, cond["lastTransitionTime"] if not changed else now or now_rfc3339(), generation))
+        out.append(
+            _condition(
+                result,
+                status,
+                cond["lastTransitionTime"] if not changed else now or now_rfc3339(),
+                generation,
+            )
+        )
     if not found:
         out.append(_condition(result, status, now or now_rfc3339(), generation))
     return out

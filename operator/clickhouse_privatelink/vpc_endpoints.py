@@ -71,7 +71,10 @@ def create(
         "PrivateDnsEnabled": False,
         "ClientToken": client_token,
         "TagSpecifications": [
-            {"ResourceType": "vpc-endpoint", "Tags": [{"Key": k, "Value": v} for k, v in sorted(tags.items())]}
+            {
+                "ResourceType": "vpc-endpoint",
+                "Tags": [{"Key": k, "Value": v} for k, v in sorted(tags.items())],
+            }
         ],
     }
     if desired.security_group_ids:
@@ -106,4 +109,7 @@ def delete(ec2: EC2Client, endpoint_id: str) -> None:
     for failure in result.get("Unsuccessful", []):
         err = failure.get("Error", {})
         if err.get("Code") != "InvalidVpcEndpointId.NotFound":
-            raise ClientError({"Error": dict(err)}, "DeleteVpcEndpoints")  # type: ignore[arg-type]
+            raise ClientError(
+                {"Error": {"Code": str(err.get("Code", "")), "Message": str(err.get("Message", ""))}},
+                "DeleteVpcEndpoints",
+            )

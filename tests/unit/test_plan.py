@@ -187,7 +187,9 @@ def test_oldest_live_owned_endpoint_is_chosen_and_deleted_ones_ignored() -> None
 
 
 def test_zone_for_the_hostname_is_its_parent_domain() -> None:
-    assert zone_name_for("abc123.us-west-2.vpce.aws.clickhouse.cloud") == "us-west-2.vpce.aws.clickhouse.cloud"
+    assert (
+        zone_name_for("abc123.us-west-2.vpce.aws.clickhouse.cloud") == "us-west-2.vpce.aws.clickhouse.cloud"
+    )
     assert zone_contains("us-west-2.vpce.aws.clickhouse.cloud.", "abc.us-west-2.vpce.aws.clickhouse.cloud")
     assert not zone_contains("example.com", "abc.us-west-2.vpce.aws.clickhouse.cloud")
 
@@ -239,7 +241,9 @@ def test_allow_list_adds_only_a_missing_id() -> None:
 
 
 def test_allow_list_removes_only_our_present_id() -> None:
-    assert plan_allow_list(["vpce-other", "vpce-1"], "vpce-1", attach=False) == AllowListChange(remove=("vpce-1",))
+    assert plan_allow_list(["vpce-other", "vpce-1"], "vpce-1", attach=False) == AllowListChange(
+        remove=("vpce-1",)
+    )
     assert plan_allow_list(["vpce-other"], "vpce-1", attach=False).empty
 
 
@@ -251,5 +255,9 @@ def test_org_entry_goes_only_when_no_service_lists_the_endpoint() -> None:
 
 def test_connection_endpoints_are_on_the_private_hostname() -> None:
     eps = connection_endpoints("h.example")
-    assert {(e["protocol"], e["port"]) for e in eps} == {("https", 8443), ("nativesecure", 9440), ("mysql", 3306)}
+    assert {(e["protocol"], e["port"]) for e in eps} == {
+        ("https", 8443),
+        ("nativesecure", 9440),
+        ("mysql", 3306),
+    }
     assert {e["host"] for e in eps} == {"h.example"}

@@ -39,7 +39,9 @@ def test_ready_carries_the_first_failing_step() -> None:
 
 
 def test_ready_is_true_only_when_every_step_is() -> None:
-    steps = [StepResult(t, True, Reason.RESOLVED, "ok") for t in ConditionType if t is not ConditionType.READY]
+    steps = [
+        StepResult(t, True, Reason.RESOLVED, "ok") for t in ConditionType if t is not ConditionType.READY
+    ]
     assert summarise_ready(steps).ok
     assert not summarise_ready(steps[:2]).ok
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib
 
-
 _MODULES = {"kubernetes": "kubernetes", "clickhouse": "clickhouse_cloud", "aws": "aws"}
 
 

@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 DEFAULT_ACCESS_KEY = "testing"
-DEFAULT_SECRET_KEY = "testing"  # noqa: S105 - moto accepts any credentials; these are not secrets
+DEFAULT_SECRET_KEY = "testing"
 
 
 @dataclass
@@ -144,7 +144,9 @@ def seed_network(endpoint_url: str, region: str, *, cidr: str = "10.42.0.0/16") 
         )["Subnet"]["SubnetId"]
         for i, az in enumerate("ab")
     ]
-    sg = ec2.create_security_group(GroupName=f"clickhouse-{vpc_id}", Description="ClickHouse", VpcId=vpc_id)["GroupId"]
+    sg = ec2.create_security_group(GroupName=f"clickhouse-{vpc_id}", Description="ClickHouse", VpcId=vpc_id)[
+        "GroupId"
+    ]
     ec2.authorize_security_group_ingress(
         GroupId=sg,
         IpPermissions=[
@@ -191,8 +193,12 @@ def main(*, host: str, port: int, argv: list[str]) -> int:
     """Serve the AWS stand-in in the foreground until SIGINT/SIGTERM."""
     parser = argparse.ArgumentParser(prog="clickhouse-privatelink-operator standin aws")
     parser.add_argument("--endpoint-pending-seconds", type=float, default=0.0)
-    parser.add_argument("--reject-service", action="append", default=[], help="service name AWS cannot verify")
-    parser.add_argument("--seed-network", metavar="REGION", action="append", default=[], help="seed a VPC there")
+    parser.add_argument(
+        "--reject-service", action="append", default=[], help="service name AWS cannot verify"
+    )
+    parser.add_argument(
+        "--seed-network", metavar="REGION", action="append", default=[], help="seed a VPC there"
+    )
     args = parser.parse_args(argv)
 
     standin = AwsStandIn(

@@ -22,13 +22,17 @@ def start_standin(
     """Run ``clickhouse-privatelink-operator standin WHICH`` on a free port; return the process and its URL."""
     cmd = [sys.executable, "-m", "clickhouse_privatelink", "standin", which, "--port", "0", *args]
     stderr: IO[str] | int = open(log_path, "w") if log_path else subprocess.DEVNULL  # noqa: SIM115 - owned by the child
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=stderr, text=True, env={**os.environ, **(env or {})})
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=stderr, text=True, env={**os.environ, **(env or {})}
+    )
     assert proc.stdout is not None
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         line = proc.stdout.readline()
         if not line:
-            raise RuntimeError(f"{which} stand-in exited with code {proc.wait()} before serving (log: {log_path})")
+            raise RuntimeError(
+                f"{which} stand-in exited with code {proc.wait()} before serving (log: {log_path})"
+            )
         if " serving on " in line:
             return proc, line.rsplit(" ", 1)[-1].strip()
     stop_process(proc)
