@@ -22,6 +22,7 @@ or ``repr`` carries it (upstream error text is scrubbed of it too).
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import os
 import re
@@ -391,7 +392,9 @@ class ClickHouseCloudClient:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.key_id = key_id
-        self._secret = key_secret  # kept only to scrub it from upstream error text
+        # Kept only to scrub them from upstream text: the secret and the Basic credentials it travels in.
+        basic = base64.b64encode(f"{key_id}:{key_secret}".encode()).decode()
+        self._sensitive = tuple(s for s in (key_secret, basic) if s)
         self.limiter = limiter if limiter is not None else limiter_for(self.base_url, key_id)
         self.retry = retry
         self._on_call = on_call
@@ -600,7 +603,9 @@ class ClickHouseCloudClient:
         return text if len(text) <= MAX_MESSAGE_CHARS else text[:MAX_MESSAGE_CHARS] + "..."
 
     def _scrub(self, text: str) -> str:
-        return text.replace(self._secret, "***") if self._secret else text
+        for sensitive in self._sensitive:
+            text = text.replace(sensitive, "***")
+        return text
 
 
 def _org(org_id: str) -> str:
