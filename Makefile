@@ -38,5 +38,21 @@ sandbox: venv tools
 test: venv tools lint
 	$(BIN)/pytest -q
 
+# Packaging: the chart's crds/ are byte-identical copies of crds/ (Helm cannot read files outside the
+# chart; deploy/ uses crds/ itself as a kustomize base). tests/packaging fails when they differ.
+CHART := charts/clickhouse-privatelink-operator
+CRD_FILES := $(filter-out crds/kustomization.yaml,$(wildcard crds/*.yaml))
+
+.PHONY: chart-crds packaging
+
+chart-crds:
+	rm -f $(CHART)/crds/*.yaml
+	cp $(CRD_FILES) $(CHART)/crds/
+
+# Everything packaging derives from one definition: the chart's CRDs, deploy/operator.yaml (the chart
+# rendered), health.lua's terminal reasons (reasons.py) and the argocd-cm snippets (health.lua).
+packaging: venv tools chart-crds
+	$(BIN)/python scripts/render_packaging.py all
+
 clean:
 	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache
