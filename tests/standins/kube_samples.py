@@ -19,10 +19,19 @@ def chpl(name: str = "demo", **spec_overrides: Any) -> dict[str, Any]:
             "serviceName": "analytics",
             "credentialsSecretRef": {"name": "clickhouse-api"},
         },
-        "aws": {"region": "us-east-1", "vpcId": "vpc-0123456789abcdef0", "subnetIds": ["subnet-0123456789abcdef0"]},
+        "aws": {
+            "region": "us-east-1",
+            "vpcId": "vpc-0123456789abcdef0",
+            "subnetIds": ["subnet-0123456789abcdef0"],
+        },
     }
     spec.update(copy.deepcopy(spec_overrides))
-    return {"apiVersion": API_VERSION, "kind": "ClickHousePrivateLink", "metadata": {"name": name}, "spec": spec}
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "ClickHousePrivateLink",
+        "metadata": {"name": name},
+        "spec": spec,
+    }
 
 
 def cr_path(namespace: str, name: str | None = None) -> str:
@@ -30,7 +39,9 @@ def cr_path(namespace: str, name: str | None = None) -> str:
     return f"{path}/{name}" if name else path
 
 
-def sample_crd(plural: str = "widgets", *, status_subresource: bool = False, scope: str = "Namespaced") -> dict[str, Any]:
+def sample_crd(
+    plural: str = "widgets", *, status_subresource: bool = False, scope: str = "Namespaced"
+) -> dict[str, Any]:
     """A small CRD of group example.com with a free-form spec and status."""
     version: dict[str, Any] = {
         "name": "v1",

@@ -69,7 +69,10 @@ async def test_delete_preconditions_must_match(akube: AsyncKube) -> None:
     with pytest.raises(KubeApiError) as err:
         await akube.request("DELETE", cr_path("default", "pre"), body=options)
     assert err.value.status == 409
-    options["preconditions"] = {"uid": created["metadata"]["uid"], "resourceVersion": created["metadata"]["resourceVersion"]}
+    options["preconditions"] = {
+        "uid": created["metadata"]["uid"],
+        "resourceVersion": created["metadata"]["resourceVersion"],
+    }
     options["propagationPolicy"] = "Foreground"
     await akube.request("DELETE", cr_path("default", "pre"), body=options)
 
@@ -147,7 +150,9 @@ async def test_crd_deletion_waits_for_finalizers_of_its_objects(akube: AsyncKube
     with pytest.raises(KubeApiError) as err:
         await akube.request("POST", widgets, body={"metadata": {"name": "new"}})
     assert err.value.status == 405
-    await akube.request("PATCH", f"{widgets}/w", body={"metadata": {"finalizers": None}}, content_type=MERGE_PATCH)
+    await akube.request(
+        "PATCH", f"{widgets}/w", body={"metadata": {"finalizers": None}}, content_type=MERGE_PATCH
+    )
     with pytest.raises(KubeApiError) as err:
         await akube.request("GET", f"{CRDS}/widgets.example.com")
     assert err.value.status == 404

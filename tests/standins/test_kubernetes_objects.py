@@ -36,7 +36,9 @@ async def test_create_sets_server_metadata(akube: AsyncKube) -> None:
 async def test_resource_version_is_one_global_increasing_counter(akube: AsyncKube) -> None:
     a = await akube.request("POST", SECRETS, body={"metadata": {"name": "a"}})
     b = await akube.request("POST", cr_path("default"), body=chpl("b"))
-    c = await akube.request("PATCH", f"{SECRETS}/a", body={"metadata": {"labels": {"x": "y"}}}, content_type=MERGE_PATCH)
+    c = await akube.request(
+        "PATCH", f"{SECRETS}/a", body={"metadata": {"labels": {"x": "y"}}}, content_type=MERGE_PATCH
+    )
     versions = [int(o["metadata"]["resourceVersion"]) for o in (a, b, c)]
     assert versions == sorted(versions) and len(set(versions)) == 3
     listed = await akube.request("GET", SECRETS)
@@ -47,14 +49,19 @@ async def test_generate_name_appends_a_random_suffix(akube: AsyncKube) -> None:
     body = {"metadata": {"generateName": "creds-"}, "stringData": {"k": "v"}}
     first = await akube.request("POST", SECRETS, body=body)
     second = await akube.request("POST", SECRETS, body=body)
-    assert first["metadata"]["name"].startswith("creds-") and len(first["metadata"]["name"]) == len("creds-") + 5
+    assert (
+        first["metadata"]["name"].startswith("creds-") and len(first["metadata"]["name"]) == len("creds-") + 5
+    )
     assert first["metadata"]["name"] != second["metadata"]["name"]
 
 
 async def test_spec_change_bumps_generation(akube: AsyncKube) -> None:
     await akube.request("POST", cr_path("default"), body=chpl("gen"))
     patched = await akube.request(
-        "PATCH", cr_path("default", "gen"), body={"spec": {"deletionPolicy": "Retain"}}, content_type=MERGE_PATCH
+        "PATCH",
+        cr_path("default", "gen"),
+        body={"spec": {"deletionPolicy": "Retain"}},
+        content_type=MERGE_PATCH,
     )
     assert patched["metadata"]["generation"] == 2
 
@@ -62,7 +69,10 @@ async def test_spec_change_bumps_generation(akube: AsyncKube) -> None:
 async def test_metadata_change_does_not_bump_generation(akube: AsyncKube) -> None:
     await akube.request("POST", cr_path("default"), body=chpl("gen"))
     patched = await akube.request(
-        "PATCH", cr_path("default", "gen"), body={"metadata": {"labels": {"a": "b"}}}, content_type=MERGE_PATCH
+        "PATCH",
+        cr_path("default", "gen"),
+        body={"metadata": {"labels": {"a": "b"}}},
+        content_type=MERGE_PATCH,
     )
     assert patched["metadata"]["generation"] == 1
     assert patched["metadata"]["labels"] == {"a": "b"}
@@ -71,7 +81,10 @@ async def test_metadata_change_does_not_bump_generation(akube: AsyncKube) -> Non
 async def test_status_write_does_not_bump_generation(akube: AsyncKube) -> None:
     await akube.request("POST", cr_path("default"), body=chpl("gen"))
     patched = await akube.request(
-        "PATCH", cr_path("default", "gen") + "/status", body={"status": {"serviceId": "x"}}, content_type=MERGE_PATCH
+        "PATCH",
+        cr_path("default", "gen") + "/status",
+        body={"status": {"serviceId": "x"}},
+        content_type=MERGE_PATCH,
     )
     assert patched["status"] == {"serviceId": "x"}
     assert patched["metadata"]["generation"] == 1
@@ -85,7 +98,10 @@ async def test_builtin_kinds_without_spec_have_no_generation(akube: AsyncKube) -
 async def test_noop_write_keeps_resource_version_and_sends_no_event(akube: AsyncKube) -> None:
     created = await akube.request("POST", cr_path("default"), body=chpl("same"))
     again = await akube.request(
-        "PATCH", cr_path("default", "same"), body={"spec": {"deletionPolicy": "Delete"}}, content_type=MERGE_PATCH
+        "PATCH",
+        cr_path("default", "same"),
+        body={"spec": {"deletionPolicy": "Delete"}},
+        content_type=MERGE_PATCH,
     )
     assert again["metadata"]["resourceVersion"] == created["metadata"]["resourceVersion"]
 
@@ -112,7 +128,11 @@ async def test_status_write_ignores_everything_but_status(akube: AsyncKube) -> N
     patched = await akube.request(
         "PATCH",
         cr_path("default", "sub") + "/status",
-        body={"status": {"serviceId": "s1"}, "spec": {"deletionPolicy": "Retain"}, "metadata": {"labels": {"l": "v"}}},
+        body={
+            "status": {"serviceId": "s1"},
+            "spec": {"deletionPolicy": "Retain"},
+            "metadata": {"labels": {"l": "v"}},
+        },
         content_type=MERGE_PATCH,
     )
     assert patched["status"] == {"serviceId": "s1"}
@@ -122,19 +142,25 @@ async def test_status_write_ignores_everything_but_status(akube: AsyncKube) -> N
 
 async def test_without_status_subresource_status_is_a_normal_field(akube: AsyncKube) -> None:
     widgets = await _widgets(akube, status_subresource=False)
-    created = await akube.request("POST", widgets, body={"metadata": {"name": "w"}, "spec": {"a": 1}, "status": {"s": 1}})
+    created = await akube.request(
+        "POST", widgets, body={"metadata": {"name": "w"}, "spec": {"a": 1}, "status": {"s": 1}}
+    )
     assert created["status"] == {"s": 1}
     with pytest.raises(KubeApiError) as err:
         await akube.request("PATCH", f"{widgets}/w/status", body={"status": {}}, content_type=MERGE_PATCH)
     assert err.value.status == 404
-    patched = await akube.request("PATCH", f"{widgets}/w", body={"status": {"s": 2}}, content_type=MERGE_PATCH)
+    patched = await akube.request(
+        "PATCH", f"{widgets}/w", body={"status": {"s": 2}}, content_type=MERGE_PATCH
+    )
     assert patched["status"] == {"s": 2}
     assert patched["metadata"]["generation"] == 2  # for CRs, any non-metadata change counts
 
 
 async def test_stale_resource_version_in_put_is_a_conflict(akube: AsyncKube) -> None:
     created = await akube.request("POST", cr_path("default"), body=chpl("c"))
-    await akube.request("PATCH", cr_path("default", "c"), body={"metadata": {"labels": {"a": "1"}}}, content_type=MERGE_PATCH)
+    await akube.request(
+        "PATCH", cr_path("default", "c"), body={"metadata": {"labels": {"a": "1"}}}, content_type=MERGE_PATCH
+    )
     with pytest.raises(KubeApiError) as err:
         await akube.request("PUT", cr_path("default", "c"), body=created)
     assert err.value.status == 409
@@ -144,7 +170,9 @@ async def test_stale_resource_version_in_put_is_a_conflict(akube: AsyncKube) -> 
 
 async def test_stale_resource_version_in_patch_is_a_conflict(akube: AsyncKube) -> None:
     created = await akube.request("POST", cr_path("default"), body=chpl("c"))
-    await akube.request("PATCH", cr_path("default", "c"), body={"metadata": {"labels": {"a": "1"}}}, content_type=MERGE_PATCH)
+    await akube.request(
+        "PATCH", cr_path("default", "c"), body={"metadata": {"labels": {"a": "1"}}}, content_type=MERGE_PATCH
+    )
     stale = {"metadata": {"resourceVersion": created["metadata"]["resourceVersion"], "labels": {"a": "2"}}}
     with pytest.raises(KubeApiError) as err:
         await akube.request("PATCH", cr_path("default", "c"), body=stale, content_type=MERGE_PATCH)
@@ -193,7 +221,15 @@ async def test_json_patch_test_failure_code_can_be_set_to_409() -> None:
     store.ensure_namespace("default")
     store.create(rt, "v1", "default", {"metadata": {"name": "c"}}, WriteOptions())
     with pytest.raises(Exception) as err:
-        store.patch(rt, "v1", "default", "c", JSON_PATCH, [{"op": "test", "path": "/data", "value": 1}], WriteOptions())
+        store.patch(
+            rt,
+            "v1",
+            "default",
+            "c",
+            JSON_PATCH,
+            [{"op": "test", "path": "/data", "value": 1}],
+            WriteOptions(),
+        )
     assert getattr(err.value, "code", None) == 409
     assert isinstance(err.value.__cause__, JsonPatchTestFailed)
 
@@ -204,7 +240,9 @@ async def test_duplicate_create_is_already_exists(akube: AsyncKube) -> None:
         await akube.request("POST", cr_path("default"), body=chpl("dup"))
     assert err.value.status == 409
     assert err.value.body["reason"] == "AlreadyExists"
-    assert err.value.body["message"] == 'clickhouseprivatelinks.privatelink.clickhouse.dev "dup" already exists'
+    assert (
+        err.value.body["message"] == 'clickhouseprivatelinks.privatelink.clickhouse.dev "dup" already exists'
+    )
 
 
 async def test_missing_object_is_not_found_with_a_status_body(akube: AsyncKube) -> None:
@@ -239,7 +277,9 @@ async def test_merge_patch_null_removes_a_field(akube: AsyncKube) -> None:
 
 
 async def test_strategic_merge_patch_merges_maps_and_named_lists(akube: AsyncKube) -> None:
-    await akube.request("POST", SECRETS, body={"metadata": {"name": "s", "labels": {"a": "1"}}, "data": {"x": "eA=="}})
+    await akube.request(
+        "POST", SECRETS, body={"metadata": {"name": "s", "labels": {"a": "1"}}, "data": {"x": "eA=="}}
+    )
     patched = await akube.request(
         "PATCH",
         f"{SECRETS}/s",
@@ -279,7 +319,9 @@ async def test_apply_patch_creates_then_merges(akube: AsyncKube) -> None:
 
 
 async def test_secret_string_data_is_stored_as_base64_data(akube: AsyncKube) -> None:
-    secret = await akube.request("POST", SECRETS, body={"metadata": {"name": "sd"}, "stringData": {"key": "value"}})
+    secret = await akube.request(
+        "POST", SECRETS, body={"metadata": {"name": "sd"}, "stringData": {"key": "value"}}
+    )
     assert secret["data"] == {"key": base64.b64encode(b"value").decode()}
     assert secret["type"] == "Opaque"
     assert "stringData" not in secret
@@ -309,7 +351,9 @@ async def test_list_pages_with_limit_and_continue(akube: AsyncKube) -> None:
     first = await akube.request("GET", SECRETS, params={"limit": "2"})
     assert [i["metadata"]["name"] for i in first["items"]] == ["page-0", "page-1"]
     assert first["metadata"]["remainingItemCount"] == 3
-    rest = await akube.request("GET", SECRETS, params={"limit": "10", "continue": first["metadata"]["continue"]})
+    rest = await akube.request(
+        "GET", SECRETS, params={"limit": "10", "continue": first["metadata"]["continue"]}
+    )
     assert [i["metadata"]["name"] for i in rest["items"]] == ["page-2", "page-3", "page-4"]
     assert "continue" not in rest["metadata"]
 

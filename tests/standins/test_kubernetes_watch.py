@@ -37,7 +37,10 @@ async def test_watch_streams_live_events(akube: AsyncKube) -> None:
     await akube.request("POST", CONFIGMAPS, body={"metadata": {"name": "live"}})
     await akube.request("DELETE", f"{CONFIGMAPS}/live")
     events = await watching
-    assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [("ADDED", "live"), ("DELETED", "live")]
+    assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [
+        ("ADDED", "live"),
+        ("DELETED", "live"),
+    ]
 
 
 async def test_watch_without_resource_version_starts_with_the_current_state(akube: AsyncKube) -> None:
@@ -48,7 +51,11 @@ async def test_watch_without_resource_version_starts_with_the_current_state(akub
 
 async def test_watch_with_send_initial_events_ends_them_with_a_bookmark(akube: AsyncKube) -> None:
     await akube.request("POST", CONFIGMAPS, body={"metadata": {"name": "existing"}})
-    params = {"sendInitialEvents": "true", "resourceVersionMatch": "NotOlderThan", "allowWatchBookmarks": "true"}
+    params = {
+        "sendInitialEvents": "true",
+        "resourceVersionMatch": "NotOlderThan",
+        "allowWatchBookmarks": "true",
+    }
     events = await akube.watch(CONFIGMAPS, params, until=2)
     assert [e["type"] for e in events] == ["ADDED", "BOOKMARK"]
     assert events[1]["object"]["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}
@@ -77,7 +84,7 @@ async def test_watch_ends_after_timeout_seconds(akube: AsyncKube) -> None:
     since = await _rv(akube)
     loop = asyncio.get_running_loop()
     started = loop.time()
-    events = await akube.watch(CONFIGMAPS, {"resourceVersion": since, "timeoutSeconds": "1"}, timeout=5)
+    events = await akube.watch(CONFIGMAPS, {"resourceVersion": since, "timeoutSeconds": "1"}, within=5)
     assert events == []
     assert 0.9 <= loop.time() - started < 4
 
@@ -86,8 +93,12 @@ async def test_watch_label_selector_turns_leaving_objects_into_deleted(akube: As
     since = await _rv(akube)
     await akube.request("POST", CONFIGMAPS, body={"metadata": {"name": "a", "labels": {"app": "x"}}})
     await akube.request("POST", CONFIGMAPS, body={"metadata": {"name": "b", "labels": {"app": "y"}}})
-    await akube.request("PATCH", f"{CONFIGMAPS}/a", body={"metadata": {"labels": {"app": "z"}}}, content_type=MERGE_PATCH)
-    await akube.request("PATCH", f"{CONFIGMAPS}/b", body={"metadata": {"labels": {"app": "x"}}}, content_type=MERGE_PATCH)
+    await akube.request(
+        "PATCH", f"{CONFIGMAPS}/a", body={"metadata": {"labels": {"app": "z"}}}, content_type=MERGE_PATCH
+    )
+    await akube.request(
+        "PATCH", f"{CONFIGMAPS}/b", body={"metadata": {"labels": {"app": "x"}}}, content_type=MERGE_PATCH
+    )
     events = await akube.watch(CONFIGMAPS, {"resourceVersion": since, "labelSelector": "app=x"}, until=3)
     assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [
         ("ADDED", "a"),
@@ -100,7 +111,9 @@ async def test_watch_field_selector_on_name(akube: AsyncKube) -> None:
     since = await _rv(akube)
     await akube.request("POST", CONFIGMAPS, body={"metadata": {"name": "other"}})
     await akube.request("POST", CONFIGMAPS, body={"metadata": {"name": "mine"}})
-    events = await akube.watch(CONFIGMAPS, {"resourceVersion": since, "fieldSelector": "metadata.name=mine"}, until=1)
+    events = await akube.watch(
+        CONFIGMAPS, {"resourceVersion": since, "fieldSelector": "metadata.name=mine"}, until=1
+    )
     assert events[0]["object"]["metadata"]["name"] == "mine"
 
 
@@ -109,7 +122,9 @@ async def test_cluster_wide_watch_sees_all_namespaces(akube: AsyncKube) -> None:
     await akube.request("POST", "/api/v1/namespaces", body={"metadata": {"name": "other"}})
     await akube.request("POST", cr_path("default"), body=chpl("one"))
     await akube.request("POST", cr_path("other"), body=chpl("two"))
-    events = await akube.watch(f"/apis/{API_VERSION}/clickhouseprivatelinks", {"resourceVersion": since}, until=2)
+    events = await akube.watch(
+        f"/apis/{API_VERSION}/clickhouseprivatelinks", {"resourceVersion": since}, until=2
+    )
     assert [e["object"]["metadata"]["namespace"] for e in events] == ["default", "other"]
 
 
@@ -165,7 +180,12 @@ async def test_events_are_selectable_by_involved_object(akube: AsyncKube) -> Non
             events,
             body={
                 "metadata": {"generateName": f"{name}-"},
-                "involvedObject": {"kind": "ClickHousePrivateLink", "name": name, "namespace": "default", "uid": uid},
+                "involvedObject": {
+                    "kind": "ClickHousePrivateLink",
+                    "name": name,
+                    "namespace": "default",
+                    "uid": uid,
+                },
                 "reason": "Created",
                 "message": f"hello {name}",
                 "type": "Normal",

@@ -106,12 +106,17 @@ def _details(group: str, kind: str, name: str | None) -> dict[str, Any]:
 
 
 def not_found(group: str, plural: str, name: str) -> ApiError:
-    return ApiError(404, "NotFound", f'{qualified(group, plural)} "{name}" not found', _details(group, plural, name))
+    return ApiError(
+        404, "NotFound", f'{qualified(group, plural)} "{name}" not found', _details(group, plural, name)
+    )
 
 
 def already_exists(group: str, plural: str, name: str) -> ApiError:
     return ApiError(
-        409, "AlreadyExists", f'{qualified(group, plural)} "{name}" already exists', _details(group, plural, name)
+        409,
+        "AlreadyExists",
+        f'{qualified(group, plural)} "{name}" already exists',
+        _details(group, plural, name),
     )
 
 
@@ -129,10 +134,7 @@ STALE = "the object has been modified; please apply your changes to the latest v
 
 def invalid(group: str, kind: str, name: str, errors: list[FieldError]) -> ApiError:
     """422 Invalid listing every field error, like ``errors.NewInvalid``."""
-    if len(errors) == 1:
-        summary = str(errors[0])
-    else:
-        summary = "[" + ", ".join(str(e) for e in errors) + "]"
+    summary = str(errors[0]) if len(errors) == 1 else "[" + ", ".join(str(e) for e in errors) + "]"
     details = _details(group, kind, name)
     details["causes"] = [{"reason": e.reason, "message": e.body(), "field": e.path} for e in errors]
     return ApiError(422, "Invalid", f'{qualified(group, kind)} "{name}" is invalid: {summary}', details)
@@ -148,7 +150,10 @@ def method_not_allowed(message: str) -> ApiError:
 
 def forbidden(group: str, plural: str, name: str, message: str) -> ApiError:
     return ApiError(
-        403, "Forbidden", f'{qualified(group, plural)} "{name}" is forbidden: {message}', _details(group, plural, name)
+        403,
+        "Forbidden",
+        f'{qualified(group, plural)} "{name}" is forbidden: {message}',
+        _details(group, plural, name),
     )
 
 

@@ -164,12 +164,15 @@ def decode(body: bytes) -> dict[str, Any]:
         if not body.startswith(_MAGIC):
             raise ValueError("missing the k8s protobuf envelope")
         envelope = dict(_fields(body[len(_MAGIC) :]))
-        type_meta = dict(_fields(envelope.get(1, b"") if isinstance(envelope.get(1), bytes) else b""))
+        raw_type_meta = envelope.get(1, b"")
+        type_meta = dict(_fields(raw_type_meta if isinstance(raw_type_meta, bytes) else b""))
         api_version = _string(type_meta.get(1, b""))
         kind = _string(type_meta.get(2, b""))
         decoder = _KINDS.get(kind)
         if decoder is None:
-            raise ApiError(415, "UnsupportedMediaType", f"protobuf bodies of kind {kind!r} are not supported; send JSON")
+            raise ApiError(
+                415, "UnsupportedMediaType", f"protobuf bodies of kind {kind!r} are not supported; send JSON"
+            )
         obj = decoder(envelope.get(2, b""))
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, "BadRequest", f"the object provided is unrecognized: {exc}") from exc

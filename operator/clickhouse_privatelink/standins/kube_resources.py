@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .kube_selectors import FieldGetter, field_path_getter
-from .kube_table import BUILTIN_COLUMNS, AGE_COLUMN, NAME_COLUMN, Column, crd_columns
+from .kube_table import AGE_COLUMN, BUILTIN_COLUMNS, NAME_COLUMN, Column, crd_columns
 
 VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
 SUBRESOURCE_VERBS = ["get", "patch", "update"]
@@ -203,7 +203,12 @@ def api_resource_list(group_version: str, types: Iterable[tuple[ResourceType, st
                     "verbs": list(SUBRESOURCE_VERBS),
                 }
             )
-    return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources}
+    return {
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": group_version,
+        "resources": resources,
+    }
 
 
 def _operation(action: str, rt: ResourceType, version: str, *, writes: bool) -> dict[str, Any]:
@@ -228,7 +233,9 @@ def _schema_key(rt: ResourceType, version: str) -> str:
     return f"{group}.{version}.{rt.kind}"
 
 
-def openapi_v3_document(group_version: str, types: Iterable[tuple[ResourceType, str]], k8s_version: str) -> dict[str, Any]:
+def openapi_v3_document(
+    group_version: str, types: Iterable[tuple[ResourceType, str]], k8s_version: str
+) -> dict[str, Any]:
     """An OpenAPI v3 document for one group/version: paths (with their GVK) and CRD schemas."""
     prefix = "/api/v1" if group_version == "v1" else f"/apis/{group_version}"
     paths: dict[str, Any] = {}

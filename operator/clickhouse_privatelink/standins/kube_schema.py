@@ -8,11 +8,14 @@ type or enum error makes the object unusable, evaluate the ``x-kubernetes-valida
 from __future__ import annotations
 
 import functools
+import json
 import re
 from collections.abc import Iterator
 from typing import Any
 
 import celpy
+from celpy.adapter import json_to_cel
+from celpy.evaluation import CELEvalError
 
 from .kube_errors import OMIT, FieldError
 from .kube_patch import clone
@@ -161,12 +164,16 @@ def _validate(value: Any, schema: Schema, path: str, errors: list[FieldError]) -
     if value is None:
         if not schema.get("nullable"):
             expected = schema.get("type", "object")
-            errors.append(FieldError("TypeInvalid", path, "null", f'{path} in body must be of type {expected}: "null"'))
+            errors.append(
+                FieldError("TypeInvalid", path, "null", f'{path} in body must be of type {expected}: "null"')
+            )
         return
     if not _type_ok(value, schema):
         actual = _type_name(value)
         errors.append(
-            FieldError("TypeInvalid", path, actual, f'{path} in body must be of type {schema["type"]}: "{actual}"')
+            FieldError(
+                "TypeInvalid", path, actual, f'{path} in body must be of type {schema["type"]}: "{actual}"'
+            )
         )
         return
     enum = schema.get("enum")
@@ -190,19 +197,25 @@ def _validate_string(value: str, schema: Schema, path: str, errors: list[FieldEr
         errors.append(FieldError("TooLong", path, value, f"may not be more than {max_length} {unit}"))
     min_length = schema.get("minLength")
     if min_length is not None and len(value) < min_length:
-        errors.append(FieldError("Invalid", path, value, f"{path} in body should be at least {min_length} chars long"))
+        errors.append(
+            FieldError("Invalid", path, value, f"{path} in body should be at least {min_length} chars long")
+        )
     pattern = schema.get("pattern")
     if pattern is not None and not _regex(pattern).search(value):
         errors.append(FieldError("Invalid", path, value, f"{path} in body should match '{pattern}'"))
     if schema.get("format") == "date-time" and not _DATE_TIME.match(value):
-        errors.append(FieldError("Invalid", path, value, f'{path} in body must be of type date-time: "{value}"'))
+        errors.append(
+            FieldError("Invalid", path, value, f'{path} in body must be of type date-time: "{value}"')
+        )
 
 
 def _validate_number(value: float, schema: Schema, path: str, errors: list[FieldError]) -> None:
     minimum, maximum = schema.get("minimum"), schema.get("maximum")
     if minimum is not None:
         if schema.get("exclusiveMinimum") and value <= minimum:
-            errors.append(FieldError("Invalid", path, value, f"{path} in body should be greater than {minimum}"))
+            errors.append(
+                FieldError("Invalid", path, value, f"{path} in body should be greater than {minimum}")
+            )
         elif value < minimum:
             detail = f"{path} in body should be greater than or equal to {minimum}"
             errors.append(FieldError("Invalid", path, value, detail))
@@ -210,10 +223,16 @@ def _validate_number(value: float, schema: Schema, path: str, errors: list[Field
         if schema.get("exclusiveMaximum") and value >= maximum:
             errors.append(FieldError("Invalid", path, value, f"{path} in body should be less than {maximum}"))
         elif value > maximum:
-            errors.append(FieldError("Invalid", path, value, f"{path} in body should be less than or equal to {maximum}"))
+            errors.append(
+                FieldError(
+                    "Invalid", path, value, f"{path} in body should be less than or equal to {maximum}"
+                )
+            )
     multiple = schema.get("multipleOf")
     if multiple and value % multiple:
-        errors.append(FieldError("Invalid", path, value, f"{path} in body should be a multiple of {multiple}"))
+        errors.append(
+            FieldError("Invalid", path, value, f"{path} in body should be a multiple of {multiple}")
+        )
 
 
 def _map_keys(item: Any, keys: list[str]) -> tuple[Any, ...]:
@@ -225,7 +244,9 @@ def _validate_array(value: list[Any], schema: Schema, path: str, errors: list[Fi
     if max_items is not None and len(value) > max_items:
         errors.append(FieldError("TooMany", path, len(value), f"must have at most {max_items} items"))
     if min_items is not None and len(value) < min_items:
-        errors.append(FieldError("Invalid", path, len(value), f"{path} in body should have at least {min_items} items"))
+        errors.append(
+            FieldError("Invalid", path, len(value), f"{path} in body should have at least {min_items} items")
+        )
     items = schema.get("items")
     if isinstance(items, dict):
         for i, item in enumerate(value):
@@ -302,34 +323,55 @@ def _correlated_children(
             yield item, items, f"{path}[{i}]", old_index.get(marker), marker in old_index
 
 
+_REASONS = {
+    "FieldValueRequired": "Required",
+    "FieldValueForbidden": "Forbidden",
+    "FieldValueDuplicate": "Duplicate",
+}
+
+
+@functools.lru_cache(maxsize=8192)
+def _evaluate(rule: str, value_json: str, old_json: str | None) -> tuple[bool, str]:
+    """(passed, evaluation error) of one rule; memoized because celpy interprets the AST slowly."""
+    activation: dict[str, Any] = {"self": json_to_cel(json.loads(value_json))}
+    if old_json is not None:
+        activation["oldSelf"] = json_to_cel(json.loads(old_json))
+    try:
+        result = _program(rule).evaluate(activation)
+    except Exception as exc:  # celpy raises its own error types for no-such-key, overloads...
+        return False, str(exc)
+    if isinstance(result, CELEvalError):
+        return False, str(result)
+    return isinstance(result, celpy.celtypes.BoolType) and bool(result), ""
+
+
 def _cel(value: Any, schema: Schema, path: str, old: Any, has_old: bool, errors: list[FieldError]) -> None:
     if value is None:
+        return
+    if has_old and value == old:
+        # Validation ratcheting (GA in Kubernetes 1.33): an unchanged value keeps passing, so skip it.
         return
     for rule in schema.get("x-kubernetes-validations", []):
         text = rule["rule"]
         transition = bool(_OLD_SELF.search(text))
         if transition and not has_old and not rule.get("optionalOldSelf"):
             continue
-        activation: dict[str, Any] = {"self": celpy.json_to_cel(value)}
-        if transition and has_old:
-            activation["oldSelf"] = celpy.json_to_cel(old)
+        old_json = json.dumps(old, sort_keys=True) if transition and has_old else None
+        passed, failure = _evaluate(text, json.dumps(value, sort_keys=True), old_json)
         field = path + rule["fieldPath"] if rule.get("fieldPath") else path
-        kind = {"FieldValueRequired": "Required", "FieldValueForbidden": "Forbidden", "FieldValueDuplicate": "Duplicate"}
-        error_kind = kind.get(rule.get("reason", ""), "Invalid")
-        try:
-            result = _program(text).evaluate(activation)
-        except Exception as exc:  # celpy raises its own error types for no-such-key, overloads...
-            errors.append(FieldError("Invalid", field, _type_name(value), f"rule evaluation error: {exc}"))
-            continue
-        if isinstance(result, celpy.CELEvalError):
-            errors.append(FieldError("Invalid", field, _type_name(value), f"rule evaluation error: {result}"))
-        elif result is not True and not (isinstance(result, celpy.celtypes.BoolType) and bool(result)):
+        if failure:
+            errors.append(
+                FieldError("Invalid", field, _type_name(value), f"rule evaluation error: {failure}")
+            )
+        elif not passed:
             message = rule.get("message") or f"failed rule: {text}"
             if rule.get("messageExpression"):
                 try:
+                    activation = {"self": json_to_cel(value)}
                     message = str(_program(rule["messageExpression"]).evaluate(activation))
                 except Exception:
                     message = rule.get("message") or f"failed rule: {text}"
-            errors.append(FieldError(error_kind, field, schema.get("type", _type_name(value)), message))
+            kind = _REASONS.get(rule.get("reason", ""), "Invalid")
+            errors.append(FieldError(kind, field, schema.get("type", _type_name(value)), message))
     for item, sub, child, old_item, item_has_old in _correlated_children(value, schema, path, old, has_old):
         _cel(item, sub, child, old_item, item_has_old, errors)

@@ -203,7 +203,7 @@ class Store:
             for names in by_ns.values():
                 yield from names.values()
 
-    def list(
+    def list_objects(
         self,
         rt: ResourceType,
         namespace: str | None,
@@ -228,7 +228,9 @@ class Store:
                 keyed.append((key, obj))
         keyed.sort(key=lambda item: item[0])
         if limit and len(keyed) > limit:
-            token = base64.b64encode(json.dumps({"rv": self.rv, "start": keyed[limit - 1][0]}).encode()).decode()
+            token = base64.b64encode(
+                json.dumps({"rv": self.rv, "start": keyed[limit - 1][0]}).encode()
+            ).decode()
             return [obj for _, obj in keyed[:limit]], token, len(keyed) - limit
         return [obj for _, obj in keyed], "", 0
 
@@ -297,7 +299,9 @@ class Store:
             meta = {}
         if meta.get("resourceVersion"):
             raise ApiError(
-                500, "InternalError", "Internal error occurred: resourceVersion should not be set on objects to be created"
+                500,
+                "InternalError",
+                "Internal error occurred: resourceVersion should not be set on objects to be created",
             )
         obj = {"apiVersion": rt.api_version(rt.storage_version), "kind": rt.kind, "metadata": clone(meta)}
         obj.update((k, clone(v)) for k, v in body.items() if k not in obj)
@@ -419,11 +423,15 @@ class Store:
                     )
                 patched = strategic_merge_patch(presented, patch)
             else:
-                raise ApiError(415, "UnsupportedMediaType", f"the media type {content_type!r} is not supported")
+                raise ApiError(
+                    415, "UnsupportedMediaType", f"the media type {content_type!r} is not supported"
+                )
         if not isinstance(patched, dict):
             raise bad_request("the patched object is not a JSON object")
         if _meta(patched).get("name", name) != name:
-            raise bad_request(f"the name of the object ({_meta(patched).get('name')}) does not match the name on the URL ({name})")
+            raise bad_request(
+                f"the name of the object ({_meta(patched).get('name')}) does not match the name on the URL ({name})"
+            )
         return self._replace(rt, version, current, patched, opts, subresource)
 
     def delete(
@@ -453,7 +461,11 @@ class Store:
                 rt.group,
                 rt.kind,
                 name,
-                [FieldError("NotSupported", "propagationPolicy", policy, '"Background", "Foreground", "Orphan"')],
+                [
+                    FieldError(
+                        "NotSupported", "propagationPolicy", policy, '"Background", "Foreground", "Orphan"'
+                    )
+                ],
             )
         if opts.dry_run:
             return WriteResult(current, deleted=not _held(rt, current))
@@ -467,7 +479,7 @@ class Store:
         fields: list[FieldRequirement],
         opts: WriteOptions,
     ) -> list[dict[str, Any]]:
-        items, _, _ = self.list(rt, namespace, labels, fields)
+        items, _, _ = self.list_objects(rt, namespace, labels, fields)
         if opts.dry_run:
             return items
         return [self._delete(rt, obj).obj for obj in items]
@@ -501,7 +513,9 @@ class Store:
             return
         body_ns = meta.get("namespace")
         if body_ns and body_ns != namespace:
-            raise bad_request("the namespace of the provided object does not match the namespace sent on the request")
+            raise bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request"
+            )
         ns_obj = self.objects[NAMESPACES_GR].get("", {}).get(namespace)
         if ns_obj is None:
             raise not_found("", "namespaces", namespace)
@@ -546,7 +560,7 @@ class Store:
                     base64.b64decode(str(value), validate=True)
                 except (binascii.Error, ValueError) as exc:
                     raise bad_request(
-                        f"Secret in version \"v1\" cannot be handled as a Secret: illegal base64 data at key {key!r}"
+                        f'Secret in version "v1" cannot be handled as a Secret: illegal base64 data at key {key!r}'
                     ) from exc
         elif rt.gr == CRD_GR:
             _default_crd(obj)
@@ -563,7 +577,9 @@ class Store:
         unknown: list[str] = []
         meta = obj.get("metadata")
         if not isinstance(meta, dict):
-            raise bad_request(f"{rt.kind} in version \"{version}\" cannot be handled as a {rt.kind}: metadata must be an object")
+            raise bad_request(
+                f'{rt.kind} in version "{version}" cannot be handled as a {rt.kind}: metadata must be an object'
+            )
         for key in list(meta):
             if key not in _OBJECT_META_FIELDS:
                 unknown.append(f"metadata.{key}")
@@ -618,10 +634,19 @@ class Store:
                 )
             for key, item in value.items():
                 prefix, _, local = key.rpartition("/")
-                if not _QUALIFIED_NAME.match(local) or len(local) > 63 or (prefix and not _SUBDOMAIN.match(prefix)):
+                if (
+                    not _QUALIFIED_NAME.match(local)
+                    or len(local) > 63
+                    or (prefix and not _SUBDOMAIN.match(prefix))
+                ):
                     errors.append(
-                        FieldError("Invalid", f"metadata.{field_name}", key, "name part must consist of alphanumeric "
-                                   "characters, '-', '_' or '.', and must start and end with an alphanumeric character")
+                        FieldError(
+                            "Invalid",
+                            f"metadata.{field_name}",
+                            key,
+                            "name part must consist of alphanumeric "
+                            "characters, '-', '_' or '.', and must start and end with an alphanumeric character",
+                        )
                     )
                 if field_name == "labels" and (len(item) > 63 or not _LABEL_VALUE.match(item)):
                     errors.append(
@@ -632,7 +657,9 @@ class Store:
         finalizers = meta.get("finalizers")
         if finalizers is not None:
             if not isinstance(finalizers, list) or not all(isinstance(f, str) for f in finalizers):
-                raise bad_request(f"{rt.kind} cannot be handled: metadata.finalizers must be a list of strings")
+                raise bad_request(
+                    f"{rt.kind} cannot be handled: metadata.finalizers must be a list of strings"
+                )
             old_meta = _meta(old) if old is not None else {}
             if old_meta.get("deletionTimestamp"):
                 added = [f for f in finalizers if f not in (old_meta.get("finalizers") or [])]
@@ -660,7 +687,9 @@ class Store:
         name = current["metadata"]["name"]
         body_meta = _meta(body)
         if body_meta.get("name") and body_meta["name"] != name:
-            raise bad_request(f"the name of the object ({body_meta['name']}) does not match the name on the URL ({name})")
+            raise bad_request(
+                f"the name of the object ({body_meta['name']}) does not match the name on the URL ({name})"
+            )
         if rt.namespaced:
             self._check_namespace(rt, current["metadata"]["namespace"], body_meta, name, creating=False)
         rv = body_meta.get("resourceVersion")
@@ -693,11 +722,7 @@ class Store:
         if rt.gr == CRD_GR:
             new["status"] = _crd_status(new, current.get("status"))
         new = self._validate(rt, version, new, current, opts)
-        if (
-            rt.tracks_generation
-            and subresource is None
-            and _content(new) != _content(current)
-        ):
+        if rt.tracks_generation and subresource is None and _content(new) != _content(current):
             new["metadata"]["generation"] = int(current["metadata"].get("generation", 1)) + 1
         return self._commit(rt, current, new, opts)
 
@@ -778,7 +803,11 @@ class Store:
 
     def _maybe_finalize_namespace(self, namespace: str) -> None:
         ns_obj = self.objects[NAMESPACES_GR].get("", {}).get(namespace)
-        if ns_obj is None or not ns_obj["metadata"].get("deletionTimestamp") or ns_obj["metadata"].get("finalizers"):
+        if (
+            ns_obj is None
+            or not ns_obj["metadata"].get("deletionTimestamp")
+            or ns_obj["metadata"].get("finalizers")
+        ):
             return
         if any(self.objects.get(rt.gr, {}).get(namespace) for rt in self.types.values() if rt.namespaced):
             return
@@ -871,24 +900,45 @@ def _validate_crd(crd: Mapping[str, Any]) -> list[FieldError]:
     errors: list[FieldError] = []
     if not isinstance(spec, dict):
         return [FieldError("Required", "spec")]
-    names = spec.get("names") if isinstance(spec.get("names"), dict) else {}
+    raw_names = spec.get("names")
+    names: dict[str, Any] = raw_names if isinstance(raw_names, dict) else {}
     for key in ("plural", "kind"):
         if not names.get(key):
             errors.append(FieldError("Required", f"spec.names.{key}"))
     if not spec.get("group"):
         errors.append(FieldError("Required", "spec.group"))
     if spec.get("scope") not in ("Namespaced", "Cluster"):
-        errors.append(FieldError("NotSupported", "spec.scope", spec.get("scope"), 'supported values: "Cluster", "Namespaced"'))
+        errors.append(
+            FieldError(
+                "NotSupported", "spec.scope", spec.get("scope"), 'supported values: "Cluster", "Namespaced"'
+            )
+        )
     versions = spec.get("versions")
     if not isinstance(versions, list) or not versions:
-        errors.append(FieldError("Invalid", "spec.versions", versions, "must have exactly one version marked as storage version"))
+        errors.append(
+            FieldError(
+                "Invalid",
+                "spec.versions",
+                versions,
+                "must have exactly one version marked as storage version",
+            )
+        )
     elif sum(1 for v in versions if isinstance(v, dict) and v.get("storage")) != 1:
-        errors.append(FieldError("Invalid", "spec.versions", None, "must have exactly one version marked as storage version"))
+        errors.append(
+            FieldError(
+                "Invalid", "spec.versions", None, "must have exactly one version marked as storage version"
+            )
+        )
     if not errors:
         expected = f"{names['plural']}.{spec['group']}"
         if crd["metadata"].get("name") != expected:
             errors.append(
-                FieldError("Invalid", "metadata.name", crd["metadata"].get("name"), 'must be spec.names.plural+"."+spec.group')
+                FieldError(
+                    "Invalid",
+                    "metadata.name",
+                    crd["metadata"].get("name"),
+                    'must be spec.names.plural+"."+spec.group',
+                )
             )
     return errors
 
@@ -902,16 +952,30 @@ def _crd_status(crd: Mapping[str, Any], old: Mapping[str, Any] | None) -> dict[s
     def condition(kind: str, status: str, reason: str, message: str) -> dict[str, Any]:
         previous = old_conditions.get(kind)
         since = previous["lastTransitionTime"] if previous and previous.get("status") == status else now
-        return {"type": kind, "status": status, "lastTransitionTime": since, "reason": reason, "message": message}
+        return {
+            "type": kind,
+            "status": status,
+            "lastTransitionTime": since,
+            "reason": reason,
+            "message": message,
+        }
 
     conditions = [
         condition("NamesAccepted", "True", "NoConflicts", "no conflicts found"),
         condition("Established", "True", "InitialNamesAccepted", "the initial names have been accepted"),
     ]
     if _meta(crd).get("deletionTimestamp"):
-        conditions.append(condition("Terminating", "True", "InstanceDeletionInProgress", "CustomResource deletion is in progress"))
+        conditions.append(
+            condition(
+                "Terminating", "True", "InstanceDeletionInProgress", "CustomResource deletion is in progress"
+            )
+        )
     stored = list((old or {}).get("storedVersions", []))
     for v in spec.get("versions") or []:
         if isinstance(v, dict) and v.get("storage") and v.get("name") not in stored:
             stored.append(v["name"])
-    return {"conditions": conditions, "acceptedNames": clone(spec.get("names") or {}), "storedVersions": stored}
+    return {
+        "conditions": conditions,
+        "acceptedNames": clone(spec.get("names") or {}),
+        "storedVersions": stored,
+    }

@@ -103,7 +103,9 @@ def _bracket(inner: str, expr: str) -> _Step:
         return _Step("field", inner[1:-1])
     if ":" in inner:
         start, _, end = inner.partition(":")
-        return _Step("slice", (int(start) if start else None, int(end.split(":")[0]) if end.split(":")[0] else None))
+        return _Step(
+            "slice", (int(start) if start else None, int(end.split(":")[0]) if end.split(":")[0] else None)
+        )
     try:
         return _Step("index", int(inner))
     except ValueError as exc:
@@ -304,7 +306,11 @@ def _event_last_seen(obj: Mapping[str, Any]) -> str:
 
 
 BUILTIN_COLUMNS: dict[str, list[Column]] = {
-    "Namespace": [NAME_COLUMN, Column("Status", lambda o: (o.get("status") or {}).get("phase", "")), AGE_COLUMN],
+    "Namespace": [
+        NAME_COLUMN,
+        Column("Status", lambda o: (o.get("status") or {}).get("phase", "")),
+        AGE_COLUMN,
+    ],
     "Secret": [
         NAME_COLUMN,
         Column("Type", lambda o: o.get("type", "")),
@@ -323,7 +329,11 @@ BUILTIN_COLUMNS: dict[str, list[Column]] = {
         Column("Object", _event_object),
         Column("Message", lambda o: o.get("message", "")),
     ],
-    "Lease": [NAME_COLUMN, Column("Holder", lambda o: (o.get("spec") or {}).get("holderIdentity", "")), AGE_COLUMN],
+    "Lease": [
+        NAME_COLUMN,
+        Column("Holder", lambda o: (o.get("spec") or {}).get("holderIdentity", "")),
+        AGE_COLUMN,
+    ],
     "CustomResourceDefinition": [
         NAME_COLUMN,
         Column("Created At", lambda o: _meta(o, "creationTimestamp"), type="date"),
@@ -336,7 +346,11 @@ def _row_object(obj: Mapping[str, Any], include: str) -> dict[str, Any] | None:
         return None
     if include == "Object":
         return dict(obj)
-    return {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj.get("metadata", {})}
+    return {
+        "kind": "PartialObjectMetadata",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": obj.get("metadata", {}),
+    }
 
 
 def render_table(

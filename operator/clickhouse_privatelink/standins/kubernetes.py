@@ -110,9 +110,7 @@ def _error_response(error: ApiError) -> web.Response:
 def _table_version(accept: str) -> str | None:
     """The meta.k8s.io version of Table the client accepts, if it asks for a Table at all."""
     for part in accept.split(","):
-        params = dict(
-            p.strip().split("=", 1) for p in part.split(";")[1:] if "=" in p
-        )
+        params = dict(p.strip().split("=", 1) for p in part.split(";")[1:] if "=" in p)
         if params.get("as") == "Table" and params.get("g") == "meta.k8s.io":
             return params.get("v", "v1")
     return None
@@ -149,7 +147,9 @@ class KubernetesEmulator:
         self.host = host
         self.port = port
         self.bookmark_interval = bookmark_interval
-        self.store = Store(history_limit=history_limit, json_patch_test_failure_code=json_patch_test_failure_code)
+        self.store = Store(
+            history_limit=history_limit, json_patch_test_failure_code=json_patch_test_failure_code
+        )
         for name in namespaces:
             self.store.ensure_namespace(name)
         if kopf_peering_crds:
@@ -174,9 +174,7 @@ class KubernetesEmulator:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
-        server = site._server
-        if server is not None and getattr(server, "sockets", None):
-            self.port = server.sockets[0].getsockname()[1]
+        self.port = int(self._runner.addresses[0][1])
 
     async def stop(self) -> None:
         """End all watch streams and stop serving."""
@@ -251,7 +249,9 @@ class KubernetesEmulator:
                         versions[rt.group].append(v)
         groups = []
         for group in sorted(versions):
-            entries = [{"groupVersion": f"{group}/{v}", "version": v} for v in sorted(versions[group], reverse=True)]
+            entries = [
+                {"groupVersion": f"{group}/{v}", "version": v} for v in sorted(versions[group], reverse=True)
+            ]
             preferred = self._preferred_version(group) or entries[0]["version"]
             groups.append(
                 {
@@ -273,7 +273,9 @@ class KubernetesEmulator:
             paths = {}
             for group, version in sorted(self.store.by_gv):
                 key = f"apis/{group}/{version}" if group else f"api/{version}"
-                digest = hashlib.sha256(f"{self.store.registry_revision}:{key}".encode()).hexdigest()[:16].upper()
+                digest = (
+                    hashlib.sha256(f"{self.store.registry_revision}:{key}".encode()).hexdigest()[:16].upper()
+                )
                 paths[key] = {"serverRelativeURL": f"/openapi/v3/{key}?hash={digest}"}
             return _json_response({"paths": paths})
         if len(rest) >= 3 and rest[0] == "v3":
@@ -311,7 +313,9 @@ class KubernetesEmulator:
         rt = self.store.resource(group, version, plural)
         if rt is None:
             raise self._not_served()
-        if (namespace is not None and not rt.namespaced) or (rt.namespaced and name is not None and namespace is None):
+        if (namespace is not None and not rt.namespaced) or (
+            rt.namespaced and name is not None and namespace is None
+        ):
             raise self._not_served()
         if subresource is not None and not (subresource == "status" and rt.has_status(version)):
             raise self._not_served()
@@ -324,7 +328,11 @@ class KubernetesEmulator:
                 return self._list(request, rt, version, namespace)
             if method == "POST":
                 if rt.namespaced and namespace is None:
-                    raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+                    raise ApiError(
+                        405,
+                        "MethodNotAllowed",
+                        "the server does not allow this method on the requested resource",
+                    )
                 opts = _write_options(query)
                 body = await self._body(request)
                 result = self.store.create(rt, version, namespace or "", body, opts)
@@ -342,7 +350,9 @@ class KubernetesEmulator:
                         "items": [self.store.present(rt, version, o) for o in items],
                     }
                 )
-            raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+            raise ApiError(
+                405, "MethodNotAllowed", "the server does not allow this method on the requested resource"
+            )
         ns = namespace or ""
         if method == "GET":
             obj = self.store.must_get(rt, ns, name)
@@ -351,7 +361,9 @@ class KubernetesEmulator:
             opts = _write_options(query)
             body = await self._body(request)
             result = self.store.update(rt, version, ns, name, body, opts, subresource=subresource)
-            return self._object_response(request, rt, version, result.obj, 201 if result.created else 200, opts)
+            return self._object_response(
+                request, rt, version, result.obj, 201 if result.created else 200, opts
+            )
         if method == "PATCH":
             opts = _write_options(query)
             content_type = request.content_type
@@ -364,11 +376,17 @@ class KubernetesEmulator:
                 )
             raw = await request.text()
             try:
-                patch = yaml.safe_load(raw) if content_type == "application/apply-patch+yaml" else json.loads(raw)
+                patch = (
+                    yaml.safe_load(raw) if content_type == "application/apply-patch+yaml" else json.loads(raw)
+                )
             except (ValueError, yaml.YAMLError) as exc:
                 raise bad_request(f"error decoding patch: {exc}") from exc
-            result = self.store.patch(rt, version, ns, name, content_type, patch, opts, subresource=subresource)
-            return self._object_response(request, rt, version, result.obj, 201 if result.created else 200, opts)
+            result = self.store.patch(
+                rt, version, ns, name, content_type, patch, opts, subresource=subresource
+            )
+            return self._object_response(
+                request, rt, version, result.obj, 201 if result.created else 200, opts
+            )
         if method == "DELETE":
             opts = _write_options(query)
             options = await self._body(request, optional=True) or {}
@@ -387,14 +405,28 @@ class KubernetesEmulator:
             if rt.group:
                 details["group"] = rt.group
             return _json_response(
-                {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details}
+                {
+                    "kind": "Status",
+                    "apiVersion": "v1",
+                    "metadata": {},
+                    "status": "Success",
+                    "details": details,
+                }
             )
-        raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+        raise ApiError(
+            405, "MethodNotAllowed", "the server does not allow this method on the requested resource"
+        )
 
     async def _body(self, request: web.Request, *, optional: bool = False) -> Any:
         if request.content_type == kube_protobuf.MEDIA_TYPE:
             return kube_protobuf.decode(await request.read())
-        if request.content_type not in (JSON, "application/yaml", "application/x-yaml", "application/octet-stream", ""):
+        if request.content_type not in (
+            JSON,
+            "application/yaml",
+            "application/x-yaml",
+            "application/octet-stream",
+            "",
+        ):
             raise ApiError(
                 415,
                 "UnsupportedMediaType",
@@ -444,14 +476,21 @@ class KubernetesEmulator:
             parse_field_selector(request.query.get("fieldSelector"), rt.field_selectors()),
         )
 
-    def _list(self, request: web.Request, rt: ResourceType, version: str, namespace: str | None) -> web.Response:
+    def _list(
+        self, request: web.Request, rt: ResourceType, version: str, namespace: str | None
+    ) -> web.Response:
         labels, fields = self._selectors(request, rt)
         try:
             limit = int(request.query.get("limit") or 0)
         except ValueError as exc:
             raise bad_request(f"invalid limit: {exc}") from exc
-        items, token, remaining = self.store.list(
-            rt, namespace, labels, fields, limit=max(limit, 0), continue_token=request.query.get("continue", "")
+        items, token, remaining = self.store.list_objects(
+            rt,
+            namespace,
+            labels,
+            fields,
+            limit=max(limit, 0),
+            continue_token=request.query.get("continue", ""),
         )
         rv = str(self.store.rv)
         presented = [self.store.present(rt, version, o) for o in items]
@@ -471,7 +510,12 @@ class KubernetesEmulator:
             meta["continue"] = token
             meta["remainingItemCount"] = remaining
         return _json_response(
-            {"kind": rt.list_kind, "apiVersion": rt.api_version(version), "metadata": meta, "items": presented}
+            {
+                "kind": rt.list_kind,
+                "apiVersion": rt.api_version(version),
+                "metadata": meta,
+                "items": presented,
+            }
         )
 
     # ------------------------------------------------------------------ watch
@@ -510,14 +554,18 @@ class KubernetesEmulator:
                     raise bad_request(f"invalid resource version: {since!r}") from exc
                 replay = self.store.events_since(rt.gr, start)
                 if replay is None:
-                    gone = expired(f"too old resource version: {start} ({self.store.compacted.get(rt.gr, 0) + 1})")
+                    gone = expired(
+                        f"too old resource version: {start} ({self.store.compacted.get(rt.gr, 0) + 1})"
+                    )
                 else:
                     for event in replay:
                         translated = self._translate(event, namespace, labels, fields)
                         if translated is not None:
                             initial.append(translated)
 
-            response = web.StreamResponse(status=200, headers={"Content-Type": JSON, "Cache-Control": "no-cache"})
+            response = web.StreamResponse(
+                status=200, headers={"Content-Type": JSON, "Cache-Control": "no-cache"}
+            )
             response.enable_chunked_encoding()
             await response.prepare(request)
             writer = _WatchWriter(response, self.store, rt, version, table_version, request.query)
@@ -538,13 +586,13 @@ class KubernetesEmulator:
         namespace: str | None,
         labels: list[Requirement],
         fields: list[FieldRequirement],
-        timeout: float,
+        lifetime: float,
         bookmarks: bool,
         rt: ResourceType,
         version: str,
     ) -> None:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        deadline = loop.time() + lifetime
         with contextlib.suppress(ConnectionError, asyncio.CancelledError):
             while True:
                 remaining = deadline - loop.time()
@@ -644,7 +692,9 @@ def write_kubeconfig(path: pathlib.Path, url: str, *, namespace: str = "default"
         "kind": "Config",
         "clusters": [{"name": "standin", "cluster": {"server": url}}],
         "users": [{"name": "standin", "user": {"token": "standin"}}],
-        "contexts": [{"name": "standin", "context": {"cluster": "standin", "user": "standin", "namespace": namespace}}],
+        "contexts": [
+            {"name": "standin", "context": {"cluster": "standin", "user": "standin", "namespace": namespace}}
+        ],
         "current-context": "standin",
         "preferences": {},
     }
@@ -659,14 +709,20 @@ def load_crd_file(path: pathlib.Path) -> list[dict[str, Any]]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="clickhouse-privatelink-operator standin kubernetes", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="clickhouse-privatelink-operator standin kubernetes", description=__doc__
+    )
     # `standin kubernetes --port 0` hands --host/--port to us (argparse.REMAINDER): accept them here too.
     parser.add_argument("--host", default=None, help="listen address (overrides the standin command's)")
     parser.add_argument("--port", type=int, default=None, help="listen port, 0 for any free one")
-    parser.add_argument("--kubeconfig", type=pathlib.Path, help="write a kubeconfig pointing at the server here")
+    parser.add_argument(
+        "--kubeconfig", type=pathlib.Path, help="write a kubeconfig pointing at the server here"
+    )
     parser.add_argument("--namespace", default="default", help="namespace of the kubeconfig's context")
     parser.add_argument("--crd", type=pathlib.Path, action="append", default=[], help="CRD YAML to pre-load")
-    parser.add_argument("--bookmark-interval", type=float, default=10.0, help="seconds between watch bookmarks")
+    parser.add_argument(
+        "--bookmark-interval", type=float, default=10.0, help="seconds between watch bookmarks"
+    )
     parser.add_argument("--history-limit", type=int, default=10_000, help="watch events kept per resource")
     return parser
 

@@ -1,0 +1,79 @@
+"""A real kopf operator process against the Kubernetes stand-in: handlers, status patches, finalizers."""
+
+from __future__ import annotations
+
+import pathlib
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from tests.fixtures.kubernetes import KubeApi, KubeClient
+from tests.fixtures.polling import wait_for
+from tests.standins.kube_samples import API_VERSION, PLURAL, chpl
+
+OPERATOR = pathlib.Path(__file__).with_name("minimal_operator.py")
+FINALIZER = "privatelink.clickhouse.dev/test-finalizer"
+
+
+@pytest.fixture
+def kopf_operator(kube_api: KubeApi, tmp_path: pathlib.Path) -> Iterator[pathlib.Path]:
+    """``kopf run`` of the minimal operator as a separate process; yields its log file."""
+    log = tmp_path / "kopf.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "kopf", "run", "--standalone", "--all-namespaces", "--verbose", str(OPERATOR)],
+            stdout=out, stderr=subprocess.STDOUT, env=kube_api.env(), cwd=tmp_path,
+        )  # fmt: skip
+    try:
+        yield log
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def test_kopf_operator_handles_create_and_finalizes_delete(
+    kopf_operator: pathlib.Path, kube: KubeClient, kube_namespace: str
+) -> None:
+    kube.create(API_VERSION, PLURAL, chpl("kopf-demo"), kube_namespace)
+
+    def hostname() -> str | None:
+        return (
+            kube.get(API_VERSION, PLURAL, "kopf-demo", kube_namespace)
+            .get("status", {})
+            .get("privateDnsHostname")
+        )
+
+    try:
+        assert (
+            wait_for(hostname, timeout=30, message="kopf's status patch")
+            == f"kopf-demo.{kube_namespace}.example"
+        )
+    except TimeoutError:
+        raise AssertionError(kopf_operator.read_text()) from None
+    obj = kube.get(API_VERSION, PLURAL, "kopf-demo", kube_namespace)
+    assert FINALIZER in obj["metadata"]["finalizers"]
+
+    events = wait_for(
+        lambda: kube.list("v1", "events", kube_namespace, field_selector="involvedObject.name=kopf-demo")[
+            "items"
+        ],
+        timeout=15,
+        message="kopf's events",
+    )
+    assert [(e["reason"], e["involvedObject"]["uid"]) for e in events] == [
+        ("HostnameAssigned", obj["metadata"]["uid"])
+    ]
+
+    kube.delete(API_VERSION, PLURAL, "kopf-demo", kube_namespace)
+    wait_for(
+        lambda: kube.get_or_none(API_VERSION, PLURAL, "kopf-demo", kube_namespace) is None,
+        timeout=30,
+        message="kopf to remove its finalizer",
+    )
+    assert "cleaning up kopf-demo" in kopf_operator.read_text()

@@ -1,0 +1,278 @@
+"""Validation of custom resources against the CRD's OpenAPI schema and CEL rules, as kube-apiserver does."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.fixtures.kubernetes import MERGE_PATCH, AsyncKube, KubeApiError
+from tests.standins.kube_samples import ORG, chpl, cr_path
+
+CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+
+
+async def _rejected(akube: AsyncKube, body: dict[str, Any]) -> dict[str, Any]:
+    with pytest.raises(KubeApiError) as err:
+        await akube.request("POST", cr_path("default"), body=body)
+    assert err.value.status == 422, err.value.body
+    return dict(err.value.body)
+
+
+def _causes(status: dict[str, Any]) -> list[tuple[str, str, str]]:
+    return [(c["reason"], c["field"], c["message"]) for c in status["details"]["causes"]]
+
+
+async def test_cel_exactly_one_of_service_id_or_name(akube: AsyncKube) -> None:
+    both = chpl("both")
+    both["spec"]["clickhouse"]["serviceId"] = ORG
+    status = await _rejected(akube, both)
+    assert status == {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": 'ClickHousePrivateLink.privatelink.clickhouse.dev "both" is invalid: spec.clickhouse: '
+        'Invalid value: "object": exactly one of serviceId or serviceName is required',
+        "reason": "Invalid",
+        "details": {
+            "name": "both",
+            "group": "privatelink.clickhouse.dev",
+            "kind": "ClickHousePrivateLink",
+            "causes": [
+                {
+                    "reason": "FieldValueInvalid",
+                    "message": 'Invalid value: "object": exactly one of serviceId or serviceName is required',
+                    "field": "spec.clickhouse",
+                }
+            ],
+        },
+        "code": 422,
+    }
+    neither = chpl("neither")
+    del neither["spec"]["clickhouse"]["serviceName"]
+    assert _causes(await _rejected(akube, neither))[0][1] == "spec.clickhouse"
+    by_id = chpl("by-id")
+    by_id["spec"]["clickhouse"] = {**by_id["spec"]["clickhouse"], "serviceId": ORG}
+    del by_id["spec"]["clickhouse"]["serviceName"]
+    await akube.request("POST", cr_path("default"), body=by_id)
+
+
+async def test_cel_subnets_required_unless_an_endpoint_is_adopted(akube: AsyncKube) -> None:
+    body = chpl("nosubnets")
+    body["spec"]["aws"]["subnetIds"] = []
+    assert _causes(await _rejected(akube, body)) == [
+        ("FieldValueInvalid", "spec.aws",
+         'Invalid value: "object": subnetIds is required unless an existing vpcEndpointId is adopted'),
+    ]  # fmt: skip
+    adopted = chpl("adopted")
+    del adopted["spec"]["aws"]["subnetIds"]
+    adopted["spec"]["aws"]["vpcEndpointId"] = "vpce-0123456789abcdef0"
+    await akube.request("POST", cr_path("default"), body=adopted)
+
+
+async def test_cel_tag_keys_rule(akube: AsyncKube) -> None:
+    for key in ("aws:reserved", "privatelink.clickhouse.dev/x", "k" * 129):
+        body = chpl("tags")
+        body["spec"]["aws"]["tags"] = {"ok": "1", key: "v"}
+        causes = _causes(await _rejected(akube, body))
+        assert [(c[0], c[1]) for c in causes] == [("FieldValueInvalid", "spec.aws.tags")]
+        assert "tag keys are 1 to 128 characters" in causes[0][2]
+    fine = chpl("tags")
+    fine["spec"]["aws"]["tags"] = {"team": "data", "env": "prod"}
+    await akube.request("POST", cr_path("default"), body=fine)
+
+
+async def test_cel_transition_rule_makes_fields_immutable(akube: AsyncKube) -> None:
+    await akube.request("POST", cr_path("default"), body=chpl("immutable"))
+    with pytest.raises(KubeApiError) as err:
+        await akube.request(
+            "PATCH", cr_path("default", "immutable"), body={"spec": {"aws": {"region": "eu-west-1"}}},
+            content_type=MERGE_PATCH,
+        )  # fmt: skip
+    assert err.value.status == 422
+    assert _causes(err.value.body) == [
+        ("FieldValueInvalid", "spec.aws.region", 'Invalid value: "string": region is immutable')
+    ]
+    same = await akube.request(
+        "PATCH",
+        cr_path("default", "immutable"),
+        body={"spec": {"aws": {"region": "us-east-1"}}},
+        content_type=MERGE_PATCH,
+    )
+    assert same["spec"]["aws"]["region"] == "us-east-1"
+
+
+async def test_transition_rule_skipped_when_the_old_value_is_absent(akube: AsyncKube) -> None:
+    # organizationId is required, so exercise with a CRD whose immutable field is optional.
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "things.example.com"},
+        "spec": {
+            "group": "example.com",
+            "names": {"plural": "things", "kind": "Thing"},
+            "scope": "Namespaced",
+            "versions": [{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
+                "type": "object",
+                "properties": {"spec": {"type": "object", "properties": {"ref": {
+                    "type": "string", "x-kubernetes-validations": [{"rule": "self == oldSelf", "message": "ref is immutable"}],
+                }}}},
+            }}}],
+        },
+    }  # fmt: skip
+    await akube.request("POST", CRDS, body=crd)
+    things = "/apis/example.com/v1/namespaces/default/things"
+    await akube.request("POST", things, body={"metadata": {"name": "t"}, "spec": {}})
+    set_later = await akube.request(
+        "PATCH", f"{things}/t", body={"spec": {"ref": "a"}}, content_type=MERGE_PATCH
+    )
+    assert set_later["spec"]["ref"] == "a"
+    with pytest.raises(KubeApiError) as err:
+        await akube.request("PATCH", f"{things}/t", body={"spec": {"ref": "b"}}, content_type=MERGE_PATCH)
+    assert "ref is immutable" in err.value.body["message"]
+
+
+async def test_required_fields(akube: AsyncKube) -> None:
+    body = chpl("req")
+    del body["spec"]["aws"]["region"]
+    causes = _causes(await _rejected(akube, body))
+    assert ("FieldValueRequired", "spec.aws.region", "Required value") in causes
+
+
+async def test_enum_values(akube: AsyncKube) -> None:
+    body = chpl("enum", dns={"mode": "Bind"})
+    assert _causes(await _rejected(akube, body))[0] == (
+        "FieldValueNotSupported",
+        "spec.dns.mode",
+        'Unsupported value: "Bind": supported values: "Route53", "None"',
+    )
+
+
+async def test_pattern(akube: AsyncKube) -> None:
+    body = chpl("pattern")
+    body["spec"]["aws"]["vpcId"] = "abc"
+    assert _causes(await _rejected(akube, body)) == [
+        ("FieldValueInvalid", "spec.aws.vpcId",
+         "Invalid value: \"abc\": spec.aws.vpcId in body should match '^vpc-[0-9a-f]{8,17}$'"),
+    ]  # fmt: skip
+
+
+async def test_string_lengths(akube: AsyncKube) -> None:
+    body = chpl("length")
+    body["spec"]["clickhouse"]["serviceName"] = "x" * 256
+    assert _causes(await _rejected(akube, body)) == [
+        ("FieldValueTooLong", "spec.clickhouse.serviceName", "Too long: may not be more than 255 bytes")
+    ]
+    body["spec"]["clickhouse"]["serviceName"] = ""
+    causes = _causes(await _rejected(akube, body))
+    assert causes[0][:2] == ("FieldValueInvalid", "spec.clickhouse.serviceName")
+    assert "should be at least 1 chars long" in causes[0][2]
+
+
+async def test_max_items_and_set_uniqueness(akube: AsyncKube) -> None:
+    body = chpl("items")
+    body["spec"]["aws"]["securityGroupIds"] = [f"sg-0123456789abcde{i:02x}" for i in range(6)]
+    assert _causes(await _rejected(akube, body)) == [
+        ("FieldValueTooMany", "spec.aws.securityGroupIds", "Too many: 6: must have at most 5 items")
+    ]
+    body["spec"]["aws"]["securityGroupIds"] = ["sg-0123456789abcdef0", "sg-0123456789abcdef0"]
+    assert _causes(await _rejected(akube, body)) == [
+        ("FieldValueDuplicate", "spec.aws.securityGroupIds[1]", 'Duplicate value: "sg-0123456789abcdef0"')
+    ]
+
+
+async def test_max_properties(akube: AsyncKube) -> None:
+    body = chpl("props")
+    body["spec"]["aws"]["tags"] = {f"k{i}": "v" for i in range(41)}
+    assert ("FieldValueTooMany", "spec.aws.tags", "Too many: 41: must have at most 40 items") in _causes(
+        await _rejected(akube, body)
+    )
+
+
+async def test_types_and_minimum_in_status(akube: AsyncKube) -> None:
+    await akube.request("POST", cr_path("default"), body=chpl("st"))
+    condition = {"type": "Ready", "status": "True", "reason": "Ok", "lastTransitionTime": "2025-01-01T00:00:00Z",
+                 "observedGeneration": -1}  # fmt: skip
+    with pytest.raises(KubeApiError) as err:
+        await akube.request("PATCH", cr_path("default", "st") + "/status",
+                            body={"status": {"conditions": [condition], "observedGeneration": "one"}},
+                            content_type=MERGE_PATCH)  # fmt: skip
+    causes = _causes(err.value.body)
+    assert ("FieldValueTypeInvalid", "status.observedGeneration",
+            'Invalid value: "string": status.observedGeneration in body must be of type integer: "string"') in causes  # fmt: skip
+    assert any(
+        c[1] == "status.conditions[0].observedGeneration" and "greater than or equal to 0" in c[2]
+        for c in causes
+    )
+
+
+async def test_date_time_format(akube: AsyncKube) -> None:
+    await akube.request("POST", cr_path("default"), body=chpl("dt"))
+    condition = {"type": "Ready", "status": "True", "reason": "Ok", "lastTransitionTime": "yesterday"}
+    with pytest.raises(KubeApiError) as err:
+        await akube.request("PATCH", cr_path("default", "dt") + "/status", body={"status": {"conditions": [condition]}},
+                            content_type=MERGE_PATCH)  # fmt: skip
+    assert _causes(err.value.body)[0][1] == "status.conditions[0].lastTransitionTime"
+
+
+async def test_defaults_are_applied_including_nested_object_defaults(akube: AsyncKube) -> None:
+    created = await akube.request("POST", cr_path("default"), body=chpl("defaults"))
+    spec = created["spec"]
+    assert spec["dns"] == {"mode": "Route53"}  # `dns: default {}` then its own property defaults
+    assert spec["deletionPolicy"] == "Delete"
+    assert spec["clickhouse"]["apiUrl"] == "https://api.clickhouse.cloud"
+    assert spec["clickhouse"]["credentialsSecretRef"] == {
+        "name": "clickhouse-api",
+        "keyIdKey": "keyId",
+        "keySecretKey": "keySecret",
+    }
+
+
+async def test_unknown_fields_are_pruned(akube: AsyncKube) -> None:
+    body = chpl("pruned")
+    body["spec"]["unknown"] = {"x": 1}
+    body["spec"]["aws"]["bogus"] = True
+    body["extra"] = 1
+    created = await akube.request("POST", cr_path("default"), body=body)
+    assert (
+        "unknown" not in created["spec"] and "bogus" not in created["spec"]["aws"] and "extra" not in created
+    )
+
+
+async def test_preserve_unknown_fields_keeps_them(akube: AsyncKube) -> None:
+    peering = {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": "p"},
+               "status": {"anything": {"goes": [1, 2]}}, "dropped": 1}  # fmt: skip
+    created = await akube.request("POST", "/apis/kopf.dev/v1/namespaces/default/kopfpeerings", body=peering)
+    assert created["status"] == {"anything": {"goes": [1, 2]}}
+    assert "dropped" not in created
+
+
+async def test_strict_field_validation_rejects_unknown_fields(akube: AsyncKube) -> None:
+    body = chpl("strict")
+    body["spec"]["typo"] = 1
+    with pytest.raises(KubeApiError) as err:
+        await akube.request("POST", cr_path("default"), body=body, params={"fieldValidation": "Strict"})
+    assert err.value.status == 400
+    assert err.value.body["message"] == (
+        'ClickHousePrivateLink in version "v1alpha1" cannot be handled as a ClickHousePrivateLink: '
+        'strict decoding error: unknown field "spec.typo"'
+    )
+
+
+async def test_status_writes_are_validated_against_the_status_schema(akube: AsyncKube) -> None:
+    await akube.request("POST", cr_path("default"), body=chpl("status"))
+    with pytest.raises(KubeApiError) as err:
+        await akube.request("PATCH", cr_path("default", "status") + "/status",
+                            body={"status": {"conditions": [{"type": "Ready"}]}}, content_type=MERGE_PATCH)  # fmt: skip
+    fields = {c[1] for c in _causes(err.value.body)}
+    assert {"status.conditions[0].status", "status.conditions[0].reason"} <= fields
+    ok = await akube.request("PATCH", cr_path("default", "status") + "/status",
+                             body={"status": {"vpcEndpointOwned": True, "endpoints": []}}, content_type=MERGE_PATCH)  # fmt: skip
+    assert ok["status"]["vpcEndpointOwned"] is True
+
+
+async def test_invalid_object_names_are_rejected(akube: AsyncKube) -> None:
+    status = await _rejected(akube, chpl("Not_Valid"))
+    assert _causes(status)[0][:2] == ("FieldValueInvalid", "metadata.name")
+    assert "a lowercase RFC 1123 subdomain" in _causes(status)[0][2]
