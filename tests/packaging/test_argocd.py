@@ -1,0 +1,156 @@
+"""The ArgoCD health check (deploy/argocd/health.lua), run by a real Lua 5.1 interpreter as ArgoCD's
+gopher-lua runs it, on the cases of health_test.yaml in the format of ArgoCD's resource_customizations."""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from lupa import lua51
+
+from clickhouse_privatelink.reasons import PROGRESSING_REASONS, TERMINAL_REASONS, Reason
+from tests.packaging.support import ARGOCD, CHART, DOCS, ROOT, Manifest, load_documents
+
+HEALTH_LUA = ARGOCD / "health.lua"
+ARGOCD_CM_KEY = "resource.customizations.health.privatelink.clickhouse.dev_ClickHousePrivateLink"
+
+
+def health(obj: Manifest) -> dict[str, str]:
+    """What ArgoCD would show for this object."""
+    lua = lua51.LuaRuntime(register_eval=False)
+    # ArgoCD's sandbox has no os, io or module loading: the script must not need them.
+    lua.execute("os, io, require, dofile, loadfile, package = nil, nil, nil, nil, nil, nil")
+    lua.globals().obj = lua.table_from(obj, recursive=True)
+    result = lua.execute(HEALTH_LUA.read_text(encoding="utf-8"))
+    return {"status": result["status"], "message": result["message"]}
+
+
+def health_tests() -> list[dict[str, Any]]:
+    tests: list[dict[str, Any]] = yaml.safe_load((ARGOCD / "health_test.yaml").read_text())["tests"]
+    return tests
+
+
+def load(input_path: str) -> Manifest:
+    (obj,) = load_documents((ARGOCD / input_path).read_text(encoding="utf-8"))
+    return obj
+
+
+def with_ready(status: str, reason: str, message: str = "details") -> Manifest:
+    """The healthy sample with its Ready condition replaced."""
+    obj = load("testdata/healthy.yaml")
+    for condition in obj["status"]["conditions"]:
+        if condition["type"] == "Ready":
+            condition.update(status=status, reason=reason, message=message)
+    return obj
+
+
+@pytest.mark.parametrize("case", health_tests(), ids=lambda case: Path(case["inputPath"]).stem)
+def test_health_check_gives_the_expected_status_and_message(case: dict[str, Any]) -> None:
+    assert health(load(case["inputPath"])) == case["healthStatus"]
+
+
+def test_every_testdata_file_is_a_case() -> None:
+    used = {case["inputPath"] for case in health_tests()}
+    assert used == {f"testdata/{p.name}" for p in (ARGOCD / "testdata").glob("*.yaml")}
+
+
+def test_cases_cover_every_health_status() -> None:
+    assert {case["healthStatus"]["status"] for case in health_tests()} == {
+        "Healthy",
+        "Progressing",
+        "Degraded",
+    }
+
+
+def test_lua_terminal_reasons_are_exactly_the_operators() -> None:
+    source = HEALTH_LUA.read_text(encoding="utf-8")
+    block = re.search(r"-- BEGIN TERMINAL_REASONS[^\n]*\n(.*?)-- END TERMINAL_REASONS", source, re.DOTALL)
+    assert block is not None
+    lua = lua51.LuaRuntime()
+    table = lua.execute(block.group(1) + "\nreturn terminal_reasons")
+    assert set(table.keys()) == {str(reason) for reason in TERMINAL_REASONS}, "run `make packaging`"
+
+
+@pytest.mark.parametrize("reason", sorted(TERMINAL_REASONS), ids=str)
+def test_ready_false_for_a_reason_a_person_must_fix_is_degraded(reason: Reason) -> None:
+    assert health(with_ready("False", reason)) == {"status": "Degraded", "message": f"{reason}: details"}
+
+
+@pytest.mark.parametrize("reason", sorted(PROGRESSING_REASONS), ids=str)
+def test_ready_false_for_a_reason_that_resolves_itself_is_progressing(reason: Reason) -> None:
+    assert health(with_ready("False", reason)) == {"status": "Progressing", "message": f"{reason}: details"}
+
+
+def test_terminal_reason_from_an_older_generation_is_not_degraded_yet() -> None:
+    # The user may just have fixed the spec: wait for the operator to look at it.
+    obj = with_ready("False", Reason.FORBIDDEN)
+    obj["metadata"]["generation"] += 1
+    assert health(obj)["status"] == "Progressing"
+
+
+def test_healthy_needs_both_observed_generations_current() -> None:
+    obj = load("testdata/healthy.yaml")
+    assert health(obj)["status"] == "Healthy"
+    stale_status = copy.deepcopy(obj)
+    stale_status["status"]["observedGeneration"] -= 1
+    assert health(stale_status)["status"] == "Progressing"
+    stale_ready = copy.deepcopy(obj)
+    for condition in stale_ready["status"]["conditions"]:
+        if condition["type"] == "Ready":
+            condition["observedGeneration"] -= 1
+    assert health(stale_ready)["status"] == "Progressing"
+
+
+def argocd_cm_health(snippet: str) -> str:
+    (configmap,) = load_documents(snippet)
+    assert configmap["kind"] == "ConfigMap"
+    assert configmap["metadata"]["name"] == "argocd-cm"
+    script: str = configmap["data"][ARGOCD_CM_KEY]
+    return script
+
+
+def test_argocd_cm_snippet_carries_health_lua_unchanged() -> None:
+    snippet = (ARGOCD / "argocd-cm.yaml").read_text(encoding="utf-8")
+    assert argocd_cm_health(snippet) == HEALTH_LUA.read_text(encoding="utf-8"), "run `make packaging`"
+
+
+@pytest.mark.parametrize("doc", [DOCS / "install.md", CHART / "README.md"], ids=lambda p: p.name)
+def test_docs_show_the_argocd_cm_snippet_of_health_lua(doc: Path) -> None:
+    text = doc.read_text(encoding="utf-8")
+    block = re.search(
+        r"<!-- BEGIN argocd-cm[^\n]*-->\n```yaml\n(.*?)```\n<!-- END argocd-cm -->", text, re.DOTALL
+    )
+    assert block is not None, f"{doc} has no argocd-cm snippet"
+    assert argocd_cm_health(block.group(1)) == HEALTH_LUA.read_text(encoding="utf-8"), "run `make packaging`"
+
+
+def applications() -> dict[str, Manifest]:
+    return {
+        path.name: doc
+        for path in ARGOCD.glob("application*.yaml")
+        for doc in load_documents(path.read_text(encoding="utf-8"))
+    }
+
+
+def test_operator_and_resources_are_separate_applications_synced_in_order() -> None:
+    apps = applications()
+    operator, resources = apps["application.yaml"], apps["application-resources.yaml"]
+    assert operator["kind"] == resources["kind"] == "Application"
+    wave = "argocd.argoproj.io/sync-wave"
+    assert int(operator["metadata"]["annotations"][wave]) < int(resources["metadata"]["annotations"][wave])
+    # Deleting the resources' Application deletes the resources and waits for the operator's finalizer.
+    assert resources["metadata"]["finalizers"] == ["resources-finalizer.argocd.argoproj.io"]
+    assert "SkipDryRunOnMissingResource=true" in resources["spec"]["syncPolicy"]["syncOptions"]
+
+
+def test_applications_point_at_paths_of_this_repository() -> None:
+    apps = applications()
+    assert (ROOT / apps["application.yaml"]["spec"]["source"]["path"] / "Chart.yaml").is_file()
+    resources_path = ROOT / apps["application-resources.yaml"]["spec"]["source"]["path"]
+    assert list(resources_path.glob("*.yaml"))
+    # The sample Secret (placeholders) is not synced from git.
+    assert apps["application-resources.yaml"]["spec"]["source"]["directory"]["exclude"] == "secret.yaml"

@@ -1,0 +1,215 @@
+"""The container image, checked without a Docker engine: the Dockerfile's structure and lint, and its
+install steps replayed in a fresh virtualenv to prove the entrypoint runs with the runtime dependencies
+alone."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from tests.packaging.support import CRDS, ROOT, TOOLS
+
+DOCKERFILE = ROOT / "Dockerfile"
+DOCKERIGNORE = ROOT / ".dockerignore"
+PINNED_BASE = re.compile(r"^python:3\.11[\w.-]*-slim[\w.-]*@sha256:[0-9a-f]{64}$")
+
+Instruction = tuple[str, str]
+
+
+def instructions() -> list[Instruction]:
+    """(INSTRUCTION, arguments) pairs, continuation lines joined, comments dropped."""
+    logical: list[str] = []
+    pending = ""
+    for line in DOCKERFILE.read_text(encoding="utf-8").splitlines():
+        if line.lstrip().startswith("#") or not line.strip():
+            continue
+        pending += line.rstrip()
+        if pending.endswith("\\"):
+            pending = pending[:-1] + " "
+            continue
+        logical.append(pending)
+        pending = ""
+    return [(parts[0].upper(), parts[1].strip()) for parts in (entry.split(None, 1) for entry in logical)]
+
+
+def stages() -> list[list[Instruction]]:
+    found: list[list[Instruction]] = []
+    for instruction in instructions():
+        if instruction[0] == "FROM":
+            found.append([])
+        found[-1].append(instruction)
+    return found
+
+
+def runtime_stage() -> list[Instruction]:
+    return stages()[-1]
+
+
+def builder_stage() -> list[Instruction]:
+    return stages()[0]
+
+
+def arguments(stage: list[Instruction], name: str) -> list[str]:
+    return [args for instruction, args in stage if instruction == name]
+
+
+def test_hadolint_finds_nothing() -> None:
+    result = subprocess.run(
+        [str(TOOLS / "hadolint"), "--format", "json", "--failure-threshold", "style", str(DOCKERFILE)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert json.loads(result.stdout or "[]") == []
+    assert result.returncode == 0, result.stderr
+
+
+def test_build_is_multi_stage_on_a_base_pinned_by_tag_and_digest() -> None:
+    assert len(stages()) == 2
+    for stage in stages():
+        image = arguments(stage, "FROM")[0].split()[0]
+        assert PINNED_BASE.match(image), image
+    assert arguments(builder_stage(), "FROM")[0].endswith(" AS builder")
+    assert arguments(runtime_stage(), "COPY") == ["--from=builder /opt/venv /opt/venv"]
+
+
+def test_runtime_runs_as_a_non_root_numeric_user() -> None:
+    (user,) = arguments(runtime_stage(), "USER")
+    uid, _, gid = user.partition(":")
+    assert uid.isdigit() and int(uid) != 0
+    assert gid.isdigit() and int(gid) != 0
+    # USER is the last word on identity: nothing runs as root after it.
+    names = [instruction for instruction, _ in runtime_stage()]
+    assert "RUN" not in names[names.index("USER") :]
+
+
+def test_runtime_writes_nothing_outside_tmp() -> None:
+    env = " ".join(arguments(runtime_stage(), "ENV"))
+    assert "PYTHONDONTWRITEBYTECODE=1" in env
+    assert "HOME=/tmp" in env
+
+
+def test_no_credentials_are_baked_into_the_image() -> None:
+    secret_like = re.compile(r"(SECRET|PASSWORD|TOKEN|ACCESS_KEY|API_KEY|CREDENTIAL)", re.IGNORECASE)
+    for instruction, args in instructions():
+        if instruction in {"ENV", "ARG", "LABEL"}:
+            assert not secret_like.search(args), f"{instruction} {args}"
+
+
+def test_entrypoint_is_the_operator_and_serves_all_namespaces_by_default() -> None:
+    (entrypoint,) = arguments(runtime_stage(), "ENTRYPOINT")
+    (cmd,) = arguments(runtime_stage(), "CMD")
+    assert json.loads(entrypoint) == ["clickhouse-privatelink-operator", "run"]
+    assert json.loads(cmd) == ["--all-namespaces"]
+    assert arguments(runtime_stage(), "EXPOSE") == ["8080 9090"]
+
+
+def test_image_carries_oci_labels() -> None:
+    labels = " ".join(arguments(runtime_stage(), "LABEL"))
+    for key in ("title", "description", "version", "licenses"):
+        assert f"org.opencontainers.image.{key}=" in labels
+
+
+def test_build_context_holds_only_what_the_build_copies() -> None:
+    lines = [line for line in DOCKERIGNORE.read_text().splitlines() if line and not line.startswith("#")]
+    assert lines[0] == "*"
+    allowed = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
+    copied = {source.rstrip("/") for source in build_sources()}
+    assert allowed == copied
+
+
+def build_sources() -> list[str]:
+    """What the builder stage COPYs from the build context."""
+    sources: list[str] = []
+    for args in arguments(builder_stage(), "COPY"):
+        *from_context, _destination = args.split()
+        sources.extend(from_context)
+    return sources
+
+
+def runtime_requirements() -> list[str]:
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    requirements: list[str] = pyproject["project"]["dependencies"]
+    return requirements
+
+
+def test_builder_installs_exactly_the_runtime_pins_then_the_project_without_dependencies() -> None:
+    runs = " ".join(arguments(builder_stage(), "RUN"))
+    assert "['project']['dependencies']" in runs
+    assert "pip install --no-cache-dir --requirement /tmp/requirements.txt" in runs
+    assert "pip install --no-cache-dir --no-deps ." in runs
+    assert all("==" in requirement for requirement in runtime_requirements()), (
+        "runtime dependencies are pinned"
+    )
+
+
+@pytest.fixture(scope="module")
+def fresh_install(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The builder stage replayed: a new virtualenv, the [project] dependencies, then the project with
+    --no-deps from a copy of exactly the files the Dockerfile copies. pip's wheel cache keeps it quick."""
+    work = tmp_path_factory.mktemp("image")
+    context = work / "context"
+    context.mkdir()
+    for source in build_sources():
+        path = ROOT / source
+        if path.is_dir():
+            shutil.copytree(
+                path, context / source, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
+            )
+        else:
+            shutil.copy2(path, context / source)
+    venv = work / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    requirements = work / "requirements.txt"
+    requirements.write_text("\n".join(runtime_requirements()) + "\n", encoding="utf-8")
+    subprocess.run([*pip, "--requirement", str(requirements)], check=True, capture_output=True)
+    subprocess.run([*pip, "--no-deps", str(context)], check=True, capture_output=True)
+    return venv
+
+
+def test_entrypoint_runs_from_a_fresh_virtualenv_with_only_the_runtime_dependencies(
+    fresh_install: Path,
+) -> None:
+    command = fresh_install / "bin" / "clickhouse-privatelink-operator"
+    result = subprocess.run([str(command), "--help"], capture_output=True, text=True, check=False, cwd="/")
+    assert result.returncode == 0, result.stderr
+    assert "run" in result.stdout and "crd" in result.stdout
+    run_help = subprocess.run(
+        [str(command), "run", "--help"], capture_output=True, text=True, check=True, cwd="/"
+    )
+    for option in (
+        "--all-namespaces",
+        "--namespace",
+        "--peering",
+        "--priority",
+        "--liveness",
+        "--metrics-port",
+    ):
+        assert option in run_help.stdout
+
+
+def test_installed_operator_renders_the_committed_crd(fresh_install: Path) -> None:
+    command = fresh_install / "bin" / "clickhouse-privatelink-operator"
+    result = subprocess.run([str(command), "crd"], capture_output=True, text=True, check=False, cwd="/")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == (CRDS / "clickhouseprivatelinks.yaml").read_text(encoding="utf-8")
+
+
+def test_fresh_install_holds_no_test_or_sandbox_packages(fresh_install: Path) -> None:
+    listed = subprocess.run(
+        [str(fresh_install / "bin" / "python"), "-m", "pip", "list", "--format", "json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    installed = {package["name"].lower() for package in json.loads(listed.stdout)}
+    assert {"kopf", "boto3", "clickhouse-privatelink-operator"} <= installed
+    assert not installed & {"pytest", "moto", "lupa", "kubernetes-validate", "cel-python", "ruff"}

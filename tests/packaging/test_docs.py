@@ -1,0 +1,147 @@
+"""The install guide and the troubleshooting table say what the packaging and the operator do."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from clickhouse_privatelink.reasons import PROGRESSING_REASONS, TERMINAL_REASONS, Reason
+from tests.packaging.support import (
+    DEPLOY,
+    DOCS,
+    KUBECTL,
+    KUBERNETES_VERSIONS,
+    kubernetes_errors,
+    load_documents,
+    operator_container,
+    render_scenario,
+    the_one,
+)
+
+INSTALL = DOCS / "install.md"
+TROUBLESHOOTING = DOCS / "troubleshooting.md"
+
+
+def table_rows(markdown: str, heading: str) -> list[list[str]]:
+    """The body rows of the first table under a heading, as lists of cells."""
+    section = markdown.split(f"\n{heading}\n", 1)[1].split("\n#", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("|")]
+    return [[cell.strip() for cell in row.strip("|").split("|")] for row in rows[2:]]
+
+
+def test_troubleshooting_table_explains_every_reason_once_with_its_kind() -> None:
+    rows = table_rows(TROUBLESHOOTING.read_text(encoding="utf-8"), "## Every reason")
+    reasons = [row[0].strip("`") for row in rows]
+    assert sorted(reasons) == sorted(str(r) for r in Reason)
+    for reason, kind, meaning, fix in rows:
+        expected = "act" if reason.strip("`") in TERMINAL_REASONS else "waits"
+        if reason.strip("`") not in TERMINAL_REASONS | PROGRESSING_REASONS:
+            expected = "done"
+        assert kind == expected, reason
+        assert meaning and fix, reason
+
+
+def test_troubleshooting_starts_from_the_guides_symptoms() -> None:
+    rows = table_rows(
+        TROUBLESHOOTING.read_text(encoding="utf-8"), "## Symptoms from ClickHouse's PrivateLink guide"
+    )
+    symptoms = " ".join(row[0] for row in rows)
+    for symptom in (
+        "times out",
+        "Host not found",
+        "Connection reset by peer",
+        "Service name could not be verified",
+    ):
+        assert symptom in symptoms
+    timeouts = rows[0][1] + rows[0][2]
+    assert all(port in timeouts for port in ("443", "8443", "9440", "3306"))
+
+
+@pytest.mark.parametrize(
+    "heading",
+    [
+        "## Install with Helm",
+        "## Install with kustomize",
+        "## Install with ArgoCD",
+        "### The health check",
+        "## AWS permissions",
+        "## The ClickHouse Cloud API key",
+        "## High availability: one active replica, the others on standby",
+    ],
+)
+def test_install_guide_has_the_section(heading: str) -> None:
+    assert f"\n{heading}\n" in INSTALL.read_text(encoding="utf-8")
+
+
+def test_install_guide_covers_iam_setups_and_the_keys_role() -> None:
+    text = INSTALL.read_text(encoding="utf-8")
+    for term in (
+        "IRSA",
+        "EKS Pod Identity",
+        "spec.aws.roleArn",
+        "deploy/iam-policy.json",
+        "Admin",
+        "Developer",
+    ):
+        assert term in text
+    assert "`Forbidden`" in text
+
+
+def slug(heading: str) -> str:
+    """GitHub's anchor for a heading."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+@pytest.mark.parametrize("doc", [INSTALL, TROUBLESHOOTING], ids=lambda p: p.name)
+def test_links_between_the_docs_resolve(doc: Path) -> None:
+    for target, anchor in re.findall(r"\]\(([\w./-]*\.md)?(?:#([\w-]+))?\)", doc.read_text(encoding="utf-8")):
+        linked = DOCS / target if target else doc
+        assert linked.is_file(), target
+        if anchor:
+            headings = re.findall(r"^#+ (.+)$", linked.read_text(encoding="utf-8"), re.MULTILINE)
+            assert anchor in {slug(h) for h in headings}, f"{doc.name} links to a missing {target}#{anchor}"
+
+
+def test_operator_settings_table_matches_the_charts_environment() -> None:
+    rows = table_rows(INSTALL.read_text(encoding="utf-8"), "## Operator settings")
+    documented = {row[0].strip("`") for row in rows}
+    set_by_chart = {e["name"] for e in operator_container(render_scenario("irsa"))["env"]}
+    assert documented == set_by_chart - {"POD_ID", "POD_INDEX"}
+
+
+def documented_overlay() -> str:
+    text = INSTALL.read_text(encoding="utf-8")
+    block = re.search(r"<!-- overlay example[^\n]*-->\n```yaml\n(.*?)```", text, re.DOTALL)
+    assert block is not None
+    return block.group(1)
+
+
+def test_documented_kustomize_overlay_builds_and_sets_image_role_and_cluster(tmp_path: Path) -> None:
+    overlay = tmp_path / "overlays" / "prod"
+    overlay.mkdir(parents=True)
+    # kustomize takes bases by relative path only: point the documented ../../deploy at this checkout's.
+    (overlay / "kustomization.yaml").write_text(
+        documented_overlay().replace("- ../../deploy", f"- {os.path.relpath(DEPLOY, overlay)}"),
+        encoding="utf-8",
+    )
+    built = load_documents(
+        subprocess.run(
+            [str(KUBECTL), "kustomize", str(overlay)], capture_output=True, text=True, check=True
+        ).stdout
+    )
+    container = operator_container(built)
+    assert (
+        container["image"]
+        == "111122223333.dkr.ecr.eu-west-1.amazonaws.com/clickhouse-privatelink-operator:0.1.0"
+    )
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["CHPL_CLUSTER_NAME"] == "prod-eu-1"
+    assert env["AWS_REGION"] == "eu-west-1"
+    assert "POD_INDEX" in env and "CHPL_CLICKHOUSE_RATE_LIMIT" in env  # merged by name, not replaced
+    annotations = the_one(built, "ServiceAccount")["metadata"]["annotations"]
+    assert annotations["eks.amazonaws.com/role-arn"].endswith(":role/clickhouse-privatelink-operator")
+    assert [e for m in built for e in kubernetes_errors(m, KUBERNETES_VERSIONS[-1])] == []
