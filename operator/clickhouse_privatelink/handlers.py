@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from . import constants as c
 from . import metrics
 from .aws_clients import clients_for
-from .clickhouse_api import ClickHouseCloudClient
+from .clickhouse_api import ClickHouseCloudClient, RetryPolicy
 from .config import Settings
 from .credentials import ApiKey, SecretReader
 from .models import ClickHousePrivateLinkSpec
@@ -40,7 +40,11 @@ class ClickHouseClients:
         client = self._clients.get(ident)
         if client is None:
             client = ClickHouseCloudClient(
-                api_url, key.key_id, key.key_secret, on_call=metrics.record_clickhouse_call
+                api_url,
+                key.key_id,
+                key.key_secret,
+                retry=RetryPolicy(time_scale=SETTINGS.clickhouse_time_scale),
+                on_call=metrics.record_clickhouse_call,
             )
             self._clients[ident] = client
         return client

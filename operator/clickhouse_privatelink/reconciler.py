@@ -372,29 +372,23 @@ class Reconciler:
             aws_spec = res.spec.aws
             clients = self._aws(aws_spec.region, aws_spec.role_arn)
             step = ConditionType.VPC_ENDPOINT_READY
-            owned = [
-                e
-                for e in await _aws_call(
-                    step, vpc_endpoints.find_owned, clients.ec2, aws_spec.vpc_id, res.ref.uid
-                )
-                if e.state != "deleted"
-            ]
+            tagged = await _aws_call(
+                step, vpc_endpoints.find_owned, clients.ec2, aws_spec.vpc_id, res.ref.uid
+            )
+            # Endpoints ever created for this resource: tagged ones (AWS forgets deleted ones after a while)
+            # and the one the status recorded as ours.
+            owned_ids = {e.id for e in tagged}
+            if res.status.get("vpcEndpointOwned") and res.status.get("vpcEndpointId"):
+                owned_ids.add(str(res.status["vpcEndpointId"]))
+            live = [e for e in tagged if e.state != "deleted"]
             endpoint_ids = sorted(
-                {e.id for e in owned} | ({aws_spec.vpc_endpoint_id} if aws_spec.vpc_endpoint_id else set())
+                owned_ids | ({aws_spec.vpc_endpoint_id} if aws_spec.vpc_endpoint_id else set())
             )
             api = await self._client(res) if endpoint_ids else None
             if api is not None:
                 await self._detach(res, api, endpoint_ids, out)
             await self._remove_dns(res, out)
-            if aws_spec.vpc_endpoint_id:
-                out.events.append(
-                    Event(
-                        "Normal",
-                        "EndpointKept",
-                        f"adopted endpoint {aws_spec.vpc_endpoint_id} is left in place",
-                    )
-                )
-            remaining = await self._delete_endpoints(res, clients, owned, out)
+            remaining = await self._delete_endpoints(res, clients, live, out)
             if remaining:
                 out.steps.append(
                     StepResult(
@@ -403,8 +397,11 @@ class Reconciler:
                 )
                 out.requeue_after = self.settings.poll_interval
                 return out
-            if api is not None and owned:
-                await self._remove_org_entries(res, api, [e.id for e in owned], out)
+            if api is not None and owned_ids:
+                await self._remove_org_entries(res, api, sorted(owned_ids), out)
+            if aws_spec.vpc_endpoint_id:
+                kept = f"adopted endpoint {aws_spec.vpc_endpoint_id} is left in place"
+                out.events.append(Event("Normal", "EndpointKept", kept))
         except StepFailed as failed:
             self._fail(out, failed, attempt)
             return out
@@ -463,11 +460,14 @@ class Reconciler:
                 Event("Normal", "DnsRecordKept", f"the record for {hostname} is not ours: left in place")
             )
         # A zone the operator created is removed by whichever resource leaves it empty.
-        if res.spec.dns.hosted_zone_id is None and is_managed(zone.tags, res.ref.cluster):
-            if await _aws_call(step, dns.delete_zone_if_empty, r53, zone.id):
-                out.events.append(
-                    Event("Normal", "HostedZoneDeleted", f"deleted the empty private zone {zone.name}")
-                )
+        if (
+            res.spec.dns.hosted_zone_id is None
+            and is_managed(zone.tags, res.ref.cluster)
+            and await _aws_call(step, dns.delete_zone_if_empty, r53, zone.id)
+        ):
+            out.events.append(
+                Event("Normal", "HostedZoneDeleted", f"deleted the empty private zone {zone.name}")
+            )
 
     async def _delete_endpoints(
         self, res: Resource, clients: AwsClients, owned: list[ObservedEndpoint], out: Outcome
@@ -621,20 +621,20 @@ async def _clickhouse_call(
 def steps_to_conditions(
     conditions: list[dict[str, Any]], steps: list[StepResult], *, generation: int
 ) -> list[dict[str, Any]]:
-    """Write every step's condition and Ready; steps not reached this pass become Unknown-like waits."""
-    reached = {s.type for s in steps}
+    """Write every step's condition, in step order, then Ready; a step not reached waits for the failed one."""
+    by_type = {s.type: s for s in steps}
     first_failed = next((s for s in steps if not s.ok), None)
     for step_type in STEP_CONDITIONS:
-        if step_type in reached:
-            continue
-        if first_failed is not None:
-            waiting = StepResult(
-                step_type, False, Reason.RECONCILING, f"waiting for {first_failed.type.value}"
-            )
-            conditions = set_condition(conditions, waiting, generation=generation)
-    for step in steps:
-        conditions = set_condition(conditions, step, generation=generation)
-    return set_condition(conditions, summarise_ready(steps), generation=generation)
+        step = by_type.get(step_type)
+        if step is None and first_failed is not None:
+            step = StepResult(step_type, False, Reason.RECONCILING, f"waiting for {first_failed.type.value}")
+        if step is not None:
+            conditions = set_condition(conditions, step, generation=generation)
+    conditions = set_condition(
+        conditions, by_type.get(ConditionType.READY) or summarise_ready(steps), generation=generation
+    )
+    order = {t.value: i for i, t in enumerate((*STEP_CONDITIONS, ConditionType.READY))}
+    return sorted(conditions, key=lambda cond: order.get(str(cond.get("type")), len(order)))
 
 
 __all__ = ["Event", "Outcome", "Reconciler", "Resource", "StepFailed", "condition", "steps_to_conditions"]
