@@ -26,7 +26,6 @@ from aiohttp import web
 
 from . import kube_protobuf
 from .kube_errors import ApiError, bad_request, expired
-from .kube_patch import clone
 from .kube_resources import ResourceType, api_resource_list, openapi_v3_document
 from .kube_selectors import (
     FieldRequirement,
@@ -124,7 +123,8 @@ def _write_options(query: Mapping[str, str]) -> WriteOptions:
     dry_run = query.get("dryRun")
     if dry_run not in (None, "", "All"):
         raise bad_request(f"Invalid dry run value: {dry_run}")
-    validation = query.get("fieldValidation", "")
+    # Since 1.27 the server warns about dropped unknown fields unless told otherwise.
+    validation = query.get("fieldValidation", "Warn")
     if validation not in ("", "Ignore", "Warn", "Strict"):
         raise bad_request(f"Invalid fieldValidation value: {validation}")
     return WriteOptions(dry_run=dry_run == "All", field_validation=validation)
@@ -455,7 +455,8 @@ class KubernetesEmulator:
     ) -> web.Response:
         headers: dict[str, str] = {}
         if opts is not None and opts.warnings:
-            headers["Warning"] = ", ".join(f'299 - "{w}"' for w in opts.warnings)
+            quoted = (w.replace("\\", "\\\\").replace('"', '\\"') for w in opts.warnings)
+            headers["Warning"] = ", ".join(f'299 - "{w}"' for w in quoted)
         table_version = _table_version(request.headers.get("Accept", ""))
         if table_version is not None and request.method == "GET":
             table = render_table(
@@ -663,11 +664,7 @@ class _WatchWriter:
 
     async def write(self, event: dict[str, Any]) -> None:
         obj = event["object"]
-        if obj.get("kind") == "Status":
-            pass
-        elif event["type"] == "BOOKMARK":
-            obj = clone(obj)
-        else:
+        if obj.get("kind") != "Status" and event["type"] != "BOOKMARK":
             obj = self.store.present(self.rt, self.version, obj)
             if self.table_version is not None:
                 obj = render_table(
