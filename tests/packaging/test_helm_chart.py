@@ -3,9 +3,11 @@ behaviour each value promises."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.packaging.support import (
     CHART,
@@ -254,3 +256,42 @@ def test_image_defaults_to_the_app_version_and_can_be_pinned_by_digest() -> None
         "/clickhouse-privatelink-operator:0.1.0"
     )
     assert operator_container(render_scenario("pinned-image"))["image"].endswith(":0.1.0@sha256:" + "ab" * 32)
+
+
+def schema_paths(schema: dict[str, Any], prefix: str = "") -> set[str]:
+    """Every value path the schema describes, descending into objects with fixed properties."""
+    paths: set[str] = set()
+    for key, child in schema.get("properties", {}).items():
+        path = f"{prefix}{key}"
+        paths.add(path)
+        paths |= schema_paths(child, f"{path}.")
+    return paths
+
+
+def value_paths(values: dict[str, Any], schema: dict[str, Any], prefix: str = "") -> set[str]:
+    """Every value path in values.yaml, not descending into free-form maps (annotations, labels...)."""
+    paths: set[str] = set()
+    for key, value in values.items():
+        path = f"{prefix}{key}"
+        paths.add(path)
+        child = schema.get("properties", {}).get(key, {})
+        if isinstance(value, dict) and "properties" in child:
+            paths |= value_paths(value, child, f"{path}.")
+    return paths
+
+
+def closed_objects(schema: dict[str, Any], path: str = "$") -> list[str]:
+    """Paths of objects with fixed properties that still accept unknown keys."""
+    found = []
+    if "properties" in schema and schema.get("additionalProperties") is not False:
+        found.append(path)
+    for key, child in schema.get("properties", {}).items():
+        found += closed_objects(child, f"{path}.{key}")
+    return found
+
+
+def test_values_schema_describes_every_value_and_nothing_else() -> None:
+    schema = json.loads((CHART / "values.schema.json").read_text(encoding="utf-8"))
+    values = yaml.safe_load((CHART / "values.yaml").read_text(encoding="utf-8"))
+    assert value_paths(values, schema) == schema_paths(schema)
+    assert closed_objects(schema) == [], "objects with fixed keys must reject unknown ones"
