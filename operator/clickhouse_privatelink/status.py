@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .reasons import ConditionType, Reason
+from .reasons import TERMINAL_REASONS, ConditionType, Reason
 
 # The order in which the steps happen; Ready summarises them.
 STEP_CONDITIONS = (
@@ -76,10 +76,11 @@ def _condition(result: StepResult, status: str, when: str, generation: int | Non
 
 
 def summarise_ready(steps: Sequence[StepResult]) -> StepResult:
-    """Ready is True when every step is; otherwise it carries the first step that is not."""
-    for step in steps:
-        if not step.ok:
-            return StepResult(ConditionType.READY, False, step.reason, step.message)
+    """Ready is True when every step is; otherwise it carries the first step a person must fix, if any,
+    else the first step still in progress."""
+    failing = [s for s in steps if not s.ok]
+    for step in sorted(failing, key=lambda s: s.reason not in TERMINAL_REASONS):
+        return StepResult(ConditionType.READY, False, step.reason, step.message)
     missing = [t.value for t in STEP_CONDITIONS if t not in {s.type for s in steps}]
     if missing:
         return StepResult(ConditionType.READY, False, Reason.RECONCILING, f"waiting for {', '.join(missing)}")

@@ -64,3 +64,12 @@ def test_dns_owner_marker_round_trips() -> None:
     owner = parse_dns_owner([dns_owner_value(REF)])
     assert owner is not None and (owner.uid, owner.cluster, owner.resource) == ("uid-1", "prod", "ns/link")
     assert parse_dns_owner(['"v=spf1 -all"']) is None
+
+
+def test_ready_prefers_a_problem_a_person_must_fix_over_waiting() -> None:
+    steps = [
+        StepResult(ConditionType.SERVICE_RESOLVED, True, Reason.RESOLVED, "ok"),
+        StepResult(ConditionType.VPC_ENDPOINT_READY, False, Reason.ENDPOINT_PENDING, "pending"),
+        StepResult(ConditionType.DNS_READY, False, Reason.DNS_RECORD_CONFLICT, "conflict"),
+    ]
+    assert summarise_ready(steps).reason is Reason.DNS_RECORD_CONFLICT

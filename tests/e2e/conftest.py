@@ -1,0 +1,368 @@
+"""End-to-end fixtures: the operator as a real process against the Kubernetes, AWS and ClickHouse stand-ins.
+
+Every fixture can target real services instead (see tests/fixtures/ and README "Testing against real
+services"); the operator process is always the real command a user runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from clickhouse_privatelink import constants as c
+from clickhouse_privatelink.standins.aws import Network
+from clickhouse_privatelink.standins.launch import stop_process
+from tests.fixtures.aws import AwsTarget
+from tests.fixtures.clickhouse import ClickHouseApi, ClickHouseOrg
+from tests.fixtures.kubernetes import KubeApi
+from tests.fixtures.polling import wait_for
+
+# Short waits: the stand-ins run on a compressed clock, and tests poll with deadlines.
+OPERATOR_ENV = {
+    "CHPL_CLUSTER_NAME": "e2e",
+    "CHPL_POLL_INTERVAL": "0.5",
+    "CHPL_ERROR_RETRY_INTERVAL": "3",
+    "CHPL_MAX_BACKOFF": "5",
+    "CHPL_DRIFT_INTERVAL": "2",
+    "CHPL_LOG_FORMAT": "json",
+}
+READY_TIMEOUT = 60.0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Kube:
+    """The Kubernetes calls tests make, through the official client and the kubeconfig."""
+
+    def __init__(self, kubeconfig: Path) -> None:
+        api = config.new_client_from_config(config_file=str(kubeconfig))
+        self.core = client.CoreV1Api(api)
+        self.custom = client.CustomObjectsApi(api)
+        self.ext = client.ApiextensionsV1Api(api)
+
+    def get_link(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            obj: dict[str, Any] = self.custom.get_namespaced_custom_object(
+                c.GROUP, c.VERSION, namespace, c.PLURAL, name
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return obj
+
+    def events(self, namespace: str, name: str) -> list[Any]:
+        items = self.core.list_namespaced_event(namespace, field_selector=f"involvedObject.name={name}").items
+        return list(items)
+
+
+@pytest.fixture(scope="session")
+def k8s(kube_api: KubeApi) -> Kube:
+    """The official client on the session's Kubernetes API (the CRD is installed by ``kube_api``)."""
+    return Kube(kube_api.kubeconfig)
+
+
+@dataclass
+class OperatorProcess:
+    """The operator command, run as its own process; restartable."""
+
+    env: dict[str, str]
+    log_dir: Path
+    clickhouse_url: str
+    metrics_port: int = field(default_factory=_free_port)
+    proc: subprocess.Popen[str] | None = None
+    runs: int = 0
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
+
+    @property
+    def log_path(self) -> Path:
+        return self.log_dir / f"operator-{self.runs}.log"
+
+    def start(self) -> None:
+        self.runs += 1
+        cmd = [sys.executable, "-m", "clickhouse_privatelink", "run", "--all-namespaces", "--standalone"]
+        cmd += ["--liveness", "", "--metrics-port", str(self.metrics_port)]
+        log = open(self.log_path, "w")  # noqa: SIM115 - owned by the child process
+        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, text=True, env=self.env)
+        wait_for(self._serving_metrics, timeout=30)
+
+    def _serving_metrics(self) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise RuntimeError(
+                f"operator exited with {self.proc.returncode}: {self.log_path.read_text()[-3000:]}"
+            )
+        try:
+            return httpx.get(self.metrics_url, timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_process(self.proc)
+            self.proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def logs(self) -> str:
+        return "\n".join(
+            (self.log_dir / f"operator-{i}.log").read_text(errors="replace") for i in range(1, self.runs + 1)
+        )
+
+    def metric(self, name: str, **labels: str) -> float:
+        """The current value of one sample on /metrics (0 when absent)."""
+        text = httpx.get(self.metrics_url, timeout=5).text
+        total = 0.0
+        for line in text.splitlines():
+            if not line.startswith(name + "{") and not line.startswith(name + " "):
+                continue
+            if all(f'{k}="{v}"' in line for k, v in labels.items()):
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
+
+@pytest.fixture(scope="session")
+def operator(
+    k8s: Kube,
+    kube_api: KubeApi,
+    aws_target: AwsTarget,
+    clickhouse_api: ClickHouseApi,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[OperatorProcess]:
+    env = {**os.environ, **OPERATOR_ENV, **aws_target.env, "KUBECONFIG": str(kube_api.kubeconfig)}
+    if clickhouse_api.control is not None:
+        # The operator's client paces itself and waits on the stand-in's compressed clock.
+        env["CHPL_CLICKHOUSE_RATE_LIMIT"] = f"10/{10 * clickhouse_api.time_scale}s"
+        env["CHPL_CLICKHOUSE_TIME_SCALE"] = str(clickhouse_api.time_scale)
+    op = OperatorProcess(
+        env=env, log_dir=tmp_path_factory.mktemp("operator"), clickhouse_url=clickhouse_api.url
+    )
+    op.start()
+    try:
+        yield op
+    finally:
+        op.stop()
+
+
+@dataclass
+class Link:
+    """One ClickHousePrivateLink under test, and the handles to check it."""
+
+    k8s: Kube
+    namespace: str
+    name: str
+    body: dict[str, Any]
+
+    def get(self) -> dict[str, Any] | None:
+        return self.k8s.get_link(self.namespace, self.name)
+
+    def status(self) -> dict[str, Any]:
+        obj = self.get() or {}
+        return dict(obj.get("status", {}))
+
+    def condition(self, type_: str) -> dict[str, Any] | None:
+        return next((x for x in self.status().get("conditions", []) if x.get("type") == type_), None)
+
+    def wait_condition(
+        self, type_: str, *, status: str, reason: str | None = None, timeout: float = READY_TIMEOUT
+    ) -> dict[str, Any]:
+        def check() -> dict[str, Any] | None:
+            cond = self.condition(type_)
+            if cond is None or cond.get("status") != status:
+                return None
+            if reason is not None and cond.get("reason") != reason:
+                return None
+            return cond
+
+        return wait_for(
+            check, timeout=timeout, interval=0.2, message=f"{self.name}: {type_}={status} {reason}"
+        )
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT) -> dict[str, Any]:
+        self.wait_condition("Ready", status="True", timeout=timeout)
+        return self.status()
+
+    def patch_spec(self, spec: dict[str, Any]) -> None:
+        self.k8s.custom.patch_namespaced_custom_object(
+            c.GROUP, c.VERSION, self.namespace, c.PLURAL, self.name, {"spec": spec}
+        )
+
+    def delete(self) -> None:
+        self.k8s.custom.delete_namespaced_custom_object(
+            c.GROUP, c.VERSION, self.namespace, c.PLURAL, self.name
+        )
+
+    def wait_gone(self, timeout: float = READY_TIMEOUT) -> None:
+        wait_for(
+            lambda: self.get() is None, timeout=timeout, interval=0.2, message=f"{self.name} to be deleted"
+        )
+
+    def wait_events(self, *reasons: str, timeout: float = 15.0) -> None:
+        """Events are posted in the background: wait until every reason has been seen."""
+        wait_for(
+            lambda: set(reasons) <= set(self.event_reasons()), timeout=timeout, message=f"events {reasons}"
+        )
+
+    def event_reasons(self) -> list[str]:
+        return [e.reason for e in self.k8s.events(self.namespace, self.name)]
+
+
+class LinkFactory:
+    """Creates Secrets and ClickHousePrivateLinks in the test's namespace, for its org and VPC."""
+
+    SECRET = "clickhouse-api-key"
+
+    def __init__(
+        self, k8s: Kube, operator: OperatorProcess, namespace: str, org: ClickHouseOrg, network: Network
+    ) -> None:
+        self.k8s = k8s
+        self.operator = operator
+        self.namespace = namespace
+        self.org = org
+        self.network = network
+        self.created: list[Link] = []
+
+    def secret(self, name: str, key_id: str, key_secret: str) -> None:
+        body = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": name},
+            "stringData": {"keyId": key_id, "keySecret": key_secret},
+        }
+        self.k8s.core.create_namespaced_secret(self.namespace, body)
+
+    def __call__(
+        self,
+        *,
+        name: str | None = None,
+        clickhouse: dict[str, Any] | None = None,
+        aws: dict[str, Any] | None = None,
+        dns: dict[str, Any] | None = None,
+        **spec: Any,
+    ) -> Link:
+        name = name or f"link-{uuid.uuid4().hex[:6]}"
+        ch: dict[str, Any] = {
+            "organizationId": self.org.org_id,
+            "serviceId": self.org.service_id,
+            "credentialsSecretRef": {"name": self.SECRET},
+            "apiUrl": self.operator.clickhouse_url,
+        }
+        ch.update(clickhouse or {})
+        aws_spec: dict[str, Any] = {
+            "region": self.network.region,
+            "vpcId": self.network.vpc_id,
+            "subnetIds": list(self.network.subnet_ids),
+            "securityGroupIds": [self.network.security_group_id],
+        }
+        aws_spec.update(aws or {})
+        full_spec = {
+            "clickhouse": {k: v for k, v in ch.items() if v is not None},
+            "aws": {k: v for k, v in aws_spec.items() if v is not None},
+            **({"dns": dns} if dns else {}),
+            **spec,
+        }
+        body = {
+            "apiVersion": c.API_VERSION,
+            "kind": c.KIND,
+            "metadata": {"name": name, "namespace": self.namespace},
+            "spec": full_spec,
+        }
+        self.k8s.custom.create_namespaced_custom_object(c.GROUP, c.VERSION, self.namespace, c.PLURAL, body)
+        link = Link(self.k8s, self.namespace, name, body)
+        self.created.append(link)
+        return link
+
+    def cleanup(self) -> None:
+        for link in self.created:
+            with contextlib.suppress(ApiException):
+                link.delete()
+        for link in self.created:
+            link.wait_gone(timeout=READY_TIMEOUT)
+
+
+@pytest.fixture
+def make_link(
+    k8s: Kube,
+    operator: OperatorProcess,
+    kube_namespace: str,
+    clickhouse_org: ClickHouseOrg,
+    aws_network: Network,
+) -> Iterator[LinkFactory]:
+    """Create the API-key Secret and ClickHousePrivateLinks for this test's org and VPC; delete them after."""
+    factory = LinkFactory(k8s, operator, kube_namespace, clickhouse_org, aws_network)
+    factory.secret(LinkFactory.SECRET, clickhouse_org.key_id, clickhouse_org.key_secret)
+    yield factory
+    factory.cleanup()
+
+
+class Cloud:
+    """Direct reads of AWS and ClickHouse, bypassing the operator."""
+
+    def __init__(
+        self, aws: AwsTarget, network: Network, clickhouse: ClickHouseApi, org: ClickHouseOrg
+    ) -> None:
+        self.ec2 = aws.client("ec2", network.region)
+        self.r53 = aws.client("route53", network.region)
+        self.network = network
+        self.clickhouse = clickhouse
+        self.org = org
+
+    def live_endpoints(self) -> list[dict[str, Any]]:
+        eps = self.ec2.describe_vpc_endpoints(Filters=[{"Name": "vpc-id", "Values": [self.network.vpc_id]}])
+        return [e for e in eps["VpcEndpoints"] if e["State"] not in ("deleted", "deleting")]
+
+    def endpoint(self, endpoint_id: str) -> dict[str, Any] | None:
+        eps = self.ec2.describe_vpc_endpoints(VpcEndpointIds=[endpoint_id])["VpcEndpoints"]
+        return eps[0] if eps and eps[0]["State"] != "deleted" else None
+
+    def zones(self) -> list[dict[str, Any]]:
+        found = self.r53.list_hosted_zones_by_vpc(VPCId=self.network.vpc_id, VPCRegion=self.network.region)
+        return list(found["HostedZoneSummaries"])
+
+    def records(self, zone_id: str, hostname: str) -> list[dict[str, Any]]:
+        sets = self.r53.list_resource_record_sets(HostedZoneId=zone_id)["ResourceRecordSets"]
+        return [s for s in sets if s["Name"].rstrip(".") == hostname.rstrip(".")]
+
+    def allow_list(self, service_id: str | None = None) -> list[str]:
+        assert self.clickhouse.control is not None
+        service = self.clickhouse.control.service(self.org.org_id, service_id or self.org.service_id)
+        return list(service["private_endpoint_ids"])
+
+    def org_entries(self) -> list[str]:
+        assert self.clickhouse.control is not None
+        org = self.clickhouse.control.organization(self.org.org_id)
+        return [e["id"] for e in org["private_endpoints"]]
+
+    def writes(self) -> int:
+        """ClickHouse write calls made with the test's key so far."""
+        assert self.clickhouse.control is not None
+        reqs = self.clickhouse.control.requests(key_id=self.org.key_id)
+        return sum(1 for r in reqs if r["method"] in ("PATCH", "POST"))
+
+
+@pytest.fixture
+def cloud(
+    aws_target: AwsTarget, aws_network: Network, clickhouse_api: ClickHouseApi, clickhouse_org: ClickHouseOrg
+) -> Cloud:
+    return Cloud(aws_target, aws_network, clickhouse_api, clickhouse_org)

@@ -1,0 +1,293 @@
+"""The operator as a real process: create, keep, change and delete PrivateLink connections.
+
+Each test reads the AWS and ClickHouse stand-ins directly to prove what exists, not just the status.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from clickhouse_privatelink import constants as c
+from clickhouse_privatelink.standins.aws import Network
+from tests.e2e.conftest import Cloud, Link, LinkFactory, OperatorProcess
+from tests.fixtures.clickhouse import ClickHouseApi, ClickHouseOrg
+from tests.fixtures.polling import wait_for
+
+pytestmark = pytest.mark.e2e
+
+
+def assert_connected(link: Link, cloud: Cloud, org: ClickHouseOrg) -> dict[str, Any]:
+    status = link.wait_ready()
+    assert status["privateDnsHostname"] == org.private_dns_hostname
+    assert status["endpointServiceId"] == org.endpoint_service_id
+    assert status["vpcEndpointState"] == "available"
+    endpoints = cloud.live_endpoints()
+    assert [e["VpcEndpointId"] for e in endpoints] == [status["vpcEndpointId"]]
+    ep = endpoints[0]
+    assert ep["ServiceName"] == org.endpoint_service_id
+    assert ep["VpcEndpointType"] == "Interface" and ep["PrivateDnsEnabled"] is False
+    assert sorted(ep["SubnetIds"]) == sorted(cloud.network.subnet_ids)
+    return status
+
+
+# ------------------------------------------------------------------------------------------ happy path
+
+
+@pytest.mark.standin_only
+def test_resource_becomes_ready_with_one_endpoint_one_record_and_one_allow_list_entry(
+    make_link: LinkFactory, cloud: Cloud, clickhouse_org: ClickHouseOrg
+) -> None:
+    link = make_link()
+    status = assert_connected(link, cloud, clickhouse_org)
+    endpoint_id = status["vpcEndpointId"]
+
+    tags = {t["Key"]: t["Value"] for t in cloud.live_endpoints()[0]["Tags"]}
+    obj = link.get()
+    assert obj is not None
+    assert tags[c.TAG_MANAGED_BY] == c.OPERATOR_NAME
+    assert tags[c.TAG_RESOURCE] == f"{link.namespace}/{link.name}"
+    assert tags[c.TAG_RESOURCE_UID] == obj["metadata"]["uid"]
+    assert tags[c.TAG_CLUSTER] == "e2e"
+    assert obj["status"]["observedGeneration"] == obj["metadata"]["generation"]
+    assert {(e["protocol"], e["port"]) for e in status["endpoints"]} == {
+        ("https", 8443),
+        ("nativesecure", 9440),
+        ("mysql", 3306),
+    }
+    for type_ in ("ServiceResolved", "VpcEndpointReady", "DnsReady", "AllowListed", "Ready"):
+        cond = link.condition(type_)
+        assert cond is not None and cond["status"] == "True", type_
+        assert cond["observedGeneration"] == obj["metadata"]["generation"]
+
+    zones = cloud.zones()
+    assert [z["Name"].rstrip(".") for z in zones] == [clickhouse_org.private_dns_hostname.split(".", 1)[1]]
+    assert status["hostedZoneId"] == zones[0]["HostedZoneId"].rsplit("/", 1)[-1]
+    records = cloud.records(status["hostedZoneId"], clickhouse_org.private_dns_hostname)
+    alias = [r for r in records if r["Type"] == "A"]
+    assert len(alias) == 1
+    assert (
+        alias[0]["AliasTarget"]["DNSName"].rstrip(".")
+        == cloud.live_endpoints()[0]["DnsEntries"][0]["DnsName"]
+    )
+    assert any(r["Type"] == "TXT" for r in records)
+
+    assert cloud.allow_list() == [endpoint_id]
+    assert cloud.org_entries() == [endpoint_id]
+    link.wait_events("EndpointCreated", "HostedZoneCreated", "DnsRecordWritten", "AllowListed", "Ready")
+
+    link.delete()
+    link.wait_gone()
+    assert cloud.live_endpoints() == []
+    assert cloud.zones() == []
+    assert cloud.allow_list() == []
+    assert cloud.org_entries() == []
+
+
+@pytest.mark.standin_only
+def test_reapplying_or_restarting_the_operator_creates_nothing_new(
+    make_link: LinkFactory, cloud: Cloud, clickhouse_org: ClickHouseOrg, operator: OperatorProcess
+) -> None:
+    link = make_link()
+    first = assert_connected(link, cloud, clickhouse_org)
+    writes = cloud.writes()
+
+    link.patch_spec({"aws": {"tags": {"team": "data"}}})  # a spec change: a new generation, same resources
+    wait_for(lambda: link.status().get("observedGeneration") == 2, timeout=30)
+    operator.restart()
+    wait_for(lambda: operator.metric("chpl_reconciles_total", kind="reconcile") >= 1, timeout=30)
+
+    again = link.wait_ready()
+    assert again["vpcEndpointId"] == first["vpcEndpointId"]
+    assert [e["VpcEndpointId"] for e in cloud.live_endpoints()] == [first["vpcEndpointId"]]
+    assert (
+        len(
+            [
+                r
+                for r in cloud.records(first["hostedZoneId"], clickhouse_org.private_dns_hostname)
+                if r["Type"] == "A"
+            ]
+        )
+        == 1
+    )
+    assert len(cloud.zones()) == 1
+    assert cloud.allow_list() == [first["vpcEndpointId"]]
+    assert cloud.writes() == writes
+
+
+@pytest.mark.standin_only
+def test_changed_subnets_modify_the_endpoint_in_place(
+    make_link: LinkFactory, cloud: Cloud, clickhouse_org: ClickHouseOrg, aws_network: Network
+) -> None:
+    link = make_link(aws={"subnetIds": [aws_network.subnet_ids[0]]})
+    first = link.wait_ready()
+    link.patch_spec({"aws": {"subnetIds": list(aws_network.subnet_ids)}})
+
+    def both_subnets() -> bool:
+        ep = cloud.endpoint(first["vpcEndpointId"])
+        return ep is not None and sorted(ep["SubnetIds"]) == sorted(aws_network.subnet_ids)
+
+    wait_for(both_subnets, timeout=30)
+    assert [e["VpcEndpointId"] for e in cloud.live_endpoints()] == [first["vpcEndpointId"]]
+    link.wait_events("EndpointModified")
+
+
+@pytest.mark.standin_only
+def test_service_name_resolves_to_the_service(
+    make_link: LinkFactory, cloud: Cloud, clickhouse_org: ClickHouseOrg
+) -> None:
+    link = make_link(clickhouse={"serviceId": None, "serviceName": clickhouse_org.service_name})
+    status = assert_connected(link, cloud, clickhouse_org)
+    assert status["serviceId"] == clickhouse_org.service_id
+
+
+@pytest.mark.standin_only
+def test_ambiguous_service_name_is_reported(
+    make_link: LinkFactory, clickhouse_api: ClickHouseApi, clickhouse_org: ClickHouseOrg, cloud: Cloud
+) -> None:
+    assert clickhouse_api.control is not None
+    clickhouse_api.control.seed_service(
+        clickhouse_org.org_id, name=clickhouse_org.service_name, region="us-east-1"
+    )
+    link = make_link(clickhouse={"serviceId": None, "serviceName": clickhouse_org.service_name})
+    cond = link.wait_condition("Ready", status="False", reason="ServiceAmbiguous")
+    assert "serviceId" in cond["message"]
+    assert cloud.live_endpoints() == []
+
+
+@pytest.mark.standin_only
+def test_a_provisioning_service_is_waited_for(
+    make_link: LinkFactory, clickhouse_api: ClickHouseApi, clickhouse_org: ClickHouseOrg, cloud: Cloud
+) -> None:
+    assert clickhouse_api.control is not None
+    svc = clickhouse_api.control.seed_service(
+        clickhouse_org.org_id, region="us-east-1", state="provisioning", provisioning_seconds=60
+    )
+    link = make_link(clickhouse={"serviceId": svc["id"]})
+    cond = link.wait_condition("ServiceResolved", status="False", reason="ServiceProvisioning")
+    assert "provisioning" in cond["message"]
+    assert cloud.live_endpoints() == []
+    status = link.wait_ready()
+    assert (
+        status["privateDnsHostname"]
+        == clickhouse_api.control.service(clickhouse_org.org_id, svc["id"])["private_dns_hostname"]
+    )
+    assert cloud.allow_list(svc["id"]) == [status["vpcEndpointId"]]
+
+
+@pytest.mark.standin_only
+def test_cross_region_service_sets_the_endpoint_service_region(
+    make_link: LinkFactory, clickhouse_api: ClickHouseApi, clickhouse_org: ClickHouseOrg, cloud: Cloud
+) -> None:
+    assert clickhouse_api.control is not None
+    svc = clickhouse_api.control.seed_service(clickhouse_org.org_id, region="us-west-2", state="running")
+    link = make_link(clickhouse={"serviceId": svc["id"]})
+    status = link.wait_ready()
+    ep = cloud.endpoint(status["vpcEndpointId"])
+    assert ep is not None
+    assert ep["ServiceRegion"] == "us-west-2"
+    assert ep["ServiceName"] == svc["endpoint_service_id"]
+    assert status["serviceRegion"] == "us-west-2"
+    assert [z["Name"].rstrip(".") for z in cloud.zones()] == ["us-west-2.vpce.aws.clickhouse.cloud"]
+
+
+# ---------------------------------------------------------------------------------------- what we keep
+
+
+@pytest.mark.standin_only
+def test_an_adopted_endpoint_is_used_and_survives_deletion(
+    make_link: LinkFactory, cloud: Cloud, clickhouse_org: ClickHouseOrg, aws_network: Network
+) -> None:
+    existing = cloud.ec2.create_vpc_endpoint(
+        VpcEndpointType="Interface",
+        VpcId=aws_network.vpc_id,
+        ServiceName=clickhouse_org.endpoint_service_id,
+        SubnetIds=list(aws_network.subnet_ids),
+        PrivateDnsEnabled=False,
+    )["VpcEndpoint"]["VpcEndpointId"]
+    link = make_link(aws={"vpcEndpointId": existing})
+    status = link.wait_ready(timeout=60)
+    assert status["vpcEndpointId"] == existing and status["vpcEndpointOwned"] is False
+    assert [e["VpcEndpointId"] for e in cloud.live_endpoints()] == [existing]
+    assert cloud.allow_list() == [existing]
+
+    link.delete()
+    link.wait_gone()
+    ep = cloud.endpoint(existing)
+    assert ep is not None and ep["State"] == "available"
+    assert cloud.allow_list() == []
+    assert cloud.zones() == []  # our record went, and with it the zone we created
+
+
+@pytest.mark.standin_only
+def test_retain_keeps_endpoint_record_and_allow_list_entry(
+    make_link: LinkFactory, cloud: Cloud, clickhouse_org: ClickHouseOrg
+) -> None:
+    link = make_link(deletionPolicy="Retain")
+    status = assert_connected(link, cloud, clickhouse_org)
+    link.delete()
+    link.wait_gone()
+    assert [e["VpcEndpointId"] for e in cloud.live_endpoints()] == [status["vpcEndpointId"]]
+    assert [
+        r["Type"]
+        for r in cloud.records(status["hostedZoneId"], clickhouse_org.private_dns_hostname)
+        if r["Type"] == "A"
+    ] == ["A"]
+    assert cloud.allow_list() == [status["vpcEndpointId"]]
+
+
+@pytest.mark.standin_only
+def test_a_dns_record_we_did_not_write_is_never_overwritten(
+    make_link: LinkFactory, cloud: Cloud, clickhouse_org: ClickHouseOrg, aws_network: Network
+) -> None:
+    zone_name = clickhouse_org.private_dns_hostname.split(".", 1)[1]
+    zone = cloud.r53.create_hosted_zone(
+        Name=zone_name,
+        CallerReference=f"foreign-{aws_network.vpc_id}",
+        VPC={"VPCRegion": aws_network.region, "VPCId": aws_network.vpc_id},
+        HostedZoneConfig={"PrivateZone": True, "Comment": "someone else's"},
+    )["HostedZone"]
+    zone_id = zone["Id"].rsplit("/", 1)[-1]
+    foreign = {
+        "Name": clickhouse_org.private_dns_hostname + ".",
+        "Type": "A",
+        "TTL": 60,
+        "ResourceRecords": [{"Value": "10.9.9.9"}],
+    }
+    cloud.r53.change_resource_record_sets(
+        HostedZoneId=zone_id, ChangeBatch={"Changes": [{"Action": "CREATE", "ResourceRecordSet": foreign}]}
+    )
+    link = make_link()
+    cond = link.wait_condition("DnsReady", status="False", reason="DnsRecordConflict")
+    assert clickhouse_org.private_dns_hostname in cond["message"]
+    ready = link.condition("Ready")
+    assert ready is not None and ready["status"] == "False" and ready["reason"] == "DnsRecordConflict"
+    records = cloud.records(zone_id, clickhouse_org.private_dns_hostname)
+    assert [(r["Type"], r.get("ResourceRecords")) for r in records] == [("A", [{"Value": "10.9.9.9"}])]
+    link.wait_events("DnsRecordConflict")
+
+    link.delete()
+    link.wait_gone()
+    assert [
+        (r["Type"], r.get("ResourceRecords"))
+        for r in cloud.records(zone_id, clickhouse_org.private_dns_hostname)
+    ] == [("A", [{"Value": "10.9.9.9"}])]
+    assert [z["HostedZoneId"].rsplit("/", 1)[-1] for z in cloud.zones()] == [zone_id]
+    assert cloud.live_endpoints() == []
+
+
+@pytest.mark.standin_only
+def test_dns_mode_none_skips_dns_and_says_so(
+    make_link: LinkFactory, cloud: Cloud, clickhouse_org: ClickHouseOrg
+) -> None:
+    link = make_link(dns={"mode": "None"})
+    status = assert_connected(link, cloud, clickhouse_org)
+    cond = link.condition("DnsReady")
+    assert (
+        cond is not None
+        and cond["reason"] == "DnsDisabled"
+        and clickhouse_org.private_dns_hostname in cond["message"]
+    )
+    assert "hostedZoneId" not in status
+    assert cloud.zones() == []
