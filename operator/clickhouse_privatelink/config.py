@@ -32,6 +32,8 @@ class Settings:
     max_backoff: float = 300.0
     # Drift repair: how often a Ready resource is checked against AWS and ClickHouse.
     drift_interval: float = 300.0
+    # Scales the ClickHouse client's retry waits; only the stand-ins' compressed clocks need anything but 1.
+    clickhouse_time_scale: float = 1.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -41,6 +43,7 @@ class Settings:
             error_retry_interval=_float("CHPL_ERROR_RETRY_INTERVAL", cls.error_retry_interval),
             max_backoff=_float("CHPL_MAX_BACKOFF", cls.max_backoff),
             drift_interval=_float("CHPL_DRIFT_INTERVAL", cls.drift_interval),
+            clickhouse_time_scale=_float("CHPL_CLICKHOUSE_TIME_SCALE", cls.clickhouse_time_scale),
         )
 
     def backoff(self, attempt: int) -> float:

@@ -30,10 +30,11 @@ DRIFT_REPAIRS = Counter(
 
 
 def record_clickhouse_call(operation: str, status: int | str) -> None:
-    """The ClickHouse client's call hook: count the call, and throttling separately."""
-    API_CALLS.labels("clickhouse", operation, str(status)).inc()
-    if str(status) == "429":
+    """The ClickHouse client's call hook: count calls; throttling (a 429, or our own limiter) separately."""
+    if str(status) in ("429", "throttled"):
         THROTTLED.labels("clickhouse").inc()
+    if str(status) != "throttled":  # the limiter's delay is followed by the call's own outcome
+        API_CALLS.labels("clickhouse", operation, str(status)).inc()
 
 
 def record_aws_call(service: str, operation: str, status: int | str) -> None:

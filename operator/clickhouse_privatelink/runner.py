@@ -49,7 +49,7 @@ def run_operator(
         clusterwide=all_namespaces,
         namespaces=list(namespaces),
         priority=priority,
-        peering_name=peering,
+        peering_name=None if standalone else peering,
         liveness_endpoint=liveness or None,
         memo=kopf.Memo(handlers.metrics_memo(metrics_port)),
     )

@@ -33,6 +33,7 @@ from .standins.launch import start_standin, stop_process
 SAMPLES = Path(__file__).resolve().parents[2] / "deploy" / "samples"
 NAMESPACE = "sandbox"
 REGION = "us-east-1"
+CLICKHOUSE_TIME_SCALE = 0.2
 T = TypeVar("T")
 
 
@@ -88,7 +89,11 @@ class Sandbox:
         self.procs.append(("kubernetes", proc))
         say(f"  {self.kube_url} (KUBECONFIG={self.kubeconfig})")
         say("starting the ClickHouse Cloud API stand-in")
-        proc, self.clickhouse_url = start_standin("clickhouse", log_path=self.log_dir / "clickhouse.log")
+        proc, self.clickhouse_url = start_standin(
+            "clickhouse",
+            ["--time-scale", str(CLICKHOUSE_TIME_SCALE)],
+            log_path=self.log_dir / "clickhouse.log",
+        )
         self.procs.append(("clickhouse", proc))
         say(f"  {self.clickhouse_url}")
         say("starting the AWS stand-in (moto: EC2, Route 53)")
@@ -110,6 +115,9 @@ class Sandbox:
             "CHPL_CLUSTER_NAME": "sandbox",
             "CHPL_POLL_INTERVAL": "1",
             "CHPL_LOG_FORMAT": "text",
+            # The ClickHouse stand-in runs on a compressed clock: 10 requests per 10 virtual seconds.
+            "CHPL_CLICKHOUSE_RATE_LIMIT": f"10/{10 * CLICKHOUSE_TIME_SCALE}s",
+            "CHPL_CLICKHOUSE_TIME_SCALE": str(CLICKHOUSE_TIME_SCALE),
         }
         cmd = [sys.executable, "-m", "clickhouse_privatelink", "run", "--all-namespaces", "--standalone"]
         cmd += ["--liveness", "", "--metrics-port", str(metrics_port)]
@@ -141,7 +149,7 @@ class Sandbox:
         analytics = control.seed_service(org["id"], name="analytics", region=REGION, state="running")
         # One service is still provisioning: the operator waits for its PrivateLink configuration.
         reporting = control.seed_service(
-            org["id"], name="reporting", region=REGION, state="provisioning", provisioning_seconds=6
+            org["id"], name="reporting", region=REGION, state="provisioning", provisioning_seconds=30
         )
         control.close()
         network = seed_network(self.aws_url, REGION)
@@ -156,7 +164,7 @@ class Sandbox:
         )
 
 
-def load_samples(seeded: Seeded) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def load_samples(seeded: Seeded, clickhouse_url: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The sample Secret(s) and ClickHousePrivateLinks, pointed at what the sandbox seeded."""
     docs: list[dict[str, Any]] = []
     for path in sorted(SAMPLES.glob("*.yaml")):
@@ -177,6 +185,7 @@ def load_samples(seeded: Seeded) -> tuple[list[dict[str, Any]], list[dict[str, A
         link["metadata"]["namespace"] = NAMESPACE
         ch = link["spec"]["clickhouse"]
         ch["organizationId"] = seeded.org_id
+        ch["apiUrl"] = clickhouse_url
         service = seeded.services[names[i % len(names)]]
         if "serviceId" in ch:
             ch["serviceId"] = service["id"]
@@ -297,27 +306,31 @@ def verify_ready(sandbox: Sandbox, seeded: Seeded, objs: dict[str, dict[str, Any
         control.close()
 
 
-def verify_clean(sandbox: Sandbox, seeded: Seeded) -> None:
-    """Nothing the operator created is left: no endpoint, record, zone or allow-list entry."""
+def verify_clean(sandbox: Sandbox, seeded: Seeded, retained: dict[str, str]) -> None:
+    """Nothing the operator created is left, but for what ``deletionPolicy: Retain`` asked to keep.
+
+    ``retained`` maps resource names to the endpoint IDs they kept.
+    """
+    kept = set(retained.values())
     ec2, r53 = _aws(sandbox)
-    live = [
+    live = {
         e["VpcEndpointId"] for e in ec2.describe_vpc_endpoints()["VpcEndpoints"] if e["State"] != "deleted"
-    ]
-    assert not live, f"endpoints left behind: {live}"
+    }
+    assert live == kept, f"endpoints left behind: {sorted(live - kept)}"
     zones = r53.list_hosted_zones()["HostedZones"]
     assert not zones, f"hosted zones left behind: {[z['Name'] for z in zones]}"
     control = StandInControl(sandbox.clickhouse_url)
     try:
         for svc in seeded.services.values():
-            service = control.service(seeded.org_id, svc["id"])
-            allowed = service.get("private_endpoint_ids") or service.get("privateEndpointIds") or []
-            assert not allowed, f"allow-list entries left on {svc['name']}: {allowed}"
-        org = control.organization(seeded.org_id)
-        entries = org.get("private_endpoints") or org.get("privateEndpoints") or []
-        assert not entries, f"organization entries left behind: {entries}"
+            allowed = set(control.service(seeded.org_id, svc["id"])["private_endpoint_ids"])
+            assert allowed <= kept, f"allow-list entries left on {svc['name']}: {sorted(allowed - kept)}"
+        entries = {e["id"] for e in control.organization(seeded.org_id)["private_endpoints"]}
+        assert entries <= kept, f"organization entries left behind: {sorted(entries - kept)}"
     finally:
         control.close()
-    say("  no VPC endpoint, hosted zone, DNS record, allow-list or organization entry is left")
+    for name, endpoint_id in retained.items():
+        say(f"  {name}: deletionPolicy Retain kept endpoint {endpoint_id} and its allow-list entry, as asked")
+    say("  no other VPC endpoint, hosted zone, DNS record, allow-list or organization entry is left")
 
 
 def _aws(sandbox: Sandbox) -> tuple[Any, Any]:
@@ -350,7 +363,7 @@ def run_sandbox(*, keep: bool, log_dir: Path | None) -> int:
             say(f"installed the {c.KIND} CRD")
             seeded = sandbox.seed()
             sandbox.start_operator()
-            secrets, links = load_samples(seeded)
+            secrets, links = load_samples(seeded, sandbox.clickhouse_url)
             kube.apply(secrets, links)
             names = [link["metadata"]["name"] for link in links]
             say(
@@ -359,6 +372,11 @@ def run_sandbox(*, keep: bool, log_dir: Path | None) -> int:
             objs = watch_until_ready(sandbox, kube, names, timeout=120)
             say("all resources are Ready; what exists now:")
             verify_ready(sandbox, seeded, objs)
+            retained = {
+                name: obj["status"]["vpcEndpointId"]
+                for name, obj in objs.items()
+                if obj["spec"].get("deletionPolicy") == "Retain"
+            }
             if keep:
                 say(f"--keep: everything stays up; KUBECONFIG={sandbox.kubeconfig}. Ctrl-C ends the sandbox.")
                 with contextlib.suppress(KeyboardInterrupt):
@@ -371,7 +389,7 @@ def run_sandbox(*, keep: bool, log_dir: Path | None) -> int:
             for name in names:
                 wait_for(f"{name} to be deleted", lambda n=name: kube.get(n) is None, timeout=90)  # type: ignore[misc]
                 say(f"  {name}: deleted (finalizer released after cleanup)")
-            verify_clean(sandbox, seeded)
+            verify_clean(sandbox, seeded, retained)
             say("done: the sandbox walked every resource through create, Ready and delete")
             return 0
         except (AssertionError, RuntimeError, TimeoutError, ApiException) as exc:
