@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 TOOLS := $(CURDIR)/.tools/bin
 export PATH := $(TOOLS):$(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: all venv tools lint crd sandbox test test-fast e2e clean
+.PHONY: all venv tools lint crd sandbox test clean
 
 all: test
 
@@ -29,6 +29,7 @@ lint: venv
 
 crd: venv
 	$(BIN)/clickhouse-privatelink-operator crd --output crds/clickhouseprivatelinks.yaml
+	$(MAKE) chart-crds
 
 # The operator's main job on the local sandbox: no cloud account, no cluster.
 sandbox: venv tools

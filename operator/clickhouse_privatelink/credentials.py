@@ -54,7 +54,8 @@ class SecretReader:
                 raise CredentialsError(f"Secret {namespace}/{ref.name} not found", missing=True) from None
             if exc.status == 403:
                 raise CredentialsError(
-                    f"the operator may not read Secret {namespace}/{ref.name} (RBAC): is the namespace watched?",
+                    f"the operator may not read Secret {namespace}/{ref.name} (RBAC): is the namespace watched, "
+                    "and is the name in the chart's rbac.secretNames?",
                     missing=True,
                 ) from None
             raise

@@ -42,6 +42,26 @@ def run_operator(
         print("error: pass either --all-namespaces or one or more --namespace", file=sys.stderr)
         return 2
     configure_logging(verbose=verbose)
+    try:
+        _run_kopf(namespaces, all_namespaces, standalone, peering, priority, liveness, metrics_port)
+    except kopf.LoginError as exc:
+        print(
+            f"error: cannot reach the Kubernetes API ({exc}): set KUBECONFIG or run in a cluster",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def _run_kopf(
+    namespaces: Sequence[str],
+    all_namespaces: bool,
+    standalone: bool,
+    peering: str,
+    priority: int,
+    liveness: str,
+    metrics_port: int,
+) -> None:
     from . import handlers  # registers the handlers with kopf's default registry
 
     kopf.run(
@@ -53,4 +73,3 @@ def run_operator(
         liveness_endpoint=liveness or None,
         memo=kopf.Memo(handlers.metrics_memo(metrics_port)),
     )
-    return 0

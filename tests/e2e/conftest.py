@@ -142,7 +142,8 @@ class OperatorProcess:
         return total
 
 
-@pytest.fixture(scope="session")
+# Package scope: the operator stops when the e2e tests end, so it never touches other tests' objects.
+@pytest.fixture(scope="package")
 def operator(
     k8s: Kube,
     kube_api: KubeApi,
@@ -348,6 +349,13 @@ class Cloud:
         assert self.clickhouse.control is not None
         service = self.clickhouse.control.service(self.org.org_id, service_id or self.org.service_id)
         return list(service["private_endpoint_ids"])
+
+    def remove_from_allow_list(self, endpoint_id: str) -> None:
+        """What a person does in the console: PATCH the service's allow list with the org's own key."""
+        path = f"/v1/organizations/{self.org.org_id}/services/{self.org.service_id}"
+        body = {"privateEndpointIds": {"remove": [endpoint_id]}}
+        auth = (self.org.key_id, self.org.key_secret)
+        httpx.patch(self.clickhouse.url + path, json=body, auth=auth, timeout=10).raise_for_status()
 
     def org_entries(self) -> list[str]:
         assert self.clickhouse.control is not None
