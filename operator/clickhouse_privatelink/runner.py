@@ -42,8 +42,18 @@ def run_operator(
         print("error: pass either --all-namespaces or one or more --namespace", file=sys.stderr)
         return 2
     configure_logging(verbose=verbose)
+    from . import handlers  # registers the handlers with kopf's default registry
+
     try:
-        _run_kopf(namespaces, all_namespaces, standalone, peering, priority, liveness, metrics_port)
+        kopf.run(
+            standalone=standalone or None,
+            clusterwide=all_namespaces,
+            namespaces=list(namespaces),
+            priority=priority,
+            peering_name=None if standalone else peering,
+            liveness_endpoint=liveness or None,
+            memo=kopf.Memo(handlers.metrics_memo(metrics_port)),
+        )
     except kopf.LoginError as exc:
         print(
             f"error: cannot reach the Kubernetes API ({exc}): set KUBECONFIG or run in a cluster",
@@ -51,25 +61,3 @@ def run_operator(
         )
         return 1
     return 0
-
-
-def _run_kopf(
-    namespaces: Sequence[str],
-    all_namespaces: bool,
-    standalone: bool,
-    peering: str,
-    priority: int,
-    liveness: str,
-    metrics_port: int,
-) -> None:
-    from . import handlers  # registers the handlers with kopf's default registry
-
-    kopf.run(
-        standalone=standalone or None,
-        clusterwide=all_namespaces,
-        namespaces=list(namespaces),
-        priority=priority,
-        peering_name=None if standalone else peering,
-        liveness_endpoint=liveness or None,
-        memo=kopf.Memo(handlers.metrics_memo(metrics_port)),
-    )

@@ -8,6 +8,7 @@ becoming Ready, checks what exists in AWS and ClickHouse, deletes them and check
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import socket
 import subprocess
@@ -201,7 +202,7 @@ def load_samples(seeded: Seeded, clickhouse_url: str) -> tuple[list[dict[str, An
 
 
 class Kube:
-    """The few Kubernetes calls the sandbox makes, through the official client and the kubeconfig."""
+    """The few Kubernetes calls the sandbox (and the e2e tests) make, through the official client."""
 
     def __init__(self, kubeconfig: Path) -> None:
         api = config.new_client_from_config(config_file=str(kubeconfig))
@@ -215,25 +216,25 @@ class Kube:
 
     def _crd_served(self) -> bool:
         try:
-            self.custom.list_namespaced_custom_object(c.GROUP, c.VERSION, NAMESPACE, c.PLURAL)
+            self.custom.list_cluster_custom_object(c.GROUP, c.VERSION, c.PLURAL)
         except ApiException:
             return False
         return True
 
-    def apply(self, secrets: list[dict[str, Any]], links: list[dict[str, Any]]) -> None:
+    def apply(self, namespace: str, secrets: list[dict[str, Any]], links: list[dict[str, Any]]) -> None:
         with contextlib.suppress(ApiException):
             self.core.create_namespace(
-                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}
+                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
             )
         for secret in secrets:
-            self.core.create_namespaced_secret(NAMESPACE, secret)
+            self.core.create_namespaced_secret(namespace, secret)
         for link in links:
-            self.custom.create_namespaced_custom_object(c.GROUP, c.VERSION, NAMESPACE, c.PLURAL, link)
+            self.custom.create_namespaced_custom_object(c.GROUP, c.VERSION, namespace, c.PLURAL, link)
 
-    def get(self, name: str) -> dict[str, Any] | None:
+    def get_link(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
             obj: dict[str, Any] = self.custom.get_namespaced_custom_object(
-                c.GROUP, c.VERSION, NAMESPACE, c.PLURAL, name
+                c.GROUP, c.VERSION, namespace, c.PLURAL, name
             )
         except ApiException as exc:
             if exc.status == 404:
@@ -241,8 +242,17 @@ class Kube:
             raise
         return obj
 
-    def delete(self, name: str) -> None:
-        self.custom.delete_namespaced_custom_object(c.GROUP, c.VERSION, NAMESPACE, c.PLURAL, name)
+    def delete_link(self, namespace: str, name: str) -> None:
+        self.custom.delete_namespaced_custom_object(c.GROUP, c.VERSION, namespace, c.PLURAL, name)
+
+    def events(self, namespace: str, name: str) -> list[Any]:
+        """The Events about one object (kubectl describe shows the same)."""
+        found = self.core.list_namespaced_event(namespace, field_selector=f"involvedObject.name={name}")
+        return list(found.items)
+
+
+def _gone(kube: Kube, name: str) -> bool:
+    return kube.get_link(NAMESPACE, name) is None
 
 
 def _ready(obj: dict[str, Any]) -> dict[str, Any] | None:
@@ -257,7 +267,7 @@ def watch_until_ready(
     deadline = time.monotonic() + timeout
     while True:
         sandbox.check_alive()
-        objs = {n: kube.get(n) or {} for n in names}
+        objs = {n: kube.get_link(NAMESPACE, n) or {} for n in names}
         for name, obj in objs.items():
             ready = _ready(obj) or {}
             status = obj.get("status", {})
@@ -364,7 +374,7 @@ def run_sandbox(*, keep: bool, log_dir: Path | None) -> int:
             seeded = sandbox.seed()
             sandbox.start_operator()
             secrets, links = load_samples(seeded, sandbox.clickhouse_url)
-            kube.apply(secrets, links)
+            kube.apply(NAMESPACE, secrets, links)
             names = [link["metadata"]["name"] for link in links]
             say(
                 f"applied {len(secrets)} Secret(s) and {len(links)} {c.KIND}(s) from {SAMPLES}: {', '.join(names)}"
@@ -385,9 +395,9 @@ def run_sandbox(*, keep: bool, log_dir: Path | None) -> int:
                         time.sleep(1)
             say("deleting the resources")
             for name in names:
-                kube.delete(name)
+                kube.delete_link(NAMESPACE, name)
             for name in names:
-                wait_for(f"{name} to be deleted", lambda n=name: kube.get(n) is None, timeout=90)  # type: ignore[misc]
+                wait_for(f"{name} to be deleted", functools.partial(_gone, kube, name), timeout=90)
                 say(f"  {name}: deleted (finalizer released after cleanup)")
             verify_clean(sandbox, seeded, retained)
             say("done: the sandbox walked every resource through create, Ready and delete")

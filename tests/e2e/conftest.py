@@ -19,10 +19,10 @@ from typing import Any
 
 import httpx
 import pytest
-from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from clickhouse_privatelink import constants as c
+from clickhouse_privatelink.sandbox import Kube
 from clickhouse_privatelink.standins.aws import Network
 from clickhouse_privatelink.standins.launch import stop_process
 from tests.fixtures.aws import AwsTarget
@@ -46,31 +46,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-class Kube:
-    """The Kubernetes calls tests make, through the official client and the kubeconfig."""
-
-    def __init__(self, kubeconfig: Path) -> None:
-        api = config.new_client_from_config(config_file=str(kubeconfig))
-        self.core = client.CoreV1Api(api)
-        self.custom = client.CustomObjectsApi(api)
-        self.ext = client.ApiextensionsV1Api(api)
-
-    def get_link(self, namespace: str, name: str) -> dict[str, Any] | None:
-        try:
-            obj: dict[str, Any] = self.custom.get_namespaced_custom_object(
-                c.GROUP, c.VERSION, namespace, c.PLURAL, name
-            )
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
-        return obj
-
-    def events(self, namespace: str, name: str) -> list[Any]:
-        items = self.core.list_namespaced_event(namespace, field_selector=f"involvedObject.name={name}").items
-        return list(items)
 
 
 @pytest.fixture(scope="session")
@@ -210,9 +185,7 @@ class Link:
         )
 
     def delete(self) -> None:
-        self.k8s.custom.delete_namespaced_custom_object(
-            c.GROUP, c.VERSION, self.namespace, c.PLURAL, self.name
-        )
+        self.k8s.delete_link(self.namespace, self.name)
 
     def wait_gone(self, timeout: float = READY_TIMEOUT) -> None:
         wait_for(
