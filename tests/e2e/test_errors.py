@@ -105,10 +105,16 @@ def test_plan_without_private_link_is_reported(
     assert cloud.live_endpoints() == []
 
 
-def test_invalid_subnet_is_reported_with_the_aws_message(make_link: LinkFactory, cloud: Cloud) -> None:
-    link = make_link(aws={"subnetIds": ["subnet-0123456789abcdef0"]})
+@pytest.mark.parametrize(
+    ("field", "missing"),
+    [("subnetIds", "subnet-0123456789abcdef0"), ("securityGroupIds", "sg-0123456789abcdef0")],
+)
+def test_invalid_subnet_or_security_group_is_reported_with_the_aws_message(
+    make_link: LinkFactory, cloud: Cloud, field: str, missing: str
+) -> None:
+    link = make_link(aws={field: [missing]})
     cond = link.wait_condition("VpcEndpointReady", status="False", reason="InvalidAwsConfiguration")
-    assert "subnet-0123456789abcdef0" in cond["message"]
+    assert missing in cond["message"]
     assert cloud.live_endpoints() == []
 
 

@@ -291,3 +291,26 @@ def test_dns_mode_none_skips_dns_and_says_so(
     )
     assert "hostedZoneId" not in status
     assert cloud.zones() == []
+
+
+@pytest.mark.standin_only
+def test_a_given_hosted_zone_gets_the_record_and_is_never_deleted(
+    make_link: LinkFactory, cloud: Cloud, clickhouse_org: ClickHouseOrg, aws_network: Network
+) -> None:
+    zone_name = clickhouse_org.private_dns_hostname.split(".", 1)[1]
+    zone = cloud.r53.create_hosted_zone(
+        Name=zone_name,
+        CallerReference=f"team-zone-{aws_network.vpc_id}",
+        VPC={"VPCRegion": aws_network.region, "VPCId": aws_network.vpc_id},
+        HostedZoneConfig={"PrivateZone": True, "Comment": "the platform team's zone"},
+    )["HostedZone"]
+    zone_id = zone["Id"].rsplit("/", 1)[-1]
+    link = make_link(dns={"mode": "Route53", "hostedZoneId": zone_id})
+    status = assert_connected(link, cloud, clickhouse_org)
+    assert status["hostedZoneId"] == zone_id
+    assert [r["Type"] for r in cloud.records(zone_id, clickhouse_org.private_dns_hostname)].count("A") == 1
+
+    link.delete()
+    link.wait_gone()
+    assert cloud.records(zone_id, clickhouse_org.private_dns_hostname) == []
+    assert [z["HostedZoneId"].rsplit("/", 1)[-1] for z in cloud.zones()] == [zone_id]

@@ -11,6 +11,7 @@ correctness depends on, this module patches moto so tests exercise the real beha
   after a minute or two, and deletes through ``deleting``. moto is instantly ``available``/``deleted``.
   Patched: ``--endpoint-pending-seconds`` keeps new endpoints ``pending`` (and deleted ones ``deleting``)
   for that long, so the operator's waiting is tested.
+- Security groups: AWS refuses ``CreateVpcEndpoint`` naming a group that does not exist; moto accepts it.
 - Endpoint service names: AWS refuses ``CreateVpcEndpoint`` for a service name it cannot verify
   ("InvalidServiceName"); moto accepts any. Patched: names listed with ``--reject-service`` are refused.
 
@@ -74,6 +75,11 @@ def _apply_patches() -> None:
             for ep in self.vpc_end_points.values():
                 if ep.client_token == token and ep.state not in ("deleted", "deleting"):
                     return ep
+        for group_id in kwargs.get("security_group_ids") or []:
+            if self.get_security_group_from_id(group_id) is None:
+                raise EC2ClientError(
+                    "InvalidGroup.NotFound", f"The security group '{group_id}' does not exist"
+                )
         service_name = kwargs.get("service_name") or (args[1] if len(args) > 1 else "")
         if service_name in _behaviour.rejected_services:
             raise EC2ClientError(
