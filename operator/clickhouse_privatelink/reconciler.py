@@ -135,11 +135,11 @@ class Reconciler:
             endpoint = await self._ensure_endpoint(res, service, config, out)
             await self._ensure_dns(res, config.private_dns_hostname, endpoint, out)
             await self._ensure_allow_list(res, api, service, endpoint, out)
-            if endpoint.state != "available":
-                out.requeue_after = self.settings.poll_interval
         except StepFailed as failed:
             self._fail(out, failed, attempt)
         out.done = out.ready().ok
+        if not out.done and out.requeue_after is None:
+            out.requeue_after = self.settings.poll_interval  # e.g. an endpoint still pending or modifying
         return out
 
     async def _client(self, res: Resource) -> ClickHouseCloudClient:
