@@ -314,6 +314,16 @@ class Cloud:
         found = self.r53.list_hosted_zones_by_vpc(VPCId=self.network.vpc_id, VPCRegion=self.network.region)
         return list(found["HostedZoneSummaries"])
 
+    def create_private_zone(self, name: str) -> str:
+        """A zone someone else made in the test's VPC (not tagged as the operator's); its ID."""
+        zone = self.r53.create_hosted_zone(
+            Name=name,
+            CallerReference=f"someone-else-{self.network.vpc_id}-{name}",
+            VPC={"VPCRegion": self.network.region, "VPCId": self.network.vpc_id},
+            HostedZoneConfig={"PrivateZone": True, "Comment": "not the operator's"},
+        )["HostedZone"]
+        return str(zone["Id"]).rsplit("/", 1)[-1]
+
     def records(self, zone_id: str, hostname: str) -> list[dict[str, Any]]:
         sets = self.r53.list_resource_record_sets(HostedZoneId=zone_id)["ResourceRecordSets"]
         return [s for s in sets if s["Name"].rstrip(".") == hostname.rstrip(".")]

@@ -239,16 +239,9 @@ def test_retain_keeps_endpoint_record_and_allow_list_entry(
 
 @pytest.mark.standin_only
 def test_a_dns_record_we_did_not_write_is_never_overwritten(
-    make_link: LinkFactory, cloud: Cloud, clickhouse_org: ClickHouseOrg, aws_network: Network
+    make_link: LinkFactory, cloud: Cloud, clickhouse_org: ClickHouseOrg
 ) -> None:
-    zone_name = clickhouse_org.private_dns_hostname.split(".", 1)[1]
-    zone = cloud.r53.create_hosted_zone(
-        Name=zone_name,
-        CallerReference=f"foreign-{aws_network.vpc_id}",
-        VPC={"VPCRegion": aws_network.region, "VPCId": aws_network.vpc_id},
-        HostedZoneConfig={"PrivateZone": True, "Comment": "someone else's"},
-    )["HostedZone"]
-    zone_id = zone["Id"].rsplit("/", 1)[-1]
+    zone_id = cloud.create_private_zone(clickhouse_org.private_dns_hostname.split(".", 1)[1])
     foreign = {
         "Name": clickhouse_org.private_dns_hostname + ".",
         "Type": "A",
@@ -295,16 +288,9 @@ def test_dns_mode_none_skips_dns_and_says_so(
 
 @pytest.mark.standin_only
 def test_a_given_hosted_zone_gets_the_record_and_is_never_deleted(
-    make_link: LinkFactory, cloud: Cloud, clickhouse_org: ClickHouseOrg, aws_network: Network
+    make_link: LinkFactory, cloud: Cloud, clickhouse_org: ClickHouseOrg
 ) -> None:
-    zone_name = clickhouse_org.private_dns_hostname.split(".", 1)[1]
-    zone = cloud.r53.create_hosted_zone(
-        Name=zone_name,
-        CallerReference=f"team-zone-{aws_network.vpc_id}",
-        VPC={"VPCRegion": aws_network.region, "VPCId": aws_network.vpc_id},
-        HostedZoneConfig={"PrivateZone": True, "Comment": "the platform team's zone"},
-    )["HostedZone"]
-    zone_id = zone["Id"].rsplit("/", 1)[-1]
+    zone_id = cloud.create_private_zone(clickhouse_org.private_dns_hostname.split(".", 1)[1])
     link = make_link(dns={"mode": "Route53", "hostedZoneId": zone_id})
     status = assert_connected(link, cloud, clickhouse_org)
     assert status["hostedZoneId"] == zone_id
