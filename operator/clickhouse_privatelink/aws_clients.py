@@ -5,7 +5,9 @@
 
 from __future__ import annotations
 
+import functools
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +18,7 @@ from botocore.credentials import AssumeRoleCredentialFetcher, DeferredRefreshabl
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from .constants import OPERATOR_NAME
+from .metrics import record_aws_call
 from .reasons import Reason
 
 if TYPE_CHECKING:
@@ -41,6 +44,14 @@ class AwsClients:
         session = _session(role_arn)
         self.ec2: EC2Client = session.client("ec2", region_name=region, config=_CONFIG)
         self.route53: Route53Client = session.client("route53", region_name=region, config=_CONFIG)
+        for service, client in (("ec2", self.ec2), ("route53", self.route53)):
+            client.meta.events.register("after-call", functools.partial(_count_call, service))
+
+
+def _count_call(service: str, http_response: Any, parsed: Mapping[str, Any], model: Any, **_: Any) -> None:
+    """botocore's after-call hook: count each API call by operation and outcome (error code or HTTP status)."""
+    code = parsed.get("Error", {}).get("Code") if isinstance(parsed, Mapping) else None
+    record_aws_call(service, model.name, code or getattr(http_response, "status_code", "unknown"))
 
 
 def _session(role_arn: str | None) -> boto3.Session:

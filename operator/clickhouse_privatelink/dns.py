@@ -41,8 +41,8 @@ def _tags(r53: Route53Client, zone_id: str) -> dict[str, str]:
     return {t["Key"]: t.get("Value", "") for t in tags}
 
 
-def get_zone(r53: Route53Client, zone_id: str) -> ObservedZone | None:
-    """The hosted zone with this ID, or None when it does not exist."""
+def get_zone(r53: Route53Client, zone_id: str, *, with_tags: bool = False) -> ObservedZone | None:
+    """The hosted zone with this ID, or None when it does not exist; its tags only when asked."""
     try:
         zone = r53.get_hosted_zone(Id=zone_id)["HostedZone"]
     except ClientError as exc:
@@ -53,7 +53,7 @@ def get_zone(r53: Route53Client, zone_id: str) -> ObservedZone | None:
         id=_zone_id(zone["Id"]),
         name=zone["Name"].rstrip("."),
         private=bool(zone.get("Config", {}).get("PrivateZone")),
-        tags=_tags(r53, _zone_id(zone["Id"])),
+        tags=_tags(r53, _zone_id(zone["Id"])) if with_tags else {},
     )
 
 
@@ -68,9 +68,12 @@ def find_private_zone(r53: Route53Client, name: str, *, vpc_id: str, vpc_region:
         if not page.get("NextToken"):
             break
         kwargs["NextToken"] = page["NextToken"]
+    # Only private zones can be associated with a VPC: the summary says all the reconcile needs.
     for summary in summaries:
         if _fqdn(summary["Name"]).lower() == wanted:
-            return get_zone(r53, _zone_id(summary["HostedZoneId"]))
+            return ObservedZone(
+                id=_zone_id(summary["HostedZoneId"]), name=summary["Name"].rstrip("."), private=True
+            )
     return None
 
 

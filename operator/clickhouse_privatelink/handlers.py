@@ -21,8 +21,8 @@ from .credentials import ApiKey, SecretReader
 from .models import ClickHousePrivateLinkSpec
 from .ownership import ResourceRef
 from .reasons import ConditionType, Reason
-from .reconciler import Outcome, Reconciler, Resource, steps_to_conditions
-from .status import StepResult, condition
+from .reconciler import Outcome, Reconciler, Resource
+from .status import StepResult, condition, steps_to_conditions
 
 RESOURCE = (c.GROUP, c.VERSION, c.PLURAL)
 SETTINGS = Settings.from_env()
@@ -107,9 +107,8 @@ def _invalid_spec(body: kopf.Body, patch: kopf.Patch, error: ValidationError) ->
 def _write(body: kopf.Body, patch: kopf.Patch, res: Resource, outcome: Outcome) -> None:
     """Put the outcome on the resource: status fields, conditions, Events (repeated warnings once)."""
     previous = condition(list(res.status.get("conditions", [])), ConditionType.READY)
-    for key in ("hostedZoneId",):
-        if key in res.status and key not in outcome.status:
-            patch.status[key] = None  # merge-patch null removes a field that no longer applies
+    if "hostedZoneId" in res.status and "hostedZoneId" not in outcome.status:
+        patch.status["hostedZoneId"] = None  # merge-patch null removes it: dns.mode is None now
     for key, value in outcome.status.items():
         patch.status[key] = value
     conditions = steps_to_conditions(

@@ -28,10 +28,11 @@ from .clickhouse_api import (
 from .config import Settings
 from .credentials import ApiKey, CredentialsError, SecretReader
 from .models import ClickHousePrivateLinkSpec, DeletionPolicy, DnsMode
-from .ownership import ResourceRef, client_token, is_managed, ownership_tags, resource_tags
+from .ownership import ResourceRef, client_token, is_managed, is_owned_by, ownership_tags, resource_tags
 from .plan import (
     DesiredEndpoint,
     EndpointAction,
+    EndpointDecision,
     ObservedEndpoint,
     RecordAction,
     ServiceSummary,
@@ -47,7 +48,7 @@ from .plan import (
     zone_name_for,
 )
 from .reasons import PROGRESSING_REASONS, TERMINAL_REASONS, ConditionType, Reason
-from .status import STEP_CONDITIONS, StepResult, condition, set_condition, summarise_ready
+from .status import StepResult, summarise_ready
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -206,8 +207,7 @@ class Reconciler:
         if aws_spec.vpc_endpoint_id is not None:
             observed = await _aws_call(step, vpc_endpoints.get, clients.ec2, aws_spec.vpc_endpoint_id)
         else:
-            owned = await _aws_call(step, vpc_endpoints.find_owned, clients.ec2, aws_spec.vpc_id, res.ref.uid)
-            observed = pick_owned_endpoint(owned)
+            observed = pick_owned_endpoint(await self._owned_endpoints(res, clients))
         decision = plan_endpoint(desired, observed, adopted=adopted)
         if decision.action is EndpointAction.FAIL:
             raise StepFailed(step, decision.reason, decision.message)
@@ -248,6 +248,14 @@ class Reconciler:
         )
         return observed
 
+    async def _owned_endpoints(self, res: Resource, clients: AwsClients) -> list[ObservedEndpoint]:
+        """Endpoints tagged for this resource; the tag filter runs in AWS, the full ownership check here."""
+        step = ConditionType.VPC_ENDPOINT_READY
+        tagged = await _aws_call(
+            step, vpc_endpoints.find_owned, clients.ec2, res.spec.aws.vpc_id, res.ref.uid
+        )
+        return [e for e in tagged if is_owned_by(e.tags, res.ref)]
+
     async def _ensure_dns(
         self, res: Resource, hostname: str, endpoint: ObservedEndpoint, out: Outcome
     ) -> None:
@@ -270,7 +278,6 @@ class Reconciler:
                     step, False, Reason.WAITING_FOR_ENDPOINT, f"endpoint {endpoint.id} has no DNS name yet"
                 )
             )
-            out.requeue_after = self.settings.poll_interval
             return
         aws_spec = res.spec.aws
         r53 = self._aws(aws_spec.region, aws_spec.role_arn).route53
@@ -447,7 +454,7 @@ class Reconciler:
             return
         aws_spec = res.spec.aws
         r53 = self._aws(aws_spec.region, aws_spec.role_arn).route53
-        zone = await _aws_call(step, dns.get_zone, r53, zone_id)
+        zone = await _aws_call(step, dns.get_zone, r53, zone_id, with_tags=True)
         if zone is None:
             return
         observed, sets = await _aws_call(step, dns.read_records, r53, zone.id, hostname)
@@ -553,7 +560,7 @@ def _carried_status(status: Mapping[str, Any]) -> dict[str, Any]:
     return {k: status[k] for k in keep if k in status}
 
 
-def _modification(endpoint_id: str, decision: Any) -> str:
+def _modification(endpoint_id: str, decision: EndpointDecision) -> str:
     parts = []
     for label, ids in (
         ("added subnets", decision.add_subnet_ids),
@@ -618,23 +625,4 @@ async def _clickhouse_call(
         raise StepFailed(step, Reason.CLICKHOUSE_REQUEST_REJECTED, f"ClickHouse API: {exc}") from None
 
 
-def steps_to_conditions(
-    conditions: list[dict[str, Any]], steps: list[StepResult], *, generation: int
-) -> list[dict[str, Any]]:
-    """Write every step's condition, in step order, then Ready; a step not reached waits for the failed one."""
-    by_type = {s.type: s for s in steps}
-    first_failed = next((s for s in steps if not s.ok), None)
-    for step_type in STEP_CONDITIONS:
-        step = by_type.get(step_type)
-        if step is None and first_failed is not None:
-            step = StepResult(step_type, False, Reason.RECONCILING, f"waiting for {first_failed.type.value}")
-        if step is not None:
-            conditions = set_condition(conditions, step, generation=generation)
-    conditions = set_condition(
-        conditions, by_type.get(ConditionType.READY) or summarise_ready(steps), generation=generation
-    )
-    order = {t.value: i for i, t in enumerate((*STEP_CONDITIONS, ConditionType.READY))}
-    return sorted(conditions, key=lambda cond: order.get(str(cond.get("type")), len(order)))
-
-
-__all__ = ["Event", "Outcome", "Reconciler", "Resource", "StepFailed", "condition", "steps_to_conditions"]
+__all__ = ["Event", "Outcome", "Reconciler", "Resource", "StepFailed"]

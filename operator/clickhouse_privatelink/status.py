@@ -90,3 +90,22 @@ def summarise_ready(steps: Sequence[StepResult]) -> StepResult:
 def condition(conditions: Sequence[Mapping[str, Any]], type_: ConditionType) -> Mapping[str, Any] | None:
     """The condition of the given type, if present."""
     return next((c for c in conditions if c.get("type") == type_.value), None)
+
+
+def steps_to_conditions(
+    conditions: list[dict[str, Any]], steps: list[StepResult], *, generation: int
+) -> list[dict[str, Any]]:
+    """Write every step's condition, in step order, then Ready; a step not reached waits for the failed one."""
+    by_type = {s.type: s for s in steps}
+    first_failed = next((s for s in steps if not s.ok), None)
+    for step_type in STEP_CONDITIONS:
+        step = by_type.get(step_type)
+        if step is None and first_failed is not None:
+            step = StepResult(step_type, False, Reason.RECONCILING, f"waiting for {first_failed.type.value}")
+        if step is not None:
+            conditions = set_condition(conditions, step, generation=generation)
+    conditions = set_condition(
+        conditions, by_type.get(ConditionType.READY) or summarise_ready(steps), generation=generation
+    )
+    order = {t.value: i for i, t in enumerate((*STEP_CONDITIONS, ConditionType.READY))}
+    return sorted(conditions, key=lambda cond: order.get(str(cond.get("type")), len(order)))

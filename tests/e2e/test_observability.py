@@ -47,6 +47,18 @@ def test_metrics_move_during_a_reconcile(make_link: LinkFactory, operator: Opera
         >= 1
     )
     assert operator.metric("chpl_reconcile_duration_seconds_count", kind="reconcile") >= 1
+    assert (
+        operator.metric(
+            "chpl_external_api_calls_total", service="ec2", operation="CreateVpcEndpoint", status="200"
+        )
+        >= 1
+    )
+    assert (
+        operator.metric(
+            "chpl_external_api_calls_total", service="route53", operation="ChangeResourceRecordSets"
+        )
+        >= 1
+    )
 
 
 @pytest.mark.standin_only

@@ -334,7 +334,8 @@ async def test_eleventh_request_in_a_window_gets_429_with_reset_header() -> None
             r = await c.get(f"/v1/organizations/{org.id}")
         assert_error(r, 429, "TOO_MANY_REQUESTS")
         reset = int(r.headers["X-RateLimit-Reset"])
-        assert 1 <= reset <= 10
+        # The window opened a moment ago with the first request: nearly all of its 10 s remain.
+        assert 8 <= reset <= 10
         # The limit is per key: another key of the same organization is unaffected.
         async with httpx.AsyncClient(base_url=standin.url, auth=(other.id, other.secret)) as c:
             assert (await c.get(f"/v1/organizations/{org.id}")).status_code == 200
