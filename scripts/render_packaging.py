@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "operator"))
 
 from clickhouse_privatelink.constants import GROUP, KIND, OPERATOR_NAME  # noqa: E402
-from clickhouse_privatelink.reasons import TERMINAL_REASONS  # noqa: E402
+from clickhouse_privatelink.decisions.reasons import TERMINAL_REASONS  # noqa: E402
 
 CHART = ROOT / "charts/clickhouse-privatelink-operator"
 HEALTH_LUA = ROOT / "deploy/argocd/health.lua"

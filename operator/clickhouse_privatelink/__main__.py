@@ -1,3 +1,3 @@
-from .cli import main
+from clickhouse_privatelink.cli import main
 
 raise SystemExit(main())

@@ -1,4 +1,4 @@
-"""Command line: run the operator, render the CRD, start the sandbox or one stand-in."""
+"""Command line: run the operator or render the CRD."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 
 def _cmd_crd(args: argparse.Namespace) -> int:
-    from .crd import render_crd_yaml
+    from clickhouse_privatelink.api.crd import render_crd_yaml
 
     text = render_crd_yaml()
     if args.output == "-":
@@ -20,7 +20,7 @@ def _cmd_crd(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from .runner import run_operator
+    from clickhouse_privatelink.wiring.runner import run_operator
 
     return run_operator(
         namespaces=args.namespace,
@@ -32,18 +32,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
         metrics_port=args.metrics_port,
         verbose=args.verbose,
     )
-
-
-def _cmd_sandbox(args: argparse.Namespace) -> int:
-    from .sandbox import run_sandbox
-
-    return run_sandbox(keep=args.keep, log_dir=Path(args.log_dir) if args.log_dir else None)
-
-
-def _cmd_standin(args: argparse.Namespace) -> int:
-    from .standins import serve
-
-    return serve(args.which, host=args.host, port=args.port, extra=args.extra)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,23 +56,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verbose", "-v", action="store_true")
     p.set_defaults(func=_cmd_run)
 
-    p = sub.add_parser(
-        "sandbox", help="start the local stand-ins and the operator, and walk a resource's life"
-    )
-    p.add_argument(
-        "--keep", action="store_true", help="keep everything running after the walk-through (Ctrl-C ends)"
-    )
-    p.add_argument(
-        "--log-dir", default=None, help="where the processes' logs go (default: a temporary folder)"
-    )
-    p.set_defaults(func=_cmd_sandbox)
-
-    p = sub.add_parser("standin", help="serve one local stand-in: kubernetes, clickhouse or aws")
-    p.add_argument("which", choices=["kubernetes", "clickhouse", "aws"])
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=0, help="0 picks a free port (printed on start)")
-    p.add_argument("extra", nargs=argparse.REMAINDER, help="options passed to the stand-in (see its --help)")
-    p.set_defaults(func=_cmd_standin)
     return parser
 
 

@@ -22,9 +22,10 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 
 from clickhouse_privatelink import constants as c
-from clickhouse_privatelink.sandbox import Kube
-from clickhouse_privatelink.standins.aws import Network
-from clickhouse_privatelink.standins.launch import stop_process
+from clickhouse_privatelink_testkit import compressed_clock
+from clickhouse_privatelink_testkit.launch import stop_process
+from clickhouse_privatelink_testkit.sandbox import Kube
+from clickhouse_privatelink_testkit.standins.aws import Network
 from tests.fixtures.aws import AwsTarget
 from tests.fixtures.clickhouse import ClickHouseApi, ClickHouseOrg
 from tests.fixtures.kubernetes import KubeApi
@@ -129,8 +130,7 @@ def operator(
     env = {**os.environ, **OPERATOR_ENV, **aws_target.env, "KUBECONFIG": str(kube_api.kubeconfig)}
     if clickhouse_api.control is not None:
         # The operator's client paces itself and waits on the stand-in's compressed clock.
-        env["CHPL_CLICKHOUSE_RATE_LIMIT"] = f"10/{10 * clickhouse_api.time_scale}s"
-        env["CHPL_CLICKHOUSE_TIME_SCALE"] = str(clickhouse_api.time_scale)
+        env.update(compressed_clock.operator_env(clickhouse_api.time_scale))
     op = OperatorProcess(
         env=env, log_dir=tmp_path_factory.mktemp("operator"), clickhouse_url=clickhouse_api.url
     )

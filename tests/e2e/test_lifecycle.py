@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from clickhouse_privatelink import constants as c
-from clickhouse_privatelink.standins.aws import Network
+from clickhouse_privatelink_testkit.standins.aws import Network
 from tests.e2e.conftest import Cloud, Link, LinkFactory, OperatorProcess
 from tests.fixtures.clickhouse import ClickHouseApi, ClickHouseOrg
 from tests.fixtures.polling import wait_for

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from lupa import lua51
 
-from clickhouse_privatelink.reasons import PROGRESSING_REASONS, TERMINAL_REASONS, Reason
+from clickhouse_privatelink.decisions.reasons import PROGRESSING_REASONS, TERMINAL_REASONS, Reason
 from tests.packaging.support import ARGOCD, CHART, DOCS, ROOT, Manifest, load_documents
 
 HEALTH_LUA = ARGOCD / "health.lua"

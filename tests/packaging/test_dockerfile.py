@@ -9,7 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
-import tomllib
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -134,31 +134,46 @@ def build_sources() -> list[str]:
     return sources
 
 
-def runtime_requirements() -> list[str]:
-    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-    requirements: list[str] = pyproject["project"]["dependencies"]
-    return requirements
+RUNTIME_LOCK = ROOT / "requirements" / "runtime.txt"
+UV = ROOT / ".tools" / "uv" / "bin" / "uv"
+EXPORT = [
+    "export",
+    "--frozen",
+    "--no-dev",
+    "--no-emit-workspace",
+    "--package",
+    "clickhouse-privatelink-operator",
+]
 
 
-def test_builder_installs_exactly_the_runtime_pins_then_the_project_without_dependencies() -> None:
-    runs = " ".join(arguments(builder_stage(), "RUN"))
-    assert "['project']['dependencies']" in runs
-    assert "pip install --no-cache-dir --requirement /tmp/requirements.txt" in runs
-    assert "pip install --no-cache-dir --no-deps ." in runs
-    assert all("==" in requirement for requirement in runtime_requirements()), (
-        "runtime dependencies are pinned"
+def test_runtime_requirements_are_the_lock_exported() -> None:
+    exported = subprocess.run(
+        [str(UV), *EXPORT, "--quiet", "--no-header"], capture_output=True, text=True, check=True, cwd=ROOT
+    ).stdout
+    committed = "\n".join(
+        line for line in RUNTIME_LOCK.read_text().splitlines() if not line.startswith("#  ")
     )
+    assert exported.strip() in committed, "requirements/runtime.txt is stale: run make requirements"
+
+
+def test_builder_installs_exactly_the_locked_runtime_tree_then_the_project_without_dependencies() -> None:
+    runs = " ".join(arguments(builder_stage(), "RUN"))
+    assert "pip install --no-cache-dir --require-hashes --requirement requirements/runtime.txt" in runs
+    assert "pip install --no-cache-dir --no-deps ." in runs
+    pinned = [line for line in RUNTIME_LOCK.read_text().splitlines() if line and line[0].isalpha()]
+    assert pinned and all("==" in line for line in pinned), "every runtime requirement is pinned"
 
 
 @pytest.fixture(scope="module")
 def fresh_install(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The builder stage replayed: a new virtualenv, the [project] dependencies, then the project with
-    --no-deps from a copy of exactly the files the Dockerfile copies. pip's wheel cache keeps it quick."""
+    """The builder stage replayed: a new virtualenv, the locked runtime tree (hashes required), then the
+    project with --no-deps from a copy of exactly the files the Dockerfile copies (uv stands in for pip)."""
     work = tmp_path_factory.mktemp("image")
     context = work / "context"
     context.mkdir()
     for source in build_sources():
         path = ROOT / source
+        (context / source).parent.mkdir(parents=True, exist_ok=True)
         if path.is_dir():
             shutil.copytree(
                 path, context / source, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
@@ -166,13 +181,40 @@ def fresh_install(tmp_path_factory: pytest.TempPathFactory) -> Path:
         else:
             shutil.copy2(path, context / source)
     venv = work / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    requirements = work / "requirements.txt"
-    requirements.write_text("\n".join(runtime_requirements()) + "\n", encoding="utf-8")
-    subprocess.run([*pip, "--requirement", str(requirements)], check=True, capture_output=True)
-    subprocess.run([*pip, "--no-deps", str(context)], check=True, capture_output=True)
+    subprocess.run([str(UV), "venv", "--quiet", "--python", sys.executable, str(venv)], check=True)
+    pip = [str(UV), "pip", "install", "--quiet", "--python", str(venv / "bin" / "python")]
+    subprocess.run(
+        [*pip, "--require-hashes", "--requirement", str(context / "requirements" / "runtime.txt")],
+        check=True,
+        capture_output=True,
+    )
+    # --no-sources: the uv workspace names the test kit, which the build context (rightly) lacks; pip ignores it.
+    subprocess.run([*pip, "--no-deps", "--no-sources", str(context)], check=True, capture_output=True)
     return venv
+
+
+def test_operator_wheel_holds_no_test_kit_module(tmp_path: Path) -> None:
+    subprocess.run(
+        [
+            str(UV),
+            "build",
+            "--quiet",
+            "--wheel",
+            "--package",
+            "clickhouse-privatelink-operator",
+            "-o",
+            str(tmp_path),
+        ],
+        check=True,
+        capture_output=True,
+        cwd=ROOT,
+    )
+    (wheel,) = tmp_path.glob("clickhouse_privatelink_operator-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    modules = [n for n in names if n.endswith(".py")]
+    assert "clickhouse_privatelink/wiring/handlers.py" in modules
+    assert all(n.startswith("clickhouse_privatelink/") for n in modules), modules
+    assert not [n for n in names if "testkit" in n or "standin" in n or "sandbox" in n]
 
 
 def test_entrypoint_runs_from_a_fresh_virtualenv_with_only_the_runtime_dependencies(
@@ -205,11 +247,14 @@ def test_installed_operator_renders_the_committed_crd(fresh_install: Path) -> No
 
 def test_fresh_install_holds_no_test_or_sandbox_packages(fresh_install: Path) -> None:
     listed = subprocess.run(
-        [str(fresh_install / "bin" / "python"), "-m", "pip", "list", "--format", "json"],
+        [str(UV), "pip", "list", "--format", "json", "--python", str(fresh_install / "bin" / "python")],
         capture_output=True,
         text=True,
         check=True,
     )
     installed = {package["name"].lower() for package in json.loads(listed.stdout)}
     assert {"kopf", "boto3", "clickhouse-privatelink-operator"} <= installed
-    assert not installed & {"pytest", "moto", "lupa", "kubernetes-validate", "cel-python", "ruff"}
+    assert not installed & {
+        "pytest", "moto", "flask", "lupa", "kubernetes-validate", "cel-python", "ruff", "mypy",
+        "clickhouse-privatelink-testkit",
+    }  # fmt: skip

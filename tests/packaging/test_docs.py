@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from clickhouse_privatelink.reasons import PROGRESSING_REASONS, TERMINAL_REASONS, Reason
+from clickhouse_privatelink.decisions.reasons import PROGRESSING_REASONS, TERMINAL_REASONS, Reason
 from tests.packaging.support import (
     DEPLOY,
     DOCS,

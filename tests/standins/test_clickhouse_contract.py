@@ -1,7 +1,7 @@
 """Every request the client sends and every response the stand-in serves, checked against the official spec.
 
-The spec is ClickHouse's published OpenAPI 3.1 document (``shared/reference/clickhouse-cloud-openapi.json``,
-beside this repository). Requests go through a recording transport; each exchange is then validated with
+The spec is ClickHouse's published OpenAPI 3.1 document (vendored at ``tests/contracts/clickhouse-cloud-openapi.json``,
+with its source and date in tests/contracts/README.md). Requests go through a recording transport; each exchange is then validated with
 openapi-core, the request against the operation's parameters, body and security, the response against the
 schema declared for its status.
 
@@ -12,7 +12,8 @@ Where the spec and the documented behaviour (``shared/reference/clickhouse-cloud
   the same error envelope. Those answers are validated against the envelope schema the spec gives for 400,
   plus what the spec leaves optional: ``status`` equal to the HTTP status, a UUID ``requestId``, and
   ``error`` as ``"UPPER_SNAKE_CODE: message"``.
-- ``X-RateLimit-Reset`` on 429 is not in the spec; it is checked here as a whole number of seconds >= 1.
+- ``X-RateLimit-Reset`` on 429 is not in the spec; it is checked here as a whole number of seconds >= 1, or
+  hundredths of a second from a stand-in on a compressed clock (still wall-clock seconds to wait).
 - The newest ``Service`` schema requires ``autoscalingMode`` and ``currentScaling``: the stand-in serves
   them, the client does not require them (nor any field it does not use).
 - ``Service.region`` and the private-endpoint ``region`` are enums of 13 AWS regions; ClickHouse Cloud runs
@@ -37,7 +38,7 @@ import pytest
 from openapi_core import Config, OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
 
-from clickhouse_privatelink.clickhouse_api import (
+from clickhouse_privatelink.adapters.clickhouse.client import (
     ClickHouseApiError,
     ClickHouseCloudClient,
     ClientError,
@@ -50,10 +51,11 @@ from clickhouse_privatelink.clickhouse_api import (
     ServerError,
     Unauthorized,
 )
-from clickhouse_privatelink.standins.clickhouse_cloud import ClickHouseCloudStandIn, Fault
+from clickhouse_privatelink_testkit.compressed_clock import retry_policy
+from clickhouse_privatelink_testkit.standins.clickhouse_cloud import ClickHouseCloudStandIn, Fault
 from tests.fixtures.clickhouse import ClickHouseApi, ClickHouseOrg
 
-SPEC_PATH = Path(__file__).resolve().parents[2].parent / "shared/reference/clickhouse-cloud-openapi.json"
+SPEC_PATH = Path(__file__).resolve().parents[1] / "contracts/clickhouse-cloud-openapi.json"
 VPCE_A = "vpce-0a1b2c3d4e5f60718"
 ERROR_TEXT = re.compile(r"^[A-Z][A-Z0-9_]*: .+", re.DOTALL)
 ONE_ATTEMPT = RetryPolicy(max_attempts=1)
@@ -193,9 +195,9 @@ def envelope_problems(ex: Exchange) -> list[str]:
     if not isinstance(body.get("error"), str) or not ERROR_TEXT.match(body["error"]):
         found.append(f"error {body.get('error')!r} is not 'CODE: message'")
     if ex.status == 429 and not re.fullmatch(
-        r"[1-9][0-9]*", ex.response_headers.get("x-ratelimit-reset", "")
+        r"[1-9][0-9]*|[0-9]+\.[0-9]{2}", ex.response_headers.get("x-ratelimit-reset", "")
     ):
-        found.append("429 without a whole X-RateLimit-Reset >= 1")
+        found.append("429 without an X-RateLimit-Reset in seconds")
     return found
 
 
@@ -257,7 +259,7 @@ async def test_reads_conform(
         org.key_id,
         org.key_secret,
         transport=recorder,
-        retry=RetryPolicy(time_scale=clickhouse_api.time_scale),
+        retry=retry_policy(clickhouse_api.time_scale),
     ) as c:
         await c.list_services(org.org_id)
         await c.get_service(org.org_id, org.service_id)

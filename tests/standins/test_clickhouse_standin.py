@@ -15,8 +15,8 @@ import httpx
 import pytest
 import yaml
 
-from clickhouse_privatelink.standins.clickhouse_cloud import ClickHouseCloudStandIn, StandInControl
-from clickhouse_privatelink.standins.launch import start_standin
+from clickhouse_privatelink_testkit.launch import start_standin
+from clickhouse_privatelink_testkit.standins.clickhouse_cloud import ClickHouseCloudStandIn, StandInControl
 from tests.fixtures.clickhouse import ClickHouseApi, ClickHouseOrg
 
 pytestmark = pytest.mark.standin_only
@@ -398,11 +398,14 @@ def test_fault_matches_method_and_path(
     assert patch_ids(http, clickhouse_org, add=[VPCE_A]).status_code == 200
 
 
-def test_fault_rate_limit(http: httpx.Client, clickhouse_org: ClickHouseOrg, control: StandInControl) -> None:
+def test_fault_rate_limit(
+    http: httpx.Client, clickhouse_org: ClickHouseOrg, control: StandInControl, clickhouse_api: ClickHouseApi
+) -> None:
     control.add_fault("rate_limit", reset=7)
     r = http.get(svc_path(clickhouse_org))
     assert_error(r, 429, "TOO_MANY_REQUESTS")
-    assert r.headers["X-RateLimit-Reset"] == "7"
+    # 7 virtual seconds, told in wall-clock seconds as the real API tells them.
+    assert float(r.headers["X-RateLimit-Reset"]) == pytest.approx(7 * clickhouse_api.time_scale)
 
 
 def test_fault_latency(

@@ -207,7 +207,7 @@ def test_python_client_lists_creates_and_patches(kube_api: KubeApi, kube_namespa
 def test_standin_command_serves_writes_kubeconfig_and_exits_on_sigterm(tmp_path: pathlib.Path) -> None:
     kubeconfig = tmp_path / "kubeconfig"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "clickhouse_privatelink", "standin", "kubernetes", "--port", "0",
+        [sys.executable, "-m", "clickhouse_privatelink_testkit", "standin", "kubernetes", "--port", "0",
          "--kubeconfig", str(kubeconfig), "--crd", str(CRD_FILE)],
         stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )  # fmt: skip

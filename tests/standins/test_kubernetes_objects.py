@@ -213,8 +213,8 @@ async def test_json_patch_with_a_passing_test_operation_applies(akube: AsyncKube
 
 
 async def test_json_patch_test_failure_code_can_be_set_to_409() -> None:
-    from clickhouse_privatelink.standins.kube_patch import JsonPatchTestFailed
-    from clickhouse_privatelink.standins.kube_store import Store, WriteOptions
+    from clickhouse_privatelink_testkit.standins.kubernetes.patch import JsonPatchTestFailed
+    from clickhouse_privatelink_testkit.standins.kubernetes.store import Store, WriteOptions
 
     store = Store(json_patch_test_failure_code=409)
     rt = store.types[("", "configmaps")]
@@ -288,7 +288,7 @@ async def test_strategic_merge_patch_merges_maps_and_named_lists(akube: AsyncKub
     )
     assert patched["metadata"]["labels"] == {"a": "1", "b": "2"}
     assert patched["data"] == {"x": "eA==", "y": "eQ=="}
-    from clickhouse_privatelink.standins.kube_patch import strategic_merge_patch
+    from clickhouse_privatelink_testkit.standins.kubernetes.patch import strategic_merge_patch
 
     merged = strategic_merge_patch(
         {"containers": [{"name": "a", "image": "1"}, {"name": "b", "image": "1"}]},

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from clickhouse_privatelink.standins.kube_table import age, human_duration, jsonpath
+from clickhouse_privatelink_testkit.standins.kubernetes.table import age, human_duration, jsonpath
 from tests.fixtures.kubernetes import MERGE_PATCH, AsyncKube
 from tests.standins.kube_samples import chpl, cr_path
 

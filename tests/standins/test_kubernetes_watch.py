@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from clickhouse_privatelink.standins.kube_errors import ApiError
-from clickhouse_privatelink.standins.kube_selectors import labels_match, parse_label_selector
+from clickhouse_privatelink_testkit.standins.kubernetes.errors import ApiError
+from clickhouse_privatelink_testkit.standins.kubernetes.selectors import labels_match, parse_label_selector
 from tests.fixtures.kubernetes import MERGE_PATCH, AsyncKube, KubeApiError
 from tests.standins.kube_samples import API_VERSION, chpl, cr_path
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
-from clickhouse_privatelink import clickhouse_api as ch
-from clickhouse_privatelink.clickhouse_api import (
+from clickhouse_privatelink.adapters.clickhouse import client as ch
+from clickhouse_privatelink.adapters.clickhouse.client import (
     ClickHouseApiError,
     ClickHouseCloudClient,
     Conflict,
@@ -32,15 +32,16 @@ from clickhouse_privatelink.clickhouse_api import (
     Unauthorized,
     limiter_for,
 )
-from clickhouse_privatelink.standins.clickhouse_cloud import ApiKey, ClickHouseCloudStandIn, Fault
-from clickhouse_privatelink.standins.clickhouse_cloud import Organization as StandInOrg
-from clickhouse_privatelink.standins.clickhouse_cloud import Service as StandInService
+from clickhouse_privatelink_testkit.compressed_clock import retry_policy
+from clickhouse_privatelink_testkit.standins.clickhouse_cloud import ApiKey, ClickHouseCloudStandIn, Fault
+from clickhouse_privatelink_testkit.standins.clickhouse_cloud import Organization as StandInOrg
+from clickhouse_privatelink_testkit.standins.clickhouse_cloud import Service as StandInService
 
 VPCE_A = "vpce-0a1b2c3d4e5f60718"
 VPCE_B = "vpce-0b1b2c3d4e5f60718"
 SECRET = "4b1dTopSecretValueThatMustNeverLeak0000000"
 NO_LIMIT = RateLimiter(None)
-FAST = RetryPolicy(time_scale=0.01)  # waits of 40, 80, 160 ms
+FAST = retry_policy(0.01)  # waits of 40, 80, 160 ms
 
 
 @dataclass
@@ -277,10 +278,12 @@ async def test_other_4xx_are_never_retried(status: int, error: str, exc: type[Cl
 
 
 async def test_429_waits_for_the_reset_header_plus_one(world: World) -> None:
+    # 9 virtual seconds on a 0.02 clock: X-RateLimit-Reset says 0.18 (wall-clock), plus the 0.02 s margin.
+    world.standin.state.time_scale = 0.02
     world.standin.state.faults.append(ch_fault("rate_limit", count=2, reset=9))
     calls = Calls()
-    # (9 + 1) * 0.02 = 200 ms, where the 5xx backoff would wait 80 then 160 ms.
-    policy = RetryPolicy(time_scale=0.02)
+    # 200 ms, where the 5xx backoff would wait 80 then 160 ms.
+    policy = retry_policy(0.02)
     async with world.client(retry=policy, on_call=calls) as c:
         await c.get_organization(world.org.id)
     assert [o for _, o in calls.seen] == [429, 429, 200]
@@ -321,7 +324,7 @@ async def test_dropped_connection_is_a_retried_transport_error(world: World) -> 
 async def test_timeout_is_a_transport_error(world: World) -> None:
     # Injected latency of 10 virtual seconds (100 ms) against a 20 ms client timeout.
     world.standin.state.faults.append(ch_fault("latency", count=5, seconds=10))
-    async with world.client(timeout=0.02, retry=RetryPolicy(max_attempts=2, time_scale=0.001)) as c:
+    async with world.client(timeout=0.02, retry=retry_policy(0.001, max_attempts=2)) as c:
         with pytest.raises(TransportError, match="ReadTimeout") as err:
             await c.get_organization(world.org.id)
     assert (err.value.status, err.value.code, err.value.retryable) == (0, "TRANSPORT_ERROR", True)
@@ -337,7 +340,7 @@ async def test_unreachable_api_raises_transport_error_without_the_secret(
         "KEYID",
         SECRET,
         limiter=NO_LIMIT,
-        retry=RetryPolicy(max_attempts=2, time_scale=0.001),
+        retry=retry_policy(0.001, max_attempts=2),
         on_call=calls,
     ) as c:
         with pytest.raises(TransportError) as err:
@@ -368,7 +371,7 @@ async def test_secret_never_appears_in_errors_or_logs(world: World, caplog: pyte
         return envelope(500, f"INTERNAL: failed for {SECRET} with {request.headers['Authorization']}")
 
     texts: list[str] = []
-    async with mock_client(echo_everything, retry=RetryPolicy(max_attempts=2, time_scale=0.001)) as c:
+    async with mock_client(echo_everything, retry=retry_policy(0.001, max_attempts=2)) as c:
         texts.append(repr(c))
         with pytest.raises(ServerError) as err:
             await c.get_organization("o")

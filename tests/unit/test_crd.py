@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from clickhouse_privatelink.crd import render_crd, render_crd_yaml
-from clickhouse_privatelink.models import ClickHousePrivateLinkSpec, DeletionPolicy, DnsMode
+from clickhouse_privatelink.api.crd import render_crd, render_crd_yaml
+from clickhouse_privatelink.api.models import ClickHousePrivateLinkSpec, DeletionPolicy, DnsMode
 
 CRD_FILE = Path(__file__).resolve().parents[2] / "crds" / "clickhouseprivatelinks.yaml"
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from clickhouse_privatelink.ownership import DnsOwner, ResourceRef
-from clickhouse_privatelink.plan import (
+from clickhouse_privatelink.decisions.ownership import DnsOwner, ResourceRef
+from clickhouse_privatelink.decisions.plan import (
     AllowListChange,
     DesiredEndpoint,
     EndpointAction,
@@ -22,7 +22,7 @@ from clickhouse_privatelink.plan import (
     zone_contains,
     zone_name_for,
 )
-from clickhouse_privatelink.reasons import Reason
+from clickhouse_privatelink.decisions.reasons import Reason
 
 REF = ResourceRef(namespace="team-a", name="analytics", uid="uid-1", cluster="prod")
 SVC = "com.amazonaws.vpce.us-east-1.vpce-svc-0123456789abcdef0"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from clickhouse_privatelink import constants as c
-from clickhouse_privatelink.ownership import (
+from clickhouse_privatelink.decisions.ownership import (
     ResourceRef,
     client_token,
     dns_owner_value,
@@ -12,8 +12,8 @@ from clickhouse_privatelink.ownership import (
     parse_dns_owner,
     resource_tags,
 )
-from clickhouse_privatelink.reasons import ConditionType, Reason
-from clickhouse_privatelink.status import StepResult, set_condition, summarise_ready
+from clickhouse_privatelink.decisions.reasons import ConditionType, Reason
+from clickhouse_privatelink.decisions.status import StepResult, set_condition, summarise_ready
 
 REF = ResourceRef(namespace="ns", name="link", uid="uid-1", cluster="prod")
 

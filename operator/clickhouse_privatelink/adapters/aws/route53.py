@@ -1,0 +1,216 @@
+"""Route 53 private zones and the alias record for the private hostname. No business rules (see plan.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from clickhouse_privatelink.adapters.aws.clients import error_code
+from clickhouse_privatelink.decisions.ownership import ResourceRef, dns_owner_value, parse_dns_owner
+from clickhouse_privatelink.decisions.plan import ObservedRecords
+
+if TYPE_CHECKING:
+    from mypy_boto3_route53 import Route53Client
+
+TXT_TTL = 300
+
+
+@dataclass(frozen=True)
+class ObservedZone:
+    id: str  # without the "/hostedzone/" prefix
+    name: str  # without the trailing dot
+    private: bool
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+def _zone_id(raw_id: str) -> str:
+    return raw_id.rsplit("/", 1)[-1]
+
+
+def _fqdn(name: str) -> str:
+    return name if name.endswith(".") else name + "."
+
+
+def _tags(r53: Route53Client, zone_id: str) -> dict[str, str]:
+    tags = r53.list_tags_for_resource(ResourceType="hostedzone", ResourceId=zone_id)["ResourceTagSet"].get(
+        "Tags", []
+    )
+    return {t["Key"]: t.get("Value", "") for t in tags}
+
+
+def get_zone(r53: Route53Client, zone_id: str, *, with_tags: bool = False) -> ObservedZone | None:
+    """The hosted zone with this ID, or None when it does not exist; its tags only when asked."""
+    try:
+        zone = r53.get_hosted_zone(Id=zone_id)["HostedZone"]
+    except ClientError as exc:
+        if error_code(exc) == "NoSuchHostedZone":
+            return None
+        raise
+    return ObservedZone(
+        id=_zone_id(zone["Id"]),
+        name=zone["Name"].rstrip("."),
+        private=bool(zone.get("Config", {}).get("PrivateZone")),
+        tags=_tags(r53, _zone_id(zone["Id"])) if with_tags else {},
+    )
+
+
+def find_private_zone(r53: Route53Client, name: str, *, vpc_id: str, vpc_region: str) -> ObservedZone | None:
+    """The private zone called ``name`` associated with the VPC, if any."""
+    wanted = _fqdn(name).lower()
+    summaries: list[Mapping[str, Any]] = []
+    kwargs: dict[str, Any] = {"VPCId": vpc_id, "VPCRegion": vpc_region}
+    while True:
+        page = r53.list_hosted_zones_by_vpc(**kwargs)
+        summaries.extend(page.get("HostedZoneSummaries", []))
+        if not page.get("NextToken"):
+            break
+        kwargs["NextToken"] = page["NextToken"]
+    # Only private zones can be associated with a VPC: the summary says all the reconcile needs.
+    for summary in summaries:
+        if _fqdn(summary["Name"]).lower() == wanted:
+            return ObservedZone(
+                id=_zone_id(summary["HostedZoneId"]), name=summary["Name"].rstrip("."), private=True
+            )
+    return None
+
+
+def create_private_zone(
+    r53: Route53Client,
+    name: str,
+    *,
+    vpc_id: str,
+    vpc_region: str,
+    tags: Mapping[str, str],
+    caller_reference: str,
+) -> ObservedZone:
+    """Create a private zone associated with the VPC and tag it; a repeated reference finds the first one."""
+    try:
+        zone = r53.create_hosted_zone(
+            Name=name,
+            CallerReference=caller_reference,
+            VPC={"VPCRegion": vpc_region, "VPCId": vpc_id},  # type: ignore[typeddict-item]
+            HostedZoneConfig={"Comment": "Managed by clickhouse-privatelink-operator", "PrivateZone": True},
+        )["HostedZone"]
+    except ClientError as exc:
+        if error_code(exc) != "HostedZoneAlreadyExists":
+            raise
+        found = find_private_zone(r53, name, vpc_id=vpc_id, vpc_region=vpc_region)
+        if found is None:
+            raise
+        return found
+    zone_id = _zone_id(zone["Id"])
+    r53.change_tags_for_resource(
+        ResourceType="hostedzone",
+        ResourceId=zone_id,
+        AddTags=[{"Key": k, "Value": v} for k, v in tags.items()],
+    )
+    return ObservedZone(id=zone_id, name=zone["Name"].rstrip("."), private=True, tags=dict(tags))
+
+
+def _record_sets_at(r53: Route53Client, zone_id: str, hostname: str) -> list[dict[str, Any]]:
+    fqdn = _fqdn(hostname).lower()
+    page = r53.list_resource_record_sets(HostedZoneId=zone_id, StartRecordName=fqdn, MaxItems="10")
+    return [dict(rs) for rs in page["ResourceRecordSets"] if _fqdn(rs["Name"]).lower() == fqdn]
+
+
+def read_records(
+    r53: Route53Client, zone_id: str, hostname: str
+) -> tuple[ObservedRecords, list[dict[str, Any]]]:
+    """What is at ``hostname`` in the zone: the decision input and the raw sets (needed to delete them)."""
+    sets = _record_sets_at(r53, zone_id, hostname)
+    alias: tuple[str, str] | None = None
+    other_address = False
+    owner = None
+    foreign_txt = False
+    for rs in sets:
+        kind = rs["Type"]
+        if kind == "A" and "AliasTarget" in rs:
+            alias = (rs["AliasTarget"]["DNSName"], rs["AliasTarget"]["HostedZoneId"])
+        elif kind in ("A", "AAAA", "CNAME"):
+            other_address = True
+        elif kind == "TXT":
+            values = [r["Value"] for r in rs.get("ResourceRecords", [])]
+            owner = parse_dns_owner(values)
+            foreign_txt = owner is None
+    observed = ObservedRecords(alias=alias, other_address=other_address, owner=owner, foreign_txt=foreign_txt)
+    return observed, sets
+
+
+def write_records(
+    r53: Route53Client, zone_id: str, hostname: str, target: tuple[str, str], ref: ResourceRef
+) -> str:
+    """Point ``hostname`` at the endpoint (alias A) and mark it ours (TXT), in one atomic change."""
+    changes: list[Any] = [
+        {
+            "Action": "UPSERT",
+            "ResourceRecordSet": {
+                "Name": _fqdn(hostname),
+                "Type": "TXT",
+                "TTL": TXT_TTL,
+                "ResourceRecords": [{"Value": dns_owner_value(ref)}],
+            },
+        },
+        {
+            "Action": "UPSERT",
+            "ResourceRecordSet": {
+                "Name": _fqdn(hostname),
+                "Type": "A",
+                "AliasTarget": {
+                    "DNSName": target[0],
+                    "HostedZoneId": target[1],
+                    "EvaluateTargetHealth": False,
+                },
+            },
+        },
+    ]
+    result = r53.change_resource_record_sets(
+        HostedZoneId=zone_id,
+        ChangeBatch={"Comment": f"clickhouse-privatelink-operator {ref.key}", "Changes": changes},
+    )
+    return result["ChangeInfo"]["Id"]
+
+
+def delete_records(r53: Route53Client, zone_id: str, record_sets: list[dict[str, Any]]) -> None:
+    """Delete exactly these record sets (as read); sets already gone count as deleted."""
+    if not record_sets:
+        return
+    try:
+        r53.change_resource_record_sets(
+            HostedZoneId=zone_id,
+            ChangeBatch={"Changes": [{"Action": "DELETE", "ResourceRecordSet": rs} for rs in record_sets]},  # type: ignore[typeddict-item]
+        )
+    except ClientError as exc:
+        if error_code(exc) not in ("InvalidChangeBatch", "NoSuchHostedZone"):
+            raise
+        # InvalidChangeBatch: a set changed or vanished since it was read; the next pass reads again.
+        if error_code(exc) == "InvalidChangeBatch" and _still_present(r53, zone_id, record_sets):
+            raise
+
+
+def _still_present(r53: Route53Client, zone_id: str, record_sets: list[dict[str, Any]]) -> bool:
+    names = {rs["Name"] for rs in record_sets}
+    return any(_record_sets_at(r53, zone_id, name) for name in names)
+
+
+def delete_zone_if_empty(r53: Route53Client, zone_id: str) -> bool:
+    """Delete the zone when only its SOA and NS records are left; True when it is gone."""
+    try:
+        sets = r53.list_resource_record_sets(HostedZoneId=zone_id, MaxItems="10")["ResourceRecordSets"]
+    except ClientError as exc:
+        if error_code(exc) == "NoSuchHostedZone":
+            return True
+        raise
+    if any(rs["Type"] not in ("SOA", "NS") for rs in sets):
+        return False
+    try:
+        r53.delete_hosted_zone(Id=zone_id)
+    except ClientError as exc:
+        if error_code(exc) == "NoSuchHostedZone":
+            return True
+        if error_code(exc) == "HostedZoneNotEmpty":
+            return False
+        raise
+    return True

@@ -1,0 +1,631 @@
+"""The ClickHouse Cloud API as the operator needs it: typed results, typed errors, retries, rate limiting.
+
+An adapter only: it decides nothing about PrivateLink (what to add or remove is the caller's business).
+The contract it follows is ``shared/reference/clickhouse-cloud-api.md``.
+
+Retries follow the official Terraform provider's policy (:class:`RetryPolicy`): on 429 wait
+``X-RateLimit-Reset + 1`` seconds, on 5xx and transport errors back off 4, 8, 16 s, never retry any other
+4xx. Every attempt counts against the client-side rate limit.
+
+Client-side rate limit: ClickHouse Cloud allows 10 requests per 10-second window per API key. All clients
+for one ``(base_url, key_id)`` in a process share one :class:`RateLimiter` (see :func:`limiter_for`), so many
+resources reconciled with the same key stay within that budget together. Environment variable:
+
+``CHPL_CLICKHOUSE_RATE_LIMIT``
+    ``N/PERIOD`` such as ``10/10s`` (the default), ``600/1m``; units ``s``, ``m``, ``h``. ``off`` disables the
+    client-side limit (the server's 429s are still honoured). Read when a key's limiter is first created.
+
+Secrets: the key secret only ever travels in the ``Authorization`` header; no exception message, log line
+or ``repr`` carries it (upstream error text is scrubbed of it too).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import os
+import re
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
+from urllib.parse import quote
+
+import httpx
+from aiolimiter import AsyncLimiter
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+
+from clickhouse_privatelink import __version__
+
+log = logging.getLogger(__name__)
+
+RATE_LIMIT_ENV = "CHPL_CLICKHOUSE_RATE_LIMIT"
+DEFAULT_RATE_LIMIT = "10/10s"
+MAX_MESSAGE_CHARS = 500
+
+# Values seen (or plausible) in privateEndpointConfig while a service is still being set up.
+_PLACEHOLDERS = frozenset(
+    {"", "-", "n/a", "na", "none", "null", "pending", "tbd", "unknown", "<pending>", "<none>"}
+)
+
+
+# ------------------------------------------------------------------------------------------ models
+
+
+class _Lenient(BaseModel):
+    # The API adds fields often; only what the operator reads is declared.
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+
+class ServiceEndpoint(_Lenient):
+    protocol: str
+    host: str
+    port: int
+
+
+class Service(_Lenient):
+    id: str
+    name: str
+    provider: str
+    region: str
+    state: str
+    endpoints: list[ServiceEndpoint] = Field(default_factory=list)
+    private_endpoint_ids: list[str] = Field(default_factory=list, alias="privateEndpointIds")
+    available_private_endpoint_ids: list[str] = Field(
+        default_factory=list, alias="availablePrivateEndpointIds"
+    )
+
+    @field_validator("endpoints", "private_endpoint_ids", "available_private_endpoint_ids", mode="before")
+    @classmethod
+    def _null_is_empty(cls, value: Any) -> Any:
+        return [] if value is None else value
+
+    def endpoint(self, protocol: str) -> ServiceEndpoint | None:
+        """The public endpoint for ``https``, ``nativesecure`` or ``mysql``, if the service has one."""
+        return next((e for e in self.endpoints if e.protocol == protocol), None)
+
+
+class PrivateEndpointConfig(_Lenient):
+    endpoint_service_id: str = Field("", alias="endpointServiceId")
+    private_dns_hostname: str = Field("", alias="privateDnsHostname")
+
+    @field_validator("endpoint_service_id", "private_dns_hostname", mode="before")
+    @classmethod
+    def _null_is_empty(cls, value: Any) -> Any:
+        return "" if value is None else value
+
+    @property
+    def ready(self) -> bool:
+        """Both values are real: while a service is provisioning they are empty or placeholders."""
+        return all(
+            v.strip().lower() not in _PLACEHOLDERS and not any(c.isspace() for c in v.strip())
+            for v in (self.endpoint_service_id, self.private_dns_hostname)
+        )
+
+
+class OrganizationPrivateEndpoint(_Lenient):
+    id: str
+    description: str = ""
+    cloud_provider: str = Field("aws", alias="cloudProvider")
+    region: str = ""
+
+    @field_validator("description", mode="before")
+    @classmethod
+    def _null_is_empty(cls, value: Any) -> Any:
+        return "" if value is None else value
+
+
+class Organization(_Lenient):
+    id: str
+    name: str = ""
+    private_endpoints: list[OrganizationPrivateEndpoint] = Field(
+        default_factory=list, alias="privateEndpoints"
+    )
+
+    @field_validator("private_endpoints", mode="before")
+    @classmethod
+    def _null_is_empty(cls, value: Any) -> Any:
+        return [] if value is None else value
+
+
+# ------------------------------------------------------------------------------------------ errors
+
+
+class ClickHouseApiError(Exception):
+    """A failed call. ``retryable`` means the same request may succeed later with nothing else changed.
+
+    The client itself retries only 429, 5xx and transport errors (the Terraform provider's policy); a 409
+    (service transitioning) is ``retryable`` too but left to the caller to retry on its own schedule.
+    """
+
+    default_code: ClassVar[str] = "ERROR"
+    default_retryable: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        *,
+        status: int,
+        message: str,
+        code: str | None = None,
+        request_id: str | None = None,
+        operation: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.status = status
+        self.code = code or self.default_code
+        self.message = message
+        self.request_id = request_id
+        self.operation = operation
+        self.retryable = self.default_retryable
+        self.retry_after = retry_after
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = f"ClickHouse Cloud API {self.operation}" if self.operation else "ClickHouse Cloud API"
+        status = f"HTTP {self.status} " if self.status else ""
+        text = f"{where}: {status}{self.code}: {self.message}"
+        if self.request_id:
+            text += f" (request {self.request_id})"
+        return text
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(status={self.status}, code={self.code!r}, message={self.message!r}, "
+            f"request_id={self.request_id!r}, operation={self.operation!r})"
+        )
+
+
+class Unauthorized(ClickHouseApiError):
+    """401: the key ID or secret is wrong, or the key was deleted or expired."""
+
+    default_code = "UNAUTHORIZED"
+
+
+class Forbidden(ClickHouseApiError):
+    """403: the key lacks the permission (a read-only key writing) or the plan lacks the feature."""
+
+    default_code = "FORBIDDEN"
+
+
+class NotFound(ClickHouseApiError):
+    default_code = "NOT_FOUND"
+
+
+class Conflict(ClickHouseApiError):
+    """409: the service is transitioning; the same request should work once it settles."""
+
+    default_code = "CONFLICT"
+    default_retryable = True
+
+
+class RateLimited(ClickHouseApiError):
+    """429; ``retry_after`` holds ``X-RateLimit-Reset`` (seconds) when the server sent it."""
+
+    default_code = "TOO_MANY_REQUESTS"
+    default_retryable = True
+
+
+class ServerError(ClickHouseApiError):
+    default_code = "INTERNAL_SERVER_ERROR"
+    default_retryable = True
+
+
+class ClientError(ClickHouseApiError):
+    """Any other 4xx (400, 424 ...): retrying the same request will not help."""
+
+    default_code = "BAD_REQUEST"
+
+
+class TransportError(ClickHouseApiError):
+    """No HTTP answer: connection refused or reset, timeout, TLS failure. ``status`` is 0."""
+
+    default_code = "TRANSPORT_ERROR"
+    default_retryable = True
+
+
+class InvalidResponse(ClickHouseApiError):
+    """A 2xx whose body is not the documented envelope or lacks what the operator needs."""
+
+    default_code = "INVALID_RESPONSE"
+
+
+_BY_STATUS: dict[int, type[ClickHouseApiError]] = {
+    401: Unauthorized,
+    403: Forbidden,
+    404: NotFound,
+    409: Conflict,
+    429: RateLimited,
+}
+_CODE_IN_TEXT = re.compile(r"^\s*([A-Z][A-Z0-9_]*):\s*(.*)$", re.DOTALL)
+
+
+def _error_class(status: int) -> type[ClickHouseApiError]:
+    if status >= 500:
+        return ServerError
+    return _BY_STATUS.get(status, ClientError)
+
+
+# ------------------------------------------------------------------------------------------ retry policy
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How the client retries 429, 5xx and transport errors (the Terraform provider's policy by default)."""
+
+    max_attempts: int = 4
+    # After a 5xx or transport error: backoff_base, twice that, ... capped at backoff_max seconds.
+    backoff_base: float = 4.0
+    backoff_max: float = 60.0
+    # After a 429: the server's X-RateLimit-Reset plus this margin, so the retry lands in the new window.
+    reset_padding: float = 1.0
+
+    def backoff(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based): 4, 8, 16 ... capped."""
+        return min(self.backoff_base * 2.0 ** max(attempt - 1, 0), self.backoff_max)
+
+    def wait_for(self, error: BaseException | None, attempt: int) -> float:
+        if isinstance(error, RateLimited) and error.retry_after is not None:
+            return error.retry_after + self.reset_padding
+        return self.backoff(attempt)
+
+
+DEFAULT_RETRY_POLICY = RetryPolicy()
+
+
+def _client_retries(error: BaseException) -> bool:
+    return isinstance(error, RateLimited | ServerError | TransportError)
+
+
+# ------------------------------------------------------------------------------------------ rate limiting
+
+
+def parse_rate_limit(text: str) -> tuple[int, float] | None:
+    """``"10/10s"`` -> ``(10, 10.0)``; ``"off"`` -> None."""
+    if text.strip().lower() in ("off", "none", "0", ""):
+        return None
+    m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)?\s*([smh]?)\s*", text)
+    if not m or int(m.group(1)) <= 0:
+        raise ValueError(f"{RATE_LIMIT_ENV}={text!r}: expected N/PERIOD such as 10/10s, or 'off'")
+    period = float(m.group(2) or 1) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(3)]
+    if period <= 0:
+        raise ValueError(f"{RATE_LIMIT_ENV}={text!r}: the period must be positive")
+    return int(m.group(1)), period
+
+
+class RateLimiter:
+    """At most ``max_rate`` requests in any ``period`` seconds, as a leaky bucket (aiolimiter).
+
+    The server counts requests in fixed windows. A bucket that holds ``max_rate`` and drains ``max_rate`` per
+    period would allow twice that across one window (a full burst, then the refill), so the bucket holds a
+    small ``burst`` and drains the rest: ``burst + rate * period <= max_rate`` for any window. The cost is a
+    sustained rate a little under the limit (8 per 10 s for the default 10/10 s, burst 2).
+    ``max_rate=None`` makes it a no-op.
+    """
+
+    def __init__(self, max_rate: int | None = 10, period: float = 10.0, *, burst: int | None = None) -> None:
+        self.max_rate = max_rate
+        self.period = period
+        if max_rate is None:
+            self.burst, self._drain_period = 0, 0.0
+        else:
+            if max_rate <= 0 or period <= 0:
+                raise ValueError("max_rate and period must be positive")
+            self.burst = burst if burst is not None else max(1, max_rate // 5)
+            if not 1 <= self.burst <= max_rate:
+                raise ValueError("burst must be between 1 and max_rate")
+            drained_per_period = max(max_rate - self.burst, 1)
+            # AsyncLimiter(burst, T) holds `burst` and drains burst/T per second.
+            self._drain_period = period * self.burst / drained_per_period
+        # aiolimiter binds to one event loop; a process normally has one, tests have one per test.
+        self._limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncLimiter] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    async def acquire(self) -> bool:
+        """Wait for a slot; True when the limit made the caller wait."""
+        if self.max_rate is None:
+            return False
+        loop = asyncio.get_running_loop()
+        limiter = self._limiters.get(loop)
+        if limiter is None:
+            limiter = self._limiters[loop] = AsyncLimiter(self.burst, self._drain_period)
+        waited = not limiter.has_capacity()
+        await limiter.acquire()
+        return waited
+
+    def __repr__(self) -> str:
+        return f"RateLimiter(max_rate={self.max_rate}, period={self.period}, burst={self.burst})"
+
+
+_REGISTRY: dict[tuple[str, str], RateLimiter] = {}
+
+
+def limiter_for(
+    base_url: str, key_id: str, max_rate: int | None = None, period: float | None = None
+) -> RateLimiter:
+    """The process-wide limiter of one API key (created on first use from the arguments or the env var)."""
+    key = (base_url.rstrip("/").lower(), key_id)
+    limiter = _REGISTRY.get(key)
+    if limiter is None:
+        if max_rate is None and period is None:
+            parsed = parse_rate_limit(os.environ.get(RATE_LIMIT_ENV, DEFAULT_RATE_LIMIT))
+            limiter = RateLimiter(None) if parsed is None else RateLimiter(*parsed)
+        else:
+            limiter = RateLimiter(
+                max_rate if max_rate is not None else 10, period if period is not None else 10.0
+            )
+        _REGISTRY[key] = limiter
+    return limiter
+
+
+def reset_limiters() -> None:
+    """Forget every key's limiter (tests; a changed env var takes effect on next use)."""
+    _REGISTRY.clear()
+
+
+# ------------------------------------------------------------------------------------------ client
+
+OnCall = Callable[[str, int | str], None]
+_M = TypeVar("_M", bound=BaseModel)
+
+
+class ClickHouseCloudClient:
+    """Async client of the ClickHouse Cloud API operations the operator uses.
+
+    ``on_call(operation, outcome)`` (metrics) is called once per HTTP attempt, retries included, with the
+    HTTP status or ``"transport_error"``; and once with ``"throttled"`` before an attempt the client-side
+    rate limit had to delay (that is not a call of its own: the attempt's own outcome follows).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        key_id: str,
+        key_secret: str,
+        *,
+        limiter: RateLimiter | None = None,
+        retry: RetryPolicy = DEFAULT_RETRY_POLICY,
+        timeout: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+        on_call: OnCall | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.key_id = key_id
+        # Kept only to scrub them from upstream text: the secret and the Basic credentials it travels in.
+        basic = base64.b64encode(f"{key_id}:{key_secret}".encode()).decode()
+        self._sensitive = tuple(s for s in (key_secret, basic) if s)
+        self.limiter = limiter if limiter is not None else limiter_for(self.base_url, key_id)
+        self.retry = retry
+        self._on_call = on_call
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url,
+            auth=httpx.BasicAuth(key_id, key_secret),
+            timeout=timeout,
+            transport=transport,
+            headers={
+                "User-Agent": f"clickhouse-privatelink-operator/{__version__}",
+                "Accept": "application/json",
+            },
+        )
+
+    def __repr__(self) -> str:
+        return f"ClickHouseCloudClient(base_url={self.base_url!r}, key_id={self.key_id!r})"
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> ClickHouseCloudClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # ---- operations
+
+    async def list_services(
+        self, org_id: str, *, tags: Mapping[str, str | None] | None = None
+    ) -> list[Service]:
+        """Services of the organization, optionally only those carrying every tag (value None: any value)."""
+        filters = [f"tag:{k}" if v is None else f"tag:{k}={v}" for k, v in (tags or {}).items()]
+        result = await self._call(
+            "list_services", "GET", f"{_org(org_id)}/services", params=[("filter", f) for f in filters]
+        )
+        if not isinstance(result, list):
+            raise InvalidResponse(status=200, message="result is not a list", operation="list_services")
+        return [self._parse(Service, item, "list_services") for item in result]
+
+    async def get_service(self, org_id: str, service_id: str) -> Service:
+        result = await self._call("get_service", "GET", _svc(org_id, service_id))
+        return self._parse(Service, result, "get_service")
+
+    async def get_private_endpoint_config(self, org_id: str, service_id: str) -> PrivateEndpointConfig:
+        op = "get_private_endpoint_config"
+        result = await self._call(op, "GET", f"{_svc(org_id, service_id)}/privateEndpointConfig")
+        return self._parse(PrivateEndpointConfig, result, op)
+
+    async def update_private_endpoint_ids(
+        self, org_id: str, service_id: str, *, add: Sequence[str] = (), remove: Sequence[str] = ()
+    ) -> Service:
+        """Send the delta as given (the API runs ``remove`` before ``add``); return the updated service."""
+        op = "update_private_endpoint_ids"
+        body = {"privateEndpointIds": {"add": list(add), "remove": list(remove)}}
+        result = await self._call(op, "PATCH", _svc(org_id, service_id), json=body)
+        return self._parse(Service, result, op)
+
+    async def attach_private_endpoint(
+        self, org_id: str, service_id: str, endpoint_id: str, description: str = ""
+    ) -> OrganizationPrivateEndpoint:
+        """The newer single-endpoint attach that also records a description."""
+        op = "attach_private_endpoint"
+        body = {"id": endpoint_id, "description": description}
+        result = await self._call(op, "POST", f"{_svc(org_id, service_id)}/privateEndpoint", json=body)
+        return self._parse(OrganizationPrivateEndpoint, result, op)
+
+    async def get_organization(self, org_id: str) -> Organization:
+        result = await self._call("get_organization", "GET", _org(org_id))
+        return self._parse(Organization, result, "get_organization")
+
+    async def remove_organization_private_endpoints(
+        self, org_id: str, endpoints: Sequence[OrganizationPrivateEndpoint]
+    ) -> Organization:
+        """Drop organization-level entries (admin key only), matched by id, provider and region."""
+        op = "remove_organization_private_endpoints"
+        remove = [{"id": e.id, "cloudProvider": e.cloud_provider, "region": e.region} for e in endpoints]
+        result = await self._call(op, "PATCH", _org(org_id), json={"privateEndpoints": {"remove": remove}})
+        return self._parse(Organization, result, op)
+
+    # ---- plumbing
+
+    def _parse(self, model: type[_M], data: Any, operation: str) -> _M:
+        try:
+            return model.model_validate(data)
+        except ValidationError as e:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or 'result'}: {err['msg']}" for err in e.errors()[:5]
+            )
+            raise InvalidResponse(
+                status=200, message=f"unexpected {model.__name__}: {problems}", operation=operation
+            ) from None
+
+    async def _call(
+        self,
+        operation: str,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Sequence[tuple[str, str]] = (),
+    ) -> Any:
+        policy = self.retry
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(max(1, policy.max_attempts)),
+            wait=lambda state: policy.wait_for(_exception(state), state.attempt_number),
+            retry=retry_if_exception(_client_retries),
+            before_sleep=self._log_retry,
+            reraise=True,
+        )
+        return await retrying(self._attempt, operation, method, path, json, params)
+
+    def _log_retry(self, state: RetryCallState) -> None:
+        wait = state.next_action.sleep if state.next_action else 0.0
+        log.warning(
+            "%s; retrying in %.1f s (attempt %d of %d)",
+            _exception(state),
+            wait,
+            state.attempt_number + 1,
+            self.retry.max_attempts,
+        )
+
+    def _report(self, operation: str, outcome: int | str) -> None:
+        if self._on_call is None:
+            return
+        try:
+            self._on_call(operation, outcome)
+        except Exception:
+            # A metrics hook must never fail an API call.
+            log.exception("on_call hook failed for %s", operation)
+
+    async def _attempt(
+        self, operation: str, method: str, path: str, json: Any, params: Sequence[tuple[str, str]]
+    ) -> Any:
+        if await self.limiter.acquire():
+            self._report(operation, "throttled")
+        try:
+            response = await self._http.request(method, path, json=json, params=list(params))
+        except httpx.TransportError as e:
+            self._report(operation, "transport_error")
+            # `from None`: httpx's exception holds the request, and so the Authorization header.
+            raise TransportError(
+                status=0,
+                message=self._scrub(f"{type(e).__name__}: {e}" if str(e) else type(e).__name__),
+                operation=operation,
+            ) from None
+        self._report(operation, response.status_code)
+        log.debug("%s %s -> %s", method, path, response.status_code)
+        if response.is_success:
+            return self._result(response, operation)
+        raise self._error(response, operation)
+
+    def _result(self, response: httpx.Response, operation: str) -> Any:
+        try:
+            body = response.json()
+        except ValueError:
+            raise InvalidResponse(
+                status=response.status_code,
+                message=f"body is not JSON: {self._snippet(response.text)}",
+                operation=operation,
+            ) from None
+        if not isinstance(body, dict) or "result" not in body:
+            raise InvalidResponse(
+                status=response.status_code,
+                message=f"body has no 'result': {self._snippet(response.text)}",
+                request_id=body.get("requestId") if isinstance(body, dict) else None,
+                operation=operation,
+            )
+        return body["result"]
+
+    def _error(self, response: httpx.Response, operation: str) -> ClickHouseApiError:
+        status = response.status_code
+        cls = _error_class(status)
+        code: str | None = None
+        request_id: str | None = None
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if isinstance(body, dict) and isinstance(body.get("error"), str):
+            message = body["error"]
+            m = _CODE_IN_TEXT.match(message)
+            if m:
+                code, message = m.group(1), m.group(2)
+            if isinstance(body.get("code"), str) and body["code"]:
+                code = body["code"]
+            request_id = body.get("requestId") if isinstance(body.get("requestId"), str) else None
+        else:
+            message = response.text.strip() or response.reason_phrase
+        retry_after = None
+        if status == 429:
+            retry_after = _seconds(response.headers.get("X-RateLimit-Reset"))
+            if retry_after is None:
+                retry_after = _seconds(response.headers.get("Retry-After"))
+        return cls(
+            status=status,
+            code=code,
+            message=self._snippet(message),
+            request_id=request_id,
+            operation=operation,
+            retry_after=retry_after,
+        )
+
+    def _snippet(self, text: str) -> str:
+        text = self._scrub(text.strip())
+        return text if len(text) <= MAX_MESSAGE_CHARS else text[:MAX_MESSAGE_CHARS] + "..."
+
+    def _scrub(self, text: str) -> str:
+        for sensitive in self._sensitive:
+            text = text.replace(sensitive, "***")
+        return text
+
+
+def _org(org_id: str) -> str:
+    return f"/v1/organizations/{quote(org_id, safe='')}"
+
+
+def _svc(org_id: str, service_id: str) -> str:
+    return f"{_org(org_id)}/services/{quote(service_id, safe='')}"
+
+
+def _exception(state: RetryCallState) -> BaseException | None:
+    return state.outcome.exception() if state.outcome is not None else None
+
+
+def _seconds(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        return None
+    return seconds if seconds >= 0 else None

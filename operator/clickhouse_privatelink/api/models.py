@@ -1,0 +1,246 @@
+"""The ClickHousePrivateLink API as typed models: the single source of truth for the CRD."""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints
+
+from clickhouse_privatelink.constants import (
+    DEFAULT_API_URL,
+    DEFAULT_KEY_ID_KEY,
+    DEFAULT_KEY_SECRET_KEY,
+    GROUP,
+)
+
+UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+REGION_PATTERN = r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9]+$"
+
+Uuid = Annotated[str, StringConstraints(pattern=UUID_PATTERN)]
+Region = Annotated[str, StringConstraints(pattern=REGION_PATTERN)]
+VpcId = Annotated[str, StringConstraints(pattern=r"^vpc-[0-9a-f]{8,17}$")]
+SubnetId = Annotated[str, StringConstraints(pattern=r"^subnet-[0-9a-f]{8,17}$")]
+SecurityGroupId = Annotated[str, StringConstraints(pattern=r"^sg-[0-9a-f]{8,17}$")]
+VpcEndpointId = Annotated[str, StringConstraints(pattern=r"^vpce-[0-9a-f]{8,17}$")]
+RoleArn = Annotated[
+    str, StringConstraints(pattern=r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]+$")
+]
+# AWS zone IDs start with Z; the pattern does not insist, as moto (our stand-in) issues IDs without it.
+# Route 53's shape: "Z" and up to 31 upper-case letters and digits (e.g. Z0123456789ABCDEFGHIJ).
+HostedZoneId = Annotated[str, StringConstraints(pattern=r"^Z[A-Z0-9]{1,31}$")]
+SecretName = Annotated[
+    str, StringConstraints(min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+]
+SecretKey = Annotated[str, StringConstraints(min_length=1, max_length=253, pattern=r"^[-._a-zA-Z0-9]+$")]
+
+IMMUTABLE = "self == oldSelf"
+
+
+def _cel(rule: str, message: str, **extra: str) -> dict[str, JsonValue]:
+    return {"rule": rule, "message": message, **extra}
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+
+class DnsMode(StrEnum):
+    ROUTE53 = "Route53"
+    NONE = "None"
+
+
+class DeletionPolicy(StrEnum):
+    DELETE = "Delete"
+    RETAIN = "Retain"
+
+
+class SecretKeyRef(_Model):
+    """A Secret in the resource's namespace holding a ClickHouse Cloud API key."""
+
+    name: SecretName = Field(description="Name of the Secret in the same namespace.")
+    key_id_key: SecretKey = Field(
+        DEFAULT_KEY_ID_KEY, alias="keyIdKey", description="Key in the Secret holding the API key ID."
+    )
+    key_secret_key: SecretKey = Field(
+        DEFAULT_KEY_SECRET_KEY,
+        alias="keySecretKey",
+        description="Key in the Secret holding the API key secret.",
+    )
+
+
+class ClickHouseSpec(_Model):
+    """Which ClickHouse Cloud service to connect, and how to reach its API."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(
+                    "has(self.serviceId) != has(self.serviceName)",
+                    "exactly one of serviceId or serviceName is required",
+                ),
+            ]
+        }
+    )
+
+    organization_id: Uuid = Field(
+        alias="organizationId",
+        description="ClickHouse Cloud organization ID (uuid). Immutable.",
+        json_schema_extra={"x-kubernetes-validations": [_cel(IMMUTABLE, "organizationId is immutable")]},
+    )
+    service_id: Uuid | None = Field(
+        None, alias="serviceId", description="Service ID (uuid); or give serviceName."
+    )
+    service_name: Annotated[str, StringConstraints(min_length=1, max_length=255)] | None = Field(
+        None, alias="serviceName", description="Service name, unique among the organization's AWS services."
+    )
+    credentials_secret_ref: SecretKeyRef = Field(
+        alias="credentialsSecretRef", description="Secret with the API key (an admin key can write)."
+    )
+    api_url: Annotated[str, StringConstraints(pattern=r"^https?://[^\s/]+(/.*)?$")] = Field(
+        DEFAULT_API_URL, alias="apiUrl", description="ClickHouse Cloud API base URL."
+    )
+
+
+class AwsSpec(_Model):
+    """Where the VPC endpoint lives."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(
+                    "has(self.vpcEndpointId) || (has(self.subnetIds) && size(self.subnetIds) > 0)",
+                    "subnetIds is required unless an existing vpcEndpointId is adopted",
+                ),
+            ]
+        }
+    )
+
+    region: Region = Field(
+        description="AWS region of the VPC (e.g. us-east-1). Immutable.",
+        json_schema_extra={"x-kubernetes-validations": [_cel(IMMUTABLE, "region is immutable")]},
+    )
+    vpc_id: VpcId = Field(
+        alias="vpcId",
+        description="VPC in which the endpoint is created. Immutable.",
+        json_schema_extra={"x-kubernetes-validations": [_cel(IMMUTABLE, "vpcId is immutable")]},
+    )
+    subnet_ids: list[SubnetId] = Field(
+        default_factory=list,
+        alias="subnetIds",
+        max_length=16,
+        description="Subnets for the endpoint's network interfaces (one per availability zone).",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+    security_group_ids: list[SecurityGroupId] = Field(
+        default_factory=list,
+        alias="securityGroupIds",
+        max_length=5,
+        description="Security groups for the endpoint; they must allow inbound 443, 8443, 9440 and 3306.",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+    vpc_endpoint_id: VpcEndpointId | None = Field(
+        None,
+        alias="vpcEndpointId",
+        description="Adopt this existing endpoint: the operator never creates, modifies or deletes it.",
+    )
+    role_arn: RoleArn | None = Field(None, alias="roleArn", description="IAM role to assume (cross-account).")
+    tags: dict[str, Annotated[str, StringConstraints(max_length=256)]] = Field(
+        default_factory=dict,
+        max_length=40,
+        description="Extra tags for the AWS resources the operator creates.",
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(
+                    f"self.all(k, size(k) >= 1 && size(k) <= 128 && !k.startsWith('aws:') && !k.startsWith('{GROUP}/'))",
+                    f"tag keys are 1 to 128 characters and may not start with aws: or {GROUP}/ (reserved)",
+                )
+            ]
+        },
+    )
+
+
+class DnsSpec(_Model):
+    """How clients resolve the private hostname."""
+
+    mode: DnsMode = Field(
+        DnsMode.ROUTE53, description="Route53 (default) writes the record; None leaves DNS to you."
+    )
+    hosted_zone_id: HostedZoneId | None = Field(
+        None,
+        alias="hostedZoneId",
+        description="Private hosted zone to write into; by default the operator finds or creates "
+        "<region>.vpce.aws.clickhouse.cloud associated with the VPC.",
+    )
+
+
+class ClickHousePrivateLinkSpec(_Model):
+    """Desired state: connect this VPC to this ClickHouse Cloud service over PrivateLink."""
+
+    clickhouse: ClickHouseSpec
+    aws: AwsSpec
+    dns: DnsSpec = Field(default_factory=lambda: DnsSpec.model_validate({}))
+    deletion_policy: DeletionPolicy = Field(
+        DeletionPolicy.DELETE,
+        alias="deletionPolicy",
+        description="Delete (default) removes what the operator created; Retain leaves AWS resources in place.",
+    )
+
+
+class ConditionStatus(StrEnum):
+    TRUE = "True"
+    FALSE = "False"
+    UNKNOWN = "Unknown"
+
+
+class Condition(_Model):
+    type: str
+    status: ConditionStatus
+    reason: Annotated[
+        str, StringConstraints(pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$", max_length=1024)
+    ]
+    message: Annotated[str, StringConstraints(max_length=32768)] = ""
+    last_transition_time: dt.datetime = Field(alias="lastTransitionTime")
+    observed_generation: int | None = Field(None, alias="observedGeneration", ge=0)
+
+
+class ConnectionEndpoint(_Model):
+    protocol: str = Field(description="https, nativesecure (native protocol over TLS) or mysql.")
+    host: str
+    port: int
+
+
+class ClickHousePrivateLinkStatus(_Model):
+    """Observed state, written by the operator."""
+
+    observed_generation: int | None = Field(None, alias="observedGeneration")
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+    private_dns_hostname: str | None = Field(None, alias="privateDnsHostname")
+    endpoint_service_id: str | None = Field(None, alias="endpointServiceId")
+    service_id: str | None = Field(None, alias="serviceId")
+    service_region: str | None = Field(None, alias="serviceRegion")
+    vpc_endpoint_id: str | None = Field(None, alias="vpcEndpointId")
+    vpc_endpoint_state: str | None = Field(None, alias="vpcEndpointState")
+    vpc_endpoint_owned: bool | None = Field(
+        None,
+        alias="vpcEndpointOwned",
+        description="True when the operator created the endpoint and will delete it.",
+    )
+    hosted_zone_id: str | None = Field(None, alias="hostedZoneId")
+    endpoints: list[ConnectionEndpoint] = Field(default_factory=list)
+
+
+class ClickHousePrivateLink(_Model):
+    """A PrivateLink connection from a VPC to a ClickHouse Cloud service."""
+
+    api_version: str = Field(alias="apiVersion")
+    kind: str
+    metadata: dict[str, Any]
+    spec: ClickHousePrivateLinkSpec
+    status: ClickHousePrivateLinkStatus = Field(
+        default_factory=lambda: ClickHousePrivateLinkStatus.model_validate({})
+    )

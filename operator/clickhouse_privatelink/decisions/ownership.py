@@ -1,0 +1,83 @@
+"""Who owns what: the tags and markers that tie cloud resources to one ClickHousePrivateLink."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from clickhouse_privatelink import constants as c
+
+
+@dataclass(frozen=True)
+class ResourceRef:
+    """The Kubernetes object a cloud resource belongs to, and the cluster the operator runs in."""
+
+    namespace: str
+    name: str
+    uid: str
+    cluster: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+def ownership_tags(ref: ResourceRef) -> dict[str, str]:
+    """Tags that mark an AWS resource as created by the operator for ``ref``."""
+    return {
+        c.TAG_MANAGED_BY: c.OPERATOR_NAME,
+        c.TAG_CLUSTER: ref.cluster,
+        c.TAG_RESOURCE: ref.key,
+        c.TAG_RESOURCE_UID: ref.uid,
+    }
+
+
+def resource_tags(ref: ResourceRef, user_tags: Mapping[str, str]) -> dict[str, str]:
+    """All tags for a created resource: the user's, then ours (ours win: they cannot be overridden)."""
+    name = {c.TAG_NAME: f"clickhouse-{ref.namespace}-{ref.name}"[:255]}
+    return {**name, **dict(user_tags), **ownership_tags(ref)}
+
+
+def is_managed(tags: Mapping[str, str], cluster: str) -> bool:
+    """Whether the operator of this cluster created the resource carrying ``tags``."""
+    return tags.get(c.TAG_MANAGED_BY) == c.OPERATOR_NAME and tags.get(c.TAG_CLUSTER) == cluster
+
+
+def is_owned_by(tags: Mapping[str, str], ref: ResourceRef) -> bool:
+    """Whether the resource carrying ``tags`` was created for exactly this Kubernetes object."""
+    return is_managed(tags, ref.cluster) and tags.get(c.TAG_RESOURCE_UID) == ref.uid
+
+
+def client_token(ref: ResourceRef, purpose: str) -> str:
+    """An idempotency token stable for this object and purpose (AWS allows 64 ASCII characters)."""
+    digest = hashlib.sha256(f"{ref.cluster}/{ref.uid}/{purpose}".encode()).hexdigest()
+    return f"chpl-{digest[:59]}"
+
+
+DNS_OWNER_PREFIX = f"heritage={c.OPERATOR_NAME}"
+
+
+def dns_owner_value(ref: ResourceRef) -> str:
+    """The TXT record value that marks a DNS name as written by the operator for ``ref``."""
+    return f'"{DNS_OWNER_PREFIX},cluster={ref.cluster},resource={ref.key},uid={ref.uid}"'
+
+
+@dataclass(frozen=True)
+class DnsOwner:
+    cluster: str
+    resource: str
+    uid: str
+
+
+def parse_dns_owner(txt_values: list[str]) -> DnsOwner | None:
+    """The operator's ownership marker among a TXT record's values, if there is one."""
+    for raw in txt_values:
+        value = raw.strip('"')
+        if not value.startswith(DNS_OWNER_PREFIX + ","):
+            continue
+        fields = dict(part.split("=", 1) for part in value.split(",") if "=" in part)
+        return DnsOwner(
+            cluster=fields.get("cluster", ""), resource=fields.get("resource", ""), uid=fields.get("uid", "")
+        )
+    return None

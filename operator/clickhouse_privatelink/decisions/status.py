@@ -1,0 +1,111 @@
+"""Conditions on the resource's status: set one, keep transition times honest, summarise Ready."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from clickhouse_privatelink.decisions.reasons import TERMINAL_REASONS, ConditionType, Reason
+
+# The order in which the steps happen; Ready summarises them.
+STEP_CONDITIONS = (
+    ConditionType.SERVICE_RESOLVED,
+    ConditionType.VPC_ENDPOINT_READY,
+    ConditionType.DNS_READY,
+    ConditionType.ALLOW_LISTED,
+)
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """The outcome of one reconcile step, written as a condition."""
+
+    type: ConditionType
+    ok: bool
+    reason: Reason
+    message: str
+
+
+def now_rfc3339() -> str:
+    return dt.datetime.now(dt.UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def set_condition(
+    conditions: Sequence[Mapping[str, Any]],
+    result: StepResult,
+    *,
+    generation: int | None,
+    now: str | None = None,
+) -> list[dict[str, Any]]:
+    """Return ``conditions`` with ``result`` set; lastTransitionTime changes only when the status flips."""
+    status = "True" if result.ok else "False"
+    out: list[dict[str, Any]] = []
+    found = False
+    for cond in conditions:
+        if cond.get("type") != result.type.value:
+            out.append(dict(cond))
+            continue
+        found = True
+        changed = cond.get("status") != status
+        out.append(
+            _condition(
+                result,
+                status,
+                cond["lastTransitionTime"] if not changed else now or now_rfc3339(),
+                generation,
+            )
+        )
+    if not found:
+        out.append(_condition(result, status, now or now_rfc3339(), generation))
+    return out
+
+
+def _condition(result: StepResult, status: str, when: str, generation: int | None) -> dict[str, Any]:
+    cond: dict[str, Any] = {
+        "type": result.type.value,
+        "status": status,
+        "reason": result.reason.value,
+        "message": result.message,
+        "lastTransitionTime": when,
+    }
+    if generation is not None:
+        cond["observedGeneration"] = generation
+    return cond
+
+
+def summarise_ready(steps: Sequence[StepResult]) -> StepResult:
+    """Ready is True when every step is; otherwise it carries the first step a person must fix, if any,
+    else the first step still in progress."""
+    failing = [s for s in steps if not s.ok]
+    for step in sorted(failing, key=lambda s: s.reason not in TERMINAL_REASONS):
+        return StepResult(ConditionType.READY, False, step.reason, step.message)
+    missing = [t.value for t in STEP_CONDITIONS if t not in {s.type for s in steps}]
+    if missing:
+        return StepResult(ConditionType.READY, False, Reason.RECONCILING, f"waiting for {', '.join(missing)}")
+    return StepResult(ConditionType.READY, True, Reason.READY, "PrivateLink connection is ready")
+
+
+def condition(conditions: Sequence[Mapping[str, Any]], type_: ConditionType) -> Mapping[str, Any] | None:
+    """The condition of the given type, if present."""
+    return next((c for c in conditions if c.get("type") == type_.value), None)
+
+
+def steps_to_conditions(
+    conditions: list[dict[str, Any]], steps: list[StepResult], *, generation: int
+) -> list[dict[str, Any]]:
+    """Write every step's condition, in step order, then Ready; a step not reached waits for the failed one."""
+    by_type = {s.type: s for s in steps}
+    first_failed = next((s for s in steps if not s.ok), None)
+    for step_type in STEP_CONDITIONS:
+        step = by_type.get(step_type)
+        if step is None and first_failed is not None:
+            step = StepResult(step_type, False, Reason.RECONCILING, f"waiting for {first_failed.type.value}")
+        if step is not None:
+            conditions = set_condition(conditions, step, generation=generation)
+    conditions = set_condition(
+        conditions, by_type.get(ConditionType.READY) or summarise_ready(steps), generation=generation
+    )
+    order = {t.value: i for i, t in enumerate((*STEP_CONDITIONS, ConditionType.READY))}
+    return sorted(conditions, key=lambda cond: order.get(str(cond.get("type")), len(order)))

@@ -1,0 +1,3 @@
+from clickhouse_privatelink_testkit.cli import main
+
+raise SystemExit(main())
