@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Regenerate the packaging files that are derived from another file (`make packaging`).
 
-- argocd-health: health.lua's table of terminal reasons, from reasons.TERMINAL_REASONS; the argocd-cm
+- argocd-health: health.lua's table of progressing reasons, from reasons.PROGRESSING_REASONS; the argocd-cm
   snippet carrying health.lua in deploy/argocd/argocd-cm.yaml, docs/install.md and the chart's README.md.
 - deploy-manifests: deploy/operator.yaml, the Helm chart rendered with its default values for the
   kustomize base, so that the chart stays the one definition of the operator's manifests.
@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "operator"))
 
 from clickhouse_privatelink.constants import GROUP, KIND, OPERATOR_NAME  # noqa: E402
-from clickhouse_privatelink.decisions.reasons import TERMINAL_REASONS  # noqa: E402
+from clickhouse_privatelink.decisions.reasons import PROGRESSING_REASONS  # noqa: E402
 
 CHART = ROOT / "charts/clickhouse-privatelink-operator"
 HEALTH_LUA = ROOT / "deploy/argocd/health.lua"
@@ -36,21 +36,23 @@ DEPLOY_NAMESPACE = OPERATOR_NAME
 ARGOCD_CM_KEY = f"resource.customizations.health.{GROUP}_{KIND}"
 HELM_ONLY_LABELS = ("helm.sh/chart", "app.kubernetes.io/managed-by")
 
-LUA_BLOCK = re.compile(r"(-- BEGIN TERMINAL_REASONS[^\n]*\n)(.*?)(-- END TERMINAL_REASONS\n)", re.DOTALL)
+LUA_BLOCK = re.compile(
+    r"(-- BEGIN PROGRESSING_REASONS[^\n]*\n)(.*?)(-- END PROGRESSING_REASONS\n)", re.DOTALL
+)
 DOC_BLOCK = re.compile(r"(<!-- BEGIN argocd-cm[^\n]*-->\n)(.*?)(<!-- END argocd-cm -->)", re.DOTALL)
 
 
-def lua_terminal_reasons() -> str:
-    """The Lua table of terminal reasons, one per line, sorted."""
-    lines = "".join(f"  {reason} = true,\n" for reason in sorted(str(r) for r in TERMINAL_REASONS))
-    return "local terminal_reasons = {\n" + lines + "}\n"
+def lua_progressing_reasons() -> str:
+    """The Lua table of the reasons that resolve by themselves, one per line, sorted."""
+    lines = "".join(f"  {reason} = true,\n" for reason in sorted(str(r) for r in PROGRESSING_REASONS))
+    return "local progressing_reasons = {\n" + lines + "}\n"
 
 
 def health_lua(current: str) -> str:
-    """health.lua with its terminal-reasons block rewritten from reasons.py."""
-    text, count = LUA_BLOCK.subn(lambda m: m.group(1) + lua_terminal_reasons() + m.group(3), current)
+    """health.lua with its progressing-reasons block rewritten from reasons.py."""
+    text, count = LUA_BLOCK.subn(lambda m: m.group(1) + lua_progressing_reasons() + m.group(3), current)
     if count != 1:
-        raise ValueError(f"expected one TERMINAL_REASONS block in health.lua, found {count}")
+        raise ValueError(f"expected one PROGRESSING_REASONS block in health.lua, found {count}")
     return text
 
 

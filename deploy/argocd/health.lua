@@ -1,39 +1,30 @@
 -- ArgoCD health check for privatelink.clickhouse.dev/ClickHousePrivateLink.
 -- Install it under argocd-cm's key resource.customizations.health.privatelink.clickhouse.dev_ClickHousePrivateLink
 -- (deploy/argocd/argocd-cm.yaml). Written for ArgoCD's Lua 5.1 sandbox; tested by tests/packaging with
--- the cases in health_test.yaml.
+-- the cases in health_test.yaml and with every reason of the operator.
 --
 --   Healthy      Ready=True, and both status.observedGeneration and Ready's observedGeneration equal
 --                metadata.generation (the operator has acted on the current spec).
---   Degraded     Ready=False with a reason that needs a person (the operator's TERMINAL_REASONS), on the
---                current generation; also while deleting, when such a reason blocks the cleanup.
---   Progressing  everything else: no status yet, a status older than the spec, Ready=Unknown, a reason the
---                operator expects to resolve by itself, or a deletion in progress.
+--   Progressing  no status yet, a status older than the spec, Ready=Unknown, or Ready=False with a reason
+--                the operator expects to resolve by itself (its PROGRESSING_REASONS).
+--   Degraded     Ready=False on the current generation with any other reason: one a person must fix, or
+--                one this check does not know (a newer operator's), so that nothing waits forever unseen.
+--
+-- A resource being deleted never reaches this script: ArgoCD shows every object with a
+-- metadata.deletionTimestamp as Progressing "Pending deletion" before it runs any health check.
 
--- BEGIN TERMINAL_REASONS: generated from operator/clickhouse_privatelink/reasons.py by `make argocd-health`
-local terminal_reasons = {
-  AwsAccessDenied = true,
-  ClickHouseRequestRejected = true,
-  CredentialsInvalid = true,
-  CredentialsSecretNotFound = true,
-  CrossRegionNotSupported = true,
-  DnsRecordConflict = true,
-  EndpointFailed = true,
-  EndpointMismatch = true,
-  EndpointNotFound = true,
-  EndpointRejected = true,
-  Forbidden = true,
-  HostedZoneNotFound = true,
-  InvalidAwsConfiguration = true,
-  InvalidSpec = true,
-  PrivateLinkNotAvailable = true,
-  ServiceAmbiguous = true,
-  ServiceNotAws = true,
-  ServiceNotFound = true,
-  ServiceUnusable = true,
-  Unauthorized = true,
+-- BEGIN PROGRESSING_REASONS: generated from operator/clickhouse_privatelink/decisions/reasons.py by `make packaging`
+local progressing_reasons = {
+  Deleting = true,
+  EndpointPending = true,
+  EndpointPendingAcceptance = true,
+  Reconciling = true,
+  ServiceProvisioning = true,
+  Throttled = true,
+  UpstreamUnavailable = true,
+  WaitingForEndpoint = true,
 }
--- END TERMINAL_REASONS
+-- END PROGRESSING_REASONS
 
 local hs = {}
 
@@ -60,7 +51,6 @@ end
 local generation = obj.metadata.generation
 local status = obj.status
 local ready = find_ready(status)
-local deleting = obj.metadata.deletionTimestamp ~= nil
 
 -- True when the operator has written a status for an older spec than the current one.
 local function is_stale()
@@ -71,20 +61,6 @@ local function is_stale()
     return true
   end
   return ready.observedGeneration == nil or ready.observedGeneration < generation
-end
-
-if deleting then
-  if ready ~= nil and ready.status == "False" and terminal_reasons[ready.reason] then
-    hs.status = "Degraded"
-    hs.message = "Deletion blocked: " .. describe(ready)
-  elseif ready ~= nil and ready.reason == "Deleting" then
-    hs.status = "Progressing"
-    hs.message = describe(ready)
-  else
-    hs.status = "Progressing"
-    hs.message = "Deleting: waiting for the operator to remove the AWS resources and the allow-list entry"
-  end
-  return hs
 end
 
 if ready == nil then
@@ -101,12 +77,10 @@ end
 
 if ready.status == "True" then
   hs.status = "Healthy"
-  hs.message = describe(ready)
-elseif ready.status == "False" and terminal_reasons[ready.reason] then
+elseif ready.status == "False" and not progressing_reasons[ready.reason] then
   hs.status = "Degraded"
-  hs.message = describe(ready)
 else
   hs.status = "Progressing"
-  hs.message = describe(ready)
 end
+hs.message = describe(ready)
 return hs
