@@ -10,6 +10,8 @@ from pydantic import ValidationError
 
 from clickhouse_privatelink.api.crd import render_crd, render_crd_yaml
 from clickhouse_privatelink.api.models import ClickHousePrivateLinkSpec, DeletionPolicy, DnsMode
+from tests.fixtures.kubernetes import AsyncKube, KubeApiError
+from tests.standins.kube_samples import chpl, cr_path
 
 CRD_FILE = Path(__file__).resolve().parents[2] / "crds" / "clickhouseprivatelinks.yaml"
 
@@ -74,6 +76,95 @@ def test_cel_rules_cover_one_of_service_and_immutability() -> None:
     ]
     for node in (ch["properties"]["organizationId"], aws["properties"]["vpcId"], aws["properties"]["region"]):
         assert node["x-kubernetes-validations"][0]["rule"] == "self == oldSelf"
+
+
+def _nodes(schema: dict[str, Any], path: str = "") -> list[tuple[str, dict[str, Any]]]:
+    """Every property of ``schema`` (and object-typed list items, ``[]``), with its dotted path."""
+    out: list[tuple[str, dict[str, Any]]] = []
+    for name, sub in schema.get("properties", {}).items():
+        out.append((f"{path}.{name}", sub))
+        out.extend(_nodes(sub, f"{path}.{name}"))
+    items = schema.get("items")
+    if isinstance(items, dict):
+        out.append((f"{path}[]", items))
+        out.extend(_nodes(items, f"{path}[]"))
+    return out
+
+
+def test_every_field_has_a_description_for_kubectl_explain() -> None:
+    root = render_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    nodes = _nodes(root)
+    assert len(nodes) > 46 and any(p == ".status.conditions[].reason" for p, _ in nodes)
+    missing = [path for path, node in nodes if not str(node.get("description", "")).strip()]
+    assert missing == [], f"fields without a description (kubectl explain shows nothing): {missing}"
+
+
+def test_every_pattern_has_a_cel_rule_with_a_message_and_a_bounded_length() -> None:
+    """Where a pattern fails, the CEL rule beside it tells the user what the value should look like."""
+    shaped = {
+        ".spec.clickhouse.organizationId",
+        ".spec.clickhouse.serviceId",
+        ".spec.aws.region",
+        ".spec.aws.vpcId",
+        ".spec.aws.subnetIds[]",
+        ".spec.aws.securityGroupIds[]",
+        ".spec.aws.vpcEndpointId",
+        ".spec.aws.roleArn",
+        ".spec.dns.hostedZoneId",
+    }
+    nodes = dict(_nodes(spec_schema(), ".spec"))
+    for path in shaped:
+        node = nodes[path]
+        rules = {r["rule"]: r["message"] for r in node["x-kubernetes-validations"]}
+        message = rules[f"self.matches('{node['pattern']}')"]
+        assert path.rstrip("[]").rsplit(".", 1)[-1] in message and "like" in message, (path, message)
+        assert "^" not in message and 0 < node["maxLength"] <= 2048, path
+
+
+async def _causes(akube: AsyncKube, body: dict[str, Any]) -> list[tuple[str, str]]:
+    with pytest.raises(KubeApiError) as err:
+        await akube.request("POST", cr_path("default"), body=body)
+    assert err.value.status == 422, err.value.body
+    return [(c["field"], c["message"]) for c in err.value.body["details"]["causes"]]
+
+
+@pytest.mark.parametrize(
+    ("section", "field", "value", "message"),
+    [
+        ("aws", "vpcId", "vpc-XYZ", "vpcId must look like vpc-0123456789abcdef0"),
+        ("aws", "vpcEndpointId", "endpoint-1", "vpcEndpointId must look like vpce-0123456789abcdef0"),
+        ("aws", "region", "US East", "region must be an AWS region code like us-east-1"),
+        ("aws", "roleArn", "chpl", "roleArn must look like arn:aws:iam::123456789012:role/NAME"),
+        ("clickhouse", "organizationId", "org-1", "organizationId must be a UUID like"),
+        (
+            "dns",
+            "hostedZoneId",
+            "zone-1",
+            "hostedZoneId must be a Route 53 hosted zone ID like Z0123456789AB",
+        ),
+    ],
+)
+async def test_kubernetes_api_answers_a_bad_id_with_the_rule_message(
+    akube: AsyncKube, section: str, field: str, value: str, message: str
+) -> None:
+    body = chpl("bad-id")
+    body["spec"].setdefault(section, {})[field] = value
+    causes = await _causes(akube, body)
+    assert any(f == f"spec.{section}.{field}" and message in m for f, m in causes), causes
+
+
+async def test_kubernetes_api_names_the_bad_list_entry(akube: AsyncKube) -> None:
+    body = chpl("bad-list")
+    body["spec"]["aws"]["subnetIds"] = ["subnet-0123456789abcdef0", "subnet-A"]
+    body["spec"]["aws"]["securityGroupIds"] = ["default"]
+    causes = await _causes(akube, body)
+    assert (
+        "spec.aws.subnetIds[1]",
+        'Invalid value: "string": each of subnetIds must look like subnet-0123456789abcdef0',
+    ) in causes, causes
+    assert any(
+        f == "spec.aws.securityGroupIds[0]" and "must look like sg-0123456789abcdef0" in m for f, m in causes
+    ), causes
 
 
 def test_status_schema_carries_every_reported_field() -> None:

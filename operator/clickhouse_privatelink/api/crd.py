@@ -68,10 +68,13 @@ def openapi_schema(model: type[Any]) -> dict[str, Any]:
 
 def _status_schema() -> dict[str, Any]:
     schema = openapi_schema(ClickHousePrivateLinkStatus)
+    schema["description"] = "Observed state, written by the operator: read it, do not set it."
     # Conditions' lastTransitionTime is written as an RFC 3339 string.
     cond = schema["properties"]["conditions"]["items"]["properties"]["lastTransitionTime"]
     cond.clear()
-    cond.update({"type": "string", "format": "date-time"})
+    cond.update(
+        {"type": "string", "format": "date-time", "description": "When status last changed (RFC 3339)."}
+    )
     return schema
 
 
@@ -131,9 +134,18 @@ def render_crd() -> dict[str, Any]:
                             "description": "A PrivateLink connection from an AWS VPC to a ClickHouse Cloud service.",
                             "required": ["spec"],
                             "properties": {
-                                "apiVersion": {"type": "string"},
-                                "kind": {"type": "string"},
-                                "metadata": {"type": "object"},
+                                "apiVersion": {
+                                    "type": "string",
+                                    "description": f"Versioned schema of this object: {c.GROUP}/{c.VERSION}.",
+                                },
+                                "kind": {
+                                    "type": "string",
+                                    "description": f"Kind of this object: {c.KIND}.",
+                                },
+                                "metadata": {
+                                    "type": "object",
+                                    "description": "Standard object metadata (name, namespace, labels, ...).",
+                                },
                                 "spec": spec_schema,
                                 "status": _status_schema(),
                             },

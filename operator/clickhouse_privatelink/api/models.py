@@ -18,28 +18,65 @@ from clickhouse_privatelink.constants import (
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 REGION_PATTERN = r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9]+$"
 
-Uuid = Annotated[str, StringConstraints(pattern=UUID_PATTERN)]
-Region = Annotated[str, StringConstraints(pattern=REGION_PATTERN)]
-VpcId = Annotated[str, StringConstraints(pattern=r"^vpc-[0-9a-f]{8,17}$")]
-SubnetId = Annotated[str, StringConstraints(pattern=r"^subnet-[0-9a-f]{8,17}$")]
-SecurityGroupId = Annotated[str, StringConstraints(pattern=r"^sg-[0-9a-f]{8,17}$")]
-VpcEndpointId = Annotated[str, StringConstraints(pattern=r"^vpce-[0-9a-f]{8,17}$")]
-RoleArn = Annotated[
-    str, StringConstraints(pattern=r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]+$")
-]
+VPC_ID_PATTERN = r"^vpc-[0-9a-f]{8,17}$"
+SUBNET_ID_PATTERN = r"^subnet-[0-9a-f]{8,17}$"
+SECURITY_GROUP_ID_PATTERN = r"^sg-[0-9a-f]{8,17}$"
+VPC_ENDPOINT_ID_PATTERN = r"^vpce-[0-9a-f]{8,17}$"
+ROLE_ARN_PATTERN = r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]+$"
 # AWS zone IDs start with Z; the pattern does not insist, as moto (our stand-in) issues IDs without it.
 # Route 53's shape: "Z" and up to 31 upper-case letters and digits (e.g. Z0123456789ABCDEFGHIJ).
-HostedZoneId = Annotated[str, StringConstraints(pattern=r"^Z[A-Z0-9]{1,31}$")]
-SecretName = Annotated[
-    str, StringConstraints(min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
-]
-SecretKey = Annotated[str, StringConstraints(min_length=1, max_length=253, pattern=r"^[-._a-zA-Z0-9]+$")]
+HOSTED_ZONE_ID_PATTERN = r"^Z[A-Z0-9]{1,31}$"
+UUID_EXAMPLE = "123e4567-e89b-42d3-a456-426614174000"
 
 IMMUTABLE = "self == oldSelf"
 
 
 def _cel(rule: str, message: str, **extra: str) -> dict[str, JsonValue]:
     return {"rule": rule, "message": message, **extra}
+
+
+def _shaped(
+    pattern: str, message: str, max_length: int, *rules: dict[str, JsonValue]
+) -> dict[str, JsonValue]:
+    """Schema extras of a string with a ``pattern``: ``rules``, then a CEL rule repeating the pattern.
+
+    kube-apiserver words a failed pattern as the raw regex; the rule's ``message`` says what is expected.
+    maxLength (implied by the pattern) bounds the rule's estimated CEL cost, as kube-apiserver requires.
+    """
+    shape = _cel(f"self.matches('{pattern}')", message)
+    return {"maxLength": max_length, "x-kubernetes-validations": [*rules, shape]}
+
+
+Uuid = Annotated[str, StringConstraints(pattern=UUID_PATTERN)]
+Region = Annotated[str, StringConstraints(pattern=REGION_PATTERN)]
+VpcId = Annotated[str, StringConstraints(pattern=VPC_ID_PATTERN)]
+SubnetId = Annotated[
+    str,
+    StringConstraints(pattern=SUBNET_ID_PATTERN),
+    Field(
+        description="A subnet of the VPC (subnet-...).",
+        json_schema_extra=_shaped(
+            SUBNET_ID_PATTERN, "each of subnetIds must look like subnet-0123456789abcdef0", 24
+        ),
+    ),
+]
+SecurityGroupId = Annotated[
+    str,
+    StringConstraints(pattern=SECURITY_GROUP_ID_PATTERN),
+    Field(
+        description="A security group of the VPC (sg-...).",
+        json_schema_extra=_shaped(
+            SECURITY_GROUP_ID_PATTERN, "each of securityGroupIds must look like sg-0123456789abcdef0", 20
+        ),
+    ),
+]
+VpcEndpointId = Annotated[str, StringConstraints(pattern=VPC_ENDPOINT_ID_PATTERN)]
+RoleArn = Annotated[str, StringConstraints(pattern=ROLE_ARN_PATTERN)]
+HostedZoneId = Annotated[str, StringConstraints(pattern=HOSTED_ZONE_ID_PATTERN)]
+SecretName = Annotated[
+    str, StringConstraints(min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+]
+SecretKey = Annotated[str, StringConstraints(min_length=1, max_length=253, pattern=r"^[-._a-zA-Z0-9]+$")]
 
 
 class _Model(BaseModel):
@@ -87,10 +124,18 @@ class ClickHouseSpec(_Model):
     organization_id: Uuid = Field(
         alias="organizationId",
         description="ClickHouse Cloud organization ID (uuid). Immutable.",
-        json_schema_extra={"x-kubernetes-validations": [_cel(IMMUTABLE, "organizationId is immutable")]},
+        json_schema_extra=_shaped(
+            UUID_PATTERN,
+            f"organizationId must be a UUID like {UUID_EXAMPLE}",
+            36,
+            _cel(IMMUTABLE, "organizationId is immutable"),
+        ),
     )
     service_id: Uuid | None = Field(
-        None, alias="serviceId", description="Service ID (uuid); or give serviceName."
+        None,
+        alias="serviceId",
+        description="Service ID (uuid); or give serviceName.",
+        json_schema_extra=_shaped(UUID_PATTERN, f"serviceId must be a UUID like {UUID_EXAMPLE}", 36),
     )
     service_name: Annotated[str, StringConstraints(min_length=1, max_length=255)] | None = Field(
         None, alias="serviceName", description="Service name, unique among the organization's AWS services."
@@ -119,12 +164,22 @@ class AwsSpec(_Model):
 
     region: Region = Field(
         description="AWS region of the VPC (e.g. us-east-1). Immutable.",
-        json_schema_extra={"x-kubernetes-validations": [_cel(IMMUTABLE, "region is immutable")]},
+        json_schema_extra=_shaped(
+            REGION_PATTERN,
+            "region must be an AWS region code like us-east-1",
+            32,
+            _cel(IMMUTABLE, "region is immutable"),
+        ),
     )
     vpc_id: VpcId = Field(
         alias="vpcId",
         description="VPC in which the endpoint is created. Immutable.",
-        json_schema_extra={"x-kubernetes-validations": [_cel(IMMUTABLE, "vpcId is immutable")]},
+        json_schema_extra=_shaped(
+            VPC_ID_PATTERN,
+            "vpcId must look like vpc-0123456789abcdef0",
+            21,
+            _cel(IMMUTABLE, "vpcId is immutable"),
+        ),
     )
     subnet_ids: list[SubnetId] = Field(
         default_factory=list,
@@ -144,12 +199,22 @@ class AwsSpec(_Model):
         None,
         alias="vpcEndpointId",
         description="Adopt this existing endpoint: the operator never creates, modifies or deletes it.",
+        json_schema_extra=_shaped(
+            VPC_ENDPOINT_ID_PATTERN, "vpcEndpointId must look like vpce-0123456789abcdef0", 22
+        ),
     )
-    role_arn: RoleArn | None = Field(None, alias="roleArn", description="IAM role to assume (cross-account).")
+    role_arn: RoleArn | None = Field(
+        None,
+        alias="roleArn",
+        description="IAM role to assume (cross-account), e.g. arn:aws:iam::123456789012:role/chpl.",
+        json_schema_extra=_shaped(
+            ROLE_ARN_PATTERN, "roleArn must look like arn:aws:iam::123456789012:role/NAME", 2048
+        ),
+    )
     tags: dict[str, Annotated[str, StringConstraints(max_length=256)]] = Field(
         default_factory=dict,
         max_length=40,
-        description="Extra tags for the AWS resources the operator creates.",
+        description="Extra tags for the AWS resources the operator creates (key: value).",
         json_schema_extra={
             "x-kubernetes-validations": [
                 _cel(
@@ -172,15 +237,25 @@ class DnsSpec(_Model):
         alias="hostedZoneId",
         description="Private hosted zone to write into; by default the operator finds or creates "
         "<region>.vpce.aws.clickhouse.cloud associated with the VPC.",
+        json_schema_extra=_shaped(
+            HOSTED_ZONE_ID_PATTERN,
+            "hostedZoneId must be a Route 53 hosted zone ID like Z0123456789ABCDEFGHIJ",
+            32,
+        ),
     )
 
 
 class ClickHousePrivateLinkSpec(_Model):
     """Desired state: connect this VPC to this ClickHouse Cloud service over PrivateLink."""
 
-    clickhouse: ClickHouseSpec
-    aws: AwsSpec
-    dns: DnsSpec = Field(default_factory=lambda: DnsSpec.model_validate({}))
+    clickhouse: ClickHouseSpec = Field(
+        description="The ClickHouse Cloud service to connect, and the API key that manages it."
+    )
+    aws: AwsSpec = Field(description="The VPC, subnets and security groups of the VPC endpoint.")
+    dns: DnsSpec = Field(
+        default_factory=lambda: DnsSpec.model_validate({}),
+        description="How the service's private hostname resolves in the VPC.",
+    )
     deletion_policy: DeletionPolicy = Field(
         DeletionPolicy.DELETE,
         alias="deletionPolicy",
@@ -195,43 +270,86 @@ class ConditionStatus(StrEnum):
 
 
 class Condition(_Model):
-    type: str
-    status: ConditionStatus
+    """One aspect of the resource's state, as in every Kubernetes API (Ready sums them up)."""
+
+    type: str = Field(
+        description="What the condition is about: Ready, or one step behind it (ServiceResolved, "
+        "VpcEndpointReady, AllowListed, DnsReady)."
+    )
+    status: ConditionStatus = Field(description="True, False or Unknown.")
     reason: Annotated[
         str, StringConstraints(pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$", max_length=1024)
-    ]
-    message: Annotated[str, StringConstraints(max_length=32768)] = ""
-    last_transition_time: dt.datetime = Field(alias="lastTransitionTime")
-    observed_generation: int | None = Field(None, alias="observedGeneration", ge=0)
+    ] = Field(description="Why, in one CamelCase word (docs/troubleshooting.md explains each).")
+    message: Annotated[str, StringConstraints(max_length=32768)] = Field(
+        "", description="Why, in words a person can act on."
+    )
+    last_transition_time: dt.datetime = Field(
+        alias="lastTransitionTime", description="When status last changed (RFC 3339)."
+    )
+    observed_generation: int | None = Field(
+        None, alias="observedGeneration", ge=0, description="The metadata.generation this condition is about."
+    )
 
 
 class ConnectionEndpoint(_Model):
+    """One way for clients in the VPC to reach the service over PrivateLink."""
+
     protocol: str = Field(description="https, nativesecure (native protocol over TLS) or mysql.")
-    host: str
-    port: int
+    host: str = Field(description="Private hostname to connect to.")
+    port: int = Field(description="TCP port of the protocol.")
 
 
 class ClickHousePrivateLinkStatus(_Model):
     """Observed state, written by the operator."""
 
-    observed_generation: int | None = Field(None, alias="observedGeneration")
+    observed_generation: int | None = Field(
+        None,
+        alias="observedGeneration",
+        description="The metadata.generation the operator last acted on; older than the resource's "
+        "generation while a change is still being applied.",
+    )
     conditions: list[Condition] = Field(
         default_factory=list,
+        description="Where the connection stands: Ready and the step conditions behind it.",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
-    private_dns_hostname: str | None = Field(None, alias="privateDnsHostname")
-    endpoint_service_id: str | None = Field(None, alias="endpointServiceId")
-    service_id: str | None = Field(None, alias="serviceId")
-    service_region: str | None = Field(None, alias="serviceRegion")
-    vpc_endpoint_id: str | None = Field(None, alias="vpcEndpointId")
-    vpc_endpoint_state: str | None = Field(None, alias="vpcEndpointState")
+    private_dns_hostname: str | None = Field(
+        None,
+        alias="privateDnsHostname",
+        description="The service's private hostname: connect to it from inside the VPC.",
+    )
+    endpoint_service_id: str | None = Field(
+        None,
+        alias="endpointServiceId",
+        description="The ClickHouse Cloud VPC endpoint service (com.amazonaws.vpce...) the endpoint connects to.",
+    )
+    service_id: str | None = Field(
+        None, alias="serviceId", description="ID of the ClickHouse Cloud service (resolved from serviceName)."
+    )
+    service_region: str | None = Field(
+        None, alias="serviceRegion", description="AWS region the ClickHouse Cloud service runs in."
+    )
+    vpc_endpoint_id: str | None = Field(
+        None, alias="vpcEndpointId", description="ID of the VPC endpoint in use (created or adopted)."
+    )
+    vpc_endpoint_state: str | None = Field(
+        None,
+        alias="vpcEndpointState",
+        description="The endpoint's state as AWS reports it (pendingAcceptance, pending, available, ...).",
+    )
     vpc_endpoint_owned: bool | None = Field(
         None,
         alias="vpcEndpointOwned",
         description="True when the operator created the endpoint and will delete it.",
     )
-    hosted_zone_id: str | None = Field(None, alias="hostedZoneId")
-    endpoints: list[ConnectionEndpoint] = Field(default_factory=list)
+    hosted_zone_id: str | None = Field(
+        None,
+        alias="hostedZoneId",
+        description="Route 53 private hosted zone holding the hostname's record (absent with dns.mode None).",
+    )
+    endpoints: list[ConnectionEndpoint] = Field(
+        default_factory=list, description="Host and port of each protocol clients can use."
+    )
 
 
 class ClickHousePrivateLink(_Model):
