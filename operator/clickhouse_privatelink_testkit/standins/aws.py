@@ -16,15 +16,47 @@ correctness depends on, this module patches moto so tests exercise the real beha
 - Endpoint service names: AWS refuses ``CreateVpcEndpoint`` for a service name it cannot verify
   ("InvalidServiceName"); moto accepts any. Patched: names listed with ``--reject-service`` are refused.
 
-Not patched (the operator must be safe either way): moto applies no API rate limits, does not validate
-that subnets are in distinct availability zones, and its Route 53 changes are instantly ``INSYNC``.
+- Private hosted zones: AWS refuses ``CreateHostedZone`` (and ``AssociateVPCWithHostedZone``) for a zone name
+  already associated with the same VPC, with ``ConflictingDomainExists`` (HTTP 400); moto creates another zone
+  of the same name. Patched, atomically (a lock): concurrent creations of one name for one VPC make exactly one
+  zone, the others get ``ConflictingDomainExists``.
+- ``CreateHostedZone`` ``CallerReference``: AWS refuses a reference already used by an existing zone with
+  ``HostedZoneAlreadyExists`` (HTTP 409); moto ignores it. Patched; the reference check comes first (a retried
+  creation gets ``HostedZoneAlreadyExists``, not ``ConflictingDomainExists``). Only zones that still exist
+  count (AWS may remember the references of deleted zones too: do not depend on either).
+- ``ChangeResourceRecordSets`` is atomic, as on AWS: the changes are validated in order against the zone as
+  the earlier changes of the batch leave it; if any fails, nothing is applied and the call fails with
+  ``InvalidChangeBatch`` (HTTP 400), the message listing every problem in AWS's words, e.g. ``[Tried to
+  delete resource record set [name='a.example.com.', type='A'] but it was not found]``. Problems: CREATE of a
+  set that exists ("... but it already exists"); DELETE of a set that does not exist ("... but it was not
+  found") or whose values (TTL, records, alias target, routing fields) differ from the current ones ("... but
+  the values provided do not match the current values"); a name outside the zone ("RRSet with DNS name ... is
+  not permitted in zone ..."). moto checked DELETE against its change journal (answering ``InvalidInput``),
+  deleted by name and type whatever the values, and could apply part of a batch before failing.
+- Route 53 change IDs: moto answers every change with the same fixed ID and ``INSYNC``. Patched: each change
+  (``CreateHostedZone``, ``DeleteHostedZone``, ``ChangeResourceRecordSets``, VPC association changes) gets its
+  own ID, and with ``--change-pending-seconds S`` (default 0: ``INSYNC`` at once, as before) it is ``PENDING``
+  in the answer and in ``GetChange`` for S seconds, then ``INSYNC``. ``GetChange`` of an ID the stand-in never
+  issued answers ``INSYNC`` (moto's behaviour; AWS answers ``NoSuchChange``).
 
-Run it alone with ``clickhouse-privatelink-testkit standin aws --port 5000 [--seed-network us-east-1]``.
+Failures on demand (:mod:`.aws_faults`, whose docstring is the reference): ``RequestLimitExceeded``,
+``Throttling``, ``PriorRequestNotComplete``, 500/503 errors, dropped connections and latency, by count or by
+rate (seeded RNG), per service and operation; set with ``--fault SPEC`` (repeatable) and ``--fault-seed N`` at
+start, or at run time through ``/_standin/faults``; and optional token-bucket throttling per service and
+access key (``--throttle route53=5``, ``--throttle ec2=20/40``; ``/_standin/throttle``). None by default.
+
+Not patched (the operator must be safe either way): moto applies no API rate limits of its own and does not
+validate that subnets are in distinct availability zones.
+
+Run it alone with ``clickhouse-privatelink-testkit standin aws --port 5000 [--seed-network us-east-1]
+[--endpoint-pending-seconds S] [--change-pending-seconds S] [--reject-service NAME] [--fault SPEC]
+[--fault-seed N] [--throttle SERVICE=RATE[/BURST]]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import random
 import signal
@@ -35,6 +67,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .aws_faults import Fault, FaultInjector, FaultMiddleware, Throttle
+
 DEFAULT_ACCESS_KEY = "testing"
 DEFAULT_SECRET_KEY = "testing"
 
@@ -43,10 +77,15 @@ DEFAULT_SECRET_KEY = "testing"
 class _Behaviour:
     endpoint_pending_seconds: float = 0.0
     rejected_services: set[str] = field(default_factory=set)
+    change_pending_seconds: float = 0.0
 
 
 _behaviour = _Behaviour()
 _patched = False
+# Route 53 changes are checked and applied under one lock: moto's server answers on many threads.
+_route53_lock = threading.RLock()
+# Change ID -> monotonic time it becomes INSYNC.
+_changes: dict[str, float] = {}
 
 
 def _apply_patches() -> None:
@@ -122,11 +161,227 @@ def _apply_patches() -> None:
         return "Z" + "".join(random.choice(route53_models.ROUTE53_ID_CHOICE) for _ in range(20))
 
     route53_models.create_route53_zone_id = zone_id
+    _apply_route53_patches()
     VPCBackend.create_vpc_endpoint = create  # type: ignore[method-assign]
     VPCBackend.delete_vpc_endpoints = delete  # type: ignore[method-assign]
     VPCBackend.describe_vpc_endpoints = describe  # type: ignore[method-assign]
     VPCs.create_vpc_endpoint = response  # type: ignore[method-assign]
     _patched = True
+
+
+def _fqdn(name: str) -> str:
+    return name if name.endswith(".") else name + "."
+
+
+def _same_name(a: str, b: str) -> bool:
+    return _fqdn(a).lower() == _fqdn(b).lower()
+
+
+def _rrset_identity(rs: dict[str, Any]) -> tuple[str, str, str | None]:
+    return _fqdn(str(rs.get("Name", ""))).lower(), str(rs.get("Type")), rs.get("SetIdentifier")
+
+
+def _rrset_values(rs: dict[str, Any]) -> dict[str, Any]:
+    """What must match exactly for a DELETE, normalized (records as strings, TTL as a number)."""
+    records = [r["Value"] if isinstance(r, dict) else r for r in rs.get("ResourceRecords") or []]
+    alias = rs.get("AliasTarget")
+    out: dict[str, Any] = {
+        "TTL": None if rs.get("TTL") is None else int(rs["TTL"]),
+        "ResourceRecords": sorted(str(r) for r in records),
+        "AliasTarget": None
+        if not alias
+        else (
+            _fqdn(str(alias.get("DNSName", ""))).lower(),
+            str(alias.get("HostedZoneId")),
+            str(alias.get("EvaluateTargetHealth", False)).lower() in ("true", "1"),
+        ),
+    }
+    for name in ("Weight", "Region", "Failover", "GeoLocation", "MultiValueAnswer", "HealthCheckId"):
+        value = rs.get(name)
+        out[name] = None if value is None else str(value).lower()
+    return out
+
+
+def _stored(record: Any) -> dict[str, Any]:
+    """A moto RecordSet as a change's ResourceRecordSet."""
+    return {
+        "Name": record.name,
+        "Type": record.type,
+        "TTL": record.ttl,
+        "ResourceRecords": list(record.records or []),
+        "SetIdentifier": record.set_identifier,
+        "Weight": record.weight,
+        "Region": record.region,
+        "Failover": record.failover,
+        "GeoLocation": record.geo_location,
+        "MultiValueAnswer": record.multi_value_answer,
+        "HealthCheckId": record.health_check_id,
+        "AliasTarget": record.alias_target,
+    }
+
+
+def _new_change(info: Any) -> None:
+    """Give a ChangeInfo its own ID, PENDING for ``change_pending_seconds`` (see the module doc)."""
+    if not isinstance(info, dict):
+        return
+    change_id = "C" + "".join(random.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") for _ in range(20))
+    pending = _behaviour.change_pending_seconds
+    with _route53_lock:
+        _changes[change_id] = time.monotonic() + pending
+    info["Id"] = f"/change/{change_id}"
+    info["Status"] = "PENDING" if pending > 0 else "INSYNC"
+
+
+def _change_status(change_id: str) -> str:
+    due = _changes.get(change_id.rsplit("/", 1)[-1])
+    return "PENDING" if due is not None and time.monotonic() < due else "INSYNC"
+
+
+def _apply_route53_patches() -> None:
+    from moto.core.responses import ActionResult
+
+    # Route 53's own exception class: moto finds the error's shape (HTTP status) in its module's service.
+    from moto.route53.exceptions import InvalidActionValue
+    from moto.route53.exceptions import Route53ClientError as ServiceException
+    from moto.route53.models import Route53Backend
+    from moto.route53.responses import Route53
+    from moto.route53.utils import validate_domain_name
+
+    original_create_zone: Callable[..., Any] = Route53Backend.create_hosted_zone
+    original_associate: Callable[..., Any] = Route53Backend.associate_vpc_with_hosted_zone
+
+    def conflicting_zone(backend: Any, name: str, vpc_id: str, exclude: Any = None) -> Any:
+        for zone in backend.zones.values():
+            if zone is exclude or not zone.private_zone or not _same_name(zone.name, name):
+                continue
+            if any(vpc.get("vpc_id") == vpc_id for vpc in zone.vpcs):
+                return zone
+        return None
+
+    def conflict(name: str, vpc_id: str, region: str | None, zone: Any) -> Exception:
+        return ServiceException(
+            "ConflictingDomainExists",
+            f"The VPC {vpc_id} in region {region} has already been associated with the hosted zone "
+            f"{zone.resource_id} with the same domain name {name.rstrip('.')}.",
+        )
+
+    def create_zone(self: Any, name: str, private_zone: bool, *args: Any, **kwargs: Any) -> Any:
+        caller_reference = kwargs.get("caller_reference")
+        vpc_id, vpc_region = kwargs.get("vpcid"), kwargs.get("vpcregion")
+        with _route53_lock:
+            if caller_reference and any(z.caller_reference == caller_reference for z in self.zones.values()):
+                raise ServiceException(
+                    "HostedZoneAlreadyExists",
+                    "A hosted zone has already been created with the specified caller reference.",
+                )
+            if private_zone and vpc_id:
+                existing = conflicting_zone(self, name, vpc_id)
+                if existing is not None:
+                    raise conflict(name, vpc_id, vpc_region, existing)
+            return original_create_zone(self, name, private_zone, *args, **kwargs)
+
+    def associate(self: Any, zone_id: str, vpcid: str, vpcregion: str) -> Any:
+        with _route53_lock:
+            zone = self.get_hosted_zone(zone_id)
+            existing = conflicting_zone(self, zone.name, vpcid, exclude=zone)
+            if existing is not None:
+                raise conflict(zone.name, vpcid, vpcregion, existing)
+            return original_associate(self, zone_id, vpcid, vpcregion)
+
+    def change_records(self: Any, zoneid: str, change_list: list[dict[str, Any]]) -> None:
+        with _route53_lock:
+            zone = self.get_hosted_zone(zoneid)
+            current = [_stored(r) for r in zone.rrsets]
+            problems: list[str] = []
+            for change in change_list:
+                action = change.get("Action")
+                rs = change["ResourceRecordSet"]
+                name = _fqdn(str(rs.get("Name", "")))
+                validate_domain_name(name, code="InvalidChangeBatch")
+                if action not in ("CREATE", "UPSERT", "DELETE"):
+                    raise InvalidActionValue(str(action))
+                zone_name = zone.name.strip(".").lower()
+                bare = name.strip(".").lower()
+                if bare != zone_name and not bare.endswith("." + zone_name):
+                    problems.append(f"RRSet with DNS name {name} is not permitted in zone {zone.name}")
+                    continue
+                what = f"resource record set [name='{name}', type='{rs.get('Type')}'"
+                what += f", set-identifier='{rs['SetIdentifier']}']" if rs.get("SetIdentifier") else "]"
+                found = [i for i, c in enumerate(current) if _rrset_identity(c) == _rrset_identity(rs)]
+                if action == "CREATE":
+                    if found:
+                        problems.append(f"Tried to create {what} but it already exists")
+                    else:
+                        current.append(rs)
+                elif action == "DELETE":
+                    if not found:
+                        problems.append(f"Tried to delete {what} but it was not found")
+                    elif _rrset_values(current[found[0]]) != _rrset_values(rs):
+                        problems.append(
+                            f"Tried to delete {what} but the values provided do not match the current values"
+                        )
+                    else:
+                        del current[found[0]]
+                else:
+                    if found:
+                        current[found[0]] = rs
+                    else:
+                        current.append(rs)
+            if problems:
+                raise ServiceException("InvalidChangeBatch", "[" + ", ".join(problems) + "]")
+            for change in change_list:
+                original_change = copy.deepcopy(change)
+                rs = copy.deepcopy(change["ResourceRecordSet"])
+                rs["Name"] = _fqdn(rs["Name"])
+                if change["Action"] == "DELETE":
+                    zone.rrsets = [
+                        r for r in zone.rrsets if _rrset_identity(_stored(r)) != _rrset_identity(rs)
+                    ]
+                else:
+                    if "ResourceRecords" in rs:
+                        rs["ResourceRecords"] = [
+                            r["Value"] if isinstance(r, dict) else r for r in rs["ResourceRecords"]
+                        ]
+                    if change["Action"] == "CREATE":
+                        zone.add_rrset(rs)
+                    else:
+                        zone.rrsets = [
+                            r for r in zone.rrsets if _rrset_identity(_stored(r)) != _rrset_identity(rs)
+                        ]
+                        zone.add_rrset(rs)
+                zone.rr_changes.append(original_change)
+
+    def with_new_change(original: Callable[..., Any]) -> Callable[..., Any]:
+        def respond(self: Any) -> Any:
+            result = original(self)
+            if isinstance(result, ActionResult) and isinstance(result.result, dict):
+                _new_change(result.result.get("ChangeInfo"))
+            return result
+
+        return respond
+
+    original_get_change: Callable[..., Any] = Route53.get_change
+
+    def get_change(self: Any) -> Any:
+        result = original_get_change(self)
+        if isinstance(result, ActionResult) and isinstance(result.result, dict):
+            info = result.result.get("ChangeInfo")
+            if isinstance(info, dict):
+                info["Status"] = _change_status(str(info.get("Id", "")))
+        return result
+
+    for method in (
+        "create_hosted_zone",
+        "delete_hosted_zone",
+        "change_resource_record_sets",
+        "associate_vpc_with_hosted_zone",
+        "disassociate_vpc_from_hosted_zone",
+    ):
+        setattr(Route53, method, with_new_change(getattr(Route53, method)))
+    Route53.get_change = get_change  # type: ignore[method-assign]
+    Route53Backend.create_hosted_zone = create_zone  # type: ignore[method-assign]
+    Route53Backend.associate_vpc_with_hosted_zone = associate  # type: ignore[method-assign]
+    Route53Backend.change_resource_record_sets = change_records  # type: ignore[method-assign]
 
 
 @dataclass(frozen=True)
@@ -172,7 +427,7 @@ def seed_network(endpoint_url: str, region: str, *, cidr: str = "10.42.0.0/16") 
 
 
 class AwsStandIn:
-    """moto's server on a loopback port, in a background thread of this process."""
+    """moto's server on a loopback port, in a background thread of this process, behind the fault layer."""
 
     def __init__(
         self,
@@ -181,13 +436,22 @@ class AwsStandIn:
         port: int = 0,
         endpoint_pending_seconds: float = 0.0,
         rejected_services: set[str] | None = None,
+        change_pending_seconds: float = 0.0,
+        faults: list[Fault] | None = None,
+        fault_seed: int | None = None,
+        throttles: dict[str, Throttle] | None = None,
     ) -> None:
         _apply_patches()
         _behaviour.endpoint_pending_seconds = endpoint_pending_seconds
         _behaviour.rejected_services = set(rejected_services or ())
-        from moto.server import ThreadedMotoServer
-
-        self._server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
+        _behaviour.change_pending_seconds = change_pending_seconds
+        self.faults = FaultInjector(
+            faults=list(faults or ()), throttles=dict(throttles or {}), seed=fault_seed
+        )
+        self._host = host
+        self._port = port
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
         self._url = ""
 
     @property
@@ -195,12 +459,31 @@ class AwsStandIn:
         return self._url
 
     def start(self) -> None:
-        self._server.start()
-        host, port = self._server.get_host_and_port()
+        # What moto's ThreadedMotoServer does, with the fault middleware in front of moto's app.
+        from moto.moto_server.werkzeug_app import (
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
+        from werkzeug.serving import make_server
+
+        app = FaultMiddleware(DomainDispatcherApplication(create_backend_app), self.faults)
+        self._server = make_server(
+            self._host, self._port, app, threaded=True, request_handler=MotoRequestHandler
+        )
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        host, port = self._server.server_address[:2]
         self._url = f"http://{host}:{port}"
 
     def stop(self) -> None:
-        self._server.stop()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
 
 
 def main(*, host: str, port: int, argv: list[str]) -> int:
@@ -213,6 +496,24 @@ def main(*, host: str, port: int, argv: list[str]) -> int:
     parser.add_argument(
         "--seed-network", metavar="REGION", action="append", default=[], help="seed a VPC there"
     )
+    parser.add_argument(
+        "--change-pending-seconds", type=float, default=0.0, help="Route 53 changes PENDING this long"
+    )
+    parser.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        type=Fault.parse,
+        help="a fault: JSON or kind=throttle,service=ec2,operation=X,rate=P,count=N (see aws_faults)",
+    )
+    parser.add_argument("--fault-seed", type=int, default=None, help="seed of the faults' RNG")
+    parser.add_argument(
+        "--throttle",
+        action="append",
+        default=[],
+        type=Throttle.parse,
+        help="token bucket per access key: SERVICE=RATE[/BURST], e.g. route53=5",
+    )
     args = parser.parse_args(argv)
 
     standin = AwsStandIn(
@@ -220,6 +521,10 @@ def main(*, host: str, port: int, argv: list[str]) -> int:
         port=port,
         endpoint_pending_seconds=args.endpoint_pending_seconds,
         rejected_services=set(args.reject_service),
+        change_pending_seconds=args.change_pending_seconds,
+        faults=list(args.fault),
+        fault_seed=args.fault_seed,
+        throttles=dict(args.throttle),
     )
     standin.start()
     print(f"aws stand-in serving on {standin.url}", flush=True)
