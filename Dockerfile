@@ -19,6 +19,7 @@ WORKDIR /src
 
 # Dependencies first, in their own layer: exactly the locked runtime tree with hashes (requirements/runtime.txt,
 # exported from uv.lock; never the test kit or the dev tools), so a change to the code does not reinstall them.
+# No Kubernetes client library: kopf logs in by itself and the operator reads its Secret with httpx.
 COPY requirements/runtime.txt requirements/runtime.txt
 RUN pip install --no-cache-dir --require-hashes --requirement requirements/runtime.txt
 
@@ -32,11 +33,21 @@ RUN pip install --no-cache-dir --no-deps . \
 
 FROM python:3.11-slim-bookworm@sha256:420310dd2ff7895895f0f1f9d15cae5a95dabceb8f1d6b9a23ef33c2c1c542c3
 
+# Provenance labels from build arguments (docs/image.md has the release command): the repository URL, the
+# commit (git rev-parse HEAD) and the build time (RFC 3339). The defaults say "unknown" rather than guess, and
+# the epoch keeps a build without arguments reproducible (same inputs, same image config).
+ARG SOURCE=unknown
+ARG REVISION=unknown
+ARG CREATED=1970-01-01T00:00:00Z
+
 LABEL org.opencontainers.image.title="clickhouse-privatelink-operator" \
       org.opencontainers.image.description="Kubernetes operator that connects a VPC to a ClickHouse Cloud service over AWS PrivateLink" \
       org.opencontainers.image.version="0.1.0" \
       org.opencontainers.image.licenses="Apache-2.0" \
-      org.opencontainers.image.base.name="docker.io/library/python:3.11-slim-bookworm"
+      org.opencontainers.image.base.name="docker.io/library/python:3.11-slim-bookworm" \
+      org.opencontainers.image.source="${SOURCE}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.created="${CREATED}"
 
 # No writes outside /tmp (an emptyDir in the pod): no bytecode caches next to the code, HOME under /tmp.
 # The code is owned by root and read-only to the operator's user.

@@ -117,6 +117,20 @@ def test_image_carries_oci_labels() -> None:
         assert f"org.opencontainers.image.{key}=" in labels
 
 
+def test_source_revision_and_created_labels_come_from_build_arguments_with_defaults() -> None:
+    """`--build-arg SOURCE=... REVISION=$(git rev-parse HEAD) CREATED=...`; a bare build still labels."""
+    stage = runtime_stage()
+    declared = dict(arg.split("=", 1) for arg in arguments(stage, "ARG"))
+    assert declared == {"SOURCE": "unknown", "REVISION": "unknown", "CREATED": "1970-01-01T00:00:00Z"}
+    labels = " ".join(arguments(stage, "LABEL"))
+    for key, arg in (("source", "SOURCE"), ("revision", "REVISION"), ("created", "CREATED")):
+        assert f'org.opencontainers.image.{key}="${{{arg}}}"' in labels
+    # Declared in the runtime stage before the LABEL that uses them (an ARG before FROM is not seen there).
+    names = [f"{instruction} {args}" for instruction, args in stage]
+    first_label = next(i for i, n in enumerate(names) if n.startswith("LABEL"))
+    assert all(names.index(f"ARG {a}={v}") < first_label for a, v in declared.items())
+
+
 def test_build_context_holds_only_what_the_build_copies() -> None:
     lines = [line for line in DOCKERIGNORE.read_text().splitlines() if line and not line.startswith("#")]
     assert lines[0] == "*"
@@ -258,3 +272,36 @@ def test_fresh_install_holds_no_test_or_sandbox_packages(fresh_install: Path) ->
         "pytest", "moto", "flask", "lupa", "kubernetes-validate", "cel-python", "ruff", "mypy",
         "clickhouse-privatelink-testkit",
     }  # fmt: skip
+
+
+def test_image_has_no_kubernetes_client_library(fresh_install: Path) -> None:
+    """kopf logs in by itself and the Secret is one httpx GET: the client (and its requests/oauthlib/websocket
+    tree, ~75 MB of a 136 MB tree) stays out, and the operator imports and logs in without it."""
+    listed = subprocess.run(
+        [str(UV), "pip", "list", "--format", "json", "--python", str(fresh_install / "bin" / "python")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    installed = {package["name"].lower() for package in json.loads(listed.stdout)}
+    assert not installed & {"kubernetes", "requests", "requests-oauthlib", "oauthlib", "websocket-client"}
+    code = (
+        "import clickhouse_privatelink.wiring.runner, clickhouse_privatelink.wiring.handlers\n"
+        "from clickhouse_privatelink.adapters.kubernetes import login\n"
+        "from kopf._core.intents import piggybacking\n"
+        "assert not piggybacking.has_client() and not piggybacking.has_pykube()\n"
+    )
+    result = subprocess.run(
+        [str(fresh_install / "bin" / "python"), "-c", code],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd="/",
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_runtime_tree_stays_lean(fresh_install: Path) -> None:
+    """The installed tree (docs/image.md: 136 MB with the Kubernetes client, 59 MB without) stays small."""
+    size = sum(p.stat().st_size for p in fresh_install.rglob("*") if p.is_file() and not p.is_symlink())
+    assert size < 80 * 1024 * 1024, f"{size / 1024 / 1024:.0f} MB"

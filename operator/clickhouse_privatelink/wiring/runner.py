@@ -42,6 +42,8 @@ def run_operator(
         print("error: pass either --all-namespaces or one or more --namespace", file=sys.stderr)
         return 2
     configure_logging(verbose=verbose)
+    # Log in with kopf's built-in logins (no Kubernetes client library), shared with the Secret reader.
+    from clickhouse_privatelink.adapters.kubernetes import login  # noqa: F401 - registers @kopf.on.login()
     from clickhouse_privatelink.wiring import handlers  # registers the handlers with kopf's default registry
 
     try:

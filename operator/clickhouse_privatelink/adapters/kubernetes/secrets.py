@@ -1,15 +1,20 @@
-"""Read the ClickHouse Cloud API key from the Secret a resource references."""
+"""Read the ClickHouse Cloud API key from the Secret a resource references.
+
+One GET through kopf's own login (``api.py``): no Kubernetes client library in the image.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 from dataclasses import dataclass, field
 
-from kubernetes import client, config
-from kubernetes.client.exceptions import ApiException
-
+from clickhouse_privatelink.adapters.kubernetes.api import (
+    ConnectionHolder,
+    KubernetesApiError,
+    get_json,
+    object_path,
+)
 from clickhouse_privatelink.api.models import SecretKeyRef
 
 
@@ -28,30 +33,25 @@ class CredentialsError(Exception):
 
 
 class SecretReader:
-    """Reads Secrets through the Kubernetes API (kubeconfig or in-cluster service account)."""
+    """Reads Secrets through the Kubernetes API with the connection kopf logged in with.
 
-    def __init__(self) -> None:
-        self._api: client.CoreV1Api | None = None
+    ``connection`` defaults to the operator's shared holder (filled by the ``@kopf.on.login()`` handler,
+    or by logging in on first use: $KUBECONFIG, the pod's service account, ~/.kube/config).
+    """
 
-    def _core(self) -> client.CoreV1Api:
-        if self._api is None:
-            try:
-                config.load_incluster_config()
-            except config.ConfigException:
-                config.load_kube_config()
-            self._api = client.CoreV1Api()
-        return self._api
+    def __init__(self, connection: ConnectionHolder | None = None, *, timeout: float = 10.0) -> None:
+        self._connection = connection
+        self._timeout = timeout
 
     async def api_key(self, namespace: str, ref: SecretKeyRef) -> ApiKey:
         """The key named by ``ref`` in ``namespace``, or a CredentialsError saying what is wrong."""
-        return await asyncio.to_thread(self._read, namespace, ref)
-
-    def _read(self, namespace: str, ref: SecretKeyRef) -> ApiKey:
         try:
-            secret = self._core().read_namespaced_secret(ref.name, namespace)
-        except ApiException as exc:
-            if exc.status == 404:
-                raise CredentialsError(f"Secret {namespace}/{ref.name} not found", missing=True) from None
+            secret = await get_json(
+                object_path(namespace, "secrets", ref.name),
+                connection=self._connection,
+                request_timeout=self._timeout,
+            )
+        except KubernetesApiError as exc:
             if exc.status == 403:
                 raise CredentialsError(
                     f"the operator may not read Secret {namespace}/{ref.name} (RBAC): is the namespace watched, "
@@ -59,11 +59,15 @@ class SecretReader:
                     missing=True,
                 ) from None
             raise
-        data = secret.data or {}
+        if secret is None:
+            raise CredentialsError(f"Secret {namespace}/{ref.name} not found", missing=True)
+        data = secret.get("data") or {}
+        if not isinstance(data, dict):
+            raise CredentialsError(f"Secret {namespace}/{ref.name} has no data", missing=False)
         values: list[str] = []
         for key in (ref.key_id_key, ref.key_secret_key):
             raw = data.get(key)
-            if not raw:
+            if not raw or not isinstance(raw, str):
                 raise CredentialsError(f"Secret {namespace}/{ref.name} has no key {key!r}", missing=False)
             try:
                 values.append(base64.b64decode(raw, validate=True).decode("utf-8").strip())

@@ -1,0 +1,147 @@
+"""Kubernetes API access without the Kubernetes client library: kopf's login, a holder, and plain GETs.
+
+kopf logs in with its built-in ``login_with_service_account`` / ``login_with_kubeconfig`` (no client
+library needed); ``login.py`` registers that as the operator's ``@kopf.on.login()`` handler and keeps the
+resulting ``kopf.ConnectionInfo`` in ``CONNECTION``. ``get_json`` then reads one object with httpx using that
+connection: server, CA (path or data), insecure flag, bearer token, basic auth, client certificate and key,
+proxy. Outside kopf (tests, tools) the holder logs in by itself on first use.
+
+Neither the token nor any response body ever goes into an exception or a log line.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import kopf
+
+SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+
+
+class KubernetesApiError(Exception):
+    """The Kubernetes API answered with an error (``status``) or could not be reached (``status`` 0)."""
+
+    def __init__(self, message: str, *, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def login(settings: kopf.OperatorSettings | None = None) -> kopf.ConnectionInfo | None:
+    """Credentials as kubectl finds them: $KUBECONFIG, else the pod's service account, else ~/.kube/config.
+
+    Only kopf's own minimal logins are used (no exec plugins or auth-provider refreshes).
+    """
+    settings = settings or kopf.OperatorSettings()
+    info: kopf.ConnectionInfo | None
+    if os.environ.get("KUBECONFIG"):
+        info = kopf.login_with_kubeconfig(settings=settings)
+    elif os.path.exists(SERVICE_ACCOUNT_TOKEN):
+        info = kopf.login_with_service_account(settings=settings)
+    else:
+        info = kopf.login_with_kubeconfig(settings=settings)  # ~/.kube/config when it exists, else None
+    return info
+
+
+class ConnectionHolder:
+    """The connection kopf logged in with; logs in by itself when used before (or without) kopf."""
+
+    def __init__(self) -> None:
+        self._info: kopf.ConnectionInfo | None = None
+        self._ssl: ssl.SSLContext | None = None
+
+    def set(self, info: kopf.ConnectionInfo | None) -> None:
+        self._info = info
+        self._ssl = None
+
+    @property
+    def info(self) -> kopf.ConnectionInfo | None:
+        return self._info
+
+    def get(self, *, refresh: bool = False) -> tuple[kopf.ConnectionInfo, ssl.SSLContext]:
+        """The connection and its SSL context; ``refresh`` logs in again (a rotated token, after a 401).
+
+        Synchronous on purpose (a few small file reads): no other task can interleave.
+        """
+        if self._info is None or refresh:
+            try:
+                self.set(login())
+            except (kopf.LoginError, OSError) as exc:
+                raise KubernetesApiError(f"cannot log in to the Kubernetes API: {exc}", status=0) from None
+            except (KeyError, TypeError, ValueError) as exc:  # a kubeconfig without the named context/user
+                raise KubernetesApiError(
+                    f"cannot log in to the Kubernetes API: unusable kubeconfig ({type(exc).__name__})",
+                    status=0,
+                ) from None
+        if self._info is None:
+            raise KubernetesApiError(
+                "no Kubernetes credentials: set KUBECONFIG or run in a pod with a service account", status=0
+            )
+        if self._ssl is None:
+            self._ssl = self._info.as_ssl_context()
+        return self._info, self._ssl
+
+
+CONNECTION = ConnectionHolder()
+
+
+def _status_message(response: httpx.Response) -> str:
+    """The ``message`` of an error answer's Status object (never the body of anything else)."""
+    try:
+        body: Any = response.json()
+    except ValueError:
+        return ""
+    if isinstance(body, dict) and body.get("kind") == "Status":
+        return str(body.get("message", ""))[:300]
+    return ""
+
+
+async def get_json(
+    path: str, *, connection: ConnectionHolder | None = None, request_timeout: float = 10.0
+) -> dict[str, Any] | None:
+    """GET ``path`` (e.g. /api/v1/namespaces/ns/secrets/name): the object, None when it is not found.
+
+    A 401 logs in once more and retries (a rotated service-account token); other errors raise
+    ``KubernetesApiError`` with the status and the API's own message.
+    """
+    holder = connection or CONNECTION
+    for attempt in (1, 2):
+        info, context = holder.get(refresh=attempt == 2)
+        headers = {"Accept": "application/json", **info.as_http_headers()}
+        try:
+            async with httpx.AsyncClient(
+                base_url=info.server.rstrip("/"),
+                verify=context,
+                proxy=info.proxy_url or None,
+                trust_env=info.trust_env,
+                timeout=request_timeout,
+            ) as http:
+                response = await http.get(path, headers=headers)
+        except httpx.HTTPError as exc:
+            raise KubernetesApiError(
+                f"cannot reach the Kubernetes API at {info.server}: {type(exc).__name__}", status=0
+            ) from None
+        if response.status_code == 401 and attempt == 1:
+            continue
+        if response.status_code == 404:
+            return None
+        if response.status_code >= 400:
+            detail = _status_message(response)
+            raise KubernetesApiError(
+                f"GET {path}: {response.status_code} {response.reason_phrase}"
+                + (f": {detail}" if detail else ""),
+                status=response.status_code,
+            )
+        body: Any = response.json()
+        if not isinstance(body, dict):
+            raise KubernetesApiError(f"GET {path}: the answer is not an object", status=response.status_code)
+        return body
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def object_path(namespace: str, plural: str, name: str) -> str:
+    """The REST path of a namespaced core/v1 object."""
+    return f"/api/v1/namespaces/{quote(namespace, safe='')}/{plural}/{quote(name, safe='')}"
