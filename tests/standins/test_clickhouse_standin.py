@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import signal
@@ -15,8 +16,12 @@ import httpx
 import pytest
 import yaml
 
-from clickhouse_privatelink_testkit.launch import start_standin
-from clickhouse_privatelink_testkit.standins.clickhouse_cloud import ClickHouseCloudStandIn, StandInControl
+from clickhouse_privatelink_testkit.launch import start_standin, stop_process
+from clickhouse_privatelink_testkit.standins.clickhouse_cloud import (
+    ClickHouseCloudStandIn,
+    Fault,
+    StandInControl,
+)
 from tests.fixtures.clickhouse import ClickHouseApi, ClickHouseOrg
 
 pytestmark = pytest.mark.standin_only
@@ -432,6 +437,91 @@ def test_fault_drop_closes_the_connection(
 def test_bad_fault_is_refused(control: StandInControl) -> None:
     with pytest.raises(RuntimeError, match="fault kind"):
         control.add_fault("explode")
+
+
+async def _fault_pattern(standin: ClickHouseCloudStandIn, n: int) -> list[int]:
+    """Statuses of n GETs of the seeded service (the stand-in's only organization)."""
+    org = next(iter(standin.state.orgs.values()))
+    key = next(iter(standin.state.keys.values()))
+    svc = next(iter(standin.state.services.values()))
+    async with httpx.AsyncClient(base_url=standin.url, auth=(key.id, key.secret)) as c:
+        return [(await c.get(f"/v1/organizations/{org.id}/services/{svc.id}")).status_code for _ in range(n)]
+
+
+def _seeded(standin: ClickHouseCloudStandIn) -> None:
+    org = standin.state.seed_org()
+    standin.state.seed_key(org_id=org.id)
+    standin.state.seed_service(org_id=org.id)
+
+
+async def test_fault_by_rate_is_random_reproducible_and_lasts_until_removed() -> None:
+    async with ClickHouseCloudStandIn(time_scale=0.01, rate_limit=None, fault_seed=11) as standin:
+        _seeded(standin)
+        control = f"{standin.url}/_control"
+        async with httpx.AsyncClient(base_url=control) as c:
+            faults = (await c.post("/faults", json={"kind": "error", "status": 503, "rate": 0.5})).json()
+        assert faults["faults"][0]["count"] is None  # no count: fires until removed
+        first = await _fault_pattern(standin, 40)
+        assert set(first) == {200, 503}
+        assert 5 < first.count(503) < 35
+        (fault,) = standin.state.faults
+        assert fault.fired == first.count(503)
+        async with httpx.AsyncClient(base_url=control) as c:  # the same seed: the same faults
+            await c.put(
+                "/faults", json={"faults": [{"kind": "error", "status": 503, "rate": 0.5}], "seed": 11}
+            )
+        assert await _fault_pattern(standin, 40) == first
+        async with httpx.AsyncClient(base_url=control) as c:
+            await c.delete("/faults")
+        assert await _fault_pattern(standin, 5) == [200] * 5
+
+
+async def test_fault_by_rate_with_a_count_stops_when_spent() -> None:
+    async with ClickHouseCloudStandIn(time_scale=0.01, rate_limit=None) as standin:
+        _seeded(standin)
+        with StandInControl(standin.url) as control:
+            await asyncio.to_thread(control.add_fault, "error", status=500, rate=1.0, count=3)
+            assert await _fault_pattern(standin, 5) == [500, 500, 500, 200, 200]
+            assert await asyncio.to_thread(control.faults) == []
+            await asyncio.to_thread(control.add_fault, "rate_limit", rate=0.0, count=1)
+            assert await _fault_pattern(standin, 5) == [200] * 5
+            (fault,) = await asyncio.to_thread(control.faults)
+            assert (fault["count"], fault["fired"], fault["rate"]) == (1, 0, 0.0)
+
+
+async def test_fault_by_rate_latency_and_terminal_faults_draw_separately() -> None:
+    async with ClickHouseCloudStandIn(time_scale=0.01, rate_limit=None, fault_seed=5) as standin:
+        _seeded(standin)
+        standin.state.faults = [
+            Fault.from_dict({"kind": "latency", "seconds": 1, "rate": 1.0}),
+            Fault.from_dict({"kind": "drop", "rate": 0.0}),
+        ]
+        assert await _fault_pattern(standin, 3) == [200] * 3
+        assert [f.fired for f in standin.state.faults] == [3, 0]
+
+
+def test_bad_fault_rate_is_refused(control: StandInControl) -> None:
+    with pytest.raises(RuntimeError, match="rate"):
+        control.add_fault("error", rate=1.5)
+
+
+def test_cli_fault_seed_makes_rate_faults_reproducible() -> None:
+    patterns = []
+    for _ in range(2):
+        proc, url = start_standin("clickhouse", ["--fault-seed", "42", "--rate-limit", "off"])
+        try:
+            with StandInControl(url) as control, httpx.Client(base_url=url) as http:
+                org = control.seed_org()
+                key = control.seed_key(org["id"])
+                svc = control.seed_service(org["id"])
+                control.add_fault("error", status=503, rate=0.3)
+                path = f"/v1/organizations/{org['id']}/services/{svc['id']}"
+                auth = (key["id"], key["secret"])
+                patterns.append([http.get(path, auth=auth).status_code for _ in range(30)])
+        finally:
+            stop_process(proc)
+    assert patterns[0] == patterns[1]
+    assert 503 in patterns[0] and 200 in patterns[0]
 
 
 # ------------------------------------------------------------------------------------------ control API

@@ -47,12 +47,19 @@ Control API (no auth: the stand-in only ever listens on a test machine), JSON in
   ``PUT /_control/organizations/{org}/services/{svc}/state`` ``{state}``
 - ``GET /_control/state``: organizations (with ``private_endpoints``), keys (never secrets), services
   (with ``private_endpoint_ids``), faults, rate limit
-- ``GET|PUT|POST|DELETE /_control/faults``: list, replace (``{faults: [...]}``), append (one fault), clear.
-  A fault: ``{kind: latency|error|rate_limit|drop, count: N (default 1), method?, path? (regex searched in
-  the path), seconds? (latency, virtual), status? (error, default 503), body? (error: raw text instead of
-  the envelope), reset? (rate_limit header, default 1)}``. Each matching ``/v1`` request uses one count;
-  latency delays and then lets the request go on (or into another matching fault); ``drop`` closes the
-  connection without an answer. Faults apply before authentication, like a load balancer's.
+- ``GET|PUT|POST|DELETE /_control/faults``: list, replace (``{faults: [...], seed?}``), append (one fault),
+  clear. A fault: ``{kind: latency|error|rate_limit|drop, count?: N, rate?: P, method?, path? (regex searched
+  in the path), seconds? (latency, virtual), status? (error, default 503), body? (error: raw text instead of
+  the envelope), reset? (rate_limit header, default 1)}``. Latency delays and then lets the request go on (or
+  into another matching fault); ``drop`` closes the connection without an answer. Faults apply before
+  authentication, like a load balancer's.
+
+  By count (no ``rate``): the fault fires on the next ``count`` (default 1) matching ``/v1`` requests, then it
+  is spent and removed. By rate: ``rate`` P (0..1) fires on each matching request with probability P, drawn
+  from the stand-in's RNG, until the fault is removed or, when ``count`` is given too, until it has fired
+  ``count`` times (``count`` is what is left: it goes down only when the fault fires; ``fired`` counts the
+  times it did). The RNG is seeded with ``--fault-seed`` (or ``fault_seed``; unseeded when absent), reseeded
+  by ``seed`` in a PUT and by ``/_control/reset``: the same seed and the same requests fire the same faults.
 - ``GET|PUT /_control/rate-limit``: ``{limit, period}`` or ``{enabled: false}``
 - ``GET /_control/requests?since=SEQ&key_id=ID`` (``method, path, query, status, key_id, fault, seq,
   request_id``; never a secret); ``DELETE /_control/requests``
@@ -84,7 +91,7 @@ Seed document (``--seed FILE``, YAML or JSON; also ``POST /_control/seed``)::
           - {id: vpce-0123456789abcdef0, description: "", cloudProvider: aws, region: us-east-1}
 
 Run it: ``clickhouse-privatelink-testkit standin clickhouse [--seed FILE] [--rate-limit 10/10s]
-[--time-scale X]``; in-process: :class:`ClickHouseCloudStandIn`; drive it: :class:`StandInControl`.
+[--time-scale X] [--fault-seed N]``; in-process: :class:`ClickHouseCloudStandIn`; drive it: :class:`StandInControl`.
 """
 
 from __future__ import annotations
@@ -98,6 +105,7 @@ import datetime as dt
 import json
 import logging
 import math
+import random
 import re
 import secrets
 import signal
@@ -369,17 +377,20 @@ class Service:
 @dataclass
 class Fault:
     kind: Literal["latency", "error", "rate_limit", "drop"]
-    count: int = 1
+    count: int | None = 1
     method: str | None = None
     path: str | None = None
     seconds: float = 1.0
     status: int = 503
     body: str | None = None
     reset: int = 1
+    rate: float | None = None
+    fired: int = 0
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Fault:
-        unknown = set(data) - {"kind", "count", "method", "path", "seconds", "status", "body", "reset"}
+        known = {"kind", "count", "rate", "method", "path", "seconds", "status", "body", "reset", "fired"}
+        unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown fault fields: {sorted(unknown)}")
         kind = data.get("kind")
@@ -387,9 +398,14 @@ class Fault:
             raise ValueError(f"fault kind must be one of {FAULT_KINDS}, not {kind!r}")
         if data.get("path") is not None:
             re.compile(str(data["path"]))
+        rate = None if data.get("rate") is None else float(data["rate"])
+        if rate is not None and not 0.0 <= rate <= 1.0:
+            raise ValueError("a fault's rate must be between 0 and 1")
+        count = data.get("count")
         fault = cls(
             kind=kind,
-            count=int(data.get("count", 1)),
+            count=(1 if rate is None else None) if count is None else int(count),
+            rate=rate,
             method=str(data["method"]).upper() if data.get("method") else None,
             path=str(data["path"]) if data.get("path") is not None else None,
             seconds=float(data.get("seconds", 1.0)),
@@ -401,8 +417,12 @@ class Fault:
             raise ValueError("an error fault's status must be 4xx or 5xx")
         return fault
 
+    @property
+    def spent(self) -> bool:
+        return self.count is not None and self.count <= 0
+
     def matches(self, method: str, path: str) -> bool:
-        if self.count <= 0:
+        if self.spent:
             return False
         if self.method and self.method != method.upper():
             return False
@@ -418,13 +438,21 @@ class Fault:
             "status": self.status,
             "body": self.body,
             "reset": self.reset,
+            "rate": self.rate,
+            "fired": self.fired,
         }
 
 
 class StandInState:
     """Everything the stand-in knows; mutated only from the server's event loop."""
 
-    def __init__(self, *, time_scale: float = 1.0, rate_limit: tuple[int, float] | None = (10, 10.0)) -> None:
+    def __init__(
+        self,
+        *,
+        time_scale: float = 1.0,
+        rate_limit: tuple[int, float] | None = (10, 10.0),
+        fault_seed: int | None = None,
+    ) -> None:
         if time_scale <= 0:
             raise ValueError("time_scale must be positive")
         self.time_scale = time_scale
@@ -437,6 +465,8 @@ class StandInState:
         self.requests: list[dict[str, Any]] = []
         self._windows: dict[str, tuple[float, int]] = {}
         self._seq = 0
+        self._fault_seed = fault_seed
+        self.rng = random.Random(fault_seed)
 
     def reset(self) -> None:
         self.rate_limit = self._initial_rate_limit
@@ -446,6 +476,7 @@ class StandInState:
         self.faults.clear()
         self.requests.clear()
         self._windows.clear()
+        self.rng.seed(self._fault_seed)
 
     # ---- seeding
 
@@ -608,21 +639,26 @@ class StandInState:
         return max(0.01, math.ceil(remaining * 100) / 100)
 
     def matching_faults(self, method: str, path: str) -> list[Fault]:
-        """Latency faults that match, then at most one terminal fault; each one used spends one count."""
+        """Latency faults that fire, then at most one terminal fault; each one that fires spends one count.
+
+        A fault with a ``rate`` fires on a matching request when the RNG says so (one draw per fault that
+        could apply), one without fires on every matching request.
+        """
         chosen: list[Fault] = []
         terminal = False
         for fault in self.faults:
             if not fault.matches(method, path):
                 continue
-            if fault.kind == "latency":
-                chosen.append(fault)
-            elif not terminal:
-                chosen.append(fault)
-                terminal = True
-            else:
+            if fault.kind != "latency" and terminal:
                 continue
-            fault.count -= 1
-        self.faults = [f for f in self.faults if f.count > 0]
+            if fault.rate is not None and self.rng.random() >= fault.rate:
+                continue
+            chosen.append(fault)
+            terminal = terminal or fault.kind != "latency"
+            fault.fired += 1
+            if fault.count is not None:
+                fault.count -= 1
+        self.faults = [f for f in self.faults if not f.spent]
         return chosen
 
     def record(self, entry: dict[str, Any]) -> None:
@@ -674,11 +710,12 @@ class ClickHouseCloudStandIn:
         time_scale: float = 1.0,
         rate_limit: str | tuple[int, float] | None = DEFAULT_RATE_LIMIT,
         seed: Mapping[str, Any] | None = None,
+        fault_seed: int | None = None,
     ) -> None:
         limit = (
             parse_rate_limit(rate_limit) if isinstance(rate_limit, str) or rate_limit is None else rate_limit
         )
-        self.state = StandInState(time_scale=time_scale, rate_limit=limit)
+        self.state = StandInState(time_scale=time_scale, rate_limit=limit, fault_seed=fault_seed)
         self.host = host
         self.port = port
         self._seed = seed
@@ -1083,7 +1120,10 @@ class ClickHouseCloudStandIn:
 
     async def _c_put_faults(self, request: web.Request) -> web.Response:
         body = await self._c_body(request)
-        self.state.faults = [Fault.from_dict(f) for f in body.get("faults") or []]
+        faults = [Fault.from_dict(f) for f in body.get("faults") or []]
+        if body.get("seed") is not None:
+            self.state.rng.seed(int(body["seed"]))
+        self.state.faults = faults
         return await self._c_get_faults(request)
 
     async def _c_add_fault(self, request: web.Request) -> web.Response:
@@ -1220,18 +1260,21 @@ class StandInControl:
     def faults(self) -> list[dict[str, Any]]:
         return cast(list[dict[str, Any]], self._call("GET", "/faults")["faults"])
 
-    def set_faults(self, faults: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-        """Replace the fault list (see the module docstring for a fault's fields)."""
-        return cast(
-            list[dict[str, Any]],
-            self._call("PUT", "/faults", {"faults": [dict(f) for f in faults]})["faults"],
-        )
+    def set_faults(
+        self, faults: Sequence[Mapping[str, Any]], *, seed: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Replace the fault list (see the module docstring for a fault's fields); ``seed`` reseeds the RNG."""
+        body: dict[str, Any] = {"faults": [dict(f) for f in faults]}
+        if seed is not None:
+            body["seed"] = seed
+        return cast(list[dict[str, Any]], self._call("PUT", "/faults", body)["faults"])
 
     def add_fault(
         self,
         kind: str,
         *,
-        count: int = 1,
+        count: int | None = None,
+        rate: float | None = None,
         method: str | None = None,
         path: str | None = None,
         seconds: float | None = None,
@@ -1239,8 +1282,15 @@ class StandInControl:
         body: str | None = None,
         reset: int | None = None,
     ) -> list[dict[str, Any]]:
-        fault: dict[str, Any] = {"kind": kind, "count": count, "method": method, "path": path, "body": body}
-        for name, value in (("seconds", seconds), ("status", status), ("reset", reset)):
+        """Append a fault: by count (default 1), or by ``rate`` (until removed, or ``count`` times)."""
+        fault: dict[str, Any] = {"kind": kind, "method": method, "path": path, "body": body}
+        for name, value in (
+            ("count", count),
+            ("rate", rate),
+            ("seconds", seconds),
+            ("status", status),
+            ("reset", reset),
+        ):
             if value is not None:
                 fault[name] = value
         return cast(list[dict[str, Any]], self._call("POST", "/faults", fault)["faults"])
@@ -1285,6 +1335,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=Path, help="YAML or JSON seed document")
     p.add_argument("--rate-limit", default=None, help="per-key fixed window, e.g. 10/10s (default), or 'off'")
     p.add_argument("--time-scale", type=float, default=None, help="wall-clock seconds per virtual second")
+    p.add_argument("--fault-seed", type=int, default=None, help="seed of the RNG of faults with a rate")
     # Accepted here too: `standin clickhouse --port 0` puts them after the stand-in's name.
     p.add_argument("--host", default=None)
     p.add_argument("--port", type=int, default=None)
@@ -1309,6 +1360,7 @@ def main(*, host: str, port: int, argv: list[str]) -> int:
         time_scale=time_scale,
         rate_limit=rate_limit,
         seed=seed,
+        fault_seed=args.fault_seed,
     )
 
     async def serve() -> None:
