@@ -18,7 +18,10 @@ OPERATOR_NAME: Final = "clickhouse-privatelink-operator"
 TAG_MANAGED_BY: Final = f"{GROUP}/managed-by"
 TAG_CLUSTER: Final = f"{GROUP}/cluster"
 TAG_RESOURCE: Final = f"{GROUP}/resource"  # "<namespace>/<name>"
-TAG_RESOURCE_UID: Final = f"{GROUP}/resource-uid"
+TAG_RESOURCE_UID: Final = f"{GROUP}/resource-uid"  # only on endpoints made before endpoints were shared
+TAG_ENDPOINT_KEY: Final = f"{GROUP}/endpoint-key"  # a shared endpoint's identity (usage.EndpointKey.digest)
+TAG_ENDPOINT_SERVICE: Final = f"{GROUP}/endpoint-service"
+TAG_VPC: Final = f"{GROUP}/vpc"
 TAG_NAME: Final = "Name"
 
 DEFAULT_API_URL: Final = "https://api.clickhouse.cloud"

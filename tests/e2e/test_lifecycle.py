@@ -46,10 +46,12 @@ def test_resource_becomes_ready_with_one_endpoint_one_record_and_one_allow_list_
     tags = {t["Key"]: t["Value"] for t in cloud.live_endpoints()[0]["Tags"]}
     obj = link.get()
     assert obj is not None
+    # A shared endpoint: named by its key (VPC and endpoint service), not by one resource.
     assert tags[c.TAG_MANAGED_BY] == c.OPERATOR_NAME
-    assert tags[c.TAG_RESOURCE] == f"{link.namespace}/{link.name}"
-    assert tags[c.TAG_RESOURCE_UID] == obj["metadata"]["uid"]
     assert tags[c.TAG_CLUSTER] == "e2e"
+    assert tags[c.TAG_ENDPOINT_SERVICE] == clickhouse_org.endpoint_service_id
+    assert len(tags[c.TAG_ENDPOINT_KEY]) == 32
+    assert c.TAG_RESOURCE_UID not in tags
     assert obj["status"]["observedGeneration"] == obj["metadata"]["generation"]
     assert {(e["protocol"], e["port"]) for e in status["endpoints"]} == {
         ("https", 8443),

@@ -155,6 +155,8 @@ async def test_pattern(akube: AsyncKube) -> None:
     assert _causes(await _rejected(akube, body)) == [
         ("FieldValueInvalid", "spec.aws.vpcId",
          "Invalid value: \"abc\": spec.aws.vpcId in body should match '^vpc-[0-9a-f]{8,17}$'"),
+        ("FieldValueInvalid", "spec.aws.vpcId",
+         'Invalid value: "string": vpcId must look like vpc-0123456789abcdef0'),
     ]  # fmt: skip
 
 

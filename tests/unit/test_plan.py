@@ -195,18 +195,18 @@ def test_zone_for_the_hostname_is_its_parent_domain() -> None:
 
 
 def test_empty_name_gets_the_record_written() -> None:
-    assert plan_record(REF, "h", TARGET, ObservedRecords()).action is RecordAction.WRITE
+    assert plan_record("prod", "h", TARGET, ObservedRecords()).action is RecordAction.WRITE
 
 
 def test_our_record_pointing_right_is_kept() -> None:
-    owner = DnsOwner(cluster="prod", resource="team-a/analytics", uid="uid-1")
-    decision = plan_record(REF, "h", TARGET, ObservedRecords(alias=TARGET, owner=owner))
+    owner = DnsOwner(cluster="prod", vpc="vpc-1")
+    decision = plan_record("prod", "h", TARGET, ObservedRecords(alias=TARGET, owner=owner))
     assert decision.action is RecordAction.KEEP
 
 
 def test_our_record_pointing_elsewhere_is_repaired() -> None:
-    owner = DnsOwner(cluster="prod", resource="team-a/analytics", uid="uid-1")
-    decision = plan_record(REF, "h", TARGET, ObservedRecords(alias=("old.example", "Z1"), owner=owner))
+    owner = DnsOwner(cluster="prod", vpc="vpc-1")
+    decision = plan_record("prod", "h", TARGET, ObservedRecords(alias=("old.example", "Z1"), owner=owner))
     assert decision.action is RecordAction.WRITE
 
 
@@ -216,20 +216,20 @@ def test_record_without_our_marker_is_a_conflict_never_overwritten() -> None:
         ObservedRecords(other_address=True),
         ObservedRecords(foreign_txt=True),
     ):
-        decision = plan_record(REF, "h", TARGET, observed_records)
+        decision = plan_record("prod", "h", TARGET, observed_records)
         assert decision.action is RecordAction.CONFLICT and decision.reason is Reason.DNS_RECORD_CONFLICT
 
 
-def test_record_of_another_resource_pointing_at_the_same_endpoint_is_shared() -> None:
+def test_record_marked_for_one_resource_before_sharing_is_re_marked_as_shared() -> None:
     owner = DnsOwner(cluster="prod", resource="team-b/other", uid="uid-2")
-    decision = plan_record(REF, "h", TARGET, ObservedRecords(alias=TARGET, owner=owner))
-    assert decision.action is RecordAction.KEEP and "team-b/other" in decision.message
+    decision = plan_record("prod", "h", TARGET, ObservedRecords(alias=TARGET, owner=owner))
+    assert decision.action is RecordAction.WRITE
 
 
 def test_record_of_another_cluster_is_a_conflict() -> None:
-    owner = DnsOwner(cluster="staging", resource="team-a/analytics", uid="uid-9")
-    decision = plan_record(REF, "h", TARGET, ObservedRecords(alias=TARGET, owner=owner))
-    assert decision.action is RecordAction.CONFLICT
+    owner = DnsOwner(cluster="staging", vpc="vpc-1")
+    decision = plan_record("prod", "h", TARGET, ObservedRecords(alias=TARGET, owner=owner))
+    assert decision.action is RecordAction.CONFLICT and "staging" in decision.message
 
 
 # --------------------------------------------------------------------------------------- allow list

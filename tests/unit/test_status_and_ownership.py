@@ -61,8 +61,16 @@ def test_client_token_is_stable_short_and_distinct_per_purpose() -> None:
 
 
 def test_dns_owner_marker_round_trips() -> None:
-    owner = parse_dns_owner([dns_owner_value(REF)])
-    assert owner is not None and (owner.uid, owner.cluster, owner.resource) == ("uid-1", "prod", "ns/link")
+    owner = parse_dns_owner([dns_owner_value("prod", "vpc-1")])
+    assert owner is not None and (owner.cluster, owner.vpc, owner.uid) == ("prod", "vpc-1", "")
+    legacy = parse_dns_owner(
+        ['"heritage=clickhouse-privatelink-operator,cluster=prod,resource=ns/link,uid=uid-1"']
+    )
+    assert legacy is not None and (legacy.uid, legacy.cluster, legacy.resource) == (
+        "uid-1",
+        "prod",
+        "ns/link",
+    )
     assert parse_dns_owner(['"v=spf1 -all"']) is None
 
 

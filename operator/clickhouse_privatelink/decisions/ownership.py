@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from clickhouse_privatelink import constants as c
+from clickhouse_privatelink.decisions.usage import EndpointKey
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,29 @@ def resource_tags(ref: ResourceRef, user_tags: Mapping[str, str]) -> dict[str, s
     return {**name, **dict(user_tags), **ownership_tags(ref)}
 
 
+def shared_endpoint_tags(key: EndpointKey, user_tags: Mapping[str, str]) -> dict[str, str]:
+    """Tags of a shared endpoint: named by its key, not by any one resource (ours win over the user's)."""
+    name = {c.TAG_NAME: f"clickhouse-privatelink-{key.vpc_id}-{key.service_name.rsplit('.', 1)[-1]}"[:255]}
+    return {
+        **name,
+        **dict(user_tags),
+        c.TAG_MANAGED_BY: c.OPERATOR_NAME,
+        c.TAG_CLUSTER: key.cluster,
+        c.TAG_ENDPOINT_KEY: key.digest,
+        c.TAG_ENDPOINT_SERVICE: key.service_name,
+    }
+
+
+def zone_tags(cluster: str, vpc_id: str) -> dict[str, str]:
+    """Tags of a private zone the operator creates for a VPC (shared by every resource in that VPC)."""
+    return {c.TAG_MANAGED_BY: c.OPERATOR_NAME, c.TAG_CLUSTER: cluster, c.TAG_VPC: vpc_id}
+
+
+def is_shared_endpoint_for(tags: Mapping[str, str], key: EndpointKey) -> bool:
+    """Whether the endpoint carrying ``tags`` is this cluster's shared endpoint for ``key``."""
+    return is_managed(tags, key.cluster) and tags.get(c.TAG_ENDPOINT_KEY) == key.digest
+
+
 def is_managed(tags: Mapping[str, str], cluster: str) -> bool:
     """Whether the operator of this cluster created the resource carrying ``tags``."""
     return tags.get(c.TAG_MANAGED_BY) == c.OPERATOR_NAME and tags.get(c.TAG_CLUSTER) == cluster
@@ -58,16 +82,20 @@ def client_token(ref: ResourceRef, purpose: str) -> str:
 DNS_OWNER_PREFIX = f"heritage={c.OPERATOR_NAME}"
 
 
-def dns_owner_value(ref: ResourceRef) -> str:
-    """The TXT record value that marks a DNS name as written by the operator for ``ref``."""
-    return f'"{DNS_OWNER_PREFIX},cluster={ref.cluster},resource={ref.key},uid={ref.uid}"'
+def dns_owner_value(cluster: str, vpc_id: str) -> str:
+    """The TXT record value that marks a DNS name as written by this cluster's operator for a VPC.
+
+    It names no resource: every resource of the cluster for the same service shares the record.
+    """
+    return f'"{DNS_OWNER_PREFIX},cluster={cluster},vpc={vpc_id}"'
 
 
 @dataclass(frozen=True)
 class DnsOwner:
     cluster: str
-    resource: str
-    uid: str
+    resource: str = ""  # only in markers written before records were shared
+    uid: str = ""
+    vpc: str = ""
 
 
 def parse_dns_owner(txt_values: list[str]) -> DnsOwner | None:
@@ -78,6 +106,9 @@ def parse_dns_owner(txt_values: list[str]) -> DnsOwner | None:
             continue
         fields = dict(part.split("=", 1) for part in value.split(",") if "=" in part)
         return DnsOwner(
-            cluster=fields.get("cluster", ""), resource=fields.get("resource", ""), uid=fields.get("uid", "")
+            cluster=fields.get("cluster", ""),
+            resource=fields.get("resource", ""),
+            uid=fields.get("uid", ""),
+            vpc=fields.get("vpc", ""),
         )
     return None

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from clickhouse_privatelink.constants import CONNECTION_PORTS, CROSS_REGION_SUPPORTED
-from clickhouse_privatelink.decisions.ownership import DnsOwner, ResourceRef
+from clickhouse_privatelink.decisions.ownership import DnsOwner
 from clickhouse_privatelink.decisions.reasons import Reason
 
 # ---------------------------------------------------------------------------------------------- service
@@ -277,9 +277,13 @@ def _same_target(a: tuple[str, str], b: tuple[str, str]) -> bool:
 
 
 def plan_record(
-    ref: ResourceRef, hostname: str, target: tuple[str, str], observed: ObservedRecords
+    cluster: str, hostname: str, target: tuple[str, str], observed: ObservedRecords
 ) -> RecordDecision:
-    """Decide whether to write the alias record; never overwrite a record someone else wrote."""
+    """Decide whether to write the alias record; never overwrite a record someone else wrote.
+
+    A record marked by this cluster's operator is ours, whichever resource wrote it (records are shared by
+    every resource for the same service), including markers of the per-resource format that came before.
+    """
     owner = observed.owner
     if observed.other_address or observed.foreign_txt or (observed.alias is not None and owner is None):
         return RecordDecision(
@@ -287,23 +291,16 @@ def plan_record(
             Reason.DNS_RECORD_CONFLICT,
             f"{hostname} already has a record the operator did not write: remove it or set dns.mode None",
         )
-    if owner is not None and owner.uid != ref.uid:
-        if (
-            owner.cluster == ref.cluster
-            and observed.alias is not None
-            and _same_target(observed.alias, target)
-        ):
-            return RecordDecision(
-                RecordAction.KEEP,
-                Reason.RECORD_WRITTEN,
-                f"{hostname} points to this endpoint (written for {owner.resource})",
-            )
+    if owner is not None and owner.cluster != cluster:
         return RecordDecision(
             RecordAction.CONFLICT,
             Reason.DNS_RECORD_CONFLICT,
-            f"{hostname} is managed for {owner.resource} in cluster {owner.cluster} and points elsewhere",
+            f"{hostname} is managed by the operator of cluster {owner.cluster}: "
+            "give each cluster its own CHPL_CLUSTER_NAME and VPC, or set dns.mode None",
         )
     if observed.alias is not None and owner is not None and _same_target(observed.alias, target):
+        if owner.uid:  # a per-resource marker from before records were shared: rewrite it as shared
+            return RecordDecision(RecordAction.WRITE, Reason.RECONCILING, f"re-marking {hostname} as shared")
         return RecordDecision(RecordAction.KEEP, Reason.RECORD_WRITTEN, f"{hostname} points to {target[0]}")
     return RecordDecision(RecordAction.WRITE, Reason.RECONCILING, f"pointing {hostname} to {target[0]}")
 

@@ -26,6 +26,8 @@ class Reason(StrEnum):
     DNS_DISABLED = "DnsDisabled"
     ALLOW_LISTED = "AllowListed"
     READY = "Ready"
+    # The shared endpoint is available, with the subnets and security groups of its oldest user, not ours.
+    ENDPOINT_SETTINGS_OF_OTHER_RESOURCE = "EndpointSettingsOfOtherResource"
     # In progress: the operator is waiting for something that is expected to happen by itself.
     RECONCILING = "Reconciling"
     SERVICE_PROVISIONING = "ServiceProvisioning"

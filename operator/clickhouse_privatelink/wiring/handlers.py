@@ -21,6 +21,7 @@ from clickhouse_privatelink.api.models import ClickHousePrivateLinkSpec
 from clickhouse_privatelink.decisions.ownership import ResourceRef
 from clickhouse_privatelink.decisions.reasons import ConditionType, Reason
 from clickhouse_privatelink.decisions.status import StepResult, condition, steps_to_conditions
+from clickhouse_privatelink.decisions.usage import Usage, usage_from_body, vpc_index_key
 from clickhouse_privatelink.engine.reconciler import Outcome, Reconciler, Resource
 from clickhouse_privatelink.settings import Settings
 
@@ -59,14 +60,13 @@ class ClickHouseClients:
         self._clients.clear()
 
 
-_clickhouse_clients = ClickHouseClients()
-_reconciler = Reconciler(SETTINGS, SecretReader(), _clickhouse_clients.get, clients_for)
 _locks: dict[str, asyncio.Lock] = {}
 _ready: dict[str, bool] = {}
 
 
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    """Operator-wide objects, built once here and handed to every handler through kopf's memo."""
     settings.persistence.finalizer = c.FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=c.GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
@@ -76,14 +76,25 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.execution.max_workers = 20
+    memo.clickhouse_clients = ClickHouseClients()
+    memo.reconciler = Reconciler(SETTINGS, SecretReader(), memo.clickhouse_clients.get, clients_for)
     port = int(memo.get("metrics_port", 0) or 0)
     if port:
         metrics.serve(port)
 
 
 @kopf.on.cleanup()
-async def close_clients(**_: Any) -> None:
-    await _clickhouse_clients.close()
+async def close_clients(memo: kopf.Memo, **_: Any) -> None:
+    clients = memo.get("clickhouse_clients")
+    if clients is not None:
+        await clients.close()
+
+
+@kopf.index(*RESOURCE)
+def chpl_usages(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Usage]:
+    """Every resource's usage of shared objects, by (region, VPC): the durable count of their users."""
+    usage = usage_from_body(body)
+    return {vpc_index_key(usage): usage}
 
 
 def _resource(body: kopf.Body) -> Resource:
@@ -95,7 +106,13 @@ def _resource(body: kopf.Body) -> Resource:
         cluster=SETTINGS.cluster_name,
     )
     spec = ClickHousePrivateLinkSpec.model_validate(dict(body.spec))
-    return Resource(ref=ref, spec=spec, generation=int(meta.get("generation") or 0), status=dict(body.status))
+    return Resource(
+        ref=ref,
+        spec=spec,
+        generation=int(meta.get("generation") or 0),
+        status=dict(body.status),
+        usage=usage_from_body(body),
+    )
 
 
 def _invalid_spec(body: kopf.Body, patch: kopf.Patch, error: ValidationError) -> None:
@@ -141,7 +158,14 @@ def _update_gauge() -> None:
     metrics.RESOURCES.labels("false").set(len(_ready) - ready)
 
 
-async def _run(kind: str, body: kopf.Body, patch: kopf.Patch, retry: int) -> Outcome | None:
+async def _run(
+    kind: str,
+    body: kopf.Body,
+    patch: kopf.Patch,
+    retry: int,
+    memo: kopf.Memo,
+    usages: kopf.Index[tuple[str, str], Usage],
+) -> Outcome | None:
     try:
         res = _resource(body)
     except ValidationError as exc:
@@ -150,11 +174,13 @@ async def _run(kind: str, body: kopf.Body, patch: kopf.Patch, retry: int) -> Out
         return None
     lock = _locks.setdefault(res.ref.uid, asyncio.Lock())
     started = time.monotonic()
+    reconciler: Reconciler = memo.reconciler
+    indexed = list(usages.get(vpc_index_key(res.usage), []))
     async with lock:
         if kind == "cleanup":
-            outcome = await _reconciler.cleanup(res, attempt=retry)
+            outcome = await reconciler.cleanup(res, indexed=indexed, attempt=retry)
         else:
-            outcome = await _reconciler.reconcile(res, attempt=retry)
+            outcome = await reconciler.reconcile(res, indexed=indexed, attempt=retry)
     metrics.RECONCILE_DURATION.labels(kind).observe(time.monotonic() - started)
     ready = outcome.ready()
     label = "done" if outcome.done else (ready.reason.value if not ready.ok else "requeued")
@@ -171,21 +197,33 @@ async def _run(kind: str, body: kopf.Body, patch: kopf.Patch, retry: int) -> Out
 @kopf.on.resume(*RESOURCE)
 @kopf.on.create(*RESOURCE)
 @kopf.on.update(*RESOURCE, field="spec")
-async def reconcile(body: kopf.Body, patch: kopf.Patch, retry: int, **_: Any) -> None:
-    outcome = await _run("reconcile", body, patch, retry)
+async def reconcile(
+    body: kopf.Body,
+    patch: kopf.Patch,
+    retry: int,
+    memo: kopf.Memo,
+    **kwargs: Any,
+) -> None:
+    outcome = await _run("reconcile", body, patch, retry, memo, kwargs["chpl_usages"])
     if outcome is not None and outcome.requeue_after is not None:
         ready = outcome.ready()
         raise kopf.TemporaryError(f"{ready.reason.value}: {ready.message}", delay=outcome.requeue_after)
 
 
 @kopf.timer(*RESOURCE, interval=SETTINGS.drift_interval, initial_delay=SETTINGS.drift_interval)
-async def repair_drift(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
-    await _run("drift", body, patch, 0)
+async def repair_drift(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
+    await _run("drift", body, patch, 0, memo, kwargs["chpl_usages"])
 
 
 @kopf.on.delete(*RESOURCE)
-async def cleanup(body: kopf.Body, patch: kopf.Patch, retry: int, **_: Any) -> None:
-    outcome = await _run("cleanup", body, patch, retry)
+async def cleanup(
+    body: kopf.Body,
+    patch: kopf.Patch,
+    retry: int,
+    memo: kopf.Memo,
+    **kwargs: Any,
+) -> None:
+    outcome = await _run("cleanup", body, patch, retry, memo, kwargs["chpl_usages"])
     if outcome is None:
         return  # an invalid spec never created anything
     if not outcome.done:

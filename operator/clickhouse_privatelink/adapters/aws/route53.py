@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from clickhouse_privatelink.adapters.aws.clients import error_code
-from clickhouse_privatelink.decisions.ownership import ResourceRef, dns_owner_value, parse_dns_owner
+from clickhouse_privatelink.decisions.ownership import dns_owner_value, parse_dns_owner
 from clickhouse_privatelink.decisions.plan import ObservedRecords
 
 if TYPE_CHECKING:
@@ -95,7 +95,10 @@ def create_private_zone(
             HostedZoneConfig={"Comment": "Managed by clickhouse-privatelink-operator", "PrivateZone": True},
         )["HostedZone"]
     except ClientError as exc:
-        if error_code(exc) != "HostedZoneAlreadyExists":
+        # HostedZoneAlreadyExists: the reference was used (our own earlier try); ConflictingDomainExists: a
+        # zone of that name is already associated with the VPC (another creator won the race). Either way
+        # the zone to use is the one associated with the VPC.
+        if error_code(exc) not in ("HostedZoneAlreadyExists", "ConflictingDomainExists"):
             raise
         found = find_private_zone(r53, name, vpc_id=vpc_id, vpc_region=vpc_region)
         if found is None:
@@ -140,7 +143,7 @@ def read_records(
 
 
 def write_records(
-    r53: Route53Client, zone_id: str, hostname: str, target: tuple[str, str], ref: ResourceRef
+    r53: Route53Client, zone_id: str, hostname: str, target: tuple[str, str], *, cluster: str, vpc_id: str
 ) -> str:
     """Point ``hostname`` at the endpoint (alias A) and mark it ours (TXT), in one atomic change."""
     changes: list[Any] = [
@@ -150,7 +153,7 @@ def write_records(
                 "Name": _fqdn(hostname),
                 "Type": "TXT",
                 "TTL": TXT_TTL,
-                "ResourceRecords": [{"Value": dns_owner_value(ref)}],
+                "ResourceRecords": [{"Value": dns_owner_value(cluster, vpc_id)}],
             },
         },
         {
@@ -168,7 +171,7 @@ def write_records(
     ]
     result = r53.change_resource_record_sets(
         HostedZoneId=zone_id,
-        ChangeBatch={"Comment": f"clickhouse-privatelink-operator {ref.key}", "Changes": changes},
+        ChangeBatch={"Comment": f"clickhouse-privatelink-operator {cluster}/{vpc_id}", "Changes": changes},
     )
     return result["ChangeInfo"]["Id"]
 

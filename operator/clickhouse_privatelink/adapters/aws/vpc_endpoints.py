@@ -41,13 +41,15 @@ def get(ec2: EC2Client, endpoint_id: str) -> ObservedEndpoint | None:
     return live[0] if live else None
 
 
-def find_owned(ec2: EC2Client, vpc_id: str, uid: str) -> list[ObservedEndpoint]:
-    """Endpoints in the VPC tagged for the resource with this UID, oldest first."""
+def find_managed(ec2: EC2Client, vpc_id: str) -> list[ObservedEndpoint]:
+    """Every endpoint in the VPC carrying the operator's managed-by tag (any cluster), oldest first.
+
+    One call per VPC and pass serves every resource there; callers check the full ownership in code.
+    """
     pages = ec2.get_paginator("describe_vpc_endpoints").paginate(
         Filters=[
             {"Name": "vpc-id", "Values": [vpc_id]},
             {"Name": f"tag:{c.TAG_MANAGED_BY}", "Values": [c.OPERATOR_NAME]},
-            {"Name": f"tag:{c.TAG_RESOURCE_UID}", "Values": [uid]},
         ]
     )
     raws = [e for page in pages for e in page["VpcEndpoints"]]

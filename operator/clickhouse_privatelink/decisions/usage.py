@@ -1,0 +1,153 @@
+"""Who uses which shared external object, derived from the resources themselves: pure, no I/O.
+
+Every ClickHousePrivateLink says in its spec and status what it uses: the VPC endpoint of its VPC to its
+service's endpoint service, a record for its service's private hostname in the VPC's private zone, and an
+allow-list entry on its service. Several resources share one endpoint (ClickHouse groups a region's services
+behind one endpoint service), one zone, and for the same service one record and one entry. A shared object is
+released only by the last user that goes: the users are read from the resources (a kopf index of them, which
+survives restarts because it is rebuilt from the cluster), never from a counter in memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, order=True)
+class EndpointKey:
+    """The identity of a shared VPC endpoint: one per cluster, VPC and ClickHouse endpoint service."""
+
+    cluster: str
+    region: str
+    vpc_id: str
+    service_name: str  # the ClickHouse service's endpointServiceId
+    service_region: str
+
+    @property
+    def digest(self) -> str:
+        """A short stable tag value naming this key (AWS tag values allow 256 characters)."""
+        raw = "/".join((self.cluster, self.region, self.vpc_id, self.service_name, self.service_region))
+        return hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What one ClickHousePrivateLink uses, as its spec and last written status say."""
+
+    uid: str
+    resource: str  # namespace/name
+    created: str  # creationTimestamp (RFC 3339 sorts as text)
+    deleting: bool
+    region: str
+    vpc_id: str
+    subnet_ids: tuple[str, ...] = ()
+    security_group_ids: tuple[str, ...] = ()
+    adopted_endpoint_id: str | None = None
+    endpoint_service_id: str | None = None
+    service_region: str | None = None
+    service_id: str | None = None
+    hostname: str | None = None
+    endpoint_id: str | None = None
+    dns_route53: bool = True
+    hosted_zone_id: str | None = None  # the zone the record is in (given in the spec or found)
+    zone_given: bool = False  # spec.dns.hostedZoneId set: the zone is the user's, never released by us
+
+    def endpoint_key(self, cluster: str) -> EndpointKey | None:
+        if self.adopted_endpoint_id or not self.endpoint_service_id or not self.service_region:
+            return None
+        return EndpointKey(cluster, self.region, self.vpc_id, self.endpoint_service_id, self.service_region)
+
+    @property
+    def order(self) -> tuple[str, str]:
+        """Oldest first; the UID breaks ties between resources created in the same second."""
+        return (self.created, self.uid)
+
+
+def usage_from_body(body: Mapping[str, Any]) -> Usage:
+    """The usage a ClickHousePrivateLink object declares (tolerant of partial or invalid specs)."""
+    meta = body.get("metadata") or {}
+    spec = body.get("spec") or {}
+    status = body.get("status") or {}
+    aws = spec.get("aws") or {}
+    dns = spec.get("dns") or {}
+    clickhouse = spec.get("clickhouse") or {}
+    return Usage(
+        uid=str(meta.get("uid") or ""),
+        resource=f"{meta.get('namespace', '')}/{meta.get('name', '')}",
+        created=str(meta.get("creationTimestamp") or ""),
+        deleting=bool(meta.get("deletionTimestamp")),
+        region=str(aws.get("region") or ""),
+        vpc_id=str(aws.get("vpcId") or ""),
+        subnet_ids=tuple(sorted(aws.get("subnetIds") or ())),
+        security_group_ids=tuple(sorted(aws.get("securityGroupIds") or ())),
+        adopted_endpoint_id=aws.get("vpcEndpointId") or None,
+        endpoint_service_id=status.get("endpointServiceId") or None,
+        service_region=status.get("serviceRegion") or None,
+        service_id=status.get("serviceId") or clickhouse.get("serviceId") or None,
+        hostname=status.get("privateDnsHostname") or None,
+        endpoint_id=status.get("vpcEndpointId") or aws.get("vpcEndpointId") or None,
+        dns_route53=(dns.get("mode") or "Route53") == "Route53",
+        hosted_zone_id=dns.get("hostedZoneId") or status.get("hostedZoneId") or None,
+        zone_given=bool(dns.get("hostedZoneId")),
+    )
+
+
+def vpc_index_key(usage: Usage) -> tuple[str, str]:
+    """Resources are indexed by (region, VPC): every shared object lives inside one VPC."""
+    return (usage.region, usage.vpc_id)
+
+
+def others(users: Iterable[Usage], me: str) -> list[Usage]:
+    """The users other than ``me`` that still hold on: resources being deleted are letting go."""
+    return [u for u in users if u.uid != me and not u.deleting]
+
+
+def endpoint_users(usages: Iterable[Usage], key: EndpointKey) -> list[Usage]:
+    """Resources that use the shared endpoint ``key``, oldest first."""
+    return sorted((u for u in usages if u.endpoint_key(key.cluster) == key), key=lambda u: u.order)
+
+
+def settings_leader(users: Sequence[Usage]) -> Usage | None:
+    """Whose subnets and security groups a shared endpoint gets: the oldest user still present.
+
+    One rule, stable while that resource lives, so two users asking for different settings never make the
+    endpoint flap between them; the others are told whose settings are in force.
+    """
+    live = sorted((u for u in users if not u.deleting), key=lambda u: u.order)
+    return live[0] if live else None
+
+
+def record_users(usages: Iterable[Usage], zone_id: str, hostname: str) -> list[Usage]:
+    """Resources whose private hostname record is ``hostname`` in zone ``zone_id``."""
+    host = hostname.rstrip(".").lower()
+    return [
+        u
+        for u in usages
+        if u.dns_route53
+        and u.hosted_zone_id == zone_id
+        and u.hostname is not None
+        and u.hostname.rstrip(".").lower() == host
+    ]
+
+
+def zone_users(usages: Iterable[Usage], zone_id: str) -> list[Usage]:
+    """Resources writing into the private zone ``zone_id``."""
+    return [u for u in usages if u.dns_route53 and u.hosted_zone_id == zone_id]
+
+
+def allow_list_users(usages: Iterable[Usage], service_id: str, endpoint_id: str) -> list[Usage]:
+    """Resources that need ``endpoint_id`` on the allow list of service ``service_id``."""
+    return [u for u in usages if u.service_id == service_id and u.endpoint_id == endpoint_id]
+
+
+def endpoint_client_token(key: EndpointKey, leader_uid: str) -> str:
+    """The ClientToken for creating the endpoint of ``key``.
+
+    Derived from the key and the oldest user, so concurrent creators (or a creator restarted half-way) send
+    the same token and AWS returns one endpoint; once every user is gone a later user starts a new token.
+    """
+    digest = hashlib.sha256(f"{key.digest}/{leader_uid}".encode()).hexdigest()
+    return f"chpl-{digest[:59]}"

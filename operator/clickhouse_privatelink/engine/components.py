@@ -1,0 +1,578 @@
+"""The external objects a ClickHousePrivateLink needs, one component each: observe, decide, apply, release.
+
+The engine (reconciler.py) runs ``apply`` forward (service, endpoint, zone, record, allow-list entry) and
+``release`` in reverse on deletion: cleanup is the same components seen the other way (the AWS Load Balancer
+Controller's synthesizers; crossplane's Observe/Create/Update/Delete). Decisions come from the pure
+``decisions`` package; every shared object is released only when ``decisions.usage`` finds no other user.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Protocol
+
+from clickhouse_privatelink import constants as c
+from clickhouse_privatelink.adapters.aws import route53, vpc_endpoints
+from clickhouse_privatelink.adapters.clickhouse.client import ClickHouseApiError, Forbidden
+from clickhouse_privatelink.api.models import DnsMode
+from clickhouse_privatelink.decisions.ownership import (
+    is_managed,
+    is_owned_by,
+    is_shared_endpoint_for,
+    shared_endpoint_tags,
+    zone_tags,
+)
+from clickhouse_privatelink.decisions.plan import (
+    DesiredEndpoint,
+    EndpointAction,
+    EndpointDecision,
+    ObservedEndpoint,
+    RecordAction,
+    ServiceSummary,
+    choose_service,
+    connection_endpoints,
+    org_entry_removable,
+    pick_owned_endpoint,
+    plan_allow_list,
+    plan_endpoint,
+    plan_record,
+    service_readiness,
+    zone_contains,
+    zone_name_for,
+)
+from clickhouse_privatelink.decisions.reasons import ConditionType, Reason
+from clickhouse_privatelink.decisions.status import StepResult
+from clickhouse_privatelink.decisions.usage import (
+    EndpointKey,
+    Usage,
+    allow_list_users,
+    endpoint_client_token,
+    endpoint_users,
+    others,
+    record_users,
+    settings_leader,
+    zone_users,
+)
+from clickhouse_privatelink.engine.context import Pass, StepFailed, aws_call, clickhouse_call
+
+CREDENTIAL_REASONS = frozenset(
+    {Reason.CREDENTIALS_SECRET_NOT_FOUND, Reason.CREDENTIALS_INVALID, Reason.UNAUTHORIZED}
+)
+
+
+class Component(Protocol):
+    """One external object: brought to its desired state forward, let go of in reverse."""
+
+    async def apply(self, p: Pass) -> None: ...
+
+    async def release(self, p: Pass) -> None: ...
+
+
+def _names(users: list[Usage]) -> str:
+    shown = ", ".join(u.resource for u in users[:3])
+    return shown + (f" and {len(users) - 3} more" if len(users) > 3 else "")
+
+
+# ------------------------------------------------------------------------------------------------ service
+
+
+class ServiceComponent:
+    """The ClickHouse service and its PrivateLink configuration (read only: nothing to release)."""
+
+    async def apply(self, p: Pass) -> None:
+        step = ConditionType.SERVICE_RESOLVED
+        spec = p.res.spec.clickhouse
+        api = await p.clickhouse()
+        org = spec.organization_id
+        service_id = spec.service_id
+        if service_id is None:
+            services = await clickhouse_call(step, api.list_services(org))
+            choice = choose_service(
+                [ServiceSummary(s.id, s.name, s.provider, s.region, s.state) for s in services],
+                service_name=spec.service_name or "",
+            )
+            if choice.service is None:
+                raise StepFailed(step, choice.reason, choice.message)
+            service_id = choice.service.id
+        service = await clickhouse_call(step, api.get_service(org, service_id))
+        p.out.status["serviceId"] = service.id
+        p.out.status["serviceRegion"] = service.region
+        if service.provider != "aws":
+            raise StepFailed(
+                step, Reason.SERVICE_NOT_AWS, f"service {service.name!r} runs on {service.provider}, not aws"
+            )
+        config = await clickhouse_call(
+            step, api.get_private_endpoint_config(org, service.id), private_link=True
+        )
+        usable, reason, message = service_readiness(service.state, config_ready=config.ready)
+        if not usable:
+            raise StepFailed(step, reason, f"{service.name}: {message}")
+        p.out.status["endpointServiceId"] = config.endpoint_service_id
+        p.out.status["privateDnsHostname"] = config.private_dns_hostname
+        p.out.status["endpoints"] = connection_endpoints(config.private_dns_hostname)
+        p.service, p.config = service, config
+        p.learn(
+            service_id=service.id,
+            service_region=service.region,
+            endpoint_service_id=config.endpoint_service_id,
+            hostname=config.private_dns_hostname,
+        )
+        p.out.steps.append(
+            StepResult(
+                step, True, Reason.RESOLVED, f"service {service.name} ({service.id}) is {service.state}"
+            )
+        )
+
+    async def release(self, p: Pass) -> None:
+        return None
+
+
+# ----------------------------------------------------------------------------------------------- endpoint
+
+
+def _legacy(endpoints: list[ObservedEndpoint], p: Pass) -> list[ObservedEndpoint]:
+    """Endpoints made for this one resource before endpoints were shared (kept until it is deleted)."""
+    return [e for e in endpoints if is_owned_by(e.tags, p.res.ref) and c.TAG_ENDPOINT_KEY not in e.tags]
+
+
+class EndpointComponent:
+    """The VPC endpoint: shared by every resource of the VPC whose service has the same endpoint service."""
+
+    async def apply(self, p: Pass) -> None:
+        assert p.service is not None and p.config is not None
+        aws_spec = p.res.spec.aws
+        desired = DesiredEndpoint(
+            vpc_id=aws_spec.vpc_id,
+            vpc_region=aws_spec.region,
+            service_name=p.config.endpoint_service_id,
+            service_region=p.service.region,
+            subnet_ids=frozenset(aws_spec.subnet_ids),
+            security_group_ids=frozenset(aws_spec.security_group_ids),
+        )
+        if aws_spec.vpc_endpoint_id is not None:
+            await self._adopted(p, desired, aws_spec.vpc_endpoint_id)
+            return
+        legacy = pick_owned_endpoint(_legacy(await p.managed_endpoints(), p))
+        if legacy is not None and legacy.service_name == desired.service_name:
+            decision = plan_endpoint(desired, legacy, adopted=False)
+            observed = await self._carry_out(p, desired, legacy, decision, tags={}, token="")
+            self._report(p, observed, decision=plan_endpoint(desired, observed, adopted=False), owned=True)
+            return
+        key = EndpointKey(
+            p.cluster, aws_spec.region, aws_spec.vpc_id, desired.service_name, desired.service_region
+        )
+        async with p.book.lock(("endpoint", key)):
+            p.book.claim(p.me)
+            users = endpoint_users(p.users(), key)
+            leader = settings_leader(users) or p.me
+            if leader.uid != p.me.uid:
+                desired = DesiredEndpoint(
+                    vpc_id=desired.vpc_id,
+                    vpc_region=desired.vpc_region,
+                    service_name=desired.service_name,
+                    service_region=desired.service_region,
+                    subnet_ids=frozenset(leader.subnet_ids),
+                    security_group_ids=frozenset(leader.security_group_ids),
+                )
+            shared = [e for e in await p.managed_endpoints() if is_shared_endpoint_for(e.tags, key)]
+            found = pick_owned_endpoint(shared)
+            decision = plan_endpoint(desired, found, adopted=False)
+            observed = await self._carry_out(
+                p,
+                desired,
+                found,
+                decision,
+                tags=shared_endpoint_tags(key, aws_spec.tags),
+                token=endpoint_client_token(key, leader.uid),
+            )
+        decision = plan_endpoint(desired, observed, adopted=False)
+        self._report(p, observed, decision=decision, owned=True, users=users, leader=leader)
+
+    async def _adopted(self, p: Pass, desired: DesiredEndpoint, endpoint_id: str) -> None:
+        step = ConditionType.VPC_ENDPOINT_READY
+        observed = await aws_call(step, vpc_endpoints.get, p.aws.ec2, endpoint_id)
+        decision = plan_endpoint(desired, observed, adopted=True)
+        if decision.action is EndpointAction.FAIL or observed is None:
+            raise StepFailed(step, decision.reason, decision.message)
+        self._report(p, observed, decision=decision, owned=False)
+
+    async def _carry_out(
+        self,
+        p: Pass,
+        desired: DesiredEndpoint,
+        observed: ObservedEndpoint | None,
+        decision: EndpointDecision,
+        *,
+        tags: dict[str, str],
+        token: str,
+    ) -> ObservedEndpoint:
+        step = ConditionType.VPC_ENDPOINT_READY
+        if decision.action is EndpointAction.FAIL:
+            raise StepFailed(step, decision.reason, decision.message)
+        if decision.action is EndpointAction.CREATE:
+            observed = await aws_call(
+                step, vpc_endpoints.create, p.aws.ec2, desired, tags=tags, client_token=token
+            )
+            where = f" (cross-region to {desired.service_region})" if desired.cross_region else ""
+            p.out.event("EndpointCreated", f"created VPC endpoint {observed.id}{where}")
+            p.out.changes.append("endpoint_created")
+        elif decision.action is EndpointAction.MODIFY:
+            assert observed is not None
+            await aws_call(step, vpc_endpoints.modify, p.aws.ec2, observed.id, decision)
+            p.out.event("EndpointModified", _modification(observed.id, decision))
+            p.out.changes.append("endpoint_modified")
+            observed = await aws_call(step, vpc_endpoints.get, p.aws.ec2, observed.id)
+            if observed is None:
+                raise StepFailed(
+                    step, Reason.ENDPOINT_NOT_FOUND, "the endpoint vanished while being modified"
+                )
+        assert observed is not None
+        return observed
+
+    def _report(
+        self,
+        p: Pass,
+        observed: ObservedEndpoint,
+        *,
+        decision: EndpointDecision,
+        owned: bool,
+        users: list[Usage] | None = None,
+        leader: Usage | None = None,
+    ) -> None:
+        step = ConditionType.VPC_ENDPOINT_READY
+        p.endpoint = observed
+        p.learn(endpoint_id=observed.id)
+        p.out.status["vpcEndpointId"] = observed.id
+        p.out.status["vpcEndpointState"] = observed.state
+        p.out.status["vpcEndpointOwned"] = owned
+        if decision.action is EndpointAction.FAIL:
+            raise StepFailed(step, decision.reason, decision.message)
+        ok = decision.action is EndpointAction.READY
+        reason, message = decision.reason, decision.message
+        if users is not None and leader is not None:
+            sharing = [u for u in users if u.uid != p.me.uid and not u.deleting]
+            if sharing:
+                message += f"; shared with {_names(sharing)}"
+            me = p.me
+            if leader.uid != me.uid and (
+                me.subnet_ids != leader.subnet_ids or me.security_group_ids != leader.security_group_ids
+            ):
+                message += (
+                    f"; the subnets and security groups of {leader.resource} (its oldest user) are in force, "
+                    "not this resource's"
+                )
+                if ok:
+                    reason = Reason.ENDPOINT_SETTINGS_OF_OTHER_RESOURCE
+        p.out.steps.append(StepResult(step, ok, reason, message))
+
+    async def release(self, p: Pass) -> None:
+        step = ConditionType.VPC_ENDPOINT_READY
+        aws_spec = p.res.spec.aws
+        if aws_spec.vpc_endpoint_id:
+            p.out.event("EndpointKept", f"adopted endpoint {aws_spec.vpc_endpoint_id} is left in place")
+            return
+        managed = await p.managed_endpoints(fresh=True)
+        doomed = [e for e in _legacy(managed, p) if e.state != "deleted"]
+        kept: set[str] = set()
+        key = p.me.endpoint_key(p.cluster)
+        if key is not None:
+            async with p.book.lock(("endpoint", key)):
+                holders = others(endpoint_users(p.users(), key), p.me.uid)
+                shared = [e for e in managed if is_shared_endpoint_for(e.tags, key) and e.state != "deleted"]
+                if holders:
+                    kept = {e.id for e in shared}
+                    if shared:
+                        ids = ", ".join(sorted(kept))
+                        p.out.event("EndpointKept", f"endpoint {ids} is still used by {_names(holders)}")
+                else:
+                    doomed += shared
+        remaining = await self._delete(p, doomed)
+        if remaining:
+            p.out.steps.append(
+                StepResult(step, False, Reason.DELETING, f"waiting for AWS to delete {', '.join(remaining)}")
+            )
+            raise ReleasePending()
+        # Organization entries of what we deleted, this pass or an earlier one (AWS forgets deleted endpoints).
+        released = {e.id for e in doomed}
+        if p.res.status.get("vpcEndpointOwned") and p.me.endpoint_id and p.me.endpoint_id not in kept:
+            released.add(p.me.endpoint_id)
+        if released:
+            await _remove_org_entries(p, sorted(released))
+
+    async def _delete(self, p: Pass, endpoints: list[ObservedEndpoint]) -> list[str]:
+        step = ConditionType.VPC_ENDPOINT_READY
+        remaining = []
+        for endpoint in endpoints:
+            current = await aws_call(step, vpc_endpoints.get, p.aws.ec2, endpoint.id)
+            if current is None:
+                continue
+            if current.state != "deleting":
+                await aws_call(step, vpc_endpoints.delete, p.aws.ec2, endpoint.id)
+                p.out.event("EndpointDeleting", f"deleting VPC endpoint {endpoint.id}")
+                current = await aws_call(step, vpc_endpoints.get, p.aws.ec2, endpoint.id)
+            if current is not None:
+                remaining.append(endpoint.id)
+        return remaining
+
+
+class ReleasePending(Exception):
+    """Release cannot finish this pass (AWS is still deleting): look again soon."""
+
+
+async def _remove_org_entries(p: Pass, endpoint_ids: list[str]) -> None:
+    """Remove the organization's entries for endpoints we deleted, once no service lists them."""
+    step = ConditionType.ALLOW_LISTED
+    try:
+        api = await p.clickhouse()
+    except StepFailed as failed:
+        if failed.reason not in CREDENTIAL_REASONS:
+            raise
+        p.out.event(
+            "OrganizationEntryKept",
+            f"{', '.join(endpoint_ids)} may stay listed on the organization: {failed.message}",
+            warning=True,
+        )
+        return
+    org_id = p.res.spec.clickhouse.organization_id
+    org = await clickhouse_call(step, api.get_organization(org_id))
+    services = await clickhouse_call(step, api.list_services(org_id))
+    used = [s.private_endpoint_ids for s in services]
+    listed = [e.id for e in org.private_endpoints]
+    gone = [
+        e for e in org.private_endpoints if e.id in endpoint_ids and org_entry_removable(e.id, listed, used)
+    ]
+    if not gone:
+        return
+    try:
+        await api.remove_organization_private_endpoints(org_id, gone)
+    except Forbidden as exc:
+        p.out.event(
+            "OrganizationEntryKept",
+            f"the API key may not edit the organization ({exc.message}): "
+            f"{', '.join(e.id for e in gone)} stays listed there; an Admin key can remove it",
+            warning=True,
+        )
+        return
+    except ClickHouseApiError as exc:
+        p.out.event("OrganizationEntryKept", f"could not remove the organization entry: {exc}", warning=True)
+        return
+    p.out.event("OrganizationEntryRemoved", f"removed {', '.join(e.id for e in gone)} from the organization")
+
+
+def _modification(endpoint_id: str, decision: EndpointDecision) -> str:
+    parts = []
+    for label, ids in (
+        ("added subnets", decision.add_subnet_ids),
+        ("removed subnets", decision.remove_subnet_ids),
+        ("added security groups", decision.add_security_group_ids),
+        ("removed security groups", decision.remove_security_group_ids),
+    ):
+        if ids:
+            parts.append(f"{label} {', '.join(ids)}")
+    return f"endpoint {endpoint_id}: " + "; ".join(parts)
+
+
+# ---------------------------------------------------------------------------------------------------- DNS
+
+
+class ZoneComponent:
+    """The private zone of the VPC (``<region>.vpce.aws.clickhouse.cloud``), shared by its resources."""
+
+    async def apply(self, p: Pass) -> None:
+        if p.res.spec.dns.mode is DnsMode.NONE or p.config is None:
+            p.out.status.pop("hostedZoneId", None)
+            return
+        step = ConditionType.DNS_READY
+        hostname = p.config.private_dns_hostname
+        aws_spec = p.res.spec.aws
+        zone_id = p.res.spec.dns.hosted_zone_id
+        if zone_id is not None:
+            zone = await aws_call(step, route53.get_zone, p.aws.route53, zone_id)
+            if zone is None:
+                raise StepFailed(step, Reason.HOSTED_ZONE_NOT_FOUND, f"hosted zone {zone_id} does not exist")
+            if not zone_contains(zone.name, hostname):
+                raise StepFailed(
+                    step,
+                    Reason.HOSTED_ZONE_NOT_FOUND,
+                    f"hosted zone {zone_id} ({zone.name}) cannot hold {hostname}",
+                )
+        else:
+            name = zone_name_for(hostname)
+            # One creator at a time per VPC and name; Route 53 refuses a second zone of the same name for
+            # the VPC (ConflictingDomainExists), which the adapter answers by using the one that exists.
+            async with p.book.lock(("zone", aws_spec.vpc_id, name)):
+                zone = await aws_call(
+                    step,
+                    route53.find_private_zone,
+                    p.aws.route53,
+                    name,
+                    vpc_id=aws_spec.vpc_id,
+                    vpc_region=aws_spec.region,
+                )
+                if zone is None:
+                    zone = await aws_call(
+                        step,
+                        route53.create_private_zone,
+                        p.aws.route53,
+                        name,
+                        vpc_id=aws_spec.vpc_id,
+                        vpc_region=aws_spec.region,
+                        tags=zone_tags(p.cluster, aws_spec.vpc_id),
+                        caller_reference=f"chpl-{uuid.uuid4()}",
+                    )
+                    p.out.event("HostedZoneCreated", f"created private zone {name} ({zone.id})")
+                    p.out.changes.append("zone_created")
+        p.zone_id = zone.id
+        p.learn(hosted_zone_id=zone.id)
+        p.out.status["hostedZoneId"] = zone.id
+
+    async def release(self, p: Pass) -> None:
+        step = ConditionType.DNS_READY
+        zone_id = p.me.hosted_zone_id
+        if not p.me.dns_route53 or p.me.zone_given or not zone_id:
+            return
+        async with p.book.lock(("zone-release", zone_id)):
+            if others(zone_users(p.users(), zone_id), p.me.uid):
+                return
+            zone = await aws_call(step, route53.get_zone, p.aws.route53, zone_id, with_tags=True)
+            if zone is None or not is_managed(zone.tags, p.cluster):
+                return
+            if await aws_call(step, route53.delete_zone_if_empty, p.aws.route53, zone.id):
+                p.out.event("HostedZoneDeleted", f"deleted the empty private zone {zone.name}")
+
+
+class RecordComponent:
+    """The alias record of the service's private hostname, shared by resources for the same service."""
+
+    async def apply(self, p: Pass) -> None:
+        step = ConditionType.DNS_READY
+        assert p.config is not None and p.endpoint is not None
+        hostname, endpoint = p.config.private_dns_hostname, p.endpoint
+        if p.res.spec.dns.mode is DnsMode.NONE:
+            message = f"dns.mode is None: point {hostname} at {endpoint.id} yourself"
+            p.out.steps.append(StepResult(step, True, Reason.DNS_DISABLED, message))
+            return
+        target = endpoint.regional_dns
+        if target is None:
+            message = f"endpoint {endpoint.id} has no DNS name yet"
+            p.out.steps.append(StepResult(step, False, Reason.WAITING_FOR_ENDPOINT, message))
+            return
+        assert p.zone_id is not None
+        async with p.book.lock(("record", p.zone_id, hostname.lower())):
+            observed, _ = await aws_call(step, route53.read_records, p.aws.route53, p.zone_id, hostname)
+            decision = plan_record(p.cluster, hostname, target, observed)
+            if decision.action is RecordAction.CONFLICT:
+                raise StepFailed(step, decision.reason, decision.message)
+            if decision.action is RecordAction.WRITE:
+                await aws_call(
+                    step,
+                    route53.write_records,
+                    p.aws.route53,
+                    p.zone_id,
+                    hostname,
+                    target,
+                    cluster=p.cluster,
+                    vpc_id=p.res.spec.aws.vpc_id,
+                )
+                p.out.event("DnsRecordWritten", f"{hostname} now points to endpoint {endpoint.id}")
+                p.out.changes.append("dns_record_written")
+        message = f"{hostname} resolves to endpoint {endpoint.id}"
+        p.out.steps.append(StepResult(step, True, Reason.RECORD_WRITTEN, message))
+
+    async def release(self, p: Pass) -> None:
+        step = ConditionType.DNS_READY
+        hostname, zone_id = p.me.hostname, p.me.hosted_zone_id
+        if not p.me.dns_route53 or not hostname or not zone_id:
+            return
+        async with p.book.lock(("record", zone_id, hostname.lower())):
+            holders = others(record_users(p.users(), zone_id, hostname), p.me.uid)
+            if holders:
+                p.out.event("DnsRecordKept", f"the record for {hostname} is still used by {_names(holders)}")
+                return
+            zone = await aws_call(step, route53.get_zone, p.aws.route53, zone_id)
+            if zone is None:
+                return
+            observed, sets = await aws_call(step, route53.read_records, p.aws.route53, zone.id, hostname)
+            if observed.owner is not None and observed.owner.cluster == p.cluster:
+                ours = [rs for rs in sets if rs["Type"] in ("A", "TXT")]
+                await aws_call(step, route53.delete_records, p.aws.route53, zone.id, ours)
+                p.out.event("DnsRecordDeleted", f"deleted the record for {hostname}")
+            elif observed.alias is not None or observed.other_address:
+                p.out.event("DnsRecordKept", f"the record for {hostname} is not ours: left in place")
+
+
+# --------------------------------------------------------------------------------------------- allow list
+
+
+class AllowListComponent:
+    """The endpoint's entry on the service's allow list (privateEndpointIds), shared by its users."""
+
+    async def apply(self, p: Pass) -> None:
+        step = ConditionType.ALLOW_LISTED
+        assert p.service is not None and p.endpoint is not None
+        service, endpoint = p.service, p.endpoint
+        async with p.book.lock(("allow", service.id, endpoint.id)):
+            change = plan_allow_list(service.private_endpoint_ids, endpoint.id, attach=True)
+            if not change.empty:
+                api = await p.clickhouse()
+                org = p.res.spec.clickhouse.organization_id
+                await clickhouse_call(
+                    step, api.update_private_endpoint_ids(org, service.id, add=change.add), write=True
+                )
+                p.out.event("AllowListed", f"added {endpoint.id} to the allow list of {service.name}")
+                p.out.changes.append("allow_listed")
+        message = f"{endpoint.id} is on the allow list of {service.name}"
+        p.out.steps.append(StepResult(step, True, Reason.ALLOW_LISTED, message))
+
+    async def release(self, p: Pass) -> None:
+        step = ConditionType.ALLOW_LISTED
+        service_id, endpoint_id = p.me.service_id, p.me.endpoint_id
+        if not service_id or not endpoint_id:
+            return  # never resolved or never had an endpoint: nothing was allow-listed
+        async with p.book.lock(("allow", service_id, endpoint_id)):
+            holders = others(allow_list_users(p.users(), service_id, endpoint_id), p.me.uid)
+            if holders:
+                p.out.event(
+                    "AllowListKept", f"{endpoint_id} stays on the allow list: used by {_names(holders)}"
+                )
+                return
+            try:
+                api = await p.clickhouse()
+            except StepFailed as failed:
+                if failed.reason not in CREDENTIAL_REASONS:
+                    raise
+                p.out.event(
+                    "AllowListEntryLeft",
+                    f"{endpoint_id} is left on the allow list of service {service_id}: {failed.message}",
+                    warning=True,
+                )
+                return
+            org = p.res.spec.clickhouse.organization_id
+            try:
+                service = await clickhouse_call(step, api.get_service(org, service_id))
+            except StepFailed as failed:
+                if failed.upstream_status == 404:
+                    return  # the service is gone, and its allow list with it
+                raise
+            change = plan_allow_list(service.private_endpoint_ids, endpoint_id, attach=False)
+            if change.empty:
+                return
+            try:
+                await clickhouse_call(
+                    step, api.update_private_endpoint_ids(org, service.id, remove=change.remove), write=True
+                )
+            except StepFailed as failed:
+                if failed.upstream_status != 404:
+                    raise
+            p.out.event("AllowListRemoved", f"removed {endpoint_id} from {service.name}")
+
+
+FORWARD: tuple[Component, ...] = (
+    ServiceComponent(),
+    EndpointComponent(),
+    ZoneComponent(),
+    RecordComponent(),
+    AllowListComponent(),
+)
+
+__all__ = ["FORWARD", "Component", "ReleasePending"]

@@ -1,0 +1,181 @@
+"""What one pass works with and produces: the resource, its outcome, and the calls' error translation."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from clickhouse_privatelink.adapters.aws import vpc_endpoints
+from clickhouse_privatelink.adapters.aws.clients import AwsClients, classify
+from clickhouse_privatelink.adapters.clickhouse.client import (
+    ClickHouseApiError,
+    ClickHouseCloudClient,
+    Forbidden,
+    NotFound,
+    PrivateEndpointConfig,
+    Service,
+    Unauthorized,
+)
+from clickhouse_privatelink.api.models import ClickHousePrivateLinkSpec
+from clickhouse_privatelink.decisions.ownership import ResourceRef
+from clickhouse_privatelink.decisions.plan import ObservedEndpoint
+from clickhouse_privatelink.decisions.reasons import ConditionType, Reason
+from clickhouse_privatelink.decisions.status import StepResult, summarise_ready
+from clickhouse_privatelink.decisions.usage import Usage
+from clickhouse_privatelink.engine.usage_book import UsageBook
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Event:
+    type: str  # Normal or Warning
+    reason: str
+    message: str
+
+
+@dataclass
+class Outcome:
+    """What a pass found and did: status fields, conditions, Events, and when to look again."""
+
+    status: dict[str, Any] = field(default_factory=dict)
+    steps: list[StepResult] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    requeue_after: float | None = None
+    done: bool = False  # cleanup finished (deletion) / everything Ready (reconcile)
+    changes: list[str] = field(default_factory=list)  # what this pass changed, for drift metrics
+
+    def ready(self) -> StepResult:
+        return summarise_ready(self.steps)
+
+    def event(self, reason: str, message: str, *, warning: bool = False) -> None:
+        self.events.append(Event("Warning" if warning else "Normal", reason, message))
+
+
+@dataclass(frozen=True)
+class Resource:
+    """The parts of a ClickHousePrivateLink a pass needs."""
+
+    ref: ResourceRef
+    spec: ClickHousePrivateLinkSpec
+    generation: int
+    status: Mapping[str, Any]
+    usage: Usage  # what it uses, as its spec and status say (the same record the index holds)
+
+
+class StepFailed(Exception):
+    """A step cannot go on this pass: why, and whether to look again soon or slowly."""
+
+    def __init__(
+        self,
+        step: ConditionType,
+        reason: Reason,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        upstream_status: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.step = step
+        self.reason = reason
+        self.message = message
+        self.retry_after = retry_after
+        self.upstream_status = upstream_status
+
+
+@dataclass
+class Pass:
+    """One reconcile or cleanup pass of one resource: inputs, what earlier components found, the outcome."""
+
+    res: Resource
+    out: Outcome
+    aws: AwsClients
+    book: UsageBook
+    indexed: Sequence[Usage]  # the durable users of this resource's VPC
+    me: Usage
+    clickhouse: Callable[[], Awaitable[ClickHouseCloudClient]]
+    service: Service | None = None
+    config: PrivateEndpointConfig | None = None
+    endpoint: ObservedEndpoint | None = None
+    zone_id: str | None = None
+    _managed_endpoints: list[ObservedEndpoint] | None = None
+
+    @property
+    def cluster(self) -> str:
+        return self.res.ref.cluster
+
+    def users(self) -> list[Usage]:
+        """Everyone using objects in this VPC now: the index, fresher claims, and this pass's own view."""
+        return self.book.users(self.indexed, self.me.region, self.me.vpc_id)
+
+    def learn(self, **values: Any) -> None:
+        """Update what this resource uses (and claim it) as the pass discovers it."""
+        self.me = replace(self.me, **values)
+        self.book.claim(self.me)
+
+    async def managed_endpoints(self, *, fresh: bool = False) -> list[ObservedEndpoint]:
+        """The operator's endpoints in this VPC: one DescribeVpcEndpoints per pass, shared by the steps."""
+        if self._managed_endpoints is None or fresh:
+            self._managed_endpoints = await aws_call(
+                ConditionType.VPC_ENDPOINT_READY,
+                vpc_endpoints.find_managed,
+                self.aws.ec2,
+                self.res.spec.aws.vpc_id,
+            )
+        return self._managed_endpoints
+
+
+async def aws_call(step: ConditionType, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run a blocking boto3 adapter call off the event loop; turn AWS errors into a failed step."""
+    try:
+        return await asyncio.to_thread(fn, *args, **kwargs)
+    except (ClientError, BotoCoreError) as exc:
+        problem = classify(exc)
+        raise StepFailed(step, problem.reason, f"AWS {problem.message}") from None
+
+
+async def clickhouse_call(
+    step: ConditionType, call: Awaitable[T], *, private_link: bool = False, write: bool = False
+) -> T:
+    """Await a ClickHouse API call; turn its errors into a failed step with the upstream message."""
+    try:
+        return await call
+    except Unauthorized as exc:
+        raise StepFailed(
+            step,
+            Reason.UNAUTHORIZED,
+            f"ClickHouse rejected the API key (401 {exc.message}): check keyId and keySecret",
+        ) from None
+    except Forbidden as exc:
+        if private_link:
+            raise StepFailed(
+                step,
+                Reason.PRIVATE_LINK_NOT_AVAILABLE,
+                f"PrivateLink is not available to this service (403 {exc.message})",
+            ) from None
+        hint = ": writing needs an Admin key (a Developer key is read-only)" if write else ""
+        raise StepFailed(
+            step, Reason.FORBIDDEN, f"ClickHouse refused the request (403 {exc.message}){hint}"
+        ) from None
+    except NotFound as exc:
+        raise StepFailed(
+            step,
+            Reason.SERVICE_NOT_FOUND,
+            f"the service was not found (404 {exc.message})",
+            upstream_status=404,
+        ) from None
+    except ClickHouseApiError as exc:
+        if exc.retryable:
+            reason = Reason.THROTTLED if exc.status == 429 else Reason.UPSTREAM_UNAVAILABLE
+            raise StepFailed(step, reason, f"ClickHouse API: {exc}", retry_after=exc.retry_after) from None
+        if private_link and 400 <= exc.status < 500:
+            raise StepFailed(
+                step,
+                Reason.PRIVATE_LINK_NOT_AVAILABLE,
+                f"PrivateLink is not available ({exc.status} {exc.message})",
+            ) from None
+        raise StepFailed(step, Reason.CLICKHOUSE_REQUEST_REJECTED, f"ClickHouse API: {exc}") from None

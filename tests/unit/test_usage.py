@@ -1,0 +1,130 @@
+"""Who uses a shared object, read from the resources themselves (decisions/usage.py, no I/O)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from clickhouse_privatelink.decisions.usage import (
+    EndpointKey,
+    Usage,
+    allow_list_users,
+    endpoint_client_token,
+    endpoint_users,
+    others,
+    record_users,
+    settings_leader,
+    usage_from_body,
+    zone_users,
+)
+from clickhouse_privatelink.engine.usage_book import UsageBook
+
+SVC = "com.amazonaws.vpce.us-east-1.vpce-svc-0123456789abcdef0"
+KEY = EndpointKey("prod", "us-east-1", "vpc-1", SVC, "us-east-1")
+
+
+def usage(uid: str, created: str = "2026-01-01T00:00:00Z", **values: object) -> Usage:
+    base = Usage(
+        uid=uid,
+        resource=f"ns/{uid}",
+        created=created,
+        deleting=False,
+        region="us-east-1",
+        vpc_id="vpc-1",
+        subnet_ids=("subnet-a",),
+        endpoint_service_id=SVC,
+        service_region="us-east-1",
+        service_id=f"svc-{uid}",
+        hostname=f"{uid}.us-east-1.vpce.aws.clickhouse.cloud",
+        endpoint_id="vpce-1",
+        hosted_zone_id="Z1",
+    )
+    return replace(base, **values)  # type: ignore[arg-type]
+
+
+def test_usage_is_read_from_spec_and_status() -> None:
+    body = {
+        "metadata": {
+            "uid": "u1",
+            "namespace": "ns",
+            "name": "a",
+            "creationTimestamp": "2026-01-01T00:00:00Z",
+        },
+        "spec": {
+            "clickhouse": {"serviceName": "x"},
+            "aws": {"region": "us-east-1", "vpcId": "vpc-1", "subnetIds": ["subnet-b", "subnet-a"]},
+            "dns": {"mode": "Route53"},
+        },
+        "status": {
+            "endpointServiceId": SVC,
+            "serviceRegion": "us-east-1",
+            "serviceId": "s1",
+            "vpcEndpointId": "vpce-1",
+            "hostedZoneId": "Z1",
+            "privateDnsHostname": "h",
+        },
+    }
+    u = usage_from_body(body)
+    assert (u.resource, u.subnet_ids, u.endpoint_key("prod")) == ("ns/a", ("subnet-a", "subnet-b"), KEY)
+    assert not u.deleting and not u.zone_given and u.hosted_zone_id == "Z1"
+    body["metadata"]["deletionTimestamp"] = "2026-01-02T00:00:00Z"  # type: ignore[index]
+    assert usage_from_body(body).deleting
+
+
+def test_a_resource_not_yet_resolved_or_adopting_uses_no_shared_endpoint() -> None:
+    assert usage("a", endpoint_service_id=None).endpoint_key("prod") is None
+    assert usage("a", adopted_endpoint_id="vpce-9").endpoint_key("prod") is None
+
+
+def test_endpoint_users_share_one_key_per_vpc_and_endpoint_service() -> None:
+    a, b = usage("a"), usage("b", created="2026-01-02T00:00:00Z")
+    elsewhere = usage("c", vpc_id="vpc-2")
+    other_service = usage("d", endpoint_service_id="com.amazonaws.vpce.us-east-1.vpce-svc-other")
+    assert endpoint_users([b, elsewhere, a, other_service], KEY) == [a, b]
+
+
+def test_deleting_shared_endpoint_keeps_it_while_another_link_uses_it() -> None:
+    a, b = usage("a"), usage("b")
+    assert others(endpoint_users([a, b], KEY), "a") == [b]
+    assert others(endpoint_users([a, replace(b, deleting=True)], KEY), "a") == []
+
+
+def test_oldest_live_user_sets_the_endpoint_settings_and_ties_break_by_uid() -> None:
+    old, young = usage("z", created="2026-01-01T00:00:00Z"), usage("a", created="2026-02-01T00:00:00Z")
+    assert settings_leader([young, old]) == old
+    assert settings_leader([replace(old, deleting=True), young]) == young
+    same_second = [usage("b"), usage("a")]
+    assert settings_leader(same_second) == same_second[1]
+    assert settings_leader([]) is None
+
+
+def test_record_zone_and_allow_list_users() -> None:
+    a = usage("a", hostname="H.example")
+    b = usage("b", hostname="h.example.", service_id="svc-a")
+    mode_none = usage("c", dns_route53=False, hostname="h.example")
+    assert record_users([a, b, mode_none], "Z1", "h.example") == [a, b]
+    assert zone_users([a, b, mode_none], "Z1") == [a, b]
+    assert allow_list_users(
+        [a, b, usage("d", endpoint_id="vpce-2", service_id="svc-a")], "svc-a", "vpce-1"
+    ) == [
+        a,
+        b,
+    ]
+
+
+def test_client_token_is_stable_per_key_and_oldest_user_and_fits_aws() -> None:
+    token = endpoint_client_token(KEY, "a")
+    assert token == endpoint_client_token(KEY, "a") and len(token) <= 64
+    assert token != endpoint_client_token(KEY, "b")
+    assert token != endpoint_client_token(replace(KEY, vpc_id="vpc-2"), "a")
+
+
+def test_claims_add_in_flight_users_and_a_seen_deletion_wins() -> None:
+    book = UsageBook()
+    durable = [usage("a"), usage("b", deleting=True)]
+    book.claim(usage("c"))
+    book.claim(usage("b"))  # claimed before its deletion was seen
+    book.claim(usage("x", vpc_id="vpc-2"))
+    users = {u.uid: u for u in book.users(durable, "us-east-1", "vpc-1")}
+    assert set(users) == {"a", "b", "c"} and users["b"].deleting
+    book.drop("c")
+    assert {u.uid for u in book.users(durable, "us-east-1", "vpc-1")} == {"a", "b"}
