@@ -3,8 +3,13 @@
 
 - argocd-health: health.lua's table of progressing reasons, from reasons.PROGRESSING_REASONS; the argocd-cm
   snippet carrying health.lua in deploy/argocd/argocd-cm.yaml, docs/install.md and the chart's README.md.
+- chart-crds: the chart's files/crds/, byte-identical copies of the repository's crds/ (Helm cannot read
+  files outside the chart); templates/crds.yaml renders them.
+- chart-readme: the values table of the chart's README.md, from the `# --` comments of values.yaml
+  (scripts/chart_readme.py).
 - deploy-manifests: deploy/operator.yaml, the Helm chart rendered with its default values for the
-  kustomize base, so that the chart stays the one definition of the operator's manifests.
+  kustomize base (without the CRDs: the base takes crds/ itself), so that the chart stays the one
+  definition of the operator's manifests.
 
 tests/packaging checks that the committed files equal what this script writes.
 """
@@ -14,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +29,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "operator"))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import chart_readme  # noqa: E402
 
 from clickhouse_privatelink.constants import GROUP, KIND, OPERATOR_NAME  # noqa: E402
 from clickhouse_privatelink.decisions.reasons import PROGRESSING_REASONS  # noqa: E402
@@ -32,6 +41,8 @@ HEALTH_LUA = ROOT / "deploy/argocd/health.lua"
 ARGOCD_CM = ROOT / "deploy/argocd/argocd-cm.yaml"
 DOCS_WITH_SNIPPET = [ROOT / "docs/install.md", CHART / "README.md"]
 DEPLOY_OPERATOR = ROOT / "deploy/operator.yaml"
+CRDS = ROOT / "crds"
+CHART_CRDS = CHART / "files/crds"
 DEPLOY_NAMESPACE = OPERATOR_NAME
 ARGOCD_CM_KEY = f"resource.customizations.health.{GROUP}_{KIND}"
 HELM_ONLY_LABELS = ("helm.sh/chart", "app.kubernetes.io/managed-by")
@@ -98,10 +109,34 @@ def _strip_helm_labels(node: Any) -> None:
             _strip_helm_labels(item)
 
 
+def crd_files() -> list[Path]:
+    """The repository's CRD files (crds/kustomization.yaml is kustomize's index of them)."""
+    return sorted(p for p in CRDS.glob("*.yaml") if p.name != "kustomization.yaml")
+
+
+def copy_chart_crds() -> None:
+    """Make the chart's files/crds/ hold exactly the repository's CRD files."""
+    CHART_CRDS.mkdir(parents=True, exist_ok=True)
+    for stale in CHART_CRDS.glob("*.yaml"):
+        stale.unlink()
+    for source in crd_files():
+        shutil.copyfile(source, CHART_CRDS / source.name)
+
+
 def deploy_operator_manifest() -> str:
-    """The chart rendered with default values, without Helm's own labels, as one multi-document file."""
+    """The chart rendered with default values, without Helm's own labels, as one multi-document file.
+    The CRDs are left out (the kustomize base installs crds/ itself), so the peering object is plain."""
     rendered = subprocess.run(
-        [helm(), "template", OPERATOR_NAME, str(CHART), "--namespace", DEPLOY_NAMESPACE],
+        [
+            helm(),
+            "template",
+            OPERATOR_NAME,
+            str(CHART),
+            "--namespace",
+            DEPLOY_NAMESPACE,
+            "--set",
+            "crds.enabled=false",
+        ],
         check=True,
         capture_output=True,
         text=True,
@@ -119,7 +154,10 @@ def deploy_operator_manifest() -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "what", choices=["argocd-health", "deploy-manifests", "all"], nargs="?", default="all"
+        "what",
+        choices=["argocd-health", "chart-crds", "chart-readme", "deploy-manifests", "all"],
+        nargs="?",
+        default="all",
     )
     what = parser.parse_args(argv).what
 
@@ -130,6 +168,10 @@ def main(argv: list[str] | None = None) -> int:
         ARGOCD_CM.write_text(snippet, encoding="utf-8")
         for doc in DOCS_WITH_SNIPPET:
             doc.write_text(doc_with_snippet(doc.read_text(encoding="utf-8"), snippet), encoding="utf-8")
+    if what in ("chart-crds", "all"):
+        copy_chart_crds()
+    if what in ("chart-readme", "all"):
+        chart_readme.main()
     if what in ("deploy-manifests", "all"):
         DEPLOY_OPERATOR.write_text(deploy_operator_manifest(), encoding="utf-8")
     return 0

@@ -1,5 +1,6 @@
 """One source of truth for the CRDs: crds/ at the repository root. The chart carries byte-identical
-copies (`make chart-crds`); the kustomize base uses crds/ itself."""
+copies in files/crds/ (`make packaging`), rendered by templates/crds.yaml; the kustomize base uses crds/
+itself."""
 
 from __future__ import annotations
 
@@ -18,13 +19,15 @@ from tests.packaging.support import (
 
 
 def test_chart_crds_are_byte_identical_copies_of_the_repository_crds() -> None:
-    chart_crds = sorted(p.name for p in (CHART / "crds").iterdir())
-    assert chart_crds == [p.name for p in crd_files()], "run `make chart-crds`"
+    copies = CHART / "files" / "crds"
+    assert sorted(p.name for p in copies.iterdir()) == [p.name for p in crd_files()], "run `make packaging`"
     for source in crd_files():
-        copy = CHART / "crds" / source.name
-        assert copy.read_bytes() == source.read_bytes(), (
-            f"{copy} differs from {source}: run `make chart-crds`"
-        )
+        copy = copies / source.name
+        assert copy.read_bytes() == source.read_bytes(), f"{copy} differs from {source}: run `make packaging`"
+
+
+def test_chart_has_no_crds_folder_that_helm_upgrade_would_never_update() -> None:
+    assert not (CHART / "crds").exists()
 
 
 def test_crds_kustomization_lists_every_crd_file() -> None:

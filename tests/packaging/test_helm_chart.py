@@ -48,14 +48,6 @@ def test_every_rendered_manifest_is_valid_for_each_supported_kubernetes_version(
     assert errors == []
 
 
-def test_rendered_crds_are_the_chart_crds_directory() -> None:
-    result = helm("template", "chpl", "--include-crds")
-    assert result.returncode == 0, result.stderr
-    assert "name: clickhouseprivatelinks.privatelink.clickhouse.dev" in result.stdout
-    assert "name: clusterkopfpeerings.kopf.dev" in result.stdout
-    assert "name: kopfpeerings.kopf.dev" in result.stdout
-
-
 @pytest.mark.parametrize(
     ("values", "complaint"),
     [
@@ -79,13 +71,17 @@ def test_values_schema_rejects_a_bad_value(values: dict[str, Any], complaint: st
     assert complaint in result.stderr
 
 
-def test_api_key_secret_must_be_readable_by_the_operator() -> None:
+def test_a_created_api_key_secret_outside_the_namespaces_the_operator_reads_is_refused() -> None:
     values = {
-        "clickhouse": {"apiKey": {"create": True, "secretName": "other", "keyId": "a", "keySecret": "b"}}
+        "watchNamespaces": ["team-a"],
+        "clickhouse": {"apiKey": {"create": True, "namespaces": ["team-z"], "keyId": "a", "keySecret": "b"}},
     }
     result = helm("template", "chpl", values=values)
     assert result.returncode != 0
-    assert 'clickhouse.apiKey.secretName "other" is not in rbac.secretNames' in result.stderr
+    assert (
+        'clickhouse.apiKey.namespaces: "team-z" is not a namespace where the operator may read Secrets'
+        in (result.stderr)
+    )
 
 
 def test_creating_the_api_key_secret_requires_the_key() -> None:

@@ -16,10 +16,13 @@ import pytest
 from tests.packaging.support import (
     CRDS,
     PEERING_NAME,
+    RELEASE,
     ROOT,
     Manifest,
+    helm,
     load_documents,
     of_kind,
+    render,
     render_scenario,
     the_one,
 )
@@ -41,6 +44,17 @@ def rules_of(role: Manifest) -> set[Rule]:
     return set(as_rules)
 
 
+def operator_cluster_role(manifests: list[Manifest]) -> Manifest:
+    """The operator's own ClusterRole (the others are aggregated into Kubernetes' user-facing roles)."""
+    (role,) = [r for r in of_kind(manifests, "ClusterRole") if r["metadata"]["name"] == RELEASE]
+    return role
+
+
+def secret_rule(secret_names: list[str] | None) -> Rule:
+    """GET on Secrets, by name unless None (rbac.allowAllSecrets)."""
+    return rule([""], ["secrets"], ["get"], secret_names)
+
+
 def served_resource_rules(secret_names: list[str]) -> set[Rule]:
     return {
         # kopf lists+watches what it serves and PATCHes finalizers and its progress annotations.
@@ -50,7 +64,7 @@ def served_resource_rules(secret_names: list[str]) -> set[Rule]:
         # kopf POSTs Events (core v1) about handlers; it never patches them.
         rule([""], ["events"], ["create"]),
         # The ClickHouse API key Secret that a resource names, read with GET.
-        rule([""], ["secrets"], ["get"], secret_names),
+        secret_rule(secret_names),
     }
 
 
@@ -71,7 +85,7 @@ WATCH_NAMESPACES = rule([""], ["namespaces"], ["list", "watch"])
 
 def test_cluster_wide_mode_grants_exactly_the_minimum_cluster_wide() -> None:
     manifests = render_scenario("default")
-    assert rules_of(the_one(manifests, "ClusterRole")) == {
+    assert rules_of(operator_cluster_role(manifests)) == {
         WATCH_CRDS,
         *peering_rules("clusterkopfpeerings"),
         *served_resource_rules(["clickhouse-api-key"]),
@@ -83,7 +97,7 @@ def test_cluster_wide_mode_grants_exactly_the_minimum_cluster_wide() -> None:
 def test_namespaced_mode_grants_the_served_resources_only_in_the_watched_namespaces() -> None:
     manifests = render_scenario("namespaced")
     # Cluster-wide: only what kopf reads about the cluster itself, nothing about the resources.
-    assert rules_of(the_one(manifests, "ClusterRole")) == {WATCH_CRDS, WATCH_NAMESPACES}
+    assert rules_of(operator_cluster_role(manifests)) == {WATCH_CRDS, WATCH_NAMESPACES}
     roles = of_kind(manifests, "Role")
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
     for role in roles:
@@ -95,7 +109,7 @@ def test_namespaced_mode_grants_the_served_resources_only_in_the_watched_namespa
 
 def test_secret_reads_are_limited_to_the_named_secrets_unless_lifted() -> None:
     (secrets_rule,) = [
-        r for r in rules_of(the_one(render_scenario("existing-secret"), "ClusterRole")) if "secrets" in r[1]
+        r for r in rules_of(operator_cluster_role(render_scenario("existing-secret"))) if "secrets" in r[1]
     ]
     assert secrets_rule == rule([""], ["secrets"], ["get"], ["warehouse-key", "reporting-key"])
 
@@ -149,15 +163,128 @@ def test_kopf_peering_objects_are_patched_whole_as_their_crds_have_no_status_sub
         assert all("subresources" not in version for version in crd["spec"]["versions"])
 
 
-def test_the_operator_itself_only_reads_secrets_from_the_kubernetes_api() -> None:
-    # The Kubernetes client calls in the operator's code (the test kit beside it is never deployed).
-    kubernetes_call = re.compile(
-        r"\.((?:read|list|create|patch|replace|delete)_(?:namespaced_\w+|cluster_custom_object\w*|namespace\b\w*"
-        r"|custom_resource_definition\w*|node\w*))\("
-    )
-    calls = {
-        call
-        for path in OPERATOR.rglob("*.py")
-        for call in kubernetes_call.findall(path.read_text(encoding="utf-8"))
+def test_the_operator_itself_only_gets_secrets_from_the_kubernetes_api() -> None:
+    # The operator's own Kubernetes calls (the test kit beside it is never deployed) are plain GETs of
+    # object paths through kopf's login (adapters/kubernetes/api.py): no client library, no other verb.
+    sources = {path: path.read_text(encoding="utf-8") for path in OPERATOR.rglob("*.py")}
+    assert not [p for p, s in sources.items() if re.search(r"^\s*(import|from) kubernetes\b", s, re.M)]
+    verbs = {verb for s in sources.values() for verb in re.findall(r"\bhttp\.(\w+)\(", s)}
+    assert verbs == {"get"}
+    plurals = {plural for s in sources.values() for plural in re.findall(r'object_path\([^,]+,\s*"(\w+)"', s)}
+    assert plurals == {"secrets"}
+
+
+def secret_rules_by_namespace(manifests: list[Manifest]) -> dict[str | None, set[Rule]]:
+    """Where the operator may GET Secrets: None for the ClusterRole, else the Role's namespace."""
+    found: dict[str | None, set[Rule]] = {}
+    for role in [operator_cluster_role(manifests), *of_kind(manifests, "Role")]:
+        rules = {r for r in rules_of(role) if r[1] == ("secrets",)}
+        if rules:
+            found[role["metadata"].get("namespace")] = rules
+    return found
+
+
+@pytest.mark.parametrize("secret_names", [None, []], ids=["null", "empty"])
+def test_no_secret_names_means_the_configured_api_key_secret_only_never_any_secret(
+    secret_names: list[str] | None,
+) -> None:
+    manifests = render({"rbac": {"secretNames": secret_names}})
+    assert secret_rules_by_namespace(manifests) == {None: {secret_rule(["clickhouse-api-key"])}}
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"clickhouse": {"apiKey": {"secretName": "other"}}},
+        {"clickhouse": {"apiKey": {"secretName": "other"}}, "rbac": {"secretNames": ["reporting"]}},
+        {"clickhouse": {"apiKey": {"secretName": "other"}}, "watchNamespaces": ["team-a"]},
+        {"clickhouse": {"apiKey": {"secretName": "other"}}, "rbac": {"secretNamespaces": ["team-a"]}},
+        {
+            "clickhouse": {"apiKey": {"create": True, "secretName": "other", "keyId": "a", "keySecret": "b"}},
+            "watchNamespaces": ["team-a", "team-b"],
+        },
+    ],
+    ids=["cluster-wide", "with-other-names", "namespaced", "secret-namespaces", "created"],
+)
+def test_the_configured_api_key_secret_is_always_readable(values: dict[str, Any]) -> None:
+    by_namespace = secret_rules_by_namespace(render(values))
+    assert by_namespace
+    for rules in by_namespace.values():
+        ((_, _, _, names),) = rules
+        assert "other" in names
+
+
+def test_any_secret_only_with_an_explicit_allow_all_secrets() -> None:
+    manifests = render({"rbac": {"allowAllSecrets": True}})
+    assert secret_rules_by_namespace(manifests) == {None: {secret_rule(None)}}
+
+
+def test_allow_all_secrets_with_secret_names_is_refused_as_contradictory() -> None:
+    result = helm("template", RELEASE, values={"rbac": {"allowAllSecrets": True, "secretNames": ["x"]}})
+    assert result.returncode != 0
+    assert "rbac.secretNames has no effect with rbac.allowAllSecrets: true" in result.stderr
+
+
+def test_secret_namespaces_move_secret_reads_into_roles_of_those_namespaces() -> None:
+    manifests = render({"rbac": {"secretNamespaces": ["team-a", "team-b"]}})
+    assert secret_rules_by_namespace(manifests) == {
+        "team-a": {secret_rule(["clickhouse-api-key"])},
+        "team-b": {secret_rule(["clickhouse-api-key"])},
     }
-    assert calls == {"read_namespaced_secret"}
+    # The served resources are still watched cluster-wide; only Secret reads are narrowed.
+    assert served_resource_rules(["clickhouse-api-key"]) - {secret_rule(["clickhouse-api-key"])} <= rules_of(
+        operator_cluster_role(manifests)
+    )
+    account = the_one(manifests, "ServiceAccount")["metadata"]
+    for binding in of_kind(manifests, "RoleBinding"):
+        assert binding["roleRef"]["name"] == f"{RELEASE}-secrets"
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": account["name"], "namespace": account["namespace"]}
+        ]
+
+
+def test_secret_namespaces_narrow_the_namespaced_roles() -> None:
+    manifests = render({"watchNamespaces": ["team-a", "team-b"], "rbac": {"secretNamespaces": ["team-b"]}})
+    assert secret_rules_by_namespace(manifests) == {"team-b": {secret_rule(["clickhouse-api-key"])}}
+    assert len(of_kind(manifests, "Role")) == 2
+
+
+def test_secret_namespaces_outside_the_watched_ones_are_refused() -> None:
+    values = {"watchNamespaces": ["team-a"], "rbac": {"secretNamespaces": ["team-z"]}}
+    result = helm("template", RELEASE, values=values)
+    assert result.returncode != 0
+    assert 'rbac.secretNamespaces: "team-z" is not in watchNamespaces' in result.stderr
+
+
+AGGREGATE = "rbac.authorization.k8s.io/aggregate-to-"
+
+
+def test_aggregated_roles_let_view_read_and_edit_and_admin_manage_the_resources() -> None:
+    roles = {r["metadata"]["name"]: r for r in of_kind(render_scenario("default"), "ClusterRole")}
+    view, edit = roles[f"{RELEASE}-view"], roles[f"{RELEASE}-edit"]
+    aggregated_into = {
+        name: {
+            k.removeprefix(AGGREGATE) for k, v in r["metadata"]["labels"].items() if k.startswith(AGGREGATE)
+        }
+        for name, r in (("view", view), ("edit", edit))
+        if all(v == "true" for k, v in r["metadata"]["labels"].items() if k.startswith(AGGREGATE))
+    }
+    assert aggregated_into == {"view": {"view", "edit", "admin"}, "edit": {"edit", "admin"}}
+    group = ["privatelink.clickhouse.dev"]
+    assert rules_of(view) == {
+        rule(group, ["clickhouseprivatelinks", "clickhouseprivatelinks/status"], ["get", "list", "watch"])
+    }
+    assert rules_of(edit) == {
+        rule(group, ["clickhouseprivatelinks"], ["create", "update", "patch", "delete", "deletecollection"])
+    }
+    # Aggregated roles are never bound by the chart: they only add to Kubernetes' own roles.
+    bound = {b["roleRef"]["name"] for b in of_kind(render_scenario("default"), "ClusterRoleBinding")}
+    assert bound == {RELEASE}
+
+
+def test_aggregated_roles_can_be_switched_off() -> None:
+    names = {
+        r["metadata"]["name"]
+        for r in of_kind(render({"rbac": {"aggregateToDefaultRoles": False}}), "ClusterRole")
+    }
+    assert names == {RELEASE}

@@ -28,6 +28,9 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | 
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: clickhouse-privatelink-operator
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
 {{- end }}
 
 {{- define "chpl.serviceAccountName" -}}
@@ -52,11 +55,60 @@ app.kubernetes.io/part-of: clickhouse-privatelink-operator
 {{- if not .Values.watchNamespaces }}true{{ end }}
 {{- end }}
 
-{{/* Namespaces that get the ClickHouse API key Secret. */}}
+{{/* Namespaces that get the ClickHouse API key Secret: the ones asked for, else the namespaces where the
+operator reads Secrets (rbac.secretNamespaces), else the watched ones, else (cluster-wide) the release's. */}}
 {{- define "chpl.apiKeyNamespaces" -}}
-{{- if .Values.clickhouse.apiKey.namespaces }}
-{{- toJson .Values.clickhouse.apiKey.namespaces }}
+{{- $apiKey := .Values.clickhouse.apiKey }}
+{{- if $apiKey.namespaces }}
+{{- toJson $apiKey.namespaces }}
+{{- else if .Values.rbac.secretNamespaces }}
+{{- toJson .Values.rbac.secretNamespaces }}
+{{- else if .Values.watchNamespaces }}
+{{- toJson .Values.watchNamespaces }}
 {{- else }}
 {{- toJson (list .Release.Namespace) }}
 {{- end }}
+{{- end }}
+
+{{/* The Secret names the operator may read: clickhouse.apiKey.secretName always, then rbac.secretNames. */}}
+{{- define "chpl.secretNames" -}}
+{{- toJson (concat (list .Values.clickhouse.apiKey.secretName) (.Values.rbac.secretNames | default list) | uniq) }}
+{{- end }}
+
+{{/* The one rule that lets the operator read API key Secrets. */}}
+{{- define "chpl.secretRule" -}}
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get"]
+  {{- if not .Values.rbac.allowAllSecrets }}
+  resourceNames: {{ include "chpl.secretNames" . }}
+  {{- end }}
+{{- end }}
+
+{{/* Settings that cannot work together fail the rendering, with the reason. */}}
+{{- define "chpl.validate" -}}
+{{- $rbac := .Values.rbac }}
+{{- if and $rbac.allowAllSecrets $rbac.secretNames }}
+{{- fail "rbac.secretNames has no effect with rbac.allowAllSecrets: true (any Secret may be read): set one of them" }}
+{{- end }}
+{{- if and .Values.watchNamespaces $rbac.secretNamespaces }}
+{{- range $rbac.secretNamespaces }}
+{{- if not (has . $.Values.watchNamespaces) }}
+{{- fail (printf "rbac.secretNamespaces: %q is not in watchNamespaces: the operator serves no resource there, so it never reads a Secret there" .) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if .Values.clickhouse.apiKey.create }}
+{{- $readable := $rbac.secretNamespaces | default .Values.watchNamespaces }}
+{{- range include "chpl.apiKeyNamespaces" . | fromJsonArray }}
+{{- if and $readable (not (has . $readable)) }}
+{{- fail (printf "clickhouse.apiKey.namespaces: %q is not a namespace where the operator may read Secrets (%s): it could not use the Secret made there" . (join ", " $readable)) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* True (non-empty) when the chart renders the kopf peering CRDs itself. */}}
+{{- define "chpl.rendersPeeringCrds" -}}
+{{- if and .Values.crds.enabled .Values.crds.kopfPeering.enabled }}true{{ end }}
 {{- end }}

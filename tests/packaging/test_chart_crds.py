@@ -1,0 +1,128 @@
+"""The chart manages the CRDs as cert-manager does: as templates rendered from files/crds/ (so that
+`helm upgrade` updates them), kept on uninstall, with kopf's shared peering CRDs behind their own switch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.packaging.support import (
+    RELEASE,
+    crd_files,
+    helm,
+    load_documents,
+    of_kind,
+    render,
+    render_scenario,
+)
+
+OUR_CRD = "clickhouseprivatelinks.privatelink.clickhouse.dev"
+PEERING_CRDS = {"clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev"}
+KEEP = "helm.sh/resource-policy"
+
+
+def crd_names(manifests: list[dict[str, Any]]) -> set[str]:
+    return {m["metadata"]["name"] for m in of_kind(manifests, "CustomResourceDefinition")}
+
+
+def repository_crds() -> dict[str, dict[str, Any]]:
+    return {
+        doc["metadata"]["name"]: doc
+        for path in crd_files()
+        for doc in load_documents(path.read_text("utf-8"))
+    }
+
+
+def test_default_rendering_holds_every_crd_with_the_keep_annotation() -> None:
+    crds = of_kind(render_scenario("default"), "CustomResourceDefinition")
+    assert {c["metadata"]["name"] for c in crds} == {OUR_CRD} | PEERING_CRDS
+    for crd in crds:
+        assert crd["metadata"]["annotations"][KEEP] == "keep"
+        assert crd["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "Helm"
+
+
+def test_rendered_crds_are_the_repository_crds_plus_helms_metadata() -> None:
+    source = repository_crds()
+    for crd in of_kind(render_scenario("default"), "CustomResourceDefinition"):
+        original = source[crd["metadata"]["name"]]
+        assert crd["spec"] == original["spec"]
+        assert crd["apiVersion"] == original["apiVersion"]
+        # The repository's own labels and annotations (ArgoCD's sync wave, server-side apply) survive.
+        assert original["metadata"].get("labels", {}).items() <= crd["metadata"]["labels"].items()
+        assert original["metadata"].get("annotations", {}).items() <= crd["metadata"]["annotations"].items()
+
+
+def test_crds_can_be_left_out_entirely() -> None:
+    assert crd_names(render({"crds": {"enabled": False}})) == set()
+
+
+def test_keep_annotation_can_be_turned_off() -> None:
+    crds = of_kind(render({"crds": {"keep": False}}), "CustomResourceDefinition")
+    assert crds
+    assert all(KEEP not in c["metadata"].get("annotations", {}) for c in crds)
+
+
+def test_kopf_peering_crds_have_their_own_switch() -> None:
+    manifests = render({"crds": {"kopfPeering": {"enabled": False}}})
+    assert crd_names(manifests) == {OUR_CRD}
+    # The peering object itself is still made; its kind is served by whoever owns kopf's CRDs.
+    assert len(of_kind(manifests, "ClusterKopfPeering")) == 1
+
+
+def test_helm_template_without_include_crds_still_renders_the_crds() -> None:
+    # A crds/ folder would only show with --include-crds (and would never be upgraded).
+    result = helm("template", RELEASE)
+    assert result.returncode == 0, result.stderr
+    assert crd_names(load_documents(result.stdout)) == {OUR_CRD} | PEERING_CRDS
+
+
+@pytest.mark.parametrize("peering_served", [False, True], ids=["first-install", "kind-served"])
+def test_peering_object_is_a_post_install_hook_only_while_its_kind_is_not_served(
+    peering_served: bool,
+) -> None:
+    # Helm maps every object to a served kind before creating any: on a first install that also creates
+    # kopf's CRDs, the peering object must wait for them (a hook). Once served, it is an ordinary object.
+    args = ["--api-versions", "kopf.dev/v1/ClusterKopfPeering"] if peering_served else []
+    result = helm("template", RELEASE, *args)
+    assert result.returncode == 0, result.stderr
+    (peering,) = of_kind(load_documents(result.stdout), "ClusterKopfPeering")
+    annotations = peering["metadata"]["annotations"]
+    if peering_served:
+        assert "helm.sh/hook" not in annotations
+    else:
+        assert annotations["helm.sh/hook"] == "post-install"
+        # Helm's ownership metadata, so that the next upgrade adopts it into the release.
+        assert annotations["meta.helm.sh/release-name"] == RELEASE
+        assert annotations["meta.helm.sh/release-namespace"] == peering_namespace_of_release()
+        assert peering["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "Helm"
+
+
+def peering_namespace_of_release() -> str:
+    from tests.packaging.support import NAMESPACE
+
+    return NAMESPACE
+
+
+def test_peering_object_is_never_a_hook_when_the_chart_does_not_make_its_crd() -> None:
+    for values in ({"crds": {"enabled": False}}, {"crds": {"kopfPeering": {"enabled": False}}}):
+        (peering,) = of_kind(render(values), "ClusterKopfPeering")
+        assert "helm.sh/hook" not in peering["metadata"]["annotations"]
+
+
+def test_upgrade_from_chart_0_1_0_values_renders_the_crds_as_kept_templates() -> None:
+    # Chart 0.1.0 had no crds.* values and installed the CRDs from crds/ (absent from `helm template`).
+    # The same values rendered by this chart put every CRD into the release, with the keep annotation,
+    # so `helm upgrade` now applies CRD changes, and never deletes the CRDs.
+    old_values = {
+        "watchNamespaces": ["team-a"],
+        "clusterName": "prod-eu-1",
+        "rbac": {"secretNames": ["clickhouse-api-key"]},
+    }
+    upgraded = render(old_values)
+    crds = of_kind(upgraded, "CustomResourceDefinition")
+    assert {c["metadata"]["name"] for c in crds} == {OUR_CRD} | PEERING_CRDS
+    assert all(c["metadata"]["annotations"][KEEP] == "keep" for c in crds)
+    assert {(p["kind"], p["metadata"]["namespace"]) for p in of_kind(upgraded, "KopfPeering")} == {
+        ("KopfPeering", "team-a")
+    }
