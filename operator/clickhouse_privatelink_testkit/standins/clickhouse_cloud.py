@@ -41,6 +41,8 @@ Control API (no auth: the stand-in only ever listens on a test machine), JSON in
 - ``POST /_control/seed`` (a seed document, the format below)
 - ``POST /_control/organizations`` ``{id?, name?, tier?}``; ``GET /_control/organizations/{org}``
 - ``POST /_control/keys`` ``{org_id, id?, secret?, role?}`` (the answer carries the secret: the seeder's own)
+- Services of one provider and region share one ``endpointServiceId`` unless seeded with their own, as
+  ClickHouse groups a region's services behind one endpoint service.
 - ``POST /_control/services`` ``{org_id, id?, name?, provider?, region?, state?, endpoint_service_id?,
   private_dns_hostname?, provisioning_seconds?, provisioning_reads?, private_endpoint_ids?, tags?}``
 - ``GET|DELETE /_control/organizations/{org}/services/{svc}``;
@@ -467,6 +469,7 @@ class StandInState:
         self._seq = 0
         self._fault_seed = fault_seed
         self.rng = random.Random(fault_seed)
+        self._regional_endpoint_services: dict[tuple[str, str], str] = {}
 
     def reset(self) -> None:
         self.rate_limit = self._initial_rate_limit
@@ -476,6 +479,7 @@ class StandInState:
         self.faults.clear()
         self.requests.clear()
         self._windows.clear()
+        self._regional_endpoint_services.clear()
         self.rng.seed(self._fault_seed)
 
     # ---- seeding
@@ -536,7 +540,12 @@ class StandInState:
             provider=provider,
             region=region,
             state=state,
-            endpoint_service_id=endpoint_service_id or default_endpoint_service_id(provider, region),
+            # ClickHouse puts a region's services behind one endpoint service: the first service of a
+            # provider and region gets a new one, later ones share it (unless the seed names another).
+            endpoint_service_id=endpoint_service_id
+            or self._regional_endpoint_services.setdefault(
+                (provider, region), default_endpoint_service_id(provider, region)
+            ),
             private_dns_hostname=private_dns_hostname
             or default_private_dns_hostname(provider, region, host_id),
             host_id=host_id,

@@ -1,0 +1,121 @@
+"""One VPC endpoint per VPC and endpoint service, one private zone per VPC, shared by every resource there.
+
+ClickHouse puts a region's services behind one endpoint service (the stand-in does the same by default), so
+resources for several services in one VPC need one endpoint, as ClickHouse's guide says; each still gets its
+own record and allow-list entry, and a shared object goes only with its last user.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import Cloud, Link, LinkFactory
+from tests.fixtures.clickhouse import ClickHouseApi, ClickHouseOrg
+
+pytestmark = [pytest.mark.e2e, pytest.mark.standin_only]
+
+
+def more_services(clickhouse_api: ClickHouseApi, org: ClickHouseOrg, count: int) -> list[dict[str, Any]]:
+    assert clickhouse_api.control is not None
+    return [
+        clickhouse_api.control.seed_service(org.org_id, region="us-east-1", state="running")
+        for _ in range(count)
+    ]
+
+
+def delete_all(links: list[Link]) -> None:
+    for link in links:
+        link.delete()
+    for link in links:
+        link.wait_gone()
+
+
+def test_five_services_in_one_vpc_share_one_endpoint_and_the_last_user_removes_it(
+    make_link: LinkFactory, cloud: Cloud, clickhouse_api: ClickHouseApi, clickhouse_org: ClickHouseOrg
+) -> None:
+    services = [
+        {"id": clickhouse_org.service_id, "private_dns_hostname": clickhouse_org.private_dns_hostname},
+        *more_services(clickhouse_api, clickhouse_org, 4),
+    ]
+    links = [make_link(clickhouse={"serviceId": s["id"]}) for s in services]
+    statuses = [link.wait_ready() for link in links]
+
+    endpoints = cloud.live_endpoints()
+    assert len(endpoints) == 1
+    endpoint_id = endpoints[0]["VpcEndpointId"]
+    assert {s["vpcEndpointId"] for s in statuses} == {endpoint_id}
+    zones = cloud.zones()
+    assert len(zones) == 1
+    zone_id = zones[0]["HostedZoneId"].rsplit("/", 1)[-1]
+    for service in services:
+        assert [r["Type"] for r in cloud.records(zone_id, service["private_dns_hostname"])] == ["A", "TXT"]
+        assert cloud.allow_list(service["id"]) == [endpoint_id]
+
+    delete_all(links[:4])
+    last = links[4]
+    ready = last.condition("Ready")
+    assert ready is not None and ready["status"] == "True"
+    assert [e["VpcEndpointId"] for e in cloud.live_endpoints()] == [endpoint_id]
+    assert cloud.allow_list(services[4]["id"]) == [endpoint_id]
+    assert len(cloud.records(zone_id, services[4]["private_dns_hostname"])) == 2
+    for service in services[:4]:
+        assert cloud.allow_list(service["id"]) == []
+        assert cloud.records(zone_id, service["private_dns_hostname"]) == []
+    assert set(last.event_reasons()) >= {"Ready"}
+
+    delete_all([last])
+    assert cloud.live_endpoints() == []
+    assert cloud.zones() == []
+    assert all(cloud.allow_list(s["id"]) == [] for s in services)
+    assert cloud.org_entries() == []
+
+
+def test_two_resources_for_one_service_share_its_record_and_entry(
+    make_link: LinkFactory, cloud: Cloud, clickhouse_org: ClickHouseOrg
+) -> None:
+    first, second = make_link(), make_link()
+    status = first.wait_ready()
+    assert second.wait_ready()["vpcEndpointId"] == status["vpcEndpointId"]
+    delete_all([first])
+    ready = second.condition("Ready")
+    assert ready is not None and ready["status"] == "True"
+    assert cloud.allow_list() == [status["vpcEndpointId"]]
+    assert len(cloud.records(status["hostedZoneId"], clickhouse_org.private_dns_hostname)) == 2
+    delete_all([second])
+    assert cloud.allow_list() == [] and cloud.live_endpoints() == [] and cloud.zones() == []
+
+
+def test_ten_resources_created_at_once_make_one_zone_and_leave_none(
+    make_link: LinkFactory, cloud: Cloud, clickhouse_api: ClickHouseApi, clickhouse_org: ClickHouseOrg
+) -> None:
+    services = more_services(clickhouse_api, clickhouse_org, 10)
+    links = [make_link(clickhouse={"serviceId": s["id"]}) for s in services]
+    for link in links:
+        link.wait_ready(timeout=120)
+    assert len(cloud.zones()) == 1
+    assert len(cloud.live_endpoints()) == 1
+    delete_all(links)
+    assert cloud.zones() == []
+    assert cloud.live_endpoints() == []
+    assert cloud.org_entries() == []
+
+
+def test_different_subnets_on_a_shared_endpoint_name_whose_settings_are_in_force(
+    make_link: LinkFactory, cloud: Cloud, clickhouse_api: ClickHouseApi, clickhouse_org: ClickHouseOrg
+) -> None:
+    (other,) = more_services(clickhouse_api, clickhouse_org, 1)
+    subnets = list(cloud.network.subnet_ids)
+    oldest = make_link()
+    oldest.wait_ready()
+    younger = make_link(clickhouse={"serviceId": other["id"]}, aws={"subnetIds": subnets[:1]})
+    younger.wait_ready()
+    cond = younger.wait_condition("VpcEndpointReady", status="True", reason="EndpointSettingsOfOtherResource")
+    assert f"{oldest.namespace}/{oldest.name}" in cond["message"]
+    own = oldest.condition("VpcEndpointReady")
+    assert own is not None and own["reason"] == "Available"
+    # The oldest user's subnets stay in force: the endpoint never flaps to the younger one's.
+    (endpoint,) = cloud.live_endpoints()
+    assert sorted(endpoint["SubnetIds"]) == sorted(subnets)
+    assert "EndpointModified" not in younger.event_reasons() + oldest.event_reasons()
