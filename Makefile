@@ -10,7 +10,7 @@ export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 export UV_PYTHON := $(PYTHON)
 SYNC := $(UV) sync --quiet --frozen
 
-.PHONY: all uv venv sandbox-env requirements tools lint crd sandbox test clean
+.PHONY: all uv venv sandbox-env requirements tools lint crd sandbox test chaos clean
 
 all: test
 
@@ -65,6 +65,10 @@ test:
 	$(MAKE) -j2 venv tools
 	$(MAKE) lint
 	$(BIN)/pytest -q
+
+# The kill suite in full: 30 SIGKILLs of the operator while resources sharing endpoints come and go.
+chaos: venv
+	CHPL_CHAOS_KILLS=$${CHPL_CHAOS_KILLS:-30} $(BIN)/pytest -q -s tests/e2e/test_kills.py
 
 # Packaging: the chart's crds/ are byte-identical copies of crds/ (Helm cannot read files outside the
 # chart; deploy/ uses crds/ itself as a kustomize base). tests/packaging fails when they differ.

@@ -101,6 +101,13 @@ class OperatorProcess:
         self.stop()
         self.start()
 
+    def kill(self) -> None:
+        """SIGKILL: no cleanup handlers, no status writes, whatever the operator was doing."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
     def logs(self) -> str:
         return "\n".join(
             (self.log_dir / f"operator-{i}.log").read_text(errors="replace") for i in range(1, self.runs + 1)
