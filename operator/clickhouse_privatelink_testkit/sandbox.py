@@ -292,7 +292,7 @@ def watch_until_ready(
 
 
 def verify_ready(sandbox: Sandbox, seeded: Seeded, objs: dict[str, dict[str, Any]]) -> None:
-    """Read AWS and ClickHouse directly: one endpoint, one record and one allow-list entry per resource."""
+    """Read AWS and ClickHouse directly: one shared endpoint, and a record and allow-list entry per resource."""
     ec2, r53 = _aws(sandbox)
     control = StandInControl(sandbox.clickhouse_url)
     try:
@@ -315,8 +315,15 @@ def verify_ready(sandbox: Sandbox, seeded: Seeded, objs: dict[str, dict[str, Any
                 say(f"  {name}: DNS {aliases[0]['Name']} ALIAS {aliases[0]['AliasTarget']['DNSName']}")
             for ep in st.get("endpoints", []):
                 say(f"  {name}: connect with {ep['protocol']} on {ep['host']}:{ep['port']}")
+        # ClickHouse puts a region's services behind one endpoint service: one endpoint per VPC serves them.
         live = [e for e in ec2.describe_vpc_endpoints()["VpcEndpoints"] if e["State"] != "deleted"]
-        assert len(live) == len(objs), f"expected {len(objs)} endpoints, found {len(live)}"
+        users: dict[str, list[str]] = {}
+        for name, obj in objs.items():
+            users.setdefault(obj["status"]["vpcEndpointId"], []).append(name)
+        services = {obj["status"]["endpointServiceId"] for obj in objs.values()}
+        assert len(live) == len(services), f"expected {len(services)} endpoints, found {len(live)}"
+        for endpoint_id, names in users.items():
+            say(f"  endpoint {endpoint_id} is shared by {len(names)} resources: {', '.join(sorted(names))}")
     finally:
         control.close()
 
