@@ -11,10 +11,12 @@ import pytest
 
 from clickhouse_privatelink.decisions.reasons import PROGRESSING_REASONS, TERMINAL_REASONS, Reason
 from tests.packaging.support import (
+    CHART,
     DEPLOY,
     DOCS,
     KUBECTL,
     KUBERNETES_VERSIONS,
+    ROOT,
     kubernetes_errors,
     load_documents,
     operator_container,
@@ -24,6 +26,12 @@ from tests.packaging.support import (
 
 INSTALL = DOCS / "install.md"
 TROUBLESHOOTING = DOCS / "troubleshooting.md"
+WALKTHROUGH = DOCS / "eks-walkthrough.md"
+UPGRADING = DOCS / "upgrading.md"
+COMPATIBILITY = DOCS / "compatibility.md"
+FAQ = DOCS / "faq.md"
+CHANGELOG = ROOT / "CHANGELOG.md"
+ALL_DOCS = [INSTALL, TROUBLESHOOTING, WALKTHROUGH, UPGRADING, COMPATIBILITY, FAQ]
 
 
 def table_rows(markdown: str, heading: str) -> list[list[str]]:
@@ -96,10 +104,10 @@ def slug(heading: str) -> str:
     return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
 
 
-@pytest.mark.parametrize("doc", [INSTALL, TROUBLESHOOTING], ids=lambda p: p.name)
+@pytest.mark.parametrize("doc", [*ALL_DOCS, CHANGELOG], ids=lambda p: p.name)
 def test_links_between_the_docs_resolve(doc: Path) -> None:
     for target, anchor in re.findall(r"\]\(([\w./-]*\.md)?(?:#([\w-]+))?\)", doc.read_text(encoding="utf-8")):
-        linked = DOCS / target if target else doc
+        linked = (doc.parent / target).resolve() if target else doc
         assert linked.is_file(), target
         if anchor:
             headings = re.findall(r"^#+ (.+)$", linked.read_text(encoding="utf-8"), re.MULTILINE)
@@ -145,3 +153,89 @@ def test_documented_kustomize_overlay_builds_and_sets_image_role_and_cluster(tmp
     annotations = the_one(built, "ServiceAccount")["metadata"]["annotations"]
     assert annotations["eks.amazonaws.com/role-arn"].endswith(":role/clickhouse-privatelink-operator")
     assert [e for m in built for e in kubernetes_errors(m, KUBERNETES_VERSIONS[-1])] == []
+
+
+def chart_yaml() -> dict[str, str]:
+    import yaml
+
+    loaded: dict[str, str] = yaml.safe_load((CHART / "Chart.yaml").read_text(encoding="utf-8"))
+    return loaded
+
+
+def test_walkthrough_covers_every_step_from_iam_to_a_connection_check() -> None:
+    text = WALKTHROUGH.read_text(encoding="utf-8")
+    for step in (
+        "file://deploy/iam-policy.json",
+        "eksctl create iamserviceaccount",
+        "sts:AssumeRoleWithWebIdentity",
+        "system:serviceaccount:clickhouse-privatelink-operator:clickhouse-privatelink-operator",
+        "docker push",
+        "helm install clickhouse-privatelink-operator charts/clickhouse-privatelink-operator",
+        "kubectl create namespace",
+        "create secret generic clickhouse-api-key",
+        "kind: ClickHousePrivateLink",
+        "kubectl -n $NAMESPACE run",
+        ":8443",
+        ":9440",
+    ):
+        assert step in text, step
+    # The walkthrough's resource uses the Secret name the chart lets the operator read by default.
+    assert "credentialsSecretRef: {name: clickhouse-api-key}" in text
+    assert (DEPLOY / "iam-policy.json").is_file()
+
+
+def test_walkthrough_helm_values_exist_in_the_chart() -> None:
+    import yaml
+
+    values = yaml.safe_load((CHART / "values.yaml").read_text(encoding="utf-8"))
+    keys = re.findall(r"--set(?:-string)? \"?([\w.]+?)(?:\\\.[\w\\.]+)?=", WALKTHROUGH.read_text("utf-8"))
+    assert {"image.repository", "image.tag", "clusterName", "aws.region"} <= set(keys)
+    for key in keys:
+        node = values
+        for part in key.split("."):
+            assert part in node, key
+            node = node[part]
+
+
+def test_upgrade_notes_tell_how_helm_adopts_the_existing_crds() -> None:
+    text = UPGRADING.read_text(encoding="utf-8")
+    for term in (
+        "app.kubernetes.io/managed-by=Helm",
+        "meta.helm.sh/release-name",
+        "meta.helm.sh/release-namespace",
+        "crds.kopfPeering.enabled=false",
+        "helm.sh/resource-policy: keep",
+        "rbac.allowAllSecrets",
+    ):
+        assert term in text, term
+
+
+def test_changelog_starts_with_the_charts_version() -> None:
+    chart = chart_yaml()
+    headings = re.findall(r"^## Chart (\S+) \(operator (\S+)\)$", CHANGELOG.read_text(encoding="utf-8"), re.M)
+    assert headings[0] == (chart["version"], chart["appVersion"]), (
+        "add a CHANGELOG entry for this chart version"
+    )
+
+
+def test_compatibility_matrix_lists_the_chart_and_every_tested_kubernetes_version() -> None:
+    text = COMPATIBILITY.read_text(encoding="utf-8")
+    chart = chart_yaml()
+    (row,) = [line for line in text.splitlines() if line.startswith(f"| {chart['version']} |")]
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert cells[1] == chart["appVersion"]
+    assert cells[2] == ", ".join(KUBERNETES_VERSIONS)
+    assert f'kubeVersion: "{chart["kubeVersion"]}"' in text
+
+
+def test_faq_answers_questions() -> None:
+    questions = re.findall(r"^## (.+)$", FAQ.read_text(encoding="utf-8"), re.M)
+    assert len(questions) >= 5
+
+
+def test_docs_name_no_module_path_from_before_the_layout_change() -> None:
+    stale = re.compile(
+        r"clickhouse_privatelink/(reasons|handlers|plan|models|reconciler)\.py|clickhouse-privatelink-operator sandbox"
+    )
+    for doc in [*ALL_DOCS, CHANGELOG, CHART / "README.md"]:
+        assert not stale.search(doc.read_text(encoding="utf-8")), doc.name
