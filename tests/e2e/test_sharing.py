@@ -11,8 +11,10 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import Cloud, Link, LinkFactory
+from clickhouse_privatelink import constants as c
+from tests.e2e.conftest import Cloud, Link, LinkFactory, OperatorProcess
 from tests.fixtures.clickhouse import ClickHouseApi, ClickHouseOrg
+from tests.fixtures.polling import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.standin_only]
 
@@ -119,3 +121,39 @@ def test_different_subnets_on_a_shared_endpoint_name_whose_settings_are_in_force
     (endpoint,) = cloud.live_endpoints()
     assert sorted(endpoint["SubnetIds"]) == sorted(subnets)
     assert "EndpointModified" not in younger.event_reasons() + oldest.event_reasons()
+
+
+def test_an_endpoint_made_per_resource_before_sharing_keeps_serving_until_its_resource_goes(
+    make_link: LinkFactory, cloud: Cloud, operator: OperatorProcess, clickhouse_org: ClickHouseOrg
+) -> None:
+    # An older operator made one endpoint per resource, tagged with the resource's UID.
+    operator.stop()
+    try:
+        link = make_link()
+        obj = wait_for(link.get, message="the resource")
+        legacy = cloud.ec2.create_vpc_endpoint(
+            VpcEndpointType="Interface",
+            VpcId=cloud.network.vpc_id,
+            ServiceName=clickhouse_org.endpoint_service_id,
+            SubnetIds=list(cloud.network.subnet_ids),
+            SecurityGroupIds=[cloud.network.security_group_id],
+            TagSpecifications=[
+                {
+                    "ResourceType": "vpc-endpoint",
+                    "Tags": [
+                        {"Key": c.TAG_MANAGED_BY, "Value": c.OPERATOR_NAME},
+                        {"Key": c.TAG_CLUSTER, "Value": "e2e"},
+                        {"Key": c.TAG_RESOURCE, "Value": f"{link.namespace}/{link.name}"},
+                        {"Key": c.TAG_RESOURCE_UID, "Value": obj["metadata"]["uid"]},
+                    ],
+                }
+            ],
+        )["VpcEndpoint"]["VpcEndpointId"]
+    finally:
+        operator.start()
+    status = link.wait_ready()
+    assert status["vpcEndpointId"] == legacy and status["vpcEndpointOwned"] is True
+    assert [e["VpcEndpointId"] for e in cloud.live_endpoints()] == [legacy]
+    assert cloud.allow_list() == [legacy]
+    delete_all([link])
+    assert cloud.live_endpoints() == [] and cloud.allow_list() == [] and cloud.org_entries() == []
