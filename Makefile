@@ -70,16 +70,13 @@ test:
 chaos: venv
 	CHPL_CHAOS_KILLS=$${CHPL_CHAOS_KILLS:-30} $(BIN)/pytest -q -s tests/e2e/test_kills.py
 
-# Packaging: the chart's crds/ are byte-identical copies of crds/ (Helm cannot read files outside the
-# chart; deploy/ uses crds/ itself as a kustomize base). tests/packaging fails when they differ.
-CHART := charts/clickhouse-privatelink-operator
-CRD_FILES := $(filter-out crds/kustomization.yaml,$(wildcard crds/*.yaml))
+# Packaging: the chart's files/crds/ are byte-identical copies of crds/ (Helm cannot read files outside
+# the chart; deploy/ uses crds/ itself as a kustomize base). tests/packaging fails when they differ.
 
 .PHONY: chart-crds packaging
 
-chart-crds:
-	rm -f $(CHART)/crds/*.yaml
-	cp $(CRD_FILES) $(CHART)/crds/
+chart-crds: venv
+	$(BIN)/python scripts/render_packaging.py chart-crds
 
 # Everything packaging derives from one definition: the chart's CRDs, deploy/operator.yaml (the chart
 # rendered), health.lua's terminal reasons (reasons.py) and the argocd-cm snippets (health.lua).
