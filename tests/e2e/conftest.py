@@ -138,6 +138,7 @@ def operator(
     if clickhouse_api.control is not None:
         # The operator's client paces itself and waits on the stand-in's compressed clock.
         env.update(compressed_clock.operator_env(clickhouse_api.time_scale))
+    env["CHPL_CLICKHOUSE_API_URLS"] = clickhouse_api.url
     op = OperatorProcess(
         env=env, log_dir=tmp_path_factory.mktemp("operator"), clickhouse_url=clickhouse_api.url
     )
@@ -364,3 +365,47 @@ def cloud(
     aws_target: AwsTarget, aws_network: Network, clickhouse_api: ClickHouseApi, clickhouse_org: ClickHouseOrg
 ) -> Cloud:
     return Cloud(aws_target, aws_network, clickhouse_api, clickhouse_org)
+
+
+# ---- The chaos suite's summary (tests/e2e/chaos_report.py): its hook, the secrets used, the final scan.
+
+from tests.e2e.chaos_report import REPORT, exposures  # noqa: E402
+from tests.e2e.chaos_report import pytest_terminal_summary as pytest_terminal_summary  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _remember_session_secrets(request: pytest.FixtureRequest) -> None:
+    """Remember every API key secret an e2e test hands the operator (its org's, and Secrets it creates)."""
+    if "clickhouse_org" in request.fixturenames:
+        REPORT.remember_secret(request.getfixturevalue("clickhouse_org").key_secret)
+    if "make_link" in request.fixturenames:
+        factory: LinkFactory = request.getfixturevalue("make_link")
+        create = factory.secret
+
+        def secret(name: str, key_id: str, key_secret: str) -> None:
+            REPORT.remember_secret(key_secret)
+            create(name, key_id, key_secret)
+
+        factory.secret = secret  # type: ignore[method-assign]
+
+
+@pytest.fixture(scope="package", autouse=True)
+def _secrets_never_exposed(
+    operator: OperatorProcess, k8s: Kube, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
+    """After every e2e test: no secret used in the session is in the logs, Events, statuses or /metrics."""
+    yield
+    links = k8s.custom.list_cluster_custom_object(c.GROUP, c.VERSION, c.PLURAL)["items"]
+    events = k8s.core.list_event_for_all_namespaces().items
+    texts = {
+        "operator logs": operator.logs(),
+        "events": "\n".join(f"{e.reason} {e.message}" for e in events),
+        "statuses": "\n".join(repr(link.get("status", {})) for link in links),
+        "metrics": httpx.get(operator.metrics_url, timeout=5).text if operator.proc is not None else "",
+    }
+    hits = exposures(texts, REPORT.secrets)
+    if REPORT.ran or hits:
+        REPORT.record(secrets_exposed=sum(hits.values()))
+        REPORT.detail("secrets exposed by place", hits)
+        REPORT.write(tmp_path_factory.getbasetemp())
+    assert hits == {}, f"secrets exposed: {hits}"

@@ -3,7 +3,8 @@ changed and deleted; restart it each time; then check that nothing was duplicate
 
 ``CHPL_CHAOS_KILLS`` sets the number of kills (the test command runs a short pass; ``make chaos`` runs 30 or
 more); ``CHPL_CHAOS_SEED`` makes a run repeatable. The last line printed is the summary
-``kills: N, duplicates: 0, leaked: 0, stuck finalizers: 0``.
+``kills: N, duplicates: 0, leaked: 0, stuck finalizers: 0``; the kills, leaks and stuck finalizers also go
+into the chaos suite's summary line (tests/e2e/chaos_report.py).
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ from typing import Any
 
 import pytest
 
+from tests.e2e import chaos_report
 from tests.e2e.conftest import Cloud, Link, LinkFactory, OperatorProcess
 from tests.fixtures.clickhouse import ClickHouseApi, ClickHouseOrg
 
 pytestmark = [pytest.mark.e2e, pytest.mark.standin_only]
 
 KILLS = int(os.environ.get("CHPL_CHAOS_KILLS", "6"))
-SEED = int(os.environ.get("CHPL_CHAOS_SEED", "20261129"))
+SEED = chaos_report.SEED
 SERVICES = 4
 
 
@@ -102,4 +104,6 @@ def test_kills_at_random_moments_leave_one_endpoint_per_service_and_nothing_behi
         print(
             f"\nkills: {KILLS}, duplicates: {worst_duplicates}, leaked: {leaked}, stuck finalizers: {stuck}"
         )
+        chaos_report.record(kills=KILLS, leaked=leaked, stuck_finalizers=stuck)
+        chaos_report.REPORT.detail("kill duplicates", worst_duplicates)
     assert (worst_duplicates, leaked, stuck) == (0, 0, 0)
