@@ -16,6 +16,8 @@ class ConditionType(StrEnum):
     DNS_READY = "DnsReady"
     ALLOW_LISTED = "AllowListed"
     READY = "Ready"
+    # Advisory: written beside the steps, never part of Ready (see status.ADVISORY_CONDITIONS).
+    SECURITY_GROUP_READY = "SecurityGroupReady"
 
 
 class Reason(StrEnum):
@@ -58,6 +60,10 @@ class Reason(StrEnum):
     ENDPOINT_FAILED = "EndpointFailed"
     HOSTED_ZONE_NOT_FOUND = "HostedZoneNotFound"
     DNS_RECORD_CONFLICT = "DnsRecordConflict"
+    # Advisory (condition SecurityGroupReady; Ready stays True): in neither set below.
+    SECURITY_GROUP_PORTS_OPEN = "SecurityGroupPortsOpen"
+    SECURITY_GROUP_PORTS_CLOSED = "SecurityGroupPortsClosed"
+    SECURITY_GROUPS_UNREADABLE = "SecurityGroupsUnreadable"
 
 
 # Reasons that mean "a person has to act": ArgoCD shows Degraded, the operator retries only slowly.

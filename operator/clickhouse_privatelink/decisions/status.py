@@ -17,6 +17,10 @@ STEP_CONDITIONS = (
     ConditionType.ALLOW_LISTED,
 )
 
+# Checks written beside the steps that never hold Ready back: a person should look, nothing is broken yet.
+# Written only when a pass computed them (a pass that stops earlier leaves the last word in place).
+ADVISORY_CONDITIONS = (ConditionType.SECURITY_GROUP_READY,)
+
 
 @dataclass(frozen=True)
 class StepResult:
@@ -26,6 +30,7 @@ class StepResult:
     ok: bool
     reason: Reason
     message: str
+    unknown: bool = False  # written as status Unknown (the check could not tell), only when not ok
 
 
 def now_rfc3339() -> str:
@@ -40,7 +45,7 @@ def set_condition(
     now: str | None = None,
 ) -> list[dict[str, Any]]:
     """Return ``conditions`` with ``result`` set; lastTransitionTime changes only when the status flips."""
-    status = "True" if result.ok else "False"
+    status = "True" if result.ok else "Unknown" if result.unknown else "False"
     out: list[dict[str, Any]] = []
     found = False
     for cond in conditions:
@@ -78,6 +83,7 @@ def _condition(result: StepResult, status: str, when: str, generation: int | Non
 def summarise_ready(steps: Sequence[StepResult]) -> StepResult:
     """Ready is True when every step is; otherwise it carries the first step a person must fix, if any,
     else the first step still in progress."""
+    steps = [s for s in steps if s.type not in ADVISORY_CONDITIONS]
     failing = [s for s in steps if not s.ok]
     for step in sorted(failing, key=lambda s: s.reason not in TERMINAL_REASONS):
         return StepResult(ConditionType.READY, False, step.reason, step.message)
@@ -97,15 +103,18 @@ def steps_to_conditions(
 ) -> list[dict[str, Any]]:
     """Write every step's condition, in step order, then Ready; a step not reached waits for the failed one."""
     by_type = {s.type: s for s in steps}
-    first_failed = next((s for s in steps if not s.ok), None)
+    first_failed = next((s for s in steps if not s.ok and s.type not in ADVISORY_CONDITIONS), None)
     for step_type in STEP_CONDITIONS:
         step = by_type.get(step_type)
         if step is None and first_failed is not None:
             step = StepResult(step_type, False, Reason.RECONCILING, f"waiting for {first_failed.type.value}")
         if step is not None:
             conditions = set_condition(conditions, step, generation=generation)
+    for advisory in ADVISORY_CONDITIONS:
+        if advisory in by_type:
+            conditions = set_condition(conditions, by_type[advisory], generation=generation)
     conditions = set_condition(
         conditions, by_type.get(ConditionType.READY) or summarise_ready(steps), generation=generation
     )
-    order = {t.value: i for i, t in enumerate((*STEP_CONDITIONS, ConditionType.READY))}
+    order = {t.value: i for i, t in enumerate((*STEP_CONDITIONS, *ADVISORY_CONDITIONS, ConditionType.READY))}
     return sorted(conditions, key=lambda cond: order.get(str(cond.get("type")), len(order)))

@@ -54,6 +54,7 @@ from clickhouse_privatelink.decisions.usage import (
     zone_users,
 )
 from clickhouse_privatelink.engine.context import Pass, StepFailed, aws_call, clickhouse_call
+from clickhouse_privatelink.engine.security_group_component import SecurityGroupComponent
 
 CREDENTIAL_REASONS = frozenset(
     {Reason.CREDENTIALS_SECRET_NOT_FOUND, Reason.CREDENTIALS_INVALID, Reason.UNAUTHORIZED}
@@ -570,6 +571,7 @@ class AllowListComponent:
 FORWARD: tuple[Component, ...] = (
     ServiceComponent(),
     EndpointComponent(),
+    SecurityGroupComponent(),
     ZoneComponent(),
     RecordComponent(),
     AllowListComponent(),

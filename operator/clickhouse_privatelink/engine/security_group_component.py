@@ -1,0 +1,62 @@
+"""The security-group preflight: an advisory condition, read only, that never fails a pass.
+
+After the endpoint component has found the endpoint (``p.endpoint``), read its security groups' inbound rules
+and the VPC's CIDR blocks, and write ``SecurityGroupReady``: True when 443, 8443, 9440 and 3306 are admitted
+from the VPC, False (``SecurityGroupPortsClosed``) naming the ports that are not, Unknown
+(``SecurityGroupsUnreadable``) when AWS refused the reads. ``Ready`` does not depend on it
+(``status.ADVISORY_CONDITIONS``). A Warning Event is posted whenever the condition changes to a problem.
+"""
+
+from __future__ import annotations
+
+from clickhouse_privatelink.adapters.aws import security_groups
+from clickhouse_privatelink.decisions.reasons import ConditionType, Reason
+from clickhouse_privatelink.decisions.security_groups import (
+    changed,
+    check_ports,
+    port_check_result,
+    unreadable_result,
+)
+from clickhouse_privatelink.decisions.status import StepResult, condition
+from clickhouse_privatelink.engine.context import Pass, StepFailed, aws_call
+
+# Failures that pass by themselves: keep the last word rather than flip to Unknown and back.
+_TRANSIENT = frozenset({Reason.THROTTLED, Reason.UPSTREAM_UNAVAILABLE})
+
+
+class SecurityGroupComponent:
+    """Checks (never changes) that the endpoint's security groups admit ClickHouse's ports from the VPC."""
+
+    async def apply(self, p: Pass) -> None:
+        endpoint = p.endpoint
+        if endpoint is None:
+            return
+        step = ConditionType.SECURITY_GROUP_READY
+        previous = condition(list(p.res.status.get("conditions", [])), step)
+        result: StepResult
+        try:
+            if endpoint.security_group_ids:
+                groups = await aws_call(
+                    step, security_groups.describe, p.aws.ec2, sorted(endpoint.security_group_ids)
+                )
+            else:
+                groups = await aws_call(step, security_groups.default_group, p.aws.ec2, endpoint.vpc_id)
+            cidrs = await aws_call(step, security_groups.vpc_cidrs, p.aws.ec2, endpoint.vpc_id)
+        except StepFailed as failed:
+            if failed.reason in _TRANSIENT and previous is not None:
+                return  # the next pass looks again
+            result = unreadable_result(failed.message)
+        else:
+            result = port_check_result(check_ports(groups, cidrs))
+        if changed(previous, result):
+            if not result.ok:
+                p.out.event(result.reason.value, result.message, warning=True)
+            elif previous is not None:
+                p.out.event(result.reason.value, result.message)
+        p.out.steps.append(result)
+
+    async def release(self, p: Pass) -> None:
+        return None  # nothing was created
+
+
+__all__ = ["SecurityGroupComponent"]
