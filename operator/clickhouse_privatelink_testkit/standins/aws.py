@@ -394,8 +394,15 @@ class Network:
     security_group_id: str
 
 
-def seed_network(endpoint_url: str, region: str, *, cidr: str = "10.42.0.0/16") -> Network:
-    """Create a VPC, two subnets and a security group allowing the ClickHouse ports."""
+def seed_network(
+    endpoint_url: str,
+    region: str,
+    *,
+    cidr: str = "10.42.0.0/16",
+    ports: tuple[int, ...] = (443, 8443, 9440, 3306),
+) -> Network:
+    """Create a VPC, two subnets and a security group admitting TCP ``ports`` (ClickHouse's four by default)
+    from the VPC's CIDR, so that the operator's SecurityGroupReady check finds them open."""
     import boto3
 
     ec2 = boto3.client(
@@ -416,13 +423,14 @@ def seed_network(endpoint_url: str, region: str, *, cidr: str = "10.42.0.0/16") 
     sg = ec2.create_security_group(GroupName=f"clickhouse-{vpc_id}", Description="ClickHouse", VpcId=vpc_id)[
         "GroupId"
     ]
-    ec2.authorize_security_group_ingress(
-        GroupId=sg,
-        IpPermissions=[
-            {"IpProtocol": "tcp", "FromPort": port, "ToPort": port, "IpRanges": [{"CidrIp": cidr}]}
-            for port in (443, 8443, 9440, 3306)
-        ],
-    )
+    if ports:
+        ec2.authorize_security_group_ingress(
+            GroupId=sg,
+            IpPermissions=[
+                {"IpProtocol": "tcp", "FromPort": port, "ToPort": port, "IpRanges": [{"CidrIp": cidr}]}
+                for port in ports
+            ],
+        )
     return Network(region=region, vpc_id=vpc_id, subnet_ids=subnets, security_group_id=sg)
 
 
