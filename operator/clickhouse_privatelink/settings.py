@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from clickhouse_privatelink.constants import DEFAULT_API_URL
 
 
 def _float(name: str, default: float) -> float:
@@ -19,11 +22,49 @@ def _float(name: str, default: float) -> float:
     return value
 
 
+def _urls(name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    urls = tuple(u.strip() for u in raw.split(",") if u.strip())
+    for url in urls:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{name}: {url!r} is not an http(s) URL")
+    return urls
+
+
+def _normal(url: str) -> tuple[str, str, int | None, str]:
+    parts = urlsplit(url.strip())
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    default_port = {"http": 80, "https": 443}.get(parts.scheme.lower())
+    return (
+        parts.scheme.lower(),
+        (parts.hostname or "").lower(),
+        port or default_port,
+        parts.path.rstrip("/"),
+    )
+
+
+def api_url_allowed(url: str, allowed: tuple[str, ...]) -> bool:
+    """Whether a resource's ``apiUrl`` is one the operator may call (scheme, host, port and path equal).
+
+    The operator holds every namespace's trust: a tenant must not make it send requests (with an API key)
+    to an address of their choosing, such as the cloud metadata service or the Kubernetes API.
+    """
+    return _normal(url) in {_normal(a) for a in allowed}
+
+
 @dataclass(frozen=True)
 class Settings:
     """How the operator paces itself. Every value has an environment variable (see README)."""
 
     cluster_name: str = "default"
+    # The ClickHouse API URLs resources may name in spec.clickhouse.apiUrl (exact match).
+    clickhouse_api_urls: tuple[str, ...] = (DEFAULT_API_URL,)
     # While waiting for something that happens by itself (service provisioning, endpoint pending).
     poll_interval: float = 15.0
     # After an error a person must fix (bad key, missing Secret): retried this slowly, never in a hot loop.
@@ -36,11 +77,17 @@ class Settings:
     clickhouse_backoff_base: float = 4.0
     clickhouse_backoff_max: float = 60.0
     clickhouse_reset_padding: float = 1.0
+    # Allow-list changes for one service (and organization-entry removals) within this window: one PATCH.
+    clickhouse_batch_window: float = 0.2
+    # A reconcile pass accepts shared reads (the services list, the VPC's endpoints) this old; drift checks
+    # accept half a drift interval, so a period costs the same few reads for 10 or 1,000 resources.
+    read_window: float = 1.0
 
     @classmethod
     def from_env(cls) -> Settings:
         return cls(
             cluster_name=os.environ.get("CHPL_CLUSTER_NAME", "") or "default",
+            clickhouse_api_urls=_urls("CHPL_CLICKHOUSE_API_URLS", cls.clickhouse_api_urls),
             poll_interval=_float("CHPL_POLL_INTERVAL", cls.poll_interval),
             error_retry_interval=_float("CHPL_ERROR_RETRY_INTERVAL", cls.error_retry_interval),
             max_backoff=_float("CHPL_MAX_BACKOFF", cls.max_backoff),
@@ -48,6 +95,8 @@ class Settings:
             clickhouse_backoff_base=_float("CHPL_CLICKHOUSE_BACKOFF_BASE", cls.clickhouse_backoff_base),
             clickhouse_backoff_max=_float("CHPL_CLICKHOUSE_BACKOFF_MAX", cls.clickhouse_backoff_max),
             clickhouse_reset_padding=_float("CHPL_CLICKHOUSE_RESET_PADDING", cls.clickhouse_reset_padding),
+            clickhouse_batch_window=_float("CHPL_CLICKHOUSE_BATCH_WINDOW", cls.clickhouse_batch_window),
+            read_window=_float("CHPL_READ_WINDOW", cls.read_window),
         )
 
     def backoff(self, attempt: int) -> float:

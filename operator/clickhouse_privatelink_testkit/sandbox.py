@@ -124,6 +124,8 @@ class Sandbox:
             "CHPL_LOG_FORMAT": "text",
             # The ClickHouse stand-in runs on a compressed clock: 10 requests per 10 virtual seconds.
             **compressed_clock.operator_env(CLICKHOUSE_TIME_SCALE),
+            # Only the local stand-in: the operator refuses any other apiUrl a resource names.
+            "CHPL_CLICKHOUSE_API_URLS": self.clickhouse_url,
         }
         cmd = [sys.executable, "-m", "clickhouse_privatelink", "run", "--all-namespaces", "--standalone"]
         cmd += ["--liveness", "", "--metrics-port", str(metrics_port)]

@@ -398,6 +398,29 @@ async def test_limiter_keeps_every_window_within_the_limit() -> None:
     assert stamps[-1] - stamps[0] < 2.0
 
 
+async def test_limiter_uses_the_whole_budget_at_once_and_waits_only_past_it() -> None:
+    limiter = RateLimiter(10, 0.5)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    waited = [await limiter.acquire() for _ in range(10)]
+    assert waited == [False] * 10  # ten starts, no burst held back
+    assert loop.time() - started < 0.1
+    assert await limiter.acquire() is True  # the eleventh waits for the window to slide
+    assert loop.time() - started >= 0.5
+
+
+async def test_limiter_serves_waiters_first_come_first_served() -> None:
+    limiter = RateLimiter(2, 0.1)
+    order: list[int] = []
+
+    async def caller(n: int) -> None:
+        await limiter.acquire()
+        order.append(n)
+
+    await asyncio.gather(*(caller(n) for n in range(8)))
+    assert order == list(range(8))
+
+
 def test_limiter_registry_shares_one_budget_per_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ch, "_REGISTRY", {})
     monkeypatch.setenv(ch.RATE_LIMIT_ENV, "3/1m")

@@ -41,6 +41,7 @@ class Reason(StrEnum):
     DELETING = "Deleting"
     # Errors a person must fix; retried slowly, never in a hot loop.
     INVALID_SPEC = "InvalidSpec"
+    API_URL_NOT_ALLOWED = "ApiUrlNotAllowed"
     CREDENTIALS_SECRET_NOT_FOUND = "CredentialsSecretNotFound"
     CREDENTIALS_INVALID = "CredentialsInvalid"
     UNAUTHORIZED = "Unauthorized"
@@ -70,6 +71,7 @@ class Reason(StrEnum):
 TERMINAL_REASONS: Final = frozenset(
     {
         Reason.INVALID_SPEC,
+        Reason.API_URL_NOT_ALLOWED,
         Reason.CREDENTIALS_SECRET_NOT_FOUND,
         Reason.CREDENTIALS_INVALID,
         Reason.UNAUTHORIZED,

@@ -9,11 +9,16 @@ Controller's synthesizers; crossplane's Observe/Create/Update/Delete). Decisions
 from __future__ import annotations
 
 import uuid
-from typing import Protocol
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 from clickhouse_privatelink import constants as c
 from clickhouse_privatelink.adapters.aws import route53, vpc_endpoints
-from clickhouse_privatelink.adapters.clickhouse.client import ClickHouseApiError, Forbidden
+from clickhouse_privatelink.adapters.clickhouse.client import (
+    ClickHouseApiError,
+    Forbidden,
+    PrivateEndpointConfig,
+)
 from clickhouse_privatelink.api.models import DnsMode
 from clickhouse_privatelink.decisions.ownership import (
     is_managed,
@@ -31,7 +36,6 @@ from clickhouse_privatelink.decisions.plan import (
     ServiceSummary,
     choose_service,
     connection_endpoints,
-    org_entry_removable,
     pick_owned_endpoint,
     plan_allow_list,
     plan_endpoint,
@@ -84,10 +88,9 @@ class ServiceComponent:
         step = ConditionType.SERVICE_RESOLVED
         spec = p.res.spec.clickhouse
         api = await p.clickhouse()
-        org = spec.organization_id
         service_id = spec.service_id
         if service_id is None:
-            services = await clickhouse_call(step, api.list_services(org))
+            services = await clickhouse_call(step, api.services(max_age=p.read_age))
             choice = choose_service(
                 [ServiceSummary(s.id, s.name, s.provider, s.region, s.state) for s in services],
                 service_name=spec.service_name or "",
@@ -95,16 +98,16 @@ class ServiceComponent:
             if choice.service is None:
                 raise StepFailed(step, choice.reason, choice.message)
             service_id = choice.service.id
-        service = await clickhouse_call(step, api.get_service(org, service_id))
+        service = await clickhouse_call(step, api.service(service_id, max_age=p.read_age))
         p.out.status["serviceId"] = service.id
         p.out.status["serviceRegion"] = service.region
         if service.provider != "aws":
             raise StepFailed(
                 step, Reason.SERVICE_NOT_AWS, f"service {service.name!r} runs on {service.provider}, not aws"
             )
-        config = await clickhouse_call(
-            step, api.get_private_endpoint_config(org, service.id), private_link=True
-        )
+        config = _kept_config(p.res.status, service.id)
+        if config is None:
+            config = await clickhouse_call(step, api.private_endpoint_config(service.id), private_link=True)
         usable, reason, message = service_readiness(service.state, config_ready=config.ready)
         if not usable:
             raise StepFailed(step, reason, f"{service.name}: {message}")
@@ -126,6 +129,20 @@ class ServiceComponent:
 
     async def release(self, p: Pass) -> None:
         return None
+
+
+def _kept_config(status: Mapping[str, Any], service_id: str) -> PrivateEndpointConfig | None:
+    """The PrivateLink configuration this resource's status already holds for the same service.
+
+    It does not change while the service lives, so it is read from ClickHouse once, not every pass.
+    """
+    if status.get("serviceId") != service_id:
+        return None
+    kept = PrivateEndpointConfig(
+        endpointServiceId=status.get("endpointServiceId") or "",
+        privateDnsHostname=status.get("privateDnsHostname") or "",
+    )
+    return kept if kept.ready else None
 
 
 # ----------------------------------------------------------------------------------------------- endpoint
@@ -153,16 +170,20 @@ class EndpointComponent:
         if aws_spec.vpc_endpoint_id is not None:
             await self._adopted(p, desired, aws_spec.vpc_endpoint_id)
             return
-        legacy = pick_owned_endpoint(_legacy(await p.managed_endpoints(), p))
-        if legacy is not None and legacy.service_name == desired.service_name:
-            decision = plan_endpoint(desired, legacy, adopted=False)
-            observed = await self._carry_out(p, desired, legacy, decision, tags={}, token="")
-            self._report(p, observed, decision=plan_endpoint(desired, observed, adopted=False), owned=True)
-            return
         key = EndpointKey(
             p.cluster, aws_spec.region, aws_spec.vpc_id, desired.service_name, desired.service_region
         )
         async with p.book.lock(("endpoint", key)):
+            # Read under the lock: the previous holder may have just created the endpoint.
+            managed = await p.managed_endpoints(fresh=True)
+            legacy = pick_owned_endpoint(_legacy(managed, p))
+            if legacy is not None and legacy.service_name == desired.service_name:
+                decision = plan_endpoint(desired, legacy, adopted=False)
+                observed = await self._carry_out(p, desired, legacy, decision, tags={}, token="")
+                self._report(
+                    p, observed, decision=plan_endpoint(desired, observed, adopted=False), owned=True
+                )
+                return
             p.book.claim(p.me)
             users = endpoint_users(p.users(), key)
             leader = settings_leader(users) or p.me
@@ -175,7 +196,7 @@ class EndpointComponent:
                     subnet_ids=frozenset(leader.subnet_ids),
                     security_group_ids=frozenset(leader.security_group_ids),
                 )
-            shared = [e for e in await p.managed_endpoints() if is_shared_endpoint_for(e.tags, key)]
+            shared = [e for e in managed if is_shared_endpoint_for(e.tags, key)]
             found = pick_owned_endpoint(shared)
             decision = plan_endpoint(desired, found, adopted=False)
             observed = await self._carry_out(
@@ -322,7 +343,6 @@ class ReleasePending(Exception):
 
 async def _remove_org_entries(p: Pass, endpoint_ids: list[str]) -> None:
     """Remove the organization's entries for endpoints we deleted, once no service lists them."""
-    step = ConditionType.ALLOW_LISTED
     try:
         api = await p.clickhouse()
     except StepFailed as failed:
@@ -334,30 +354,21 @@ async def _remove_org_entries(p: Pass, endpoint_ids: list[str]) -> None:
             warning=True,
         )
         return
-    org_id = p.res.spec.clickhouse.organization_id
-    org = await clickhouse_call(step, api.get_organization(org_id))
-    services = await clickhouse_call(step, api.list_services(org_id))
-    used = [s.private_endpoint_ids for s in services]
-    listed = [e.id for e in org.private_endpoints]
-    gone = [
-        e for e in org.private_endpoints if e.id in endpoint_ids and org_entry_removable(e.id, listed, used)
-    ]
-    if not gone:
-        return
     try:
-        await api.remove_organization_private_endpoints(org_id, gone)
+        gone = await api.remove_organization_entries(endpoint_ids)
     except Forbidden as exc:
         p.out.event(
             "OrganizationEntryKept",
             f"the API key may not edit the organization ({exc.message}): "
-            f"{', '.join(e.id for e in gone)} stays listed there; an Admin key can remove it",
+            f"{', '.join(endpoint_ids)} may stay listed there; an Admin key can remove it",
             warning=True,
         )
         return
     except ClickHouseApiError as exc:
         p.out.event("OrganizationEntryKept", f"could not remove the organization entry: {exc}", warning=True)
         return
-    p.out.event("OrganizationEntryRemoved", f"removed {', '.join(e.id for e in gone)} from the organization")
+    if gone:
+        p.out.event("OrganizationEntryRemoved", f"removed {', '.join(gone)} from the organization")
 
 
 def _modification(endpoint_id: str, decision: EndpointDecision) -> str:
@@ -516,10 +527,7 @@ class AllowListComponent:
             change = plan_allow_list(service.private_endpoint_ids, endpoint.id, attach=True)
             if not change.empty:
                 api = await p.clickhouse()
-                org = p.res.spec.clickhouse.organization_id
-                await clickhouse_call(
-                    step, api.update_private_endpoint_ids(org, service.id, add=change.add), write=True
-                )
+                await clickhouse_call(step, api.attach(service.id, endpoint.id), write=True)
                 p.out.event("AllowListed", f"added {endpoint.id} to the allow list of {service.name}")
                 p.out.changes.append("allow_listed")
         message = f"{endpoint.id} is on the allow list of {service.name}"
@@ -548,9 +556,8 @@ class AllowListComponent:
                     warning=True,
                 )
                 return
-            org = p.res.spec.clickhouse.organization_id
             try:
-                service = await clickhouse_call(step, api.get_service(org, service_id))
+                service = await clickhouse_call(step, api.service(service_id, max_age=p.read_age))
             except StepFailed as failed:
                 if failed.upstream_status == 404:
                     return  # the service is gone, and its allow list with it
@@ -559,9 +566,7 @@ class AllowListComponent:
             if change.empty:
                 return
             try:
-                await clickhouse_call(
-                    step, api.update_private_endpoint_ids(org, service.id, remove=change.remove), write=True
-                )
+                await clickhouse_call(step, api.detach(service.id, endpoint_id), write=True)
             except StepFailed as failed:
                 if failed.upstream_status != 404:
                     raise

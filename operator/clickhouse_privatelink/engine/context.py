@@ -13,13 +13,13 @@ from clickhouse_privatelink.adapters.aws import vpc_endpoints
 from clickhouse_privatelink.adapters.aws.clients import AwsClients, classify
 from clickhouse_privatelink.adapters.clickhouse.client import (
     ClickHouseApiError,
-    ClickHouseCloudClient,
     Forbidden,
     NotFound,
     PrivateEndpointConfig,
     Service,
     Unauthorized,
 )
+from clickhouse_privatelink.adapters.clickhouse.gateway import ClickHouseGateway
 from clickhouse_privatelink.api.models import ClickHousePrivateLinkSpec
 from clickhouse_privatelink.decisions.ownership import ResourceRef
 from clickhouse_privatelink.decisions.plan import ObservedEndpoint
@@ -97,7 +97,8 @@ class Pass:
     book: UsageBook
     indexed: Sequence[Usage]  # the durable users of this resource's VPC
     me: Usage
-    clickhouse: Callable[[], Awaitable[ClickHouseCloudClient]]
+    clickhouse: Callable[[], Awaitable[ClickHouseGateway]]
+    read_age: float  # how old a shared read (services list, endpoints) may be for this pass
     service: Service | None = None
     config: PrivateEndpointConfig | None = None
     endpoint: ObservedEndpoint | None = None

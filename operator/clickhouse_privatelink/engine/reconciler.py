@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from clickhouse_privatelink.adapters.aws.clients import AwsClients
-from clickhouse_privatelink.adapters.clickhouse.client import ClickHouseCloudClient
+from clickhouse_privatelink.adapters.clickhouse.gateway import ClickHouseGateway
 from clickhouse_privatelink.adapters.kubernetes.secrets import ApiKey, CredentialsError, SecretReader
 from clickhouse_privatelink.api.models import DeletionPolicy
 from clickhouse_privatelink.decisions.reasons import (
@@ -26,11 +26,12 @@ from clickhouse_privatelink.decisions.usage import Usage
 from clickhouse_privatelink.engine.components import FORWARD, Component, ReleasePending
 from clickhouse_privatelink.engine.context import Event, Outcome, Pass, Resource, StepFailed
 from clickhouse_privatelink.engine.usage_book import UsageBook
-from clickhouse_privatelink.settings import Settings
+from clickhouse_privatelink.settings import Settings, api_url_allowed
 
 log = logging.getLogger(__name__)
 
-ClickHouseFactory = Callable[[str, ApiKey], ClickHouseCloudClient]
+# The gateway of (API URL, key, organization).
+ClickHouseFactory = Callable[[str, ApiKey, str], ClickHouseGateway]
 AwsFactory = Callable[[str, str | None], AwsClients]
 
 
@@ -54,14 +55,14 @@ class Reconciler:
         self._components = tuple(components)
         self.book = book or UsageBook()
 
-    def _pass(self, res: Resource, indexed: Sequence[Usage]) -> Pass:
-        client: ClickHouseCloudClient | None = None
+    def _pass(self, res: Resource, indexed: Sequence[Usage], *, read_age: float) -> Pass:
+        gateway: ClickHouseGateway | None = None
 
-        async def clickhouse() -> ClickHouseCloudClient:
-            nonlocal client
-            if client is None:
-                client = await self._client(res)
-            return client
+        async def clickhouse() -> ClickHouseGateway:
+            nonlocal gateway
+            if gateway is None:
+                gateway = await self._gateway(res)
+            return gateway
 
         aws_spec = res.spec.aws
         return Pass(
@@ -72,11 +73,18 @@ class Reconciler:
             indexed=indexed,
             me=res.usage,
             clickhouse=clickhouse,
+            read_age=read_age,
         )
 
-    async def reconcile(self, res: Resource, *, indexed: Sequence[Usage] = (), attempt: int = 0) -> Outcome:
-        """Run every component forward: service, endpoint, zone, record, allow-list entry."""
-        p = self._pass(res, indexed)
+    async def reconcile(
+        self, res: Resource, *, indexed: Sequence[Usage] = (), attempt: int = 0, drift: bool = False
+    ) -> Outcome:
+        """Run every component forward: service, endpoint, zone, record, allow-list entry.
+
+        A drift check (``drift``) accepts shared reads up to half a drift interval old.
+        """
+        read_age = self.settings.drift_interval / 2 if drift else self.settings.read_window
+        p = self._pass(res, indexed, read_age=read_age)
         self.book.claim(p.me)
         try:
             for component in self._components:
@@ -91,7 +99,7 @@ class Reconciler:
 
     async def cleanup(self, res: Resource, *, indexed: Sequence[Usage] = (), attempt: int = 0) -> Outcome:
         """Release every component in reverse; ``done`` once nothing of ours that only we use is left."""
-        p = self._pass(res, indexed)
+        p = self._pass(res, indexed, read_age=self.settings.read_window)
         p.learn(deleting=True)
         out = p.out
         if res.spec.deletion_policy is DeletionPolicy.RETAIN:
@@ -113,13 +121,22 @@ class Reconciler:
         self.book.drop(res.ref.uid)
         return out
 
-    async def _client(self, res: Resource) -> ClickHouseCloudClient:
+    async def _gateway(self, res: Resource) -> ClickHouseGateway:
+        spec = res.spec.clickhouse
+        if not api_url_allowed(spec.api_url, self.settings.clickhouse_api_urls):
+            raise StepFailed(
+                ConditionType.SERVICE_RESOLVED,
+                Reason.API_URL_NOT_ALLOWED,
+                f"apiUrl {spec.api_url} is not one of the ClickHouse API URLs this operator may call "
+                f"({', '.join(self.settings.clickhouse_api_urls)}): its administrator can allow it "
+                "(CHPL_CLICKHOUSE_API_URLS, the chart's clickhouse.allowedApiUrls)",
+            )
         try:
-            key = await self._secrets.api_key(res.ref.namespace, res.spec.clickhouse.credentials_secret_ref)
+            key = await self._secrets.api_key(res.ref.namespace, spec.credentials_secret_ref)
         except CredentialsError as exc:
             reason = Reason.CREDENTIALS_SECRET_NOT_FOUND if exc.missing else Reason.CREDENTIALS_INVALID
             raise StepFailed(ConditionType.SERVICE_RESOLVED, reason, str(exc)) from None
-        return self._clickhouse(res.spec.clickhouse.api_url, key)
+        return self._clickhouse(spec.api_url, key, spec.organization_id)
 
     def _fail(self, out: Outcome, failed: StepFailed, attempt: int) -> None:
         out.steps.append(StepResult(failed.step, False, failed.reason, failed.message))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 from collections.abc import Mapping
@@ -15,7 +14,8 @@ from pydantic import ValidationError
 from clickhouse_privatelink import constants as c
 from clickhouse_privatelink import metrics
 from clickhouse_privatelink.adapters.aws.clients import clients_for
-from clickhouse_privatelink.adapters.clickhouse.client import ClickHouseCloudClient, RetryPolicy
+from clickhouse_privatelink.adapters.clickhouse.client import RetryPolicy
+from clickhouse_privatelink.adapters.clickhouse.gateway import ClickHouseGateway, Gateways
 from clickhouse_privatelink.adapters.kubernetes.secrets import ApiKey, SecretReader
 from clickhouse_privatelink.api.models import ClickHousePrivateLinkSpec
 from clickhouse_privatelink.decisions.ownership import ResourceRef
@@ -29,39 +29,10 @@ RESOURCE = (c.GROUP, c.VERSION, c.PLURAL)
 SETTINGS = Settings.from_env()
 
 
-class ClickHouseClients:
-    """One API client per (URL, key): clients of the same key share its connection pool."""
-
-    def __init__(self) -> None:
-        self._clients: dict[tuple[str, str, str], ClickHouseCloudClient] = {}
-
-    def get(self, api_url: str, key: ApiKey) -> ClickHouseCloudClient:
-        # The secret's digest is part of the key so a rotated secret gets a fresh client.
-        ident = (api_url, key.key_id, hashlib.sha256(key.key_secret.encode()).hexdigest())
-        client = self._clients.get(ident)
-        if client is None:
-            client = ClickHouseCloudClient(
-                api_url,
-                key.key_id,
-                key.key_secret,
-                retry=RetryPolicy(
-                    backoff_base=SETTINGS.clickhouse_backoff_base,
-                    backoff_max=SETTINGS.clickhouse_backoff_max,
-                    reset_padding=SETTINGS.clickhouse_reset_padding,
-                ),
-                on_call=metrics.record_clickhouse_call,
-            )
-            self._clients[ident] = client
-        return client
-
-    async def close(self) -> None:
-        for client in self._clients.values():
-            await client.aclose()
-        self._clients.clear()
-
-
 _locks: dict[str, asyncio.Lock] = {}
 _ready: dict[str, bool] = {}
+_posted: dict[str, set[tuple[str, str, str]]] = {}
+_retrying: set[str] = set()  # resources whose create/update handler will run again (scheduling only)
 
 
 @kopf.on.startup()
@@ -72,12 +43,27 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=c.GROUP, key="last-handled-configuration"
     )
-    settings.posting.level = logging.INFO
+    # Our own Events are posted explicitly; kopf's logs become Events only from warnings up (no "Handler
+    # succeeded" or "Timer succeeded" Event on every pass: a steady state writes nothing).
+    settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.execution.max_workers = 20
-    memo.clickhouse_clients = ClickHouseClients()
-    memo.reconciler = Reconciler(SETTINGS, SecretReader(), memo.clickhouse_clients.get, clients_for)
+    gateways = Gateways(
+        retry=RetryPolicy(
+            backoff_base=SETTINGS.clickhouse_backoff_base,
+            backoff_max=SETTINGS.clickhouse_backoff_max,
+            reset_padding=SETTINGS.clickhouse_reset_padding,
+        ),
+        batch_window=SETTINGS.clickhouse_batch_window,
+        on_call=metrics.record_clickhouse_call,
+    )
+    memo.gateways = gateways
+
+    def gateway(api_url: str, key: ApiKey, org_id: str) -> ClickHouseGateway:
+        return gateways.get(api_url, key.key_id, key.key_secret, org_id)
+
+    memo.reconciler = Reconciler(SETTINGS, SecretReader(), gateway, clients_for)
     port = int(memo.get("metrics_port", 0) or 0)
     if port:
         metrics.serve(port)
@@ -85,9 +71,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
 
 @kopf.on.cleanup()
 async def close_clients(memo: kopf.Memo, **_: Any) -> None:
-    clients = memo.get("clickhouse_clients")
-    if clients is not None:
-        await clients.close()
+    gateways = memo.get("gateways")
+    if gateways is not None:
+        await gateways.close()
 
 
 @kopf.index(*RESOURCE)
@@ -125,29 +111,37 @@ def _invalid_spec(body: kopf.Body, patch: kopf.Patch, error: ValidationError) ->
     kopf.warn(body, reason=Reason.INVALID_SPEC.value, message=step.message)
 
 
-def _write(body: kopf.Body, patch: kopf.Patch, res: Resource, outcome: Outcome) -> None:
-    """Put the outcome on the resource: status fields, conditions, Events (repeated warnings once)."""
+def _write(body: kopf.Body, patch: kopf.Patch, res: Resource, outcome: Outcome, *, kind: str) -> None:
+    """Put the outcome on the resource: only the status fields that changed, and Events posted once.
+
+    A pass that finds everything as it was writes nothing: no status PATCH, no Event.
+    """
     previous = condition(list(res.status.get("conditions", [])), ConditionType.READY)
     if "hostedZoneId" in res.status and "hostedZoneId" not in outcome.status:
         patch.status["hostedZoneId"] = None  # merge-patch null removes it: dns.mode is None now
-    for key, value in outcome.status.items():
-        patch.status[key] = value
     conditions = steps_to_conditions(
         list(res.status.get("conditions", [])), outcome.steps, generation=res.generation
     )
-    patch.status["conditions"] = conditions
-    patch.status["observedGeneration"] = res.generation
+    wanted = {**outcome.status, "conditions": conditions, "observedGeneration": res.generation}
+    for key, value in wanted.items():
+        if res.status.get(key) != value:
+            patch.status[key] = value
     ready = condition(conditions, ConditionType.READY)
+    posted = _posted.setdefault(res.ref.uid, set())
     for event in outcome.events:
         repeated = previous is not None and event.type == "Warning" and event.reason == previous.get("reason")
-        if not repeated:
+        # Cleanup may take several passes (AWS deletes an endpoint in minutes): say each thing once.
+        said = kind == "cleanup" and (event.type, event.reason, event.message) in posted
+        if not repeated and not said:
             kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+            if kind == "cleanup":
+                posted.add((event.type, event.reason, event.message))
     if (
         ready is not None
         and ready.get("status") == "True"
         and (previous is None or previous.get("status") != "True")
     ):
-        kopf.info(body, reason="Ready", message=str(ready.get("message")))
+        kopf.event(body, type="Normal", reason="Ready", message=str(ready.get("message")))
     _ready[res.ref.uid] = bool(ready and ready.get("status") == "True")
     _update_gauge()
 
@@ -180,7 +174,7 @@ async def _run(
         if kind == "cleanup":
             outcome = await reconciler.cleanup(res, indexed=indexed, attempt=retry)
         else:
-            outcome = await reconciler.reconcile(res, indexed=indexed, attempt=retry)
+            outcome = await reconciler.reconcile(res, indexed=indexed, attempt=retry, drift=kind == "drift")
     metrics.RECONCILE_DURATION.labels(kind).observe(time.monotonic() - started)
     ready = outcome.ready()
     label = "done" if outcome.done else (ready.reason.value if not ready.ok else "requeued")
@@ -189,8 +183,10 @@ async def _run(
         for change in outcome.changes:
             metrics.DRIFT_REPAIRS.labels(change).inc()
         if outcome.changes:
-            kopf.info(body, reason="DriftRepaired", message=f"repaired: {', '.join(outcome.changes)}")
-    _write(body, patch, res, outcome)
+            kopf.event(
+                body, type="Normal", reason="DriftRepaired", message=f"repaired: {', '.join(outcome.changes)}"
+            )
+    _write(body, patch, res, outcome, kind=kind)
     return outcome
 
 
@@ -204,13 +200,24 @@ async def reconcile(
     memo: kopf.Memo,
     **kwargs: Any,
 ) -> None:
+    uid = body.metadata.uid or ""
     outcome = await _run("reconcile", body, patch, retry, memo, kwargs["chpl_usages"])
     if outcome is not None and outcome.requeue_after is not None:
+        _retrying.add(uid)
         ready = outcome.ready()
         raise kopf.TemporaryError(f"{ready.reason.value}: {ready.message}", delay=outcome.requeue_after)
+    _retrying.discard(uid)
 
 
-@kopf.timer(*RESOURCE, interval=SETTINGS.drift_interval, initial_delay=SETTINGS.drift_interval)
+def _settled(uid: str, **_: Any) -> bool:
+    """Drift checks run once the create/update handler is done (Ready, or an invalid spec), not beside it.
+
+    A problem a drift check finds is looked at again by the next drift check.
+    """
+    return uid not in _retrying
+
+
+@kopf.timer(*RESOURCE, interval=SETTINGS.drift_interval, initial_delay=SETTINGS.drift_interval, when=_settled)
 async def repair_drift(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
     await _run("drift", body, patch, 0, memo, kwargs["chpl_usages"])
 
@@ -232,6 +239,8 @@ async def cleanup(
     uid = body.metadata.uid or ""
     _ready.pop(uid, None)
     _locks.pop(uid, None)
+    _posted.pop(uid, None)
+    _retrying.discard(uid)
     _update_gauge()
 
 

@@ -26,14 +26,15 @@ import base64
 import logging
 import os
 import re
+import time
 import weakref
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import quote
 
 import httpx
-from aiolimiter import AsyncLimiter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
@@ -295,48 +296,50 @@ def parse_rate_limit(text: str) -> tuple[int, float] | None:
 
 
 class RateLimiter:
-    """At most ``max_rate`` requests in any ``period`` seconds, as a leaky bucket (aiolimiter).
+    """At most ``max_rate`` request starts in any ``period`` seconds, first come first served.
 
-    The server counts requests in fixed windows. A bucket that holds ``max_rate`` and drains ``max_rate`` per
-    period would allow twice that across one window (a full burst, then the refill), so the bucket holds a
-    small ``burst`` and drains the rest: ``burst + rate * period <= max_rate`` for any window. The cost is a
-    sustained rate a little under the limit (8 per 10 s for the default 10/10 s, burst 2).
-    ``max_rate=None`` makes it a no-op.
+    ClickHouse allows 10 requests per 10 s per key. A sliding log of start times uses that whole budget
+    (no burst kept back, unlike a leaky bucket) and never lets more than ``max_rate`` starts into any window
+    the server may count, fixed or sliding; a 1 % margin absorbs jitter between our start and the server's
+    arrival time. Waiters queue on a FIFO lock, so no caller starves behind a batch. (aiolimiter is a leaky
+    bucket and limits counts whole seconds: neither says "N starts in any T seconds" for the sub-second
+    windows the stand-ins' compressed clocks use.) ``max_rate=None`` makes it a no-op.
     """
 
-    def __init__(self, max_rate: int | None = 10, period: float = 10.0, *, burst: int | None = None) -> None:
+    def __init__(self, max_rate: int | None = 10, period: float = 10.0) -> None:
+        if max_rate is not None and (max_rate <= 0 or period <= 0):
+            raise ValueError("max_rate and period must be positive")
         self.max_rate = max_rate
         self.period = period
-        if max_rate is None:
-            self.burst, self._drain_period = 0, 0.0
-        else:
-            if max_rate <= 0 or period <= 0:
-                raise ValueError("max_rate and period must be positive")
-            self.burst = burst if burst is not None else max(1, max_rate // 5)
-            if not 1 <= self.burst <= max_rate:
-                raise ValueError("burst must be between 1 and max_rate")
-            drained_per_period = max(max_rate - self.burst, 1)
-            # AsyncLimiter(burst, T) holds `burst` and drains burst/T per second.
-            self._drain_period = period * self.burst / drained_per_period
-        # aiolimiter binds to one event loop; a process normally has one, tests have one per test.
-        self._limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncLimiter] = (
+        self._span = period * 1.01
+        self._starts: deque[float] = deque()
+        # asyncio.Lock binds to one event loop; a process normally has one, tests have one per test.
+        self._turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
             weakref.WeakKeyDictionary()
         )
 
     async def acquire(self) -> bool:
-        """Wait for a slot; True when the limit made the caller wait."""
+        """Wait for a start slot; True when the limit made the caller wait."""
         if self.max_rate is None:
             return False
         loop = asyncio.get_running_loop()
-        limiter = self._limiters.get(loop)
-        if limiter is None:
-            limiter = self._limiters[loop] = AsyncLimiter(self.burst, self._drain_period)
-        waited = not limiter.has_capacity()
-        await limiter.acquire()
-        return waited
+        turn = self._turns.get(loop)
+        if turn is None:
+            turn = self._turns[loop] = asyncio.Lock()
+        waited = turn.locked()
+        async with turn:
+            while True:
+                now = time.monotonic()
+                while self._starts and now - self._starts[0] >= self._span:
+                    self._starts.popleft()
+                if len(self._starts) < self.max_rate:
+                    self._starts.append(now)
+                    return waited
+                waited = True
+                await asyncio.sleep(self._starts[0] + self._span - now)
 
     def __repr__(self) -> str:
-        return f"RateLimiter(max_rate={self.max_rate}, period={self.period}, burst={self.burst})"
+        return f"RateLimiter(max_rate={self.max_rate}, period={self.period})"
 
 
 _REGISTRY: dict[tuple[str, str], RateLimiter] = {}

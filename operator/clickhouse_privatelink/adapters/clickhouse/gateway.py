@@ -1,0 +1,235 @@
+"""One gateway per (API URL, organization, key): where every resource's ClickHouse calls meet.
+
+One API key has 10 requests per 10 s for the whole organization, so the calls of many resources are
+coalesced here before they reach the client (and its rate limiter):
+
+- ``services()``: one ``GET /services`` in flight at a time; concurrent callers wait on it, and a caller
+  that accepts data ``max_age`` seconds old gets the last list. The list carries each service's state,
+  provider and ``privateEndpointIds``, so no per-service GET is needed.
+- ``private_endpoint_config()``: read once per service and kept (it does not change while the service
+  lives).
+- ``attach()`` / ``detach()``: additions and removals for one service within ``write_window`` seconds
+  merge into one ``PATCH``; each caller gets the outcome of the batch it joined.
+- ``remove_organization_entries()``: the organization-entry cleanup of every deletion in the window is one
+  read of the organization, one (shared) list of services and one ``PATCH``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from clickhouse_privatelink.adapters.clickhouse.client import (
+    DEFAULT_RETRY_POLICY,
+    ClickHouseCloudClient,
+    OnCall,
+    OrganizationPrivateEndpoint,
+    PrivateEndpointConfig,
+    RetryPolicy,
+    Service,
+)
+from clickhouse_privatelink.decisions.plan import org_entry_removable
+
+T = TypeVar("T")
+
+
+@dataclass
+class _Batch:
+    add: set[str] = field(default_factory=set)
+    remove: set[str] = field(default_factory=set)
+    done: asyncio.Future[None] | None = None
+
+
+class _SingleFlight(Generic[T]):
+    """At most one call of ``fetch`` in flight; its result is kept with the time it was read."""
+
+    def __init__(self, fetch: Callable[[], Awaitable[T]]) -> None:
+        self._fetch = fetch
+        self._value: T | None = None
+        self._read_at = float("-inf")
+        self._inflight: asyncio.Task[T] | None = None
+
+    async def get(self, max_age: float) -> T:
+        if self._value is not None and time.monotonic() - self._read_at <= max_age:
+            return self._value
+        if self._inflight is None:
+            self._inflight = asyncio.ensure_future(self._run())
+        return await asyncio.shield(self._inflight)
+
+    async def _run(self) -> T:
+        try:
+            value = await self._fetch()
+            self._value, self._read_at = value, time.monotonic()
+            return value
+        finally:
+            self._inflight = None
+
+    def peek(self) -> T | None:
+        return self._value
+
+
+class ClickHouseGateway:
+    """The organization's calls, coalesced and batched (see the module docstring)."""
+
+    def __init__(self, client: ClickHouseCloudClient, org_id: str, *, write_window: float = 0.2) -> None:
+        self.client = client
+        self.org_id = org_id
+        self.write_window = write_window
+        self._services: _SingleFlight[list[Service]] = _SingleFlight(
+            lambda: self.client.list_services(self.org_id)
+        )
+        self._configs: dict[str, PrivateEndpointConfig] = {}
+        self._batches: dict[str, _Batch] = {}
+        self._org_batch: tuple[set[str], asyncio.Future[list[str]]] | None = None
+
+    # ---- reads
+
+    async def services(self, *, max_age: float) -> list[Service]:
+        """The organization's services, read at most ``max_age`` seconds ago."""
+        return await self._services.get(max_age)
+
+    async def service(self, service_id: str, *, max_age: float) -> Service:
+        """One service from the shared list; a service missing there is asked for directly (a 404 says why)."""
+        for service in await self.services(max_age=max_age):
+            if service.id == service_id:
+                return service
+        return await self.client.get_service(self.org_id, service_id)
+
+    async def private_endpoint_config(self, service_id: str) -> PrivateEndpointConfig:
+        """The service's PrivateLink configuration, read once it is ready and kept from then on."""
+        config = self._configs.get(service_id)
+        if config is None:
+            config = await self.client.get_private_endpoint_config(self.org_id, service_id)
+            if config.ready:
+                self._configs[service_id] = config
+        return config
+
+    def forget(self, service_id: str) -> None:
+        """The service is gone (or changed): read its configuration again next time."""
+        self._configs.pop(service_id, None)
+
+    # ---- writes
+
+    async def attach(self, service_id: str, endpoint_id: str) -> None:
+        """Add ``endpoint_id`` to the service's allow list (merged with others in the window)."""
+        await self._join(service_id, add=endpoint_id)
+
+    async def detach(self, service_id: str, endpoint_id: str) -> None:
+        """Remove ``endpoint_id`` from the service's allow list (merged with others in the window)."""
+        await self._join(service_id, remove=endpoint_id)
+
+    async def _join(self, service_id: str, *, add: str | None = None, remove: str | None = None) -> None:
+        batch = self._batches.get(service_id)
+        if batch is None or batch.done is None:
+            batch = self._batches[service_id] = _Batch(done=asyncio.get_running_loop().create_future())
+            asyncio.get_running_loop().call_later(
+                self.write_window, lambda: asyncio.ensure_future(self._flush(service_id, batch))
+            )
+        if add is not None:
+            batch.add.add(add)
+            batch.remove.discard(add)
+        if remove is not None:
+            batch.remove.add(remove)
+            batch.add.discard(remove)
+        assert batch.done is not None
+        await asyncio.shield(batch.done)
+
+    async def _flush(self, service_id: str, batch: _Batch) -> None:
+        if self._batches.get(service_id) is batch:
+            del self._batches[service_id]
+        assert batch.done is not None
+        try:
+            updated = await self.client.update_private_endpoint_ids(
+                self.org_id, service_id, add=sorted(batch.add), remove=sorted(batch.remove)
+            )
+        except Exception as exc:  # every caller of the batch gets the batch's error
+            batch.done.set_exception(exc)
+            return
+        self._remember(updated)
+        batch.done.set_result(None)
+
+    def _remember(self, updated: Service) -> None:
+        """Keep the list in step with a write, so the next reader does not undo or repeat it."""
+        listed = self._services.peek()
+        if listed is None:
+            return
+        for i, service in enumerate(listed):
+            if service.id == updated.id:
+                listed[i] = updated
+
+    async def remove_organization_entries(self, endpoint_ids: Sequence[str]) -> list[str]:
+        """Drop the organization's entries for these endpoints once no service lists them; the IDs removed.
+
+        Deletions within the window share one organization read, one services list and one PATCH.
+        """
+        loop = asyncio.get_running_loop()
+        if self._org_batch is None:
+            wanted: set[str] = set()
+            done: asyncio.Future[list[str]] = loop.create_future()
+            self._org_batch = (wanted, done)
+            loop.call_later(self.write_window, lambda: asyncio.ensure_future(self._flush_org(wanted, done)))
+        wanted, done = self._org_batch
+        wanted.update(endpoint_ids)
+        removed = await asyncio.shield(done)
+        return [i for i in removed if i in endpoint_ids]
+
+    async def _flush_org(self, wanted: set[str], done: asyncio.Future[list[str]]) -> None:
+        self._org_batch = None
+        try:
+            org = await self.client.get_organization(self.org_id)
+            services = await self.services(max_age=0)
+            listed = [e.id for e in org.private_endpoints]
+            used = [s.private_endpoint_ids for s in services]
+            gone: list[OrganizationPrivateEndpoint] = [
+                e for e in org.private_endpoints if e.id in wanted and org_entry_removable(e.id, listed, used)
+            ]
+            if gone:
+                await self.client.remove_organization_private_endpoints(self.org_id, gone)
+        except Exception as exc:
+            done.set_exception(exc)
+            return
+        done.set_result([e.id for e in gone])
+
+
+class Gateways:
+    """One client per (URL, key) and one gateway per (URL, key, organization), made on first use.
+
+    The secret's digest is part of the identity, so a rotated secret gets a fresh client.
+    """
+
+    def __init__(
+        self,
+        *,
+        retry: RetryPolicy = DEFAULT_RETRY_POLICY,
+        batch_window: float = 0.2,
+        on_call: OnCall | None = None,
+    ) -> None:
+        self._retry = retry
+        self._batch_window = batch_window
+        self._on_call = on_call
+        self._clients: dict[tuple[str, str, str], ClickHouseCloudClient] = {}
+        self._gateways: dict[tuple[str, str, str, str], ClickHouseGateway] = {}
+
+    def get(self, api_url: str, key_id: str, key_secret: str, org_id: str) -> ClickHouseGateway:
+        ident = (api_url.rstrip("/"), key_id, hashlib.sha256(key_secret.encode()).hexdigest())
+        gateway = self._gateways.get((*ident, org_id))
+        if gateway is None:
+            client = self._clients.get(ident)
+            if client is None:
+                client = self._clients[ident] = ClickHouseCloudClient(
+                    api_url, key_id, key_secret, retry=self._retry, on_call=self._on_call
+                )
+            gateway = self._gateways[(*ident, org_id)] = ClickHouseGateway(
+                client, org_id, write_window=self._batch_window
+            )
+        return gateway
+
+    async def close(self) -> None:
+        for client in self._clients.values():
+            await client.aclose()
+        self._clients.clear()
+        self._gateways.clear()

@@ -1,0 +1,130 @@
+"""The organization gateway against the in-process ClickHouse stand-in: coalesced reads, batched writes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from clickhouse_privatelink.adapters.clickhouse.client import ClickHouseCloudClient, RateLimiter
+from clickhouse_privatelink.adapters.clickhouse.gateway import ClickHouseGateway, Gateways
+from clickhouse_privatelink.settings import api_url_allowed
+from clickhouse_privatelink_testkit.compressed_clock import retry_policy
+from clickhouse_privatelink_testkit.standins.clickhouse_cloud import ClickHouseCloudStandIn
+
+SECRET = "gateway-secret-value"
+
+
+@pytest.fixture
+async def org(clickhouse_standin: ClickHouseCloudStandIn) -> AsyncIterator[tuple[Any, ...]]:
+    state = clickhouse_standin.state
+    state.rate_limit = None
+    org = state.seed_org()
+    key = state.seed_key(org_id=org.id, secret=SECRET)
+    services = [state.seed_service(org_id=org.id, region="us-east-1") for _ in range(5)]
+    client = ClickHouseCloudClient(
+        clickhouse_standin.url, key.id, SECRET, limiter=RateLimiter(None), retry=retry_policy(0.01)
+    )
+    gateway = ClickHouseGateway(client, org.id, write_window=0.05)
+    yield clickhouse_standin, org, services, gateway
+    await client.aclose()
+
+
+def calls(standin: ClickHouseCloudStandIn, method: str) -> list[str]:
+    return [
+        r["path"] for r in standin.state.requests if r["method"] == method and r["path"].startswith("/v1")
+    ]
+
+
+async def test_concurrent_readers_share_one_list_of_services(org: tuple[Any, ...]) -> None:
+    standin, _, services, gateway = org
+    found = await asyncio.gather(*(gateway.service(s.id, max_age=1.0) for s in services * 4))
+    assert {f.id for f in found} == {s.id for s in services}
+    assert len(calls(standin, "GET")) == 1
+    await gateway.services(max_age=60)  # young enough: no new read
+    assert len(calls(standin, "GET")) == 1
+    await gateway.services(max_age=0)
+    assert len(calls(standin, "GET")) == 2
+
+
+async def test_private_endpoint_config_is_read_once_per_service(org: tuple[Any, ...]) -> None:
+    standin, _, services, gateway = org
+    for _ in range(3):
+        config = await gateway.private_endpoint_config(services[0].id)
+    assert config.ready and config.endpoint_service_id == services[0].endpoint_service_id
+    assert len(calls(standin, "GET")) == 1
+
+
+async def test_allow_list_changes_in_one_window_are_one_patch_per_service(org: tuple[Any, ...]) -> None:
+    standin, _, services, gateway = org
+    await gateway.services(max_age=0)
+    await asyncio.gather(
+        gateway.attach(services[0].id, "vpce-aaaaaaaaaaaaaaaaa"),
+        gateway.attach(services[0].id, "vpce-bbbbbbbbbbbbbbbbb"),
+        gateway.attach(services[1].id, "vpce-aaaaaaaaaaaaaaaaa"),
+    )
+    assert len(calls(standin, "PATCH")) == 2
+    assert set(standin.state.services[services[0].id].private_endpoint_ids) == {
+        "vpce-aaaaaaaaaaaaaaaaa",
+        "vpce-bbbbbbbbbbbbbbbbb",
+    }
+    # A reader after the write sees it without another read of the list.
+    listed = await gateway.service(services[0].id, max_age=60)
+    assert set(listed.private_endpoint_ids) == {"vpce-aaaaaaaaaaaaaaaaa", "vpce-bbbbbbbbbbbbbbbbb"}
+    assert len(calls(standin, "GET")) == 1
+    await gateway.detach(services[0].id, "vpce-aaaaaaaaaaaaaaaaa")
+    assert standin.state.services[services[0].id].private_endpoint_ids == ["vpce-bbbbbbbbbbbbbbbbb"]
+
+
+async def test_a_failed_batch_fails_every_caller_in_it(org: tuple[Any, ...]) -> None:
+    standin, _, _, gateway = org
+    results = await asyncio.gather(
+        gateway.attach("00000000-0000-4000-8000-000000000000", "vpce-aaaaaaaaaaaaaaaaa"),
+        gateway.attach("00000000-0000-4000-8000-000000000000", "vpce-bbbbbbbbbbbbbbbbb"),
+        return_exceptions=True,
+    )
+    assert all(getattr(r, "status", None) == 404 for r in results)
+    assert len(calls(standin, "PATCH")) == 1
+
+
+async def test_organization_entries_of_many_deletions_are_one_check_and_one_patch(
+    org: tuple[Any, ...],
+) -> None:
+    standin, org_, services, gateway = org
+    ids = ["vpce-aaaaaaaaaaaaaaaaa", "vpce-bbbbbbbbbbbbbbbbb", "vpce-ccccccccccccccccc"]
+    for service, endpoint_id in zip(services, ids, strict=False):
+        await gateway.attach(service.id, endpoint_id)
+    await gateway.detach(services[0].id, ids[0])
+    await gateway.detach(services[1].id, ids[1])  # ids[2] stays listed on services[2]
+    before = len(calls(standin, "PATCH"))
+    removed = await asyncio.gather(*(gateway.remove_organization_entries([i]) for i in ids))
+    assert removed == [[ids[0]], [ids[1]], []]
+    assert len(calls(standin, "PATCH")) == before + 1
+    assert [e["id"] for e in standin.state.orgs[org_.id].private_endpoints] == [ids[2]]
+
+
+def test_gateways_are_one_per_url_key_and_organization() -> None:
+    gateways = Gateways()
+    a = gateways.get("https://api.example/", "K", "s1", "org-1")
+    assert a is gateways.get("https://api.example", "K", "s1", "org-1")
+    assert a is not gateways.get("https://api.example", "K", "s1", "org-2")
+    assert a.client is gateways.get("https://api.example", "K", "s1", "org-2").client
+    assert a is not gateways.get("https://api.example", "K", "rotated", "org-1")
+
+
+def test_only_allowed_api_urls_are_called() -> None:
+    allowed = ("https://api.clickhouse.cloud",)
+    assert api_url_allowed("https://api.clickhouse.cloud", allowed)
+    assert api_url_allowed("https://API.clickhouse.cloud:443/", allowed)
+    for url in (
+        "http://169.254.169.254/latest/meta-data",
+        "https://kubernetes.default.svc",
+        "https://api.clickhouse.cloud.evil.example",
+        "http://api.clickhouse.cloud",
+        "https://api.clickhouse.cloud:8443",
+        "https://api.clickhouse.cloud/v1/organizations/x",
+        "https://user@10.0.0.7",
+    ):
+        assert not api_url_allowed(url, allowed), url
