@@ -66,7 +66,9 @@ def wait_ready_at_generation(link: Link, timeout: float) -> None:
         obj = link.get() or {}
         status = obj.get("status", {})
         generation = obj.get("metadata", {}).get("generation")
-        ready = next((x for x in status.get("conditions", []) if x.get("type") == "Ready"), {})
+        ready: dict[str, Any] = next(
+            (x for x in status.get("conditions", []) if x.get("type") == "Ready"), {}
+        )
         return status.get("observedGeneration") == generation and ready.get("status") == "True"
 
     wait_for(check, timeout=timeout, interval=0.2, message=f"{link.name}: Ready at its generation")
