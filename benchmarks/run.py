@@ -74,7 +74,10 @@ CH_FIXED_DELETE = 1
 PAGINATED_APIS = 3
 PAGE_SIZE = 100
 
-THROTTLE_WORDS = re.compile(r"429|throttl|rate.?limit|RequestLimitExceeded|TooManyRequests", re.IGNORECASE)
+# A 429 or throttling error in a condition (never digits inside an ID, such as a service's UUID).
+THROTTLE_WORDS = re.compile(
+    r"(?<![\w-])429(?![\w-])|throttl|rate.?limit|RequestLimitExceeded|TooManyRequests", re.IGNORECASE
+)
 _SAMPLE = re.compile(r"^([A-Za-z_:][\w:]*)(?:\{(.*)\})?\s+(\S+)$")
 _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 MiB = 1024 * 1024
