@@ -12,8 +12,11 @@ import uuid
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from clickhouse_privatelink import constants as c
 from clickhouse_privatelink.adapters.aws import route53, vpc_endpoints
+from clickhouse_privatelink.adapters.aws.clients import error_code
 from clickhouse_privatelink.adapters.clickhouse.client import (
     ClickHouseApiError,
     Forbidden,
@@ -28,6 +31,7 @@ from clickhouse_privatelink.decisions.ownership import (
     zone_tags,
 )
 from clickhouse_privatelink.decisions.plan import (
+    LIVE_ENDPOINT_STATES,
     DesiredEndpoint,
     EndpointAction,
     EndpointDecision,
@@ -57,7 +61,14 @@ from clickhouse_privatelink.decisions.usage import (
     settings_leader,
     zone_users,
 )
-from clickhouse_privatelink.engine.context import Pass, StepFailed, aws_call, clickhouse_call
+from clickhouse_privatelink.engine.context import (
+    Pass,
+    StepFailed,
+    aws_await,
+    aws_call,
+    aws_failure,
+    clickhouse_call,
+)
 from clickhouse_privatelink.engine.security_group_component import SecurityGroupComponent
 
 CREDENTIAL_REASONS = frozenset(
@@ -174,8 +185,12 @@ class EndpointComponent:
             p.cluster, aws_spec.region, aws_spec.vpc_id, desired.service_name, desired.service_region
         )
         async with p.book.lock(("endpoint", key)):
-            # Read under the lock: the previous holder may have just created the endpoint.
-            managed = await p.managed_endpoints(fresh=True)
+            managed = await p.managed_endpoints()
+            if not any(
+                is_shared_endpoint_for(e.tags, key) or is_owned_by(e.tags, p.res.ref) for e in managed
+            ):
+                # Before a create, a fresh look: the previous holder of the lock may have just made it.
+                managed = await p.managed_endpoints(fresh=True)
             legacy = pick_owned_endpoint(_legacy(managed, p))
             if legacy is not None and legacy.service_name == desired.service_name:
                 decision = plan_endpoint(desired, legacy, adopted=False)
@@ -236,11 +251,13 @@ class EndpointComponent:
                 step, vpc_endpoints.create, p.aws.ec2, desired, tags=tags, client_token=token
             )
             where = f" (cross-region to {desired.service_region})" if desired.cross_region else ""
+            p.aws.forget_endpoints(desired.vpc_id)
             p.out.event("EndpointCreated", f"created VPC endpoint {observed.id}{where}")
             p.out.changes.append("endpoint_created")
         elif decision.action is EndpointAction.MODIFY:
             assert observed is not None
             await aws_call(step, vpc_endpoints.modify, p.aws.ec2, observed.id, decision)
+            p.aws.forget_endpoints(desired.vpc_id)
             p.out.event("EndpointModified", _modification(observed.id, decision))
             p.out.changes.append("endpoint_modified")
             observed = await aws_call(step, vpc_endpoints.get, p.aws.ec2, observed.id)
@@ -413,13 +430,11 @@ class ZoneComponent:
             # One creator at a time per VPC and name; Route 53 refuses a second zone of the same name for
             # the VPC (ConflictingDomainExists), which the adapter answers by using the one that exists.
             async with p.book.lock(("zone", aws_spec.vpc_id, name)):
-                zone = await aws_call(
+                zone = await aws_await(
                     step,
-                    route53.find_private_zone,
-                    p.aws.route53,
-                    name,
-                    vpc_id=aws_spec.vpc_id,
-                    vpc_region=aws_spec.region,
+                    p.aws.private_zone(
+                        name, vpc_id=aws_spec.vpc_id, vpc_region=aws_spec.region, max_age=p.read_age
+                    ),
                 )
                 if zone is None:
                     zone = await aws_call(
@@ -432,6 +447,7 @@ class ZoneComponent:
                         tags=zone_tags(p.cluster, aws_spec.vpc_id),
                         caller_reference=f"chpl-{uuid.uuid4()}",
                     )
+                    p.aws.forget_zone(aws_spec.vpc_id, name)
                     p.out.event("HostedZoneCreated", f"created private zone {name} ({zone.id})")
                     p.out.changes.append("zone_created")
         p.zone_id = zone.id
@@ -450,6 +466,7 @@ class ZoneComponent:
             if zone is None or not is_managed(zone.tags, p.cluster):
                 return
             if await aws_call(step, route53.delete_zone_if_empty, p.aws.route53, zone.id):
+                p.aws.forget_zone(p.me.vpc_id, zone.name)
                 p.out.event("HostedZoneDeleted", f"deleted the empty private zone {zone.name}")
 
 
@@ -471,21 +488,15 @@ class RecordComponent:
             return
         assert p.zone_id is not None
         async with p.book.lock(("record", p.zone_id, hostname.lower())):
-            observed, _ = await aws_call(step, route53.read_records, p.aws.route53, p.zone_id, hostname)
+            observed, _ = await aws_await(step, p.aws.records(p.zone_id, hostname, max_age=p.read_age))
             decision = plan_record(p.cluster, hostname, target, observed)
             if decision.action is RecordAction.CONFLICT:
                 raise StepFailed(step, decision.reason, decision.message)
             if decision.action is RecordAction.WRITE:
-                await aws_call(
-                    step,
-                    route53.write_records,
-                    p.aws.route53,
-                    p.zone_id,
-                    hostname,
-                    target,
-                    cluster=p.cluster,
-                    vpc_id=p.res.spec.aws.vpc_id,
+                changes = route53.upsert_changes(
+                    hostname, target, cluster=p.cluster, vpc_id=p.res.spec.aws.vpc_id
                 )
+                await aws_await(step, p.aws.change_records(p.zone_id, changes))
                 p.out.event("DnsRecordWritten", f"{hostname} now points to endpoint {endpoint.id}")
                 p.out.changes.append("dns_record_written")
         message = f"{hostname} resolves to endpoint {endpoint.id}"
@@ -506,8 +517,18 @@ class RecordComponent:
                 return
             observed, sets = await aws_call(step, route53.read_records, p.aws.route53, zone.id, hostname)
             if observed.owner is not None and observed.owner.cluster == p.cluster:
-                ours = [rs for rs in sets if rs["Type"] in ("A", "TXT")]
-                await aws_call(step, route53.delete_records, p.aws.route53, zone.id, ours)
+                ours = [
+                    {"Action": "DELETE", "ResourceRecordSet": rs} for rs in sets if rs["Type"] in ("A", "TXT")
+                ]
+                try:
+                    await p.aws.change_records(zone.id, ours)
+                except (ClientError, BotoCoreError) as exc:
+                    # A set changed or vanished since it was read: look again; still there is an error.
+                    if not isinstance(exc, ClientError) or error_code(exc) != "InvalidChangeBatch":
+                        raise aws_failure(step, exc) from None
+                    again, _ = await aws_call(step, route53.read_records, p.aws.route53, zone.id, hostname)
+                    if again.owner is not None:
+                        await aws_await(step, p.aws.change_records(zone.id, ours))
                 p.out.event("DnsRecordDeleted", f"deleted the record for {hostname}")
             elif observed.alias is not None or observed.other_address:
                 p.out.event("DnsRecordKept", f"the record for {hostname} is not ours: left in place")
@@ -530,8 +551,33 @@ class AllowListComponent:
                 await clickhouse_call(step, api.attach(service.id, endpoint.id), write=True)
                 p.out.event("AllowListed", f"added {endpoint.id} to the allow list of {service.name}")
                 p.out.changes.append("allow_listed")
+        await self._retire_replaced(p)
         message = f"{endpoint.id} is on the allow list of {service.name}"
         p.out.steps.append(StepResult(step, True, Reason.ALLOW_LISTED, message))
+
+    async def _retire_replaced(self, p: Pass) -> None:
+        """An endpoint of ours that is gone (deleted out of band, replaced): its entries go too.
+
+        Only an endpoint AWS no longer has, and only one the operator made: an adopted one is never touched.
+        """
+        assert p.service is not None and p.endpoint is not None
+        previous = p.res.status.get("vpcEndpointId")
+        if (
+            not previous
+            or previous == p.endpoint.id
+            or not p.res.status.get("vpcEndpointOwned")
+            or previous not in p.service.private_endpoint_ids
+            or any(e.id == previous and e.state in LIVE_ENDPOINT_STATES for e in await p.managed_endpoints())
+        ):
+            return
+        api = await p.clickhouse()
+        async with p.book.lock(("allow", p.service.id, previous)):
+            await clickhouse_call(ConditionType.ALLOW_LISTED, api.detach(p.service.id, previous), write=True)
+        p.out.event(
+            "AllowListRemoved",
+            f"removed {previous} (gone, replaced by {p.endpoint.id}) from {p.service.name}",
+        )
+        await _remove_org_entries(p, [previous])
 
     async def release(self, p: Pass) -> None:
         step = ConditionType.ALLOW_LISTED

@@ -9,8 +9,8 @@ from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from clickhouse_privatelink.adapters.aws import vpc_endpoints
-from clickhouse_privatelink.adapters.aws.clients import AwsClients, classify
+from clickhouse_privatelink.adapters.aws.clients import classify
+from clickhouse_privatelink.adapters.aws.gateway import AwsGateway
 from clickhouse_privatelink.adapters.clickhouse.client import (
     ClickHouseApiError,
     Forbidden,
@@ -93,7 +93,7 @@ class Pass:
 
     res: Resource
     out: Outcome
-    aws: AwsClients
+    aws: AwsGateway
     book: UsageBook
     indexed: Sequence[Usage]  # the durable users of this resource's VPC
     me: Usage
@@ -103,7 +103,6 @@ class Pass:
     config: PrivateEndpointConfig | None = None
     endpoint: ObservedEndpoint | None = None
     zone_id: str | None = None
-    _managed_endpoints: list[ObservedEndpoint] | None = None
 
     @property
     def cluster(self) -> str:
@@ -119,24 +118,30 @@ class Pass:
         self.book.claim(self.me)
 
     async def managed_endpoints(self, *, fresh: bool = False) -> list[ObservedEndpoint]:
-        """The operator's endpoints in this VPC: one DescribeVpcEndpoints per pass, shared by the steps."""
-        if self._managed_endpoints is None or fresh:
-            self._managed_endpoints = await aws_call(
-                ConditionType.VPC_ENDPOINT_READY,
-                vpc_endpoints.find_managed,
-                self.aws.ec2,
-                self.res.spec.aws.vpc_id,
-            )
-        return self._managed_endpoints
+        """The operator's endpoints in this VPC: one DescribeVpcEndpoints per VPC, shared by its resources."""
+        return await aws_await(
+            ConditionType.VPC_ENDPOINT_READY,
+            self.aws.endpoints(self.res.spec.aws.vpc_id, max_age=0.0 if fresh else self.read_age),
+        )
+
+
+def aws_failure(step: ConditionType, exc: ClientError | BotoCoreError) -> StepFailed:
+    """The failed step an AWS error means (reason and message from the error's classification)."""
+    problem = classify(exc)
+    return StepFailed(step, problem.reason, f"AWS {problem.message}")
 
 
 async def aws_call(step: ConditionType, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run a blocking boto3 adapter call off the event loop; turn AWS errors into a failed step."""
+    return await aws_await(step, asyncio.to_thread(fn, *args, **kwargs))
+
+
+async def aws_await(step: ConditionType, call: Awaitable[T]) -> T:
+    """Await an AWS call (a gateway's or a thread's); turn AWS errors into a failed step."""
     try:
-        return await asyncio.to_thread(fn, *args, **kwargs)
+        return await call
     except (ClientError, BotoCoreError) as exc:
-        problem = classify(exc)
-        raise StepFailed(step, problem.reason, f"AWS {problem.message}") from None
+        raise aws_failure(step, exc) from None
 
 
 async def clickhouse_call(

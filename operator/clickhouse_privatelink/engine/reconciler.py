@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from clickhouse_privatelink.adapters.aws.clients import AwsClients
+from clickhouse_privatelink.adapters.aws.gateway import AwsGateway
 from clickhouse_privatelink.adapters.clickhouse.gateway import ClickHouseGateway
 from clickhouse_privatelink.adapters.kubernetes.secrets import ApiKey, CredentialsError, SecretReader
 from clickhouse_privatelink.api.models import DeletionPolicy
@@ -32,7 +32,8 @@ log = logging.getLogger(__name__)
 
 # The gateway of (API URL, key, organization).
 ClickHouseFactory = Callable[[str, ApiKey, str], ClickHouseGateway]
-AwsFactory = Callable[[str, str | None], AwsClients]
+# The AWS gateway of (region, role).
+AwsFactory = Callable[[str, str | None], AwsGateway]
 
 
 class Reconciler:

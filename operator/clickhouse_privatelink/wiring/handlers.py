@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from clickhouse_privatelink import constants as c
 from clickhouse_privatelink import metrics
 from clickhouse_privatelink.adapters.aws.clients import clients_for
+from clickhouse_privatelink.adapters.aws.gateway import AwsGateways
 from clickhouse_privatelink.adapters.clickhouse.client import RetryPolicy
 from clickhouse_privatelink.adapters.clickhouse.gateway import ClickHouseGateway, Gateways
 from clickhouse_privatelink.adapters.kubernetes.secrets import ApiKey, SecretReader
@@ -63,7 +64,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     def gateway(api_url: str, key: ApiKey, org_id: str) -> ClickHouseGateway:
         return gateways.get(api_url, key.key_id, key.key_secret, org_id)
 
-    memo.reconciler = Reconciler(SETTINGS, SecretReader(), gateway, clients_for)
+    aws = AwsGateways(clients_for, batch_window=SETTINGS.clickhouse_batch_window)
+    memo.reconciler = Reconciler(SETTINGS, SecretReader(), gateway, aws.get)
     port = int(memo.get("metrics_port", 0) or 0)
     if port:
         metrics.serve(port)

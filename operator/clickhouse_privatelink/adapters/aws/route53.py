@@ -119,16 +119,35 @@ def _record_sets_at(r53: Route53Client, zone_id: str, hostname: str) -> list[dic
     return [dict(rs) for rs in page["ResourceRecordSets"] if _fqdn(rs["Name"]).lower() == fqdn]
 
 
-def read_records(
-    r53: Route53Client, zone_id: str, hostname: str
-) -> tuple[ObservedRecords, list[dict[str, Any]]]:
-    """What is at ``hostname`` in the zone: the decision input and the raw sets (needed to delete them)."""
-    sets = _record_sets_at(r53, zone_id, hostname)
+def list_record_sets(r53: Route53Client, zone_id: str) -> list[dict[str, Any]]:
+    """Every record set of the zone (paginated): one listing serves all the hostnames read from it."""
+    sets: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"HostedZoneId": zone_id}
+    while True:
+        page = r53.list_resource_record_sets(**kwargs)
+        sets.extend(dict(rs) for rs in page["ResourceRecordSets"])
+        if not page.get("IsTruncated"):
+            return sets
+        kwargs.update(
+            StartRecordName=page["NextRecordName"],
+            StartRecordType=page["NextRecordType"],
+            **(
+                {"StartRecordIdentifier": page["NextRecordIdentifier"]}
+                if "NextRecordIdentifier" in page
+                else {}
+            ),
+        )
+
+
+def records_at(sets: list[dict[str, Any]], hostname: str) -> tuple[ObservedRecords, list[dict[str, Any]]]:
+    """What is at ``hostname`` among a zone's record sets: the decision input and the raw sets."""
+    fqdn = _fqdn(hostname).lower()
+    mine = [rs for rs in sets if _fqdn(rs["Name"]).lower() == fqdn]
     alias: tuple[str, str] | None = None
     other_address = False
     owner = None
     foreign_txt = False
-    for rs in sets:
+    for rs in mine:
         kind = rs["Type"]
         if kind == "A" and "AliasTarget" in rs:
             alias = (rs["AliasTarget"]["DNSName"], rs["AliasTarget"]["HostedZoneId"])
@@ -139,14 +158,21 @@ def read_records(
             owner = parse_dns_owner(values)
             foreign_txt = owner is None
     observed = ObservedRecords(alias=alias, other_address=other_address, owner=owner, foreign_txt=foreign_txt)
-    return observed, sets
+    return observed, mine
 
 
-def write_records(
-    r53: Route53Client, zone_id: str, hostname: str, target: tuple[str, str], *, cluster: str, vpc_id: str
-) -> str:
-    """Point ``hostname`` at the endpoint (alias A) and mark it ours (TXT), in one atomic change."""
-    changes: list[Any] = [
+def read_records(
+    r53: Route53Client, zone_id: str, hostname: str
+) -> tuple[ObservedRecords, list[dict[str, Any]]]:
+    """What is at ``hostname`` in the zone, read on its own (cleanup's fresh look)."""
+    return records_at(_record_sets_at(r53, zone_id, hostname), hostname)
+
+
+def upsert_changes(
+    hostname: str, target: tuple[str, str], *, cluster: str, vpc_id: str
+) -> list[dict[str, Any]]:
+    """The changes that point ``hostname`` at the endpoint (alias A) and mark it ours (TXT): keep together."""
+    return [
         {
             "Action": "UPSERT",
             "ResourceRecordSet": {
@@ -169,11 +195,22 @@ def write_records(
             },
         },
     ]
+
+
+def change_record_sets(r53: Route53Client, zone_id: str, changes: list[dict[str, Any]]) -> str:
+    """Apply the changes in one atomic ChangeResourceRecordSets; the change ID."""
     result = r53.change_resource_record_sets(
         HostedZoneId=zone_id,
-        ChangeBatch={"Comment": f"clickhouse-privatelink-operator {cluster}/{vpc_id}", "Changes": changes},
+        ChangeBatch={"Comment": "clickhouse-privatelink-operator", "Changes": changes},  # type: ignore[typeddict-item]
     )
     return result["ChangeInfo"]["Id"]
+
+
+def write_records(
+    r53: Route53Client, zone_id: str, hostname: str, target: tuple[str, str], *, cluster: str, vpc_id: str
+) -> str:
+    """Point ``hostname`` at the endpoint and mark it ours, in one atomic change of its own."""
+    return change_record_sets(r53, zone_id, upsert_changes(hostname, target, cluster=cluster, vpc_id=vpc_id))
 
 
 def delete_records(r53: Route53Client, zone_id: str, record_sets: list[dict[str, Any]]) -> None:

@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
 
 from clickhouse_privatelink.adapters.clickhouse.client import (
     DEFAULT_RETRY_POLICY,
@@ -32,9 +30,8 @@ from clickhouse_privatelink.adapters.clickhouse.client import (
     RetryPolicy,
     Service,
 )
+from clickhouse_privatelink.adapters.coalesce import SingleFlight
 from clickhouse_privatelink.decisions.plan import org_entry_removable
-
-T = TypeVar("T")
 
 
 @dataclass
@@ -44,34 +41,6 @@ class _Batch:
     done: asyncio.Future[None] | None = None
 
 
-class _SingleFlight(Generic[T]):
-    """At most one call of ``fetch`` in flight; its result is kept with the time it was read."""
-
-    def __init__(self, fetch: Callable[[], Awaitable[T]]) -> None:
-        self._fetch = fetch
-        self._value: T | None = None
-        self._read_at = float("-inf")
-        self._inflight: asyncio.Task[T] | None = None
-
-    async def get(self, max_age: float) -> T:
-        if self._value is not None and time.monotonic() - self._read_at <= max_age:
-            return self._value
-        if self._inflight is None:
-            self._inflight = asyncio.ensure_future(self._run())
-        return await asyncio.shield(self._inflight)
-
-    async def _run(self) -> T:
-        try:
-            value = await self._fetch()
-            self._value, self._read_at = value, time.monotonic()
-            return value
-        finally:
-            self._inflight = None
-
-    def peek(self) -> T | None:
-        return self._value
-
-
 class ClickHouseGateway:
     """The organization's calls, coalesced and batched (see the module docstring)."""
 
@@ -79,7 +48,7 @@ class ClickHouseGateway:
         self.client = client
         self.org_id = org_id
         self.write_window = write_window
-        self._services: _SingleFlight[list[Service]] = _SingleFlight(
+        self._services: SingleFlight[list[Service]] = SingleFlight(
             lambda: self.client.list_services(self.org_id)
         )
         self._configs: dict[str, PrivateEndpointConfig] = {}

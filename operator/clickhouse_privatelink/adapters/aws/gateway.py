@@ -1,0 +1,186 @@
+"""One gateway per AWS region and role: where every resource's EC2 and Route 53 calls meet.
+
+- ``endpoints(vpc)``: one ``DescribeVpcEndpoints`` (filtered by the operator's tag) per VPC in flight, kept
+  for callers that accept its age: a drift period costs one read per VPC, not one per resource.
+- ``private_zone(name, vpc)`` and ``records(zone)``: one ``ListHostedZonesByVPC`` per VPC and one listing
+  of a zone's record sets per zone, shared the same way.
+- ``change_records(zone, changes)``: record changes for one zone within ``batch_window`` go out as one
+  ``ChangeResourceRecordSets`` (up to Route 53's 1,000 changes). Each caller's changes stay together; when a
+  batch fails, each caller's changes are sent on their own, so one bad record does not block the others
+  (external-dns's ``submitChanges``).
+
+Blocking boto3 calls run in threads; errors reach the caller as botocore exceptions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from clickhouse_privatelink.adapters.aws import route53 as route53_api
+from clickhouse_privatelink.adapters.aws import vpc_endpoints
+from clickhouse_privatelink.adapters.aws.clients import AwsClients
+from clickhouse_privatelink.adapters.coalesce import SingleFlight
+from clickhouse_privatelink.decisions.plan import ObservedEndpoint, ObservedRecords
+
+T = TypeVar("T")
+MAX_CHANGES = 1000  # Route 53's limit of changes in one ChangeResourceRecordSets
+
+
+@dataclass
+class _ZoneBatch:
+    groups: list[tuple[list[dict[str, Any]], asyncio.Future[None]]] = field(default_factory=list)
+
+
+class AwsGateway:
+    """Coalesced reads and batched record changes for one region and role (see the module docstring)."""
+
+    def __init__(self, clients: AwsClients, *, batch_window: float = 0.2) -> None:
+        self.clients = clients
+        self.batch_window = batch_window
+        self._endpoints: dict[str, SingleFlight[list[ObservedEndpoint]]] = {}
+        self._zones: dict[tuple[str, str], SingleFlight[route53_api.ObservedZone | None]] = {}
+        self._records: dict[str, SingleFlight[list[dict[str, Any]]]] = {}
+        self._batches: dict[str, _ZoneBatch] = {}
+
+    @property
+    def ec2(self) -> Any:
+        return self.clients.ec2
+
+    @property
+    def route53(self) -> Any:
+        return self.clients.route53
+
+    async def _thread(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return await asyncio.to_thread(fn, *args, **kwargs)
+
+    # ---- EC2
+
+    async def endpoints(self, vpc_id: str, *, max_age: float) -> list[ObservedEndpoint]:
+        """The operator's endpoints in the VPC (any cluster: callers check ownership), read ``max_age`` ago."""
+        flight = self._endpoints.get(vpc_id)
+        if flight is None:
+            flight = self._endpoints[vpc_id] = SingleFlight(
+                lambda: self._thread(vpc_endpoints.find_managed, self.clients.ec2, vpc_id)
+            )
+        return await flight.get(max_age)
+
+    def forget_endpoints(self, vpc_id: str) -> None:
+        if vpc_id in self._endpoints:
+            self._endpoints[vpc_id].forget()
+
+    # ---- Route 53
+
+    async def private_zone(
+        self, name: str, *, vpc_id: str, vpc_region: str, max_age: float
+    ) -> route53_api.ObservedZone | None:
+        """The private zone ``name`` associated with the VPC, if any."""
+        key = (vpc_id, name.lower())
+        flight = self._zones.get(key)
+        if flight is None:
+            flight = self._zones[key] = SingleFlight(
+                lambda: self._thread(
+                    route53_api.find_private_zone,
+                    self.clients.route53,
+                    name,
+                    vpc_id=vpc_id,
+                    vpc_region=vpc_region,
+                )
+            )
+        zone = await flight.get(max_age)
+        if zone is None:
+            flight.forget()  # never keep "no zone": the next caller looks again
+        return zone
+
+    def forget_zone(self, vpc_id: str, name: str) -> None:
+        flight = self._zones.get((vpc_id, name.lower()))
+        if flight is not None:
+            flight.forget()
+
+    async def records(
+        self, zone_id: str, hostname: str, *, max_age: float
+    ) -> tuple[ObservedRecords, list[dict[str, Any]]]:
+        """What is at ``hostname`` in the zone, from one listing of the zone shared by its readers."""
+        flight = self._records.get(zone_id)
+        if flight is None:
+            flight = self._records[zone_id] = SingleFlight(
+                lambda: self._thread(route53_api.list_record_sets, self.clients.route53, zone_id)
+            )
+        return route53_api.records_at(await flight.get(max_age), hostname)
+
+    def forget_records(self, zone_id: str) -> None:
+        if zone_id in self._records:
+            self._records[zone_id].forget()
+
+    async def change_records(self, zone_id: str, changes: Sequence[dict[str, Any]]) -> None:
+        """Apply ``changes`` (kept together, atomically) in the zone's next batch."""
+        loop = asyncio.get_running_loop()
+        batch = self._batches.get(zone_id)
+        if batch is None:
+            batch = self._batches[zone_id] = _ZoneBatch()
+            loop.call_later(self.batch_window, lambda: asyncio.ensure_future(self._flush(zone_id, batch)))
+        done: asyncio.Future[None] = loop.create_future()
+        batch.groups.append((list(changes), done))
+        await asyncio.shield(done)
+
+    async def _flush(self, zone_id: str, batch: _ZoneBatch) -> None:
+        if self._batches.get(zone_id) is batch:
+            del self._batches[zone_id]
+        for chunk in _chunks(batch.groups):
+            await self._submit(zone_id, chunk)
+        self.forget_records(zone_id)
+
+    async def _submit(
+        self, zone_id: str, groups: list[tuple[list[dict[str, Any]], asyncio.Future[None]]]
+    ) -> None:
+        changes = [change for group, _ in groups for change in group]
+        try:
+            await self._thread(route53_api.change_record_sets, self.clients.route53, zone_id, changes)
+        except (ClientError, BotoCoreError) as exc:
+            if len(groups) == 1:
+                groups[0][1].set_exception(exc)
+                return
+            # One bad record must not block the others: each caller's changes on their own.
+            for group in groups:
+                await self._submit(zone_id, [group])
+            return
+        for _, done in groups:
+            done.set_result(None)
+
+
+def _chunks(
+    groups: list[tuple[list[dict[str, Any]], asyncio.Future[None]]],
+) -> list[list[tuple[list[dict[str, Any]], asyncio.Future[None]]]]:
+    """Callers' change groups packed into batches of at most MAX_CHANGES changes (a group is never split)."""
+    chunks: list[list[tuple[list[dict[str, Any]], asyncio.Future[None]]]] = [[]]
+    size = 0
+    for group in groups:
+        if chunks[-1] and size + len(group[0]) > MAX_CHANGES:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(group)
+        size += len(group[0])
+    return [c for c in chunks if c]
+
+
+class AwsGateways:
+    """One gateway per (region, role), made on first use."""
+
+    def __init__(
+        self, clients: Callable[[str, str | None], AwsClients], *, batch_window: float = 0.2
+    ) -> None:
+        self._clients = clients
+        self._batch_window = batch_window
+        self._gateways: dict[tuple[str, str | None], AwsGateway] = {}
+
+    def get(self, region: str, role_arn: str | None) -> AwsGateway:
+        gateway = self._gateways.get((region, role_arn))
+        if gateway is None:
+            gateway = self._gateways[(region, role_arn)] = AwsGateway(
+                self._clients(region, role_arn), batch_window=self._batch_window
+            )
+        return gateway
