@@ -12,6 +12,8 @@ SHORT_NAMES: Final = ("chpl",)
 CATEGORIES: Final = ("clickhouse",)
 
 FINALIZER: Final = f"{GROUP}/finalizer"
+# Set on a resource when the API-key Secret it uses changes (CHPL_WATCH_SECRETS): triggers a reconcile.
+ANNOTATION_SECRET_VERSION: Final = f"{GROUP}/secret-version"
 OPERATOR_NAME: Final = "clickhouse-privatelink-operator"
 
 # Ownership tags on every AWS resource the operator creates (the AWS Load Balancer Controller's pattern).

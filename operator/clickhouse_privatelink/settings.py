@@ -22,6 +22,15 @@ def _float(name: str, default: float) -> float:
     return value
 
 
+def _bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if raw == "":
+        return default
+    if raw not in ("true", "false", "1", "0", "yes", "no"):
+        raise ValueError(f"{name} must be true or false, got {raw!r}")
+    return raw in ("true", "1", "yes")
+
+
 def _urls(name: str, default: tuple[str, ...]) -> tuple[str, ...]:
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
@@ -73,6 +82,10 @@ class Settings:
     max_backoff: float = 300.0
     # Drift repair: how often a Ready resource is checked against AWS and ClickHouse.
     drift_interval: float = 300.0
+    # Watch the API-key Secrets (needs list/watch on Secrets): a change re-reconciles the resources using it
+    # at once. Without it a changed key is read at the next drift check, or as soon as ClickHouse refuses
+    # the old one.
+    watch_secrets: bool = False
     # ClickHouse client retries: 5xx/transport back-off base and cap, and the margin added to X-RateLimit-Reset.
     clickhouse_backoff_base: float = 4.0
     clickhouse_backoff_max: float = 60.0
@@ -88,6 +101,7 @@ class Settings:
         return cls(
             cluster_name=os.environ.get("CHPL_CLUSTER_NAME", "") or "default",
             clickhouse_api_urls=_urls("CHPL_CLICKHOUSE_API_URLS", cls.clickhouse_api_urls),
+            watch_secrets=_bool("CHPL_WATCH_SECRETS", cls.watch_secrets),
             poll_interval=_float("CHPL_POLL_INTERVAL", cls.poll_interval),
             error_retry_interval=_float("CHPL_ERROR_RETRY_INTERVAL", cls.error_retry_interval),
             max_backoff=_float("CHPL_MAX_BACKOFF", cls.max_backoff),

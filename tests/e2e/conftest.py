@@ -39,6 +39,7 @@ OPERATOR_ENV = {
     "CHPL_MAX_BACKOFF": "5",
     "CHPL_DRIFT_INTERVAL": "2",
     "CHPL_LOG_FORMAT": "json",
+    "CHPL_WATCH_SECRETS": "true",
 }
 READY_TIMEOUT = 60.0
 

@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from clickhouse_privatelink import constants as c
 from tests.e2e.conftest import Cloud, Kube, LinkFactory, OperatorProcess
 from tests.e2e.test_lifecycle import assert_connected
 from tests.fixtures.clickhouse import ClickHouseApi, ClickHouseOrg
@@ -24,6 +25,26 @@ def test_missing_secret_is_reported_and_fixing_it_recovers(
     assert "not-yet" in cond["message"]
     assert cloud.live_endpoints() == []
     make_link.secret("not-yet", clickhouse_org.key_id, clickhouse_org.key_secret)
+    assert_connected(link, cloud, clickhouse_org)
+
+
+def test_a_fixed_secret_is_picked_up_at_once_through_the_secret_watch(
+    make_link: LinkFactory, clickhouse_org: ClickHouseOrg, cloud: Cloud, k8s: Kube
+) -> None:
+    make_link.secret("rotating", clickhouse_org.key_id, "an-old-revoked-s3cr3t")
+    link = make_link(clickhouse={"credentialsSecretRef": {"name": "rotating"}})
+    link.wait_condition("Ready", status="False", reason="Unauthorized")
+    fixed = {"stringData": {"keySecret": clickhouse_org.key_secret}}
+    secret = k8s.core.patch_namespaced_secret("rotating", link.namespace, fixed)
+    # The watch marks the resource with the Secret's new version, which re-runs its reconcile.
+    wait_for(
+        lambda: (
+            (link.get() or {}).get("metadata", {}).get("annotations", {}).get(c.ANNOTATION_SECRET_VERSION)
+            == secret.metadata.resource_version
+        ),
+        timeout=10,
+        message="the resource marked with the Secret's version",
+    )
     assert_connected(link, cloud, clickhouse_org)
 
 

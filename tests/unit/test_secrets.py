@@ -113,6 +113,23 @@ async def test_reads_the_key_with_the_kubeconfig_token(
     assert reads == [("/api/v1/namespaces/default/secrets/clickhouse-api", f"Bearer {TOKEN}")]
 
 
+async def test_a_key_read_recently_is_reused_until_forgotten(
+    kubeconfig: pathlib.Path, akube: AsyncKube, seen: list[tuple[str, str]]
+) -> None:
+    await _secret(akube, "kept", {"keyId": KEY_ID, "keySecret": KEY_SECRET})
+    reader = SecretReader(ConnectionHolder())
+    ref = SecretKeyRef(name="kept")
+    for _ in range(3):
+        assert (await reader.api_key("default", ref, max_age=300)).key_secret == KEY_SECRET
+    reads = lambda: [call for call in seen if call[0].endswith("/kept")]  # noqa: E731
+    assert len(reads()) == 1
+    await reader.api_key("default", ref)  # max_age 0: a reconcile that must see the Secret as it is now
+    assert len(reads()) == 2
+    reader.forget("default", "kept")
+    await reader.api_key("default", ref, max_age=300)
+    assert len(reads()) == 3
+
+
 async def test_custom_key_names(kubeconfig: pathlib.Path, akube: AsyncKube) -> None:
     await _secret(akube, "custom", {"id": KEY_ID, "secret": KEY_SECRET})
     ref = SecretKeyRef.model_validate({"name": "custom", "keyIdKey": "id", "keySecretKey": "secret"})

@@ -50,19 +50,19 @@ class Reconciler:
         book: UsageBook | None = None,
     ) -> None:
         self.settings = settings
-        self._secrets = secrets
+        self.secrets = secrets
         self._clickhouse = clickhouse
         self._aws = aws
         self._components = tuple(components)
         self.book = book or UsageBook()
 
-    def _pass(self, res: Resource, indexed: Sequence[Usage], *, read_age: float) -> Pass:
+    def _pass(self, res: Resource, indexed: Sequence[Usage], *, read_age: float, key_age: float) -> Pass:
         gateway: ClickHouseGateway | None = None
 
         async def clickhouse() -> ClickHouseGateway:
             nonlocal gateway
             if gateway is None:
-                gateway = await self._gateway(res)
+                gateway = await self._gateway(res, key_age=key_age)
             return gateway
 
         aws_spec = res.spec.aws
@@ -85,13 +85,16 @@ class Reconciler:
         A drift check (``drift``) accepts shared reads up to half a drift interval old.
         """
         read_age = self.settings.drift_interval / 2 if drift else self.settings.read_window
-        p = self._pass(res, indexed, read_age=read_age)
+        # A drift check reuses the API key read within a drift interval; a changed Secret is picked up at
+        # once when Secrets are watched, and whenever ClickHouse refuses the key (see _fail).
+        key_age = self.settings.drift_interval if drift else self.settings.read_window
+        p = self._pass(res, indexed, read_age=read_age, key_age=key_age)
         self.book.claim(p.me)
         try:
             for component in self._components:
                 await component.apply(p)
         except StepFailed as failed:
-            self._fail(p.out, failed, attempt)
+            self._fail(res, p.out, failed, attempt)
         out = p.out
         out.done = out.ready().ok
         if not out.done and out.requeue_after is None:
@@ -100,7 +103,7 @@ class Reconciler:
 
     async def cleanup(self, res: Resource, *, indexed: Sequence[Usage] = (), attempt: int = 0) -> Outcome:
         """Release every component in reverse; ``done`` once nothing of ours that only we use is left."""
-        p = self._pass(res, indexed, read_age=self.settings.read_window)
+        p = self._pass(res, indexed, read_age=self.settings.read_window, key_age=self.settings.read_window)
         p.learn(deleting=True)
         out = p.out
         if res.spec.deletion_policy is DeletionPolicy.RETAIN:
@@ -116,13 +119,13 @@ class Reconciler:
                 out.requeue_after = self.settings.poll_interval
                 return out
             except StepFailed as failed:
-                self._fail(out, failed, attempt)
+                self._fail(res, out, failed, attempt)
                 return out
         out.done = True
         self.book.drop(res.ref.uid)
         return out
 
-    async def _gateway(self, res: Resource) -> ClickHouseGateway:
+    async def _gateway(self, res: Resource, *, key_age: float) -> ClickHouseGateway:
         spec = res.spec.clickhouse
         if not api_url_allowed(spec.api_url, self.settings.clickhouse_api_urls):
             raise StepFailed(
@@ -133,14 +136,16 @@ class Reconciler:
                 "(CHPL_CLICKHOUSE_API_URLS, the chart's clickhouse.allowedApiUrls)",
             )
         try:
-            key = await self._secrets.api_key(res.ref.namespace, spec.credentials_secret_ref)
+            key = await self.secrets.api_key(res.ref.namespace, spec.credentials_secret_ref, max_age=key_age)
         except CredentialsError as exc:
             reason = Reason.CREDENTIALS_SECRET_NOT_FOUND if exc.missing else Reason.CREDENTIALS_INVALID
             raise StepFailed(ConditionType.SERVICE_RESOLVED, reason, str(exc)) from None
         return self._clickhouse(spec.api_url, key, spec.organization_id)
 
-    def _fail(self, out: Outcome, failed: StepFailed, attempt: int) -> None:
+    def _fail(self, res: Resource, out: Outcome, failed: StepFailed, attempt: int) -> None:
         out.steps.append(StepResult(failed.step, False, failed.reason, failed.message))
+        if failed.reason is Reason.UNAUTHORIZED:  # perhaps rotated: read the Secret again next time
+            self.secrets.forget(res.ref.namespace, res.spec.clickhouse.credentials_secret_ref.name)
         if failed.reason in TERMINAL_REASONS:
             out.requeue_after = self.settings.error_retry_interval
             out.events.append(Event("Warning", failed.reason.value, failed.message))

@@ -17,6 +17,7 @@ from clickhouse_privatelink.adapters.aws.clients import clients_for
 from clickhouse_privatelink.adapters.aws.gateway import AwsGateways
 from clickhouse_privatelink.adapters.clickhouse.client import RetryPolicy
 from clickhouse_privatelink.adapters.clickhouse.gateway import ClickHouseGateway, Gateways
+from clickhouse_privatelink.adapters.kubernetes.api import custom_object_path, merge_patch
 from clickhouse_privatelink.adapters.kubernetes.secrets import ApiKey, SecretReader
 from clickhouse_privatelink.api.models import ClickHousePrivateLinkSpec
 from clickhouse_privatelink.decisions.ownership import ResourceRef
@@ -76,6 +77,32 @@ async def close_clients(memo: kopf.Memo, **_: Any) -> None:
     gateways = memo.get("gateways")
     if gateways is not None:
         await gateways.close()
+
+
+@kopf.index(*RESOURCE)
+def chpl_secret_refs(body: kopf.Body, **_: Any) -> dict[tuple[str, str], str]:
+    """Which resources use which API-key Secret: (namespace, Secret name) -> resource name."""
+    ref = (body.spec.get("clickhouse") or {}).get("credentialsSecretRef") or {}
+    name = ref.get("name") if isinstance(ref, dict) else None
+    return {(body.metadata.namespace or "", str(name)): body.metadata.name or ""} if name else {}
+
+
+if SETTINGS.watch_secrets:
+
+    @kopf.on.event("", "v1", "secrets")
+    async def secret_changed(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
+        """A used API-key Secret changed: read it again and reconcile the resources that use it now."""
+        namespace, name = body.metadata.namespace or "", body.metadata.name or ""
+        users = kwargs["chpl_secret_refs"].get((namespace, name), [])
+        if not users or kwargs["event"].get("type") is None:
+            return  # not used, or the listing at start-up (the resume handlers reconcile everything then)
+        memo.reconciler.secrets.forget(namespace, name)
+        version = body.metadata.get("resourceVersion") or ""
+        for resource in sorted(set(users)):
+            await merge_patch(
+                custom_object_path(c.GROUP, c.VERSION, namespace, c.PLURAL, resource),
+                {"metadata": {"annotations": {c.ANNOTATION_SECRET_VERSION: version}}},
+            )
 
 
 @kopf.index(*RESOURCE)
@@ -195,6 +222,9 @@ async def _run(
 @kopf.on.resume(*RESOURCE)
 @kopf.on.create(*RESOURCE)
 @kopf.on.update(*RESOURCE, field="spec")
+@kopf.on.update(
+    *RESOURCE, field=("metadata", "annotations", c.ANNOTATION_SECRET_VERSION), id="secret-changed"
+)
 async def reconcile(
     body: kopf.Body,
     patch: kopf.Patch,

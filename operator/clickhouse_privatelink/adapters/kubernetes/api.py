@@ -142,6 +142,44 @@ async def get_json(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+async def merge_patch(
+    path: str,
+    body: dict[str, Any],
+    *,
+    connection: ConnectionHolder | None = None,
+    request_timeout: float = 10.0,
+) -> None:
+    """PATCH ``path`` with a JSON merge patch; a 404 (the object is gone) is not an error."""
+    holder = connection or CONNECTION
+    info, context = holder.get()
+    headers = {"Content-Type": "application/merge-patch+json", **info.as_http_headers()}
+    try:
+        async with httpx.AsyncClient(
+            base_url=info.server.rstrip("/"),
+            verify=context,
+            proxy=info.proxy_url or None,
+            trust_env=info.trust_env,
+            timeout=request_timeout,
+        ) as http:
+            response = await http.patch(path, headers=headers, json=body)
+    except httpx.HTTPError as exc:
+        raise KubernetesApiError(
+            f"cannot reach the Kubernetes API at {info.server}: {type(exc).__name__}", status=0
+        ) from None
+    if response.status_code >= 400 and response.status_code != 404:
+        detail = _status_message(response)
+        raise KubernetesApiError(
+            f"PATCH {path}: {response.status_code} {response.reason_phrase}"
+            + (f": {detail}" if detail else ""),
+            status=response.status_code,
+        )
+
+
+def custom_object_path(group: str, version: str, namespace: str, plural: str, name: str) -> str:
+    """The REST path of a namespaced custom object."""
+    return f"/apis/{group}/{version}/namespaces/{quote(namespace, safe='')}/{plural}/{quote(name, safe='')}"
+
+
 def object_path(namespace: str, plural: str, name: str) -> str:
     """The REST path of a namespaced core/v1 object."""
     return f"/api/v1/namespaces/{quote(namespace, safe='')}/{plural}/{quote(name, safe='')}"

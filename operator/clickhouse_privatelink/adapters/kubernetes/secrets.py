@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import time
 from dataclasses import dataclass, field
 
 from clickhouse_privatelink.adapters.kubernetes.api import (
@@ -42,9 +43,27 @@ class SecretReader:
     def __init__(self, connection: ConnectionHolder | None = None, *, timeout: float = 10.0) -> None:
         self._connection = connection
         self._timeout = timeout
+        # Keys read recently, by (namespace, name, keyId key, keySecret key): a drift period reads each
+        # Secret once, not once per resource. Errors are never kept.
+        self._kept: dict[tuple[str, str, str, str], tuple[ApiKey, float]] = {}
 
-    async def api_key(self, namespace: str, ref: SecretKeyRef) -> ApiKey:
-        """The key named by ``ref`` in ``namespace``, or a CredentialsError saying what is wrong."""
+    def forget(self, namespace: str, name: str) -> None:
+        """The Secret changed (or its key was refused): the next use reads it again."""
+        for kept in [k for k in self._kept if k[:2] == (namespace, name)]:
+            del self._kept[kept]
+
+    async def api_key(self, namespace: str, ref: SecretKeyRef, *, max_age: float = 0.0) -> ApiKey:
+        """The key named by ``ref`` in ``namespace`` (read at most ``max_age`` seconds ago), or a
+        CredentialsError saying what is wrong."""
+        ident = (namespace, ref.name, ref.key_id_key, ref.key_secret_key)
+        kept = self._kept.get(ident)
+        if kept is not None and time.monotonic() - kept[1] <= max_age:
+            return kept[0]
+        key = await self._read(namespace, ref)
+        self._kept[ident] = (key, time.monotonic())
+        return key
+
+    async def _read(self, namespace: str, ref: SecretKeyRef) -> ApiKey:
         try:
             secret = await get_json(
                 object_path(namespace, "secrets", ref.name),
