@@ -22,6 +22,7 @@ from tests.packaging.support import (
     helm,
     load_documents,
     of_kind,
+    operator_container,
     render,
     render_scenario,
     the_one,
@@ -163,15 +164,18 @@ def test_kopf_peering_objects_are_patched_whole_as_their_crds_have_no_status_sub
         assert all("subresources" not in version for version in crd["spec"]["versions"])
 
 
-def test_the_operator_itself_only_gets_secrets_from_the_kubernetes_api() -> None:
-    # The operator's own Kubernetes calls (the test kit beside it is never deployed) are plain GETs of
-    # object paths through kopf's login (adapters/kubernetes/api.py): no client library, no other verb.
+def test_the_operator_itself_only_gets_secrets_and_marks_its_own_resources() -> None:
+    # The operator's own Kubernetes calls (the test kit beside it is never deployed) go through kopf's login
+    # (adapters/kubernetes/api.py), no client library: GETs of Secrets, and the merge PATCH that marks a
+    # ClickHousePrivateLink whose Secret changed (the Secret watch), which kopf's own patch grant covers.
     sources = {path: path.read_text(encoding="utf-8") for path in OPERATOR.rglob("*.py")}
     assert not [p for p, s in sources.items() if re.search(r"^\s*(import|from) kubernetes\b", s, re.M)]
     verbs = {verb for s in sources.values() for verb in re.findall(r"\bhttp\.(\w+)\(", s)}
-    assert verbs == {"get"}
+    assert verbs == {"get", "patch"}
     plurals = {plural for s in sources.values() for plural in re.findall(r'object_path\([^,]+,\s*"(\w+)"', s)}
     assert plurals == {"secrets"}
+    patched = {m for s in sources.values() for m in re.findall(r"(?<!def )custom_object_path\(([^)]*)\)", s)}
+    assert patched == {"c.GROUP, c.VERSION, namespace, c.PLURAL, resource"}
 
 
 def secret_rules_by_namespace(manifests: list[Manifest]) -> dict[str | None, set[Rule]]:
@@ -217,6 +221,17 @@ def test_the_configured_api_key_secret_is_always_readable(values: dict[str, Any]
 def test_any_secret_only_with_an_explicit_allow_all_secrets() -> None:
     manifests = render({"rbac": {"allowAllSecrets": True}})
     assert secret_rules_by_namespace(manifests) == {None: {secret_rule(None)}}
+
+
+def test_watching_secrets_adds_list_and_watch_where_secrets_are_read() -> None:
+    watch = rule([""], ["secrets"], ["list", "watch"], None)
+    assert watch not in secret_rules_by_namespace(render({}))[None]
+    manifests = render({"operator": {"watchSecrets": True}})
+    assert secret_rules_by_namespace(manifests) == {None: {secret_rule(["clickhouse-api-key"]), watch}}
+    namespaced = render({"operator": {"watchSecrets": True}, "rbac": {"secretNamespaces": ["team-a"]}})
+    assert secret_rules_by_namespace(namespaced) == {"team-a": {secret_rule(["clickhouse-api-key"]), watch}}
+    env = {e["name"]: e.get("value") for e in operator_container(manifests)["env"]}
+    assert env["CHPL_WATCH_SECRETS"] == "true"
 
 
 def test_allow_all_secrets_with_secret_names_is_refused_as_contradictory() -> None:

@@ -83,6 +83,11 @@ operator reads Secrets (rbac.secretNamespaces), else the watched ones, else (clu
   {{- if not .Values.rbac.allowAllSecrets }}
   resourceNames: {{ include "chpl.secretNames" . }}
   {{- end }}
+{{- if .Values.operator.watchSecrets }}
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["list", "watch"]
+{{- end }}
 {{- end }}
 
 {{/* Settings that cannot work together fail the rendering, with the reason. */}}

@@ -17,6 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from clickhouse_privatelink import constants as c
 from clickhouse_privatelink.adapters.aws import route53, vpc_endpoints
 from clickhouse_privatelink.adapters.aws.clients import error_code
+from clickhouse_privatelink.adapters.aws.route53 import upsert_changes
 from clickhouse_privatelink.adapters.clickhouse.client import (
     ClickHouseApiError,
     Forbidden,
@@ -493,9 +494,7 @@ class RecordComponent:
             if decision.action is RecordAction.CONFLICT:
                 raise StepFailed(step, decision.reason, decision.message)
             if decision.action is RecordAction.WRITE:
-                changes = route53.upsert_changes(
-                    hostname, target, cluster=p.cluster, vpc_id=p.res.spec.aws.vpc_id
-                )
+                changes = upsert_changes(hostname, target, cluster=p.cluster, vpc_id=p.res.spec.aws.vpc_id)
                 await aws_await(step, p.aws.change_records(p.zone_id, changes))
                 p.out.event("DnsRecordWritten", f"{hostname} now points to endpoint {endpoint.id}")
                 p.out.changes.append("dns_record_written")
