@@ -770,6 +770,8 @@ def evaluate(results: Mapping[int, Mapping[str, Any]]) -> list[Target]:
     def ch_calls() -> tuple[bool, str]:
         cr = results[1000]["creation"]
         calls, minimum = cr["clickhouse"]["calls"], cr["clickhouse_minimum_calls"]
+        if not cr["all_ready"]:
+            return False, f"{calls} calls, but only {cr['ready']}/1000 Ready: creation never finished"
         return calls <= 1.1 * minimum, f"{calls} calls; limit 1.1 x {minimum} = {1.1 * minimum:.0f}"
 
     def r53() -> tuple[bool, str]:
@@ -795,6 +797,8 @@ def evaluate(results: Mapping[int, Mapping[str, Any]]) -> list[Target]:
         a = results[100]["steady"]["per_period"]["external_calls"]
         b = results[1000]["steady"]["per_period"]["external_calls"]
         allowance = PAGINATED_APIS * (math.ceil(1000 / PAGE_SIZE) - math.ceil(100 / PAGE_SIZE))
+        if not (results[100]["creation"]["all_ready"] and results[1000]["creation"]["all_ready"]):
+            return False, f"{a:g} (N=100) vs {b:g} (N=1000) per period, but not all Ready: not a steady state"
         return abs(b - a) <= allowance, f"{a:g} (N=100) vs {b:g} (N=1000) per period; allowance {allowance}"
 
     def steady_writes() -> tuple[bool, str]:
@@ -828,6 +832,8 @@ def evaluate(results: Mapping[int, Mapping[str, Any]]) -> list[Target]:
 
     def cpu() -> tuple[bool, str]:
         sec = results[1000]["operator"]["cpu_seconds_per_steady_period"]
+        if not results[1000]["creation"]["all_ready"]:
+            return False, f"{sec:.2f} CPU s per period, but not all Ready: not a steady state"
         return sec <= 5, f"{sec:.2f} CPU s per drift period; limit 5 s"
 
     check("N=1000 all Ready within 1.15x floor", (1000,), ready_in_floor)
