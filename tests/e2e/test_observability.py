@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.e2e.conftest import Cloud, LinkFactory, OperatorProcess
+from tests.e2e.conftest import Cloud, Kube, LinkFactory, OperatorProcess
 from tests.fixtures.clickhouse import ClickHouseOrg
 from tests.fixtures.kubernetes import KubeApi
 from tests.fixtures.polling import wait_for
@@ -112,3 +112,28 @@ def test_drift_is_repaired_on_the_timer(
     wait_for(lambda: operator.metric("chpl_drift_repairs_total") >= repairs + 2, timeout=10)
     link.wait_events("DriftRepaired")
     assert [e["VpcEndpointId"] for e in cloud.live_endpoints()] == [endpoint_id]
+
+
+def test_a_healthy_resource_costs_no_writes_between_drift_checks(
+    make_link: LinkFactory, operator: OperatorProcess, k8s: Kube
+) -> None:
+    link = make_link()
+    link.wait_ready()
+    before = link.get()
+    assert before is not None
+    events_before = len(k8s.events(link.namespace, link.name))
+    drift_passes = operator.metric("chpl_reconciles_total", kind="drift")
+    # Three drift checks of the operator's resources (2 s apart in e2e), then nothing may have changed.
+    wait_for(
+        lambda: operator.metric("chpl_reconciles_total", kind="drift") >= drift_passes + 3,
+        timeout=15,
+        message="three drift checks",
+    )
+    after = link.get()
+    assert after is not None
+    changed = {
+        k: (before["status"].get(k), v) for k, v in after["status"].items() if before["status"].get(k) != v
+    }
+    assert changed == {}
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+    assert len(k8s.events(link.namespace, link.name)) == events_before
