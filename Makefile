@@ -10,7 +10,7 @@ export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 export UV_PYTHON := $(PYTHON)
 SYNC := $(UV) sync --quiet --frozen
 
-.PHONY: all uv venv sandbox-env requirements tools lint crd sandbox test chaos clean
+.PHONY: all uv venv sandbox-env requirements tools lint crd sandbox test chaos bench clean
 
 all: test
 
@@ -47,8 +47,8 @@ $(TOOLS)/.version: $(UV) scripts/install-tools.sh scripts/tools/checkov/uv.lock 
 	UV=$(UV) scripts/install-tools.sh
 
 lint: venv
-	$(BIN)/ruff check operator tests scripts
-	$(BIN)/ruff format --check operator tests scripts
+	$(BIN)/ruff check operator tests scripts benchmarks
+	$(BIN)/ruff format --check operator tests scripts benchmarks
 	$(BIN)/mypy
 
 crd: venv
@@ -72,6 +72,14 @@ chaos: venv
 	CHPL_CHAOS_KILLS=$${CHPL_CHAOS_KILLS:-30} CHPL_CHAOS_RESOURCES=$${CHPL_CHAOS_RESOURCES:-20} \
 	CHPL_CHAOS_EXAMPLES=$${CHPL_CHAOS_EXAMPLES:-200} \
 		$(BIN)/pytest -q -s -o timeout=1800 tests/e2e -k "chaos or kills"
+
+# The benchmark (not a test): 10, 100 and 1000 resources on one API key against the stand-ins' realistic
+# limits; JSON + PNG in benchmarks/results/, PASS/FAIL per target (exit 1 on a FAIL unless
+# BENCH_ARGS="--report-only"). See benchmarks/README.md.
+BENCH_ARGS ?=
+bench: venv
+	$(SYNC) --inexact --all-packages --group dev --group bench
+	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 # Packaging: the chart's files/crds/ are byte-identical copies of crds/ (Helm cannot read files outside
 # the chart; deploy/ uses crds/ itself as a kustomize base). tests/packaging fails when they differ.
