@@ -311,13 +311,14 @@ class EndpointComponent:
         if aws_spec.vpc_endpoint_id:
             p.out.event("EndpointKept", f"adopted endpoint {aws_spec.vpc_endpoint_id} is left in place")
             return
-        managed = await p.managed_endpoints(fresh=True)
-        doomed = [e for e in _legacy(managed, p) if e.state != "deleted"]
-        kept: set[str] = set()
         key = p.me.endpoint_key(p.cluster)
-        if key is not None:
-            async with p.book.lock(("endpoint", key)):
-                holders = others(endpoint_users(p.users(), key), p.me.uid)
+        async with p.book.lock(("endpoint", key or p.me.uid)):
+            holders = others(endpoint_users(p.users(), key), p.me.uid) if key is not None else []
+            # One shared read of the VPC's endpoints serves every resource being deleted in it.
+            managed = await p.managed_endpoints()
+            doomed = [e for e in _legacy(managed, p) if e.state != "deleted"]
+            kept: set[str] = set()
+            if key is not None:
                 shared = [e for e in managed if is_shared_endpoint_for(e.tags, key) and e.state != "deleted"]
                 if holders:
                     kept = {e.id for e in shared}
@@ -326,33 +327,18 @@ class EndpointComponent:
                         p.out.event("EndpointKept", f"endpoint {ids} is still used by {_names(holders)}")
                 else:
                     doomed += shared
-        remaining = await self._delete(p, doomed)
-        if remaining:
-            p.out.steps.append(
-                StepResult(step, False, Reason.DELETING, f"waiting for AWS to delete {', '.join(remaining)}")
-            )
+            for endpoint in doomed:
+                if endpoint.state != "deleting":
+                    await aws_call(step, vpc_endpoints.delete, p.aws.ec2, endpoint.id)
+                    p.aws.forget_endpoints(aws_spec.vpc_id)
+                    p.out.event("EndpointDeleting", f"deleting VPC endpoint {endpoint.id}")
+        if doomed:
+            message = f"waiting for AWS to delete {', '.join(e.id for e in doomed)}"
+            p.out.steps.append(StepResult(step, False, Reason.DELETING, message))
             raise ReleasePending()
-        # Organization entries of what we deleted, this pass or an earlier one (AWS forgets deleted endpoints).
-        released = {e.id for e in doomed}
+        # Organization entries of what we deleted (AWS forgets deleted endpoints; the status remembers).
         if p.res.status.get("vpcEndpointOwned") and p.me.endpoint_id and p.me.endpoint_id not in kept:
-            released.add(p.me.endpoint_id)
-        if released:
-            await _remove_org_entries(p, sorted(released))
-
-    async def _delete(self, p: Pass, endpoints: list[ObservedEndpoint]) -> list[str]:
-        step = ConditionType.VPC_ENDPOINT_READY
-        remaining = []
-        for endpoint in endpoints:
-            current = await aws_call(step, vpc_endpoints.get, p.aws.ec2, endpoint.id)
-            if current is None:
-                continue
-            if current.state != "deleting":
-                await aws_call(step, vpc_endpoints.delete, p.aws.ec2, endpoint.id)
-                p.out.event("EndpointDeleting", f"deleting VPC endpoint {endpoint.id}")
-                current = await aws_call(step, vpc_endpoints.get, p.aws.ec2, endpoint.id)
-            if current is not None:
-                remaining.append(endpoint.id)
-        return remaining
+            await _remove_org_entries(p, [p.me.endpoint_id])
 
 
 class ReleasePending(Exception):

@@ -18,7 +18,7 @@ from clickhouse_privatelink.decisions.security_groups import (
     unreadable_result,
 )
 from clickhouse_privatelink.decisions.status import StepResult, condition
-from clickhouse_privatelink.engine.context import Pass, StepFailed, aws_call
+from clickhouse_privatelink.engine.context import Pass, StepFailed, aws_await
 
 # Failures that pass by themselves: keep the last word rather than flip to Unknown and back.
 _TRANSIENT = frozenset({Reason.THROTTLED, Reason.UPSTREAM_UNAVAILABLE})
@@ -35,13 +35,34 @@ class SecurityGroupComponent:
         previous = condition(list(p.res.status.get("conditions", [])), step)
         result: StepResult
         try:
-            if endpoint.security_group_ids:
-                groups = await aws_call(
-                    step, security_groups.describe, p.aws.ec2, sorted(endpoint.security_group_ids)
+            # Shared reads: every resource on one endpoint checks the same groups, so a drift period costs
+            # one read of them (and of the VPC's CIDRs), however many resources share the endpoint.
+            ec2, vpc_id = p.aws.ec2, endpoint.vpc_id
+            ids = sorted(endpoint.security_group_ids)
+            if ids:
+                groups = await aws_await(
+                    step,
+                    p.aws.shared_read(
+                        ("security-groups", *ids),
+                        lambda: security_groups.describe(ec2, ids),
+                        max_age=p.read_age,
+                    ),
                 )
             else:
-                groups = await aws_call(step, security_groups.default_group, p.aws.ec2, endpoint.vpc_id)
-            cidrs = await aws_call(step, security_groups.vpc_cidrs, p.aws.ec2, endpoint.vpc_id)
+                groups = await aws_await(
+                    step,
+                    p.aws.shared_read(
+                        ("default-group", vpc_id),
+                        lambda: security_groups.default_group(ec2, vpc_id),
+                        max_age=p.read_age,
+                    ),
+                )
+            cidrs = await aws_await(
+                step,
+                p.aws.shared_read(
+                    ("vpc-cidrs", vpc_id), lambda: security_groups.vpc_cidrs(ec2, vpc_id), max_age=p.read_age
+                ),
+            )
         except StepFailed as failed:
             if failed.reason in _TRANSIENT and previous is not None:
                 return  # the next pass looks again

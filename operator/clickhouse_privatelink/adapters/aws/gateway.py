@@ -46,6 +46,7 @@ class AwsGateway:
         self._zones: dict[tuple[str, str], SingleFlight[route53_api.ObservedZone | None]] = {}
         self._records: dict[str, SingleFlight[list[dict[str, Any]]]] = {}
         self._batches: dict[str, _ZoneBatch] = {}
+        self._reads: dict[tuple[str, ...], SingleFlight[Any]] = {}
 
     @property
     def ec2(self) -> Any:
@@ -72,6 +73,14 @@ class AwsGateway:
     def forget_endpoints(self, vpc_id: str) -> None:
         if vpc_id in self._endpoints:
             self._endpoints[vpc_id].forget()
+
+    async def shared_read(self, key: tuple[str, ...], fn: Callable[[], T], *, max_age: float) -> T:
+        """Any other read (security groups, a VPC's CIDRs): one in flight per key, kept ``max_age``."""
+        flight = self._reads.get(key)
+        if flight is None:
+            flight = self._reads[key] = SingleFlight(lambda: self._thread(fn))
+        value: T = await flight.get(max_age)
+        return value
 
     # ---- Route 53
 
