@@ -1,0 +1,105 @@
+"""The operator's AWS gateway against the AWS stand-in: shared reads and batched Route 53 changes."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from clickhouse_privatelink.adapters.aws import route53 as route53_api
+from clickhouse_privatelink.adapters.aws import vpc_endpoints
+from clickhouse_privatelink.adapters.aws.clients import AwsClients
+from clickhouse_privatelink.adapters.aws.gateway import AwsGateway
+from clickhouse_privatelink_testkit.standins.aws import Network
+from tests.fixtures.aws import AwsTarget
+
+pytestmark = pytest.mark.standin_only
+
+
+@pytest.fixture
+def gateway(aws_target: AwsTarget, monkeypatch: pytest.MonkeyPatch) -> AwsGateway:
+    for name, value in aws_target.env.items():
+        monkeypatch.setenv(name, value)
+    return AwsGateway(AwsClients("us-east-1"), batch_window=0.05)
+
+
+def counting(monkeypatch: pytest.MonkeyPatch, module: Any, name: str) -> list[Any]:
+    calls: list[Any] = []
+    original = getattr(module, name)
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        calls.append(args[2:] if len(args) > 2 else args)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, wrapper)
+    return calls
+
+
+def private_zone(gateway: AwsGateway, network: Network) -> str:
+    zone = route53_api.create_private_zone(
+        gateway.route53,
+        f"{uuid.uuid4().hex[:8]}.us-east-1.vpce.aws.clickhouse.cloud",
+        vpc_id=network.vpc_id,
+        vpc_region=network.region,
+        tags={"test": "aws-gateway"},
+        caller_reference=str(uuid.uuid4()),
+    )
+    return zone.id
+
+
+def upserts(zone_name: str, host: str) -> list[dict[str, Any]]:
+    return route53_api.upsert_changes(
+        f"{host}.{zone_name}", ("vpce-1.example.com", "Z1HUB23NMQ6GUK"), cluster="c", vpc_id="vpc-1"
+    )
+
+
+async def test_record_changes_of_one_zone_in_a_window_are_one_call(
+    gateway: AwsGateway, aws_network: Network, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    zone_id = private_zone(gateway, aws_network)
+    zone_name = gateway.route53.get_hosted_zone(Id=zone_id)["HostedZone"]["Name"].rstrip(".")
+    calls = counting(monkeypatch, route53_api, "change_record_sets")
+    await asyncio.gather(*(gateway.change_records(zone_id, upserts(zone_name, f"h{i}")) for i in range(5)))
+    assert len(calls) == 1
+    listed = await gateway.records(zone_id, f"h3.{zone_name}", max_age=0)
+    assert listed[0].alias is not None and listed[0].owner is not None
+
+
+async def test_a_failed_batch_is_split_so_the_good_changes_still_land(
+    gateway: AwsGateway, aws_network: Network, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    zone_id = private_zone(gateway, aws_network)
+    zone_name = gateway.route53.get_hosted_zone(Id=zone_id)["HostedZone"]["Name"].rstrip(".")
+    bad = [{"Action": "DELETE", "ResourceRecordSet": upserts(zone_name, "missing")[0]["ResourceRecordSet"]}]
+    calls = counting(monkeypatch, route53_api, "change_record_sets")
+    results = await asyncio.gather(
+        gateway.change_records(zone_id, upserts(zone_name, "good1")),
+        gateway.change_records(zone_id, bad),
+        gateway.change_records(zone_id, upserts(zone_name, "good2")),
+        return_exceptions=True,
+    )
+    assert results[0] is None and results[2] is None
+    assert (
+        isinstance(results[1], ClientError) and results[1].response["Error"]["Code"] == "InvalidChangeBatch"
+    )
+    assert len(calls) == 4  # the batch, then each caller's changes on their own
+    for host in ("good1", "good2"):
+        observed, _ = await gateway.records(zone_id, f"{host}.{zone_name}", max_age=0)
+        assert observed.alias is not None
+
+
+async def test_concurrent_readers_share_one_describe_of_the_vpcs_endpoints(
+    gateway: AwsGateway, aws_network: Network, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = counting(monkeypatch, vpc_endpoints, "find_managed")
+    found = await asyncio.gather(*(gateway.endpoints(aws_network.vpc_id, max_age=5) for _ in range(20)))
+    assert all(f == [] for f in found)
+    assert len(calls) == 1
+    await gateway.endpoints(aws_network.vpc_id, max_age=5)
+    assert len(calls) == 1
+    gateway.forget_endpoints(aws_network.vpc_id)
+    await gateway.endpoints(aws_network.vpc_id, max_age=5)
+    assert len(calls) == 2
