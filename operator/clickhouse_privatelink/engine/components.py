@@ -449,11 +449,17 @@ class ZoneComponent:
         async with p.book.lock(("zone-release", zone_id)):
             if others(zone_users(p.users(), zone_id), p.me.uid):
                 return
+            # The zone's shared listing says whether records are left (other resources being deleted at the
+            # same time release theirs first): only the last one reads the zone itself and deletes it.
+            sets = await aws_await(step, p.aws.zone_sets(zone_id, max_age=p.read_age))
+            if sets is None or not route53.only_soa_and_ns(sets):
+                return
             zone = await aws_call(step, route53.get_zone, p.aws.route53, zone_id, with_tags=True)
             if zone is None or not is_managed(zone.tags, p.cluster):
                 return
             if await aws_call(step, route53.delete_zone_if_empty, p.aws.route53, zone.id):
                 p.aws.forget_zone(p.me.vpc_id, zone.name)
+                p.aws.forget_records(zone.id)
                 p.out.event("HostedZoneDeleted", f"deleted the empty private zone {zone.name}")
 
 
@@ -497,23 +503,29 @@ class RecordComponent:
             if holders:
                 p.out.event("DnsRecordKept", f"the record for {hostname} is still used by {_names(holders)}")
                 return
-            zone = await aws_call(step, route53.get_zone, p.aws.route53, zone_id)
-            if zone is None:
-                return
-            observed, sets = await aws_call(step, route53.read_records, p.aws.route53, zone.id, hostname)
+            # One listing of the zone, shared by every resource released in the same window.
+            zone_sets = await aws_await(step, p.aws.zone_sets(zone_id, max_age=p.read_age))
+            if zone_sets is None:
+                return  # the zone is gone, and the record with it
+            observed, sets = route53.records_at(zone_sets, hostname)
             if observed.owner is not None and observed.owner.cluster == p.cluster:
                 ours = [
                     {"Action": "DELETE", "ResourceRecordSet": rs} for rs in sets if rs["Type"] in ("A", "TXT")
                 ]
                 try:
-                    await p.aws.change_records(zone.id, ours)
+                    await p.aws.change_records(zone_id, ours)
                 except (ClientError, BotoCoreError) as exc:
                     # A set changed or vanished since it was read: look again; still there is an error.
                     if not isinstance(exc, ClientError) or error_code(exc) != "InvalidChangeBatch":
                         raise aws_failure(step, exc) from None
-                    again, _ = await aws_call(step, route53.read_records, p.aws.route53, zone.id, hostname)
+                    again, sets = await aws_call(step, route53.read_records, p.aws.route53, zone_id, hostname)
                     if again.owner is not None:
-                        await aws_await(step, p.aws.change_records(zone.id, ours))
+                        ours = [
+                            {"Action": "DELETE", "ResourceRecordSet": rs}
+                            for rs in sets
+                            if rs["Type"] in ("A", "TXT")
+                        ]
+                        await aws_await(step, p.aws.change_records(zone_id, ours))
                 p.out.event("DnsRecordDeleted", f"deleted the record for {hostname}")
             elif observed.alias is not None or observed.other_address:
                 p.out.event("DnsRecordKept", f"the record for {hostname} is not ours: left in place")

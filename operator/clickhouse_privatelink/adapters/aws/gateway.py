@@ -44,7 +44,7 @@ class AwsGateway:
         self.batch_window = batch_window
         self._endpoints: dict[str, SingleFlight[list[ObservedEndpoint]]] = {}
         self._zones: dict[tuple[str, str], SingleFlight[route53_api.ObservedZone | None]] = {}
-        self._records: dict[str, SingleFlight[list[dict[str, Any]]]] = {}
+        self._records: dict[str, SingleFlight[list[dict[str, Any]] | None]] = {}
         self._batches: dict[str, _ZoneBatch] = {}
         self._reads: dict[tuple[str, ...], SingleFlight[Any]] = {}
 
@@ -110,16 +110,20 @@ class AwsGateway:
         if flight is not None:
             flight.forget()
 
-    async def records(
-        self, zone_id: str, hostname: str, *, max_age: float
-    ) -> tuple[ObservedRecords, list[dict[str, Any]]]:
-        """What is at ``hostname`` in the zone, from one listing of the zone shared by its readers."""
+    async def zone_sets(self, zone_id: str, *, max_age: float) -> list[dict[str, Any]] | None:
+        """Every record set of the zone from one listing shared by its readers; None when the zone is gone."""
         flight = self._records.get(zone_id)
         if flight is None:
             flight = self._records[zone_id] = SingleFlight(
-                lambda: self._thread(route53_api.list_record_sets, self.clients.route53, zone_id)
+                lambda: self._thread(route53_api.zone_record_sets, self.clients.route53, zone_id)
             )
-        return route53_api.records_at(await flight.get(max_age), hostname)
+        return await flight.get(max_age)
+
+    async def records(
+        self, zone_id: str, hostname: str, *, max_age: float
+    ) -> tuple[ObservedRecords, list[dict[str, Any]]]:
+        """What is at ``hostname`` in the zone, from the zone's shared listing (nothing when it is gone)."""
+        return route53_api.records_at(await self.zone_sets(zone_id, max_age=max_age) or [], hostname)
 
     def forget_records(self, zone_id: str) -> None:
         if zone_id in self._records:

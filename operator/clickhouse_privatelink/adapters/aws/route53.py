@@ -139,6 +139,21 @@ def list_record_sets(r53: Route53Client, zone_id: str) -> list[dict[str, Any]]:
         )
 
 
+def zone_record_sets(r53: Route53Client, zone_id: str) -> list[dict[str, Any]] | None:
+    """Every record set of the zone, or None when the zone does not exist (any more)."""
+    try:
+        return list_record_sets(r53, zone_id)
+    except ClientError as exc:
+        if error_code(exc) == "NoSuchHostedZone":
+            return None
+        raise
+
+
+def only_soa_and_ns(sets: list[dict[str, Any]]) -> bool:
+    """Whether a zone holds nothing but the records Route 53 made with it (it can be deleted)."""
+    return all(rs["Type"] in ("SOA", "NS") for rs in sets)
+
+
 def records_at(sets: list[dict[str, Any]], hostname: str) -> tuple[ObservedRecords, list[dict[str, Any]]]:
     """What is at ``hostname`` among a zone's record sets: the decision input and the raw sets."""
     fqdn = _fqdn(hostname).lower()
