@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import pytest
 
 from clickhouse_privatelink import constants as c
@@ -220,6 +221,32 @@ def test_an_adopted_endpoint_is_used_and_survives_deletion(
     assert ep is not None and ep["State"] == "available"
     assert cloud.allow_list() == []
     assert cloud.zones() == []  # our record went, and with it the zone we created
+
+
+@pytest.mark.standin_only
+def test_an_allow_list_entry_someone_else_added_is_never_removed(
+    make_link: LinkFactory, cloud: Cloud, clickhouse_org: ClickHouseOrg, aws_network: Network
+) -> None:
+    existing = cloud.ec2.create_vpc_endpoint(
+        VpcEndpointType="Interface",
+        VpcId=aws_network.vpc_id,
+        ServiceName=clickhouse_org.endpoint_service_id,
+        SubnetIds=list(aws_network.subnet_ids),
+        PrivateDnsEnabled=False,
+    )["VpcEndpoint"]["VpcEndpointId"]
+    # A person followed the guide by hand: the endpoint is on the service's allow list already.
+    path = f"/v1/organizations/{clickhouse_org.org_id}/services/{clickhouse_org.service_id}"
+    body = {"privateEndpointIds": {"add": [existing]}}
+    auth = (clickhouse_org.key_id, clickhouse_org.key_secret)
+    httpx.patch(cloud.clickhouse.url + path, json=body, auth=auth, timeout=10).raise_for_status()
+
+    link = make_link(aws={"vpcEndpointId": existing})
+    status = link.wait_ready(timeout=60)
+    assert status["allowListEntryAdded"] is False
+    link.delete()
+    link.wait_gone()
+    assert cloud.allow_list() == [existing]  # not the operator's to remove
+    assert existing in cloud.org_entries()
 
 
 @pytest.mark.standin_only

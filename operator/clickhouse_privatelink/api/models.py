@@ -273,8 +273,8 @@ class Condition(_Model):
     """One aspect of the resource's state, as in every Kubernetes API (Ready sums them up)."""
 
     type: str = Field(
-        description="What the condition is about: Ready, or one step behind it (ServiceResolved, "
-        "VpcEndpointReady, AllowListed, DnsReady)."
+        description="What the condition is about: Ready, one step behind it (ServiceResolved, "
+        "VpcEndpointReady, AllowListed, DnsReady), or the advisory SecurityGroupReady (never holds Ready back)."
     )
     status: ConditionStatus = Field(description="True, False or Unknown.")
     reason: Annotated[
@@ -341,6 +341,12 @@ class ClickHousePrivateLinkStatus(_Model):
         None,
         alias="vpcEndpointOwned",
         description="True when the operator created the endpoint and will delete it.",
+    )
+    allow_list_entry_added: bool | None = Field(
+        None,
+        alias="allowListEntryAdded",
+        description="True when the operator added the endpoint to the service's allow list (it then removes it "
+        "with its last user); False when the entry was there before, added by someone else (never removed).",
     )
     hosted_zone_id: str | None = Field(
         None,

@@ -54,6 +54,7 @@ class Usage:
     dns_route53: bool = True
     hosted_zone_id: str | None = None  # the zone the record is in (given in the spec or found)
     zone_given: bool = False  # spec.dns.hostedZoneId set: the zone is the user's, never released by us
+    allow_list_added: bool = False  # the operator (for this or an earlier user) added the allow-list entry
 
     def endpoint_key(self, cluster: str) -> EndpointKey | None:
         if self.adopted_endpoint_id or not self.endpoint_service_id or not self.service_region:
@@ -92,6 +93,7 @@ def usage_from_body(body: Mapping[str, Any]) -> Usage:
         dns_route53=(dns.get("mode") or "Route53") == "Route53",
         hosted_zone_id=dns.get("hostedZoneId") or status.get("hostedZoneId") or None,
         zone_given=bool(dns.get("hostedZoneId")),
+        allow_list_added=bool(status.get("allowListEntryAdded")),
     )
 
 

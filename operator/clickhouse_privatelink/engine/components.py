@@ -543,11 +543,24 @@ class AllowListComponent:
         service, endpoint = p.service, p.endpoint
         async with p.book.lock(("allow", service.id, endpoint.id)):
             change = plan_allow_list(service.private_endpoint_ids, endpoint.id, attach=True)
+            # Whether the entry is ours to remove one day: we add it now, or we (for this resource or another
+            # user of it) added it before; an entry someone else put there is never removed.
+            sharing = allow_list_users(p.users(), service.id, endpoint.id)
+            # (A status from before this field, with an endpoint already, was made by an operator that always
+            # added the entry itself.)
+            earlier = p.res.status.get("allowListEntryAdded", "vpcEndpointId" in p.res.status)
+            added = (
+                not change.empty
+                or bool(earlier)
+                or any(u.allow_list_added for u in sharing if u.uid != p.me.uid)
+            )
             if not change.empty:
                 api = await p.clickhouse()
                 await clickhouse_call(step, api.attach(service.id, endpoint.id), write=True)
                 p.out.event("AllowListed", f"added {endpoint.id} to the allow list of {service.name}")
                 p.out.changes.append("allow_listed")
+            p.out.status["allowListEntryAdded"] = added
+            p.learn(allow_list_added=added)
         await self._retire_replaced(p)
         message = f"{endpoint.id} is on the allow list of {service.name}"
         p.out.steps.append(StepResult(step, True, Reason.ALLOW_LISTED, message))
@@ -582,7 +595,16 @@ class AllowListComponent:
         if not service_id or not endpoint_id:
             return  # never resolved or never had an endpoint: nothing was allow-listed
         async with p.book.lock(("allow", service_id, endpoint_id)):
-            holders = others(allow_list_users(p.users(), service_id, endpoint_id), p.me.uid)
+            users = allow_list_users(p.users(), service_id, endpoint_id)
+            holders = others(users, p.me.uid)
+            if (
+                not any(u.allow_list_added for u in users)
+                and p.res.status.get("allowListEntryAdded") is False
+            ):
+                p.out.event(
+                    "AllowListKept", f"{endpoint_id} was on the allow list before the operator: left there"
+                )
+                return
             if holders:
                 p.out.event(
                     "AllowListKept", f"{endpoint_id} stays on the allow list: used by {_names(holders)}"

@@ -161,7 +161,7 @@ class Reconciler:
 
 def _carried_status(status: Mapping[str, Any]) -> dict[str, Any]:
     keep = ("serviceId", "serviceRegion", "endpointServiceId", "privateDnsHostname", "vpcEndpointId", "vpcEndpointState",
-            "vpcEndpointOwned", "hostedZoneId", "endpoints")  # fmt: skip
+            "vpcEndpointOwned", "hostedZoneId", "endpoints", "allowListEntryAdded")  # fmt: skip
     return {k: status[k] for k in keep if k in status}
 
 
