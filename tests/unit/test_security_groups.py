@@ -14,6 +14,8 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from clickhouse_privatelink.adapters.aws import security_groups as adapter
+from clickhouse_privatelink.adapters.aws.clients import AwsClients
+from clickhouse_privatelink.adapters.aws.gateway import AwsGateway
 from clickhouse_privatelink.decisions.plan import ObservedEndpoint
 from clickhouse_privatelink.decisions.reasons import (
     PROGRESSING_REASONS,
@@ -316,8 +318,9 @@ def run(
     fake = SimpleNamespace(
         endpoint=ep or endpoint(),
         res=SimpleNamespace(status={"conditions": previous or []}),
-        aws=SimpleNamespace(ec2=ec2),
+        aws=AwsGateway(cast(AwsClients, SimpleNamespace(ec2=ec2, route53=None))),
         out=out,
+        read_age=0.0,
     )
     asyncio.run(SecurityGroupComponent().apply(cast(Pass, fake)))
     return out
@@ -379,7 +382,11 @@ def test_component_without_an_endpoint_does_nothing() -> None:
     ec2 = FakeEc2(ALL_OPEN)
     out = Outcome()
     fake = SimpleNamespace(
-        endpoint=None, res=SimpleNamespace(status={}), aws=SimpleNamespace(ec2=ec2), out=out
+        endpoint=None,
+        res=SimpleNamespace(status={}),
+        aws=AwsGateway(cast(AwsClients, SimpleNamespace(ec2=ec2, route53=None))),
+        out=out,
+        read_age=0.0,
     )
     asyncio.run(SecurityGroupComponent().apply(cast(Pass, fake)))
     assert out.steps == [] and ec2.calls == []
