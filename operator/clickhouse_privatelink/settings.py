@@ -95,6 +95,9 @@ class Settings:
     # A reconcile pass accepts shared reads (the services list, the VPC's endpoints) this old; drift checks
     # accept half a drift interval, so a period costs the same few reads for 10 or 1,000 resources.
     read_window: float = 1.0
+    # Route 53 record changes of one zone wait for a quiet CHPL_CLICKHOUSE_BATCH_WINDOW, but at most this
+    # long while changes keep coming (a burst of new resources then costs a few ChangeResourceRecordSets).
+    route53_max_batch_window: float = 15.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -111,6 +114,7 @@ class Settings:
             clickhouse_reset_padding=_float("CHPL_CLICKHOUSE_RESET_PADDING", cls.clickhouse_reset_padding),
             clickhouse_batch_window=_float("CHPL_CLICKHOUSE_BATCH_WINDOW", cls.clickhouse_batch_window),
             read_window=_float("CHPL_READ_WINDOW", cls.read_window),
+            route53_max_batch_window=_float("CHPL_ROUTE53_MAX_BATCH_WINDOW", cls.route53_max_batch_window),
         )
 
     def backoff(self, attempt: int) -> float:

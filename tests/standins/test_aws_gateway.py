@@ -103,3 +103,22 @@ async def test_concurrent_readers_share_one_describe_of_the_vpcs_endpoints(
     gateway.forget_endpoints(aws_network.vpc_id)
     await gateway.endpoints(aws_network.vpc_id, max_age=5)
     assert len(calls) == 2
+
+
+async def test_a_steady_stream_of_changes_waits_at_most_the_longest_window(
+    aws_target: AwsTarget, aws_network: Network, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in aws_target.env.items():
+        monkeypatch.setenv(name, value)
+    gateway = AwsGateway(AwsClients("us-east-1"), batch_window=0.1, max_window=0.5)
+    zone_id = private_zone(gateway, aws_network)
+    zone_name = gateway.route53.get_hosted_zone(Id=zone_id)["HostedZone"]["Name"].rstrip(".")
+    calls = counting(monkeypatch, route53_api, "change_record_sets")
+
+    async def one_every_50_ms(i: int) -> None:
+        await asyncio.sleep(i * 0.05)  # a stream of arrivals, never quiet for the 0.1 s window
+        await gateway.change_records(zone_id, upserts(zone_name, f"s{i}"))
+
+    await asyncio.gather(*(one_every_50_ms(i) for i in range(20)))
+    # 1 s of arrivals cut by the 0.5 s longest window: two or three batches, not one per record.
+    assert 2 <= len(calls) <= 3

@@ -42,6 +42,7 @@ class UsageBook:
             if usage.region == region and usage.vpc_id == vpc_id:
                 durable = merged.get(usage.uid)
                 # A deletion the index has seen wins over a claim made before it.
-                deleting = usage.deleting or (durable is not None and durable.deleting)
-                merged[usage.uid] = replace(usage, deleting=deleting)
+                if durable is not None and durable.deleting and not usage.deleting:
+                    usage = replace(usage, deleting=True)
+                merged[usage.uid] = usage
         return list(merged.values())

@@ -66,7 +66,11 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     def gateway(api_url: str, key: ApiKey, org_id: str) -> ClickHouseGateway:
         return gateways.get(api_url, key.key_id, key.key_secret, org_id)
 
-    aws = AwsGateways(clients_for, batch_window=SETTINGS.clickhouse_batch_window)
+    aws = AwsGateways(
+        clients_for,
+        batch_window=SETTINGS.clickhouse_batch_window,
+        max_window=SETTINGS.route53_max_batch_window,
+    )
     memo.reconciler = Reconciler(SETTINGS, SecretReader(), gateway, aws.get)
     port = int(memo.get("metrics_port", 0) or 0)
     if port:

@@ -4,8 +4,10 @@
   for callers that accept its age: a drift period costs one read per VPC, not one per resource.
 - ``private_zone(name, vpc)`` and ``records(zone)``: one ``ListHostedZonesByVPC`` per VPC and one listing
   of a zone's record sets per zone, shared the same way.
-- ``change_records(zone, changes)``: record changes for one zone within ``batch_window`` go out as one
-  ``ChangeResourceRecordSets`` (up to Route 53's 1,000 changes). Each caller's changes stay together; when a
+- ``change_records(zone, changes)``: record changes for one zone go out together as one
+  ``ChangeResourceRecordSets`` (up to Route 53's 1,000 changes): a batch is sent once no change has joined it
+  for ``batch_window`` seconds, or ``max_window`` seconds after its first change while changes keep coming
+  (a thousand resources created at once write their records in a few calls, one alone waits a moment). Each caller's changes stay together; when a
   batch fails, each caller's changes are sent on their own, so one bad record does not block the others
   (external-dns's ``submitChanges``).
 
@@ -33,20 +35,24 @@ MAX_CHANGES = 1000  # Route 53's limit of changes in one ChangeResourceRecordSet
 
 @dataclass
 class _ZoneBatch:
+    first: float
+    timer: asyncio.TimerHandle | None = None
     groups: list[tuple[list[dict[str, Any]], asyncio.Future[None]]] = field(default_factory=list)
 
 
 class AwsGateway:
     """Coalesced reads and batched record changes for one region and role (see the module docstring)."""
 
-    def __init__(self, clients: AwsClients, *, batch_window: float = 0.2) -> None:
+    def __init__(self, clients: AwsClients, *, batch_window: float = 0.2, max_window: float = 15.0) -> None:
         self.clients = clients
         self.batch_window = batch_window
+        self.max_window = max(max_window, batch_window)
         self._endpoints: dict[str, SingleFlight[list[ObservedEndpoint]]] = {}
         self._zones: dict[tuple[str, str], SingleFlight[route53_api.ObservedZone | None]] = {}
         self._records: dict[str, SingleFlight[list[dict[str, Any]] | None]] = {}
         self._batches: dict[str, _ZoneBatch] = {}
         self._reads: dict[tuple[str, ...], SingleFlight[Any]] = {}
+        self._tasks: set[asyncio.Future[None]] = set()
 
     @property
     def ec2(self) -> Any:
@@ -132,17 +138,27 @@ class AwsGateway:
     async def change_records(self, zone_id: str, changes: Sequence[dict[str, Any]]) -> None:
         """Apply ``changes`` (kept together, atomically) in the zone's next batch."""
         loop = asyncio.get_running_loop()
+        now = loop.time()
         batch = self._batches.get(zone_id)
         if batch is None:
-            batch = self._batches[zone_id] = _ZoneBatch()
-            loop.call_later(self.batch_window, lambda: asyncio.ensure_future(self._flush(zone_id, batch)))
+            batch = self._batches[zone_id] = _ZoneBatch(first=now)
+        # Send once the zone has been quiet for batch_window, or max_window after the batch began.
+        if batch.timer is not None:
+            batch.timer.cancel()
+        due = min(now + self.batch_window, batch.first + self.max_window)
+        batch.timer = loop.call_at(due, self._start_flush, zone_id, batch)
         done: asyncio.Future[None] = loop.create_future()
         batch.groups.append((list(changes), done))
         await asyncio.shield(done)
 
-    async def _flush(self, zone_id: str, batch: _ZoneBatch) -> None:
+    def _start_flush(self, zone_id: str, batch: _ZoneBatch) -> None:
         if self._batches.get(zone_id) is batch:
             del self._batches[zone_id]
+        task = asyncio.ensure_future(self._flush(zone_id, batch))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _flush(self, zone_id: str, batch: _ZoneBatch) -> None:
         for chunk in _chunks(batch.groups):
             await self._submit(zone_id, chunk)
         self.forget_records(zone_id)
@@ -184,16 +200,21 @@ class AwsGateways:
     """One gateway per (region, role), made on first use."""
 
     def __init__(
-        self, clients: Callable[[str, str | None], AwsClients], *, batch_window: float = 0.2
+        self,
+        clients: Callable[[str, str | None], AwsClients],
+        *,
+        batch_window: float = 0.2,
+        max_window: float = 15.0,
     ) -> None:
         self._clients = clients
         self._batch_window = batch_window
+        self._max_window = max_window
         self._gateways: dict[tuple[str, str | None], AwsGateway] = {}
 
     def get(self, region: str, role_arn: str | None) -> AwsGateway:
         gateway = self._gateways.get((region, role_arn))
         if gateway is None:
             gateway = self._gateways[(region, role_arn)] = AwsGateway(
-                self._clients(region, role_arn), batch_window=self._batch_window
+                self._clients(region, role_arn), batch_window=self._batch_window, max_window=self._max_window
             )
         return gateway

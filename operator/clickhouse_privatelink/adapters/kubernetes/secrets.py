@@ -5,6 +5,7 @@ One GET through kopf's own login (``api.py``): no Kubernetes client library in t
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import time
@@ -46,6 +47,7 @@ class SecretReader:
         # Keys read recently, by (namespace, name, keyId key, keySecret key): a drift period reads each
         # Secret once, not once per resource. Errors are never kept.
         self._kept: dict[tuple[str, str, str, str], tuple[ApiKey, float]] = {}
+        self._reading: dict[tuple[str, str, str, str], asyncio.Future[ApiKey]] = {}
 
     def forget(self, namespace: str, name: str) -> None:
         """The Secret changed (or its key was refused): the next use reads it again."""
@@ -59,7 +61,12 @@ class SecretReader:
         kept = self._kept.get(ident)
         if kept is not None and time.monotonic() - kept[1] <= max_age:
             return kept[0]
-        key = await self._read(namespace, ref)
+        # Many resources using one Secret wait on one read of it, not one read each.
+        reading = self._reading.get(ident)
+        if reading is None:
+            reading = self._reading[ident] = asyncio.ensure_future(self._read(namespace, ref))
+            reading.add_done_callback(lambda _: self._reading.pop(ident, None))
+        key = await asyncio.shield(reading)
         self._kept[ident] = (key, time.monotonic())
         return key
 
