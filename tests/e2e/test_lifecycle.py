@@ -198,17 +198,24 @@ def test_cross_region_service_sets_the_endpoint_service_region(
 # ---------------------------------------------------------------------------------------- what we keep
 
 
+def endpoint_made_by_hand(cloud: Cloud, org: ClickHouseOrg, network: Network) -> str:
+    """An endpoint to the service made as the guide says, without the operator: its ID."""
+    return str(
+        cloud.ec2.create_vpc_endpoint(
+            VpcEndpointType="Interface",
+            VpcId=network.vpc_id,
+            ServiceName=org.endpoint_service_id,
+            SubnetIds=list(network.subnet_ids),
+            PrivateDnsEnabled=False,
+        )["VpcEndpoint"]["VpcEndpointId"]
+    )
+
+
 @pytest.mark.standin_only
 def test_an_adopted_endpoint_is_used_and_survives_deletion(
     make_link: LinkFactory, cloud: Cloud, clickhouse_org: ClickHouseOrg, aws_network: Network
 ) -> None:
-    existing = cloud.ec2.create_vpc_endpoint(
-        VpcEndpointType="Interface",
-        VpcId=aws_network.vpc_id,
-        ServiceName=clickhouse_org.endpoint_service_id,
-        SubnetIds=list(aws_network.subnet_ids),
-        PrivateDnsEnabled=False,
-    )["VpcEndpoint"]["VpcEndpointId"]
+    existing = endpoint_made_by_hand(cloud, clickhouse_org, aws_network)
     link = make_link(aws={"vpcEndpointId": existing})
     status = link.wait_ready(timeout=60)
     assert status["vpcEndpointId"] == existing and status["vpcEndpointOwned"] is False
@@ -227,13 +234,7 @@ def test_an_adopted_endpoint_is_used_and_survives_deletion(
 def test_an_allow_list_entry_someone_else_added_is_never_removed(
     make_link: LinkFactory, cloud: Cloud, clickhouse_org: ClickHouseOrg, aws_network: Network
 ) -> None:
-    existing = cloud.ec2.create_vpc_endpoint(
-        VpcEndpointType="Interface",
-        VpcId=aws_network.vpc_id,
-        ServiceName=clickhouse_org.endpoint_service_id,
-        SubnetIds=list(aws_network.subnet_ids),
-        PrivateDnsEnabled=False,
-    )["VpcEndpoint"]["VpcEndpointId"]
+    existing = endpoint_made_by_hand(cloud, clickhouse_org, aws_network)
     # A person followed the guide by hand: the endpoint is on the service's allow list already.
     path = f"/v1/organizations/{clickhouse_org.org_id}/services/{clickhouse_org.service_id}"
     body = {"privateEndpointIds": {"add": [existing]}}

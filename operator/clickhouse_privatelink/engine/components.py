@@ -23,6 +23,7 @@ from clickhouse_privatelink.adapters.clickhouse.client import (
     Forbidden,
     PrivateEndpointConfig,
 )
+from clickhouse_privatelink.adapters.clickhouse.gateway import ClickHouseGateway
 from clickhouse_privatelink.api.models import DnsMode
 from clickhouse_privatelink.decisions.ownership import (
     is_managed,
@@ -345,18 +346,25 @@ class ReleasePending(Exception):
     """Release cannot finish this pass (AWS is still deleting): look again soon."""
 
 
-async def _remove_org_entries(p: Pass, endpoint_ids: list[str]) -> None:
-    """Remove the organization's entries for endpoints we deleted, once no service lists them."""
+async def _gateway_for_release(p: Pass, reason: str, left: str) -> ClickHouseGateway | None:
+    """The ClickHouse gateway, or None with a Warning naming what stays (``left``) when the key is gone.
+
+    Cleanup goes on without the key (a namespace torn down Secret first): the AWS objects still go.
+    """
     try:
-        api = await p.clickhouse()
+        return await p.clickhouse()
     except StepFailed as failed:
         if failed.reason not in CREDENTIAL_REASONS:
             raise
-        p.out.event(
-            "OrganizationEntryKept",
-            f"{', '.join(endpoint_ids)} may stay listed on the organization: {failed.message}",
-            warning=True,
-        )
+        p.out.event(reason, f"{left}: {failed.message}", warning=True)
+        return None
+
+
+async def _remove_org_entries(p: Pass, endpoint_ids: list[str]) -> None:
+    """Remove the organization's entries for endpoints we deleted, once no service lists them."""
+    left = f"{', '.join(endpoint_ids)} may stay listed on the organization"
+    api = await _gateway_for_release(p, "OrganizationEntryKept", left)
+    if api is None:
         return
     try:
         gone = await api.remove_organization_entries(endpoint_ids)
@@ -610,16 +618,9 @@ class AllowListComponent:
                     "AllowListKept", f"{endpoint_id} stays on the allow list: used by {_names(holders)}"
                 )
                 return
-            try:
-                api = await p.clickhouse()
-            except StepFailed as failed:
-                if failed.reason not in CREDENTIAL_REASONS:
-                    raise
-                p.out.event(
-                    "AllowListEntryLeft",
-                    f"{endpoint_id} is left on the allow list of service {service_id}: {failed.message}",
-                    warning=True,
-                )
+            left = f"{endpoint_id} is left on the allow list of service {service_id}"
+            api = await _gateway_for_release(p, "AllowListEntryLeft", left)
+            if api is None:
                 return
             try:
                 service = await clickhouse_call(step, api.service(service_id, max_age=p.read_age))

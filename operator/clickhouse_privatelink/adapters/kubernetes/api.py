@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import ssl
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -99,6 +100,38 @@ def _status_message(response: httpx.Response) -> str:
     return ""
 
 
+async def _send(
+    holder: ConnectionHolder,
+    send: Callable[[httpx.AsyncClient, dict[str, str]], Awaitable[httpx.Response]],
+    *,
+    refresh: bool,
+    request_timeout: float,
+) -> httpx.Response:
+    """One request with the connection kopf logged in with (``send`` names the verb and the path)."""
+    info, context = holder.get(refresh=refresh)
+    try:
+        async with httpx.AsyncClient(
+            base_url=info.server.rstrip("/"),
+            verify=context,
+            proxy=info.proxy_url or None,
+            trust_env=info.trust_env,
+            timeout=request_timeout,
+        ) as http:
+            return await send(http, dict(info.as_http_headers()))
+    except httpx.HTTPError as exc:
+        raise KubernetesApiError(
+            f"cannot reach the Kubernetes API at {info.server}: {type(exc).__name__}", status=0
+        ) from None
+
+
+def _failed(verb: str, path: str, response: httpx.Response) -> KubernetesApiError:
+    detail = _status_message(response)
+    return KubernetesApiError(
+        f"{verb} {path}: {response.status_code} {response.reason_phrase}" + (f": {detail}" if detail else ""),
+        status=response.status_code,
+    )
+
+
 async def get_json(
     path: str, *, connection: ConnectionHolder | None = None, request_timeout: float = 10.0
 ) -> dict[str, Any] | None:
@@ -109,32 +142,18 @@ async def get_json(
     """
     holder = connection or CONNECTION
     for attempt in (1, 2):
-        info, context = holder.get(refresh=attempt == 2)
-        headers = {"Accept": "application/json", **info.as_http_headers()}
-        try:
-            async with httpx.AsyncClient(
-                base_url=info.server.rstrip("/"),
-                verify=context,
-                proxy=info.proxy_url or None,
-                trust_env=info.trust_env,
-                timeout=request_timeout,
-            ) as http:
-                response = await http.get(path, headers=headers)
-        except httpx.HTTPError as exc:
-            raise KubernetesApiError(
-                f"cannot reach the Kubernetes API at {info.server}: {type(exc).__name__}", status=0
-            ) from None
+        response = await _send(
+            holder,
+            lambda http, auth: http.get(path, headers={"Accept": "application/json", **auth}),
+            refresh=attempt == 2,
+            request_timeout=request_timeout,
+        )
         if response.status_code == 401 and attempt == 1:
             continue
         if response.status_code == 404:
             return None
         if response.status_code >= 400:
-            detail = _status_message(response)
-            raise KubernetesApiError(
-                f"GET {path}: {response.status_code} {response.reason_phrase}"
-                + (f": {detail}" if detail else ""),
-                status=response.status_code,
-            )
+            raise _failed("GET", path, response)
         body: Any = response.json()
         if not isinstance(body, dict):
             raise KubernetesApiError(f"GET {path}: the answer is not an object", status=response.status_code)
@@ -150,29 +169,16 @@ async def merge_patch(
     request_timeout: float = 10.0,
 ) -> None:
     """PATCH ``path`` with a JSON merge patch; a 404 (the object is gone) is not an error."""
-    holder = connection or CONNECTION
-    info, context = holder.get()
-    headers = {"Content-Type": "application/merge-patch+json", **info.as_http_headers()}
-    try:
-        async with httpx.AsyncClient(
-            base_url=info.server.rstrip("/"),
-            verify=context,
-            proxy=info.proxy_url or None,
-            trust_env=info.trust_env,
-            timeout=request_timeout,
-        ) as http:
-            response = await http.patch(path, headers=headers, json=body)
-    except httpx.HTTPError as exc:
-        raise KubernetesApiError(
-            f"cannot reach the Kubernetes API at {info.server}: {type(exc).__name__}", status=0
-        ) from None
+    response = await _send(
+        connection or CONNECTION,
+        lambda http, auth: http.patch(
+            path, headers={"Content-Type": "application/merge-patch+json", **auth}, json=body
+        ),
+        refresh=False,
+        request_timeout=request_timeout,
+    )
     if response.status_code >= 400 and response.status_code != 404:
-        detail = _status_message(response)
-        raise KubernetesApiError(
-            f"PATCH {path}: {response.status_code} {response.reason_phrase}"
-            + (f": {detail}" if detail else ""),
-            status=response.status_code,
-        )
+        raise _failed("PATCH", path, response)
 
 
 def custom_object_path(group: str, version: str, namespace: str, plural: str, name: str) -> str:
