@@ -11,37 +11,49 @@ T = TypeVar("T")
 
 
 class SingleFlight(Generic[T]):
-    """At most one call of ``fetch`` in flight; its result is kept with the time it was read.
+    """Reads of one thing, shared: a caller accepting ``max_age`` seconds gets a result read no longer ago.
 
-    Concurrent callers wait on the call in flight; a caller accepting ``max_age`` seconds gets the last result
-    when it is that young. A failed call is not kept: the next caller tries again.
+    The age of a result counts from when its read *started*, so a read in flight is joined only by callers
+    for whom its start is recent enough, and a write that happened meanwhile (``forget``) is never hidden by
+    a read that began before it: that read's result is not kept. A failed read is not kept either.
     """
 
     def __init__(self, fetch: Callable[[], Awaitable[T]]) -> None:
         self._fetch = fetch
         self._value: T | None = None
-        self._read_at = float("-inf")
+        self._read_at = float("-inf")  # when the kept value's read started
+        self._forgotten_at = float("-inf")
         self._inflight: asyncio.Task[T] | None = None
+        self._inflight_started = float("-inf")
 
     async def get(self, max_age: float) -> T:
-        if self._value is not None and time.monotonic() - self._read_at <= max_age:
+        now = time.monotonic()
+        if self._value is not None and now - self._read_at <= max_age:
             return self._value
-        if self._inflight is None:
-            self._inflight = asyncio.ensure_future(self._run())
+        if self._inflight is None or now - self._inflight_started > max_age:
+            self._inflight_started = now
+            self._inflight = asyncio.ensure_future(self._run(now))
         return await asyncio.shield(self._inflight)
 
-    async def _run(self) -> T:
-        try:
-            value = await self._fetch()
-            self._value, self._read_at = value, time.monotonic()
-            return value
-        finally:
+    async def _run(self, started: float) -> T:
+        value = await self._fetch()
+        if started >= self._forgotten_at and started >= self._read_at:
+            self._value, self._read_at = value, started
+        if self._inflight_started == started:
             self._inflight = None
+        return value
 
     def peek(self) -> T | None:
         """The last result, however old (for keeping it in step with a write)."""
         return self._value
 
+    def wrote(self) -> None:
+        """A write was applied to the kept value in place: reads that began before it are not kept."""
+        self._forgotten_at = time.monotonic()
+        self._inflight = None
+
     def forget(self) -> None:
-        """The next caller reads again (a write changed what was read)."""
+        """A write changed what was read: the next caller reads again, and older reads are not kept."""
         self._value, self._read_at = None, float("-inf")
+        self._forgotten_at = time.monotonic()
+        self._inflight = None

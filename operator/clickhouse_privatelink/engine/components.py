@@ -17,7 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from clickhouse_privatelink import constants as c
 from clickhouse_privatelink.adapters.aws import route53, vpc_endpoints
 from clickhouse_privatelink.adapters.aws.clients import error_code
-from clickhouse_privatelink.adapters.aws.route53 import upsert_changes
+from clickhouse_privatelink.adapters.aws.route53 import only_soa_and_ns, records_at, upsert_changes
 from clickhouse_privatelink.adapters.clickhouse.client import (
     ClickHouseApiError,
     Forbidden,
@@ -460,7 +460,7 @@ class ZoneComponent:
             # The zone's shared listing says whether records are left (other resources being deleted at the
             # same time release theirs first): only the last one reads the zone itself and deletes it.
             sets = await aws_await(step, p.aws.zone_sets(zone_id, max_age=p.read_age))
-            if sets is None or not route53.only_soa_and_ns(sets):
+            if sets is None or not only_soa_and_ns(sets):
                 return
             zone = await aws_call(step, route53.get_zone, p.aws.route53, zone_id, with_tags=True)
             if zone is None or not is_managed(zone.tags, p.cluster):
@@ -515,7 +515,7 @@ class RecordComponent:
             zone_sets = await aws_await(step, p.aws.zone_sets(zone_id, max_age=p.read_age))
             if zone_sets is None:
                 return  # the zone is gone, and the record with it
-            observed, sets = route53.records_at(zone_sets, hostname)
+            observed, sets = records_at(zone_sets, hostname)
             if observed.owner is not None and observed.owner.cluster == p.cluster:
                 ours = [
                     {"Action": "DELETE", "ResourceRecordSet": rs} for rs in sets if rs["Type"] in ("A", "TXT")

@@ -103,7 +103,8 @@ class Reconciler:
 
     async def cleanup(self, res: Resource, *, indexed: Sequence[Usage] = (), attempt: int = 0) -> Outcome:
         """Release every component in reverse; ``done`` once nothing of ours that only we use is left."""
-        p = self._pass(res, indexed, read_age=self.settings.read_window, key_age=self.settings.read_window)
+        # Cleanup reads the Secret as it is now: a Secret deleted first means the key is gone (said in an Event).
+        p = self._pass(res, indexed, read_age=self.settings.read_window, key_age=0.0)
         p.learn(deleting=True)
         out = p.out
         if res.spec.deletion_policy is DeletionPolicy.RETAIN:

@@ -123,6 +123,7 @@ class ClickHouseGateway:
 
     def _remember(self, updated: Service) -> None:
         """Keep the list in step with a write, so the next reader does not undo or repeat it."""
+        self._services.wrote()
         listed = self._services.peek()
         if listed is None:
             return
