@@ -136,14 +136,19 @@ def test_chaos_faults_every_resource_converges_and_nothing_leaks(
         control.clear_faults()
         aws_faults.clear()
         aws_faults.close()
-        leaked = len(cloud.live_endpoints()) + len(cloud.zones())
-        leaked += sum(len(cloud.allow_list(s)) for s in services) + len(cloud.org_entries())
+        left = {
+            "endpoints": [e["VpcEndpointId"] for e in cloud.live_endpoints()],
+            "zones": [z["Name"] for z in cloud.zones()],
+            "allow-list entries": [e for s in services for e in cloud.allow_list(s)],
+            "organization entries": cloud.org_entries(),
+        }
+        leaked = sum(len(v) for v in left.values())
         chaos_report.record(faults=injected_clickhouse + injected_aws, leaked=leaked, stuck_finalizers=stuck)
         print(
             f"\nchaos faults: resources {RESOURCES}, clickhouse calls {calls_clickhouse} "
             f"({injected_clickhouse} faulted), aws faults {injected_aws}, leaked {leaked}, stuck {stuck}"
         )
-    assert (leaked, stuck) == (0, 0)
+    assert (leaked, stuck) == (0, 0), left
     # The seeded rates really hit the operator: a fifth or more of its ClickHouse calls were faulted.
     assert injected_clickhouse >= 0.2 * calls_clickhouse > 0
     assert injected_aws > 0

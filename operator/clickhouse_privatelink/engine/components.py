@@ -560,6 +560,7 @@ class AllowListComponent:
             added = (
                 not change.empty
                 or bool(earlier)
+                or p.me.allow_list_added
                 or any(u.allow_list_added for u in sharing if u.uid != p.me.uid)
             )
             if not change.empty:
@@ -605,10 +606,8 @@ class AllowListComponent:
         async with p.book.lock(("allow", service_id, endpoint_id)):
             users = allow_list_users(p.users(), service_id, endpoint_id)
             holders = others(users, p.me.uid)
-            if (
-                not any(u.allow_list_added for u in users)
-                and p.res.status.get("allowListEntryAdded") is False
-            ):
+            ours = p.me.allow_list_added or any(u.allow_list_added for u in users)
+            if not ours and p.res.status.get("allowListEntryAdded") is False:
                 p.out.event(
                     "AllowListKept", f"{endpoint_id} was on the allow list before the operator: left there"
                 )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from clickhouse_privatelink.adapters.aws.gateway import AwsGateway
@@ -66,13 +67,18 @@ class Reconciler:
             return gateway
 
         aws_spec = res.spec.aws
+        me = res.usage
+        earlier = self.book.claimed(res.ref.uid)
+        if earlier is not None and earlier.allow_list_added and not me.allow_list_added:
+            # A handler may hold a body from before the status write that recorded this: never lose it.
+            me = replace(me, allow_list_added=True)
         return Pass(
             res=res,
             out=Outcome(status=_carried_status(res.status)),
             aws=self._aws(aws_spec.region, aws_spec.role_arn),
             book=self.book,
             indexed=indexed,
-            me=res.usage,
+            me=me,
             clickhouse=clickhouse,
             read_age=read_age,
         )

@@ -31,6 +31,10 @@ class UsageBook:
         """Record what a resource uses now (replacing its earlier claim)."""
         self._claims[usage.uid] = usage
 
+    def claimed(self, uid: str) -> Usage | None:
+        """What this process last saw the resource use (fresher than a body a handler got earlier)."""
+        return self._claims.get(uid)
+
     def drop(self, uid: str) -> None:
         """The resource is gone: it no longer uses anything."""
         self._claims.pop(uid, None)

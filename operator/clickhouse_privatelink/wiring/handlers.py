@@ -168,9 +168,9 @@ def _write(body: kopf.Body, patch: kopf.Patch, res: Resource, outcome: Outcome, 
         said = kind == "cleanup" and (event.type, event.reason, event.message) in posted
         if not repeated and not said:
             kopf.event(body, type=event.type, reason=event.reason, message=event.message)
-            if event.type == "Warning":
-                # Also in the log: a namespace being torn down refuses new Events, and the log outlives them.
-                log.warning("%s %s: %s", res.ref.key, event.reason, event.message)
+            # Also in the log: a namespace being torn down refuses new Events, and the log outlives them.
+            level = logging.WARNING if event.type == "Warning" else logging.INFO
+            log.log(level, "%s %s: %s", res.ref.key, event.reason, event.message)
             if kind == "cleanup":
                 posted.add((event.type, event.reason, event.message))
     if (
