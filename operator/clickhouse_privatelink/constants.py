@@ -24,6 +24,9 @@ TAG_RESOURCE_UID: Final = f"{GROUP}/resource-uid"  # only on endpoints made befo
 TAG_ENDPOINT_KEY: Final = f"{GROUP}/endpoint-key"  # a shared endpoint's identity (usage.EndpointKey.digest)
 TAG_ENDPOINT_SERVICE: Final = f"{GROUP}/endpoint-service"
 TAG_VPC: Final = f"{GROUP}/vpc"
+# Set on a shared endpoint when a user with deletionPolicy Retain goes: the endpoint is then never deleted
+# by the operator (value: that resource's namespace/name).
+TAG_RETAINED: Final = f"{GROUP}/retained-by"
 TAG_NAME: Final = "Name"
 
 DEFAULT_API_URL: Final = "https://api.clickhouse.cloud"

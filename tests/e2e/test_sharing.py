@@ -157,3 +157,23 @@ def test_an_endpoint_made_per_resource_before_sharing_keeps_serving_until_its_re
     assert cloud.allow_list() == [legacy]
     delete_all([link])
     assert cloud.live_endpoints() == [] and cloud.allow_list() == [] and cloud.org_entries() == []
+
+
+def test_a_retained_user_keeps_the_shared_endpoint_after_the_last_other_user_goes(
+    make_link: LinkFactory, cloud: Cloud, clickhouse_api: ClickHouseApi, clickhouse_org: ClickHouseOrg
+) -> None:
+    (other,) = more_services(clickhouse_api, clickhouse_org, 1)
+    kept = make_link(deletionPolicy="Retain")
+    endpoint_id = kept.wait_ready()["vpcEndpointId"]
+    user = make_link(clickhouse={"serviceId": other["id"]})
+    assert user.wait_ready()["vpcEndpointId"] == endpoint_id
+    delete_all([kept])
+    (endpoint,) = cloud.live_endpoints()
+    tags = {t["Key"]: t["Value"] for t in endpoint["Tags"]}
+    assert tags[c.TAG_RETAINED] == f"{kept.namespace}/{kept.name}"
+    delete_all([user])
+    # The last other user went; the endpoint the Retain resource asked to keep stays, with its entry.
+    assert [e["VpcEndpointId"] for e in cloud.live_endpoints()] == [endpoint_id]
+    assert cloud.allow_list() == [endpoint_id]
+    assert cloud.allow_list(other["id"]) == []
+    cloud.ec2.delete_vpc_endpoints(VpcEndpointIds=[endpoint_id])  # the person who asked for it cleans up

@@ -321,8 +321,16 @@ class EndpointComponent:
             kept: set[str] = set()
             if key is not None:
                 shared = [e for e in managed if is_shared_endpoint_for(e.tags, key) and e.state != "deleted"]
+                retained = [e for e in shared if c.TAG_RETAINED in e.tags]
+                for endpoint in retained:
+                    by = endpoint.tags[c.TAG_RETAINED]
+                    p.out.event(
+                        "EndpointKept", f"endpoint {endpoint.id} is kept: deletionPolicy Retain of {by}"
+                    )
+                kept = {e.id for e in retained}
+                shared = [e for e in shared if e.id not in kept]
                 if holders:
-                    kept = {e.id for e in shared}
+                    kept |= {e.id for e in shared}
                     if shared:
                         ids = ", ".join(sorted(kept))
                         p.out.event("EndpointKept", f"endpoint {ids} is still used by {_names(holders)}")

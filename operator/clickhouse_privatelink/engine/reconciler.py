@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+from clickhouse_privatelink.adapters.aws import vpc_endpoints
 from clickhouse_privatelink.adapters.aws.gateway import AwsGateway
 from clickhouse_privatelink.adapters.clickhouse.gateway import ClickHouseGateway
 from clickhouse_privatelink.adapters.kubernetes.secrets import ApiKey, CredentialsError, SecretReader
@@ -25,7 +26,7 @@ from clickhouse_privatelink.decisions.reasons import (
 from clickhouse_privatelink.decisions.status import StepResult
 from clickhouse_privatelink.decisions.usage import Usage
 from clickhouse_privatelink.engine.components import FORWARD, Component, ReleasePending
-from clickhouse_privatelink.engine.context import Event, Outcome, Pass, Resource, StepFailed
+from clickhouse_privatelink.engine.context import Event, Outcome, Pass, Resource, StepFailed, aws_call
 from clickhouse_privatelink.engine.usage_book import UsageBook
 from clickhouse_privatelink.settings import Settings, api_url_allowed
 
@@ -115,6 +116,20 @@ class Reconciler:
         out = p.out
         if res.spec.deletion_policy is DeletionPolicy.RETAIN:
             kept = res.status.get("vpcEndpointId") or "no endpoint"
+            owned = res.status.get("vpcEndpointOwned") and not res.spec.aws.vpc_endpoint_id
+            if owned and res.status.get("vpcEndpointId"):
+                # The endpoint may be shared: mark it so that its other users never delete it either.
+                try:
+                    await aws_call(
+                        ConditionType.VPC_ENDPOINT_READY,
+                        vpc_endpoints.mark_retained,
+                        p.aws.ec2,
+                        str(res.status["vpcEndpointId"]),
+                        res.ref.key,
+                    )
+                except StepFailed as failed:
+                    self._fail(res, out, failed, attempt)
+                    return out
             out.event(
                 "Retained", f"deletionPolicy is Retain: left {kept}, its DNS record and allow-list entry"
             )

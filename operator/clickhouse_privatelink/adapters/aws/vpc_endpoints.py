@@ -115,3 +115,8 @@ def delete(ec2: EC2Client, endpoint_id: str) -> None:
                 {"Error": {"Code": str(err.get("Code", "")), "Message": str(err.get("Message", ""))}},
                 "DeleteVpcEndpoints",
             )
+
+
+def mark_retained(ec2: EC2Client, endpoint_id: str, resource: str) -> None:
+    """Tag the endpoint as kept by a resource with deletionPolicy Retain (the operator then never deletes it)."""
+    ec2.create_tags(Resources=[endpoint_id], Tags=[{"Key": c.TAG_RETAINED, "Value": resource}])
