@@ -221,35 +221,6 @@ def change_record_sets(r53: Route53Client, zone_id: str, changes: list[dict[str,
     return result["ChangeInfo"]["Id"]
 
 
-def write_records(
-    r53: Route53Client, zone_id: str, hostname: str, target: tuple[str, str], *, cluster: str, vpc_id: str
-) -> str:
-    """Point ``hostname`` at the endpoint and mark it ours, in one atomic change of its own."""
-    return change_record_sets(r53, zone_id, upsert_changes(hostname, target, cluster=cluster, vpc_id=vpc_id))
-
-
-def delete_records(r53: Route53Client, zone_id: str, record_sets: list[dict[str, Any]]) -> None:
-    """Delete exactly these record sets (as read); sets already gone count as deleted."""
-    if not record_sets:
-        return
-    try:
-        r53.change_resource_record_sets(
-            HostedZoneId=zone_id,
-            ChangeBatch={"Changes": [{"Action": "DELETE", "ResourceRecordSet": rs} for rs in record_sets]},  # type: ignore[typeddict-item]
-        )
-    except ClientError as exc:
-        if error_code(exc) not in ("InvalidChangeBatch", "NoSuchHostedZone"):
-            raise
-        # InvalidChangeBatch: a set changed or vanished since it was read; the next pass reads again.
-        if error_code(exc) == "InvalidChangeBatch" and _still_present(r53, zone_id, record_sets):
-            raise
-
-
-def _still_present(r53: Route53Client, zone_id: str, record_sets: list[dict[str, Any]]) -> bool:
-    names = {rs["Name"] for rs in record_sets}
-    return any(_record_sets_at(r53, zone_id, name) for name in names)
-
-
 def delete_zone_if_empty(r53: Route53Client, zone_id: str) -> bool:
     """Delete the zone when only its SOA and NS records are left; True when it is gone."""
     try:
