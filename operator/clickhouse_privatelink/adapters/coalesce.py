@@ -13,9 +13,10 @@ T = TypeVar("T")
 class SingleFlight(Generic[T]):
     """Reads of one thing, shared: a caller accepting ``max_age`` seconds gets a result read no longer ago.
 
-    The age of a result counts from when its read *started*, so a read in flight is joined only by callers
-    for whom its start is recent enough, and a write that happened meanwhile (``forget``) is never hidden by
-    a read that began before it: that read's result is not kept. A failed read is not kept either.
+    The age of a kept result counts from when its read *started*. A read in flight is joined by every caller
+    but one asking for fresh data (``max_age`` 0), and a write that happened meanwhile (``forget``, ``wrote``)
+    is never hidden by a read that began before it: that read's result is not kept. A failed read is not kept
+    either.
     """
 
     def __init__(self, fetch: Callable[[], Awaitable[T]]) -> None:
@@ -30,7 +31,9 @@ class SingleFlight(Generic[T]):
         now = time.monotonic()
         if self._value is not None and now - self._read_at <= max_age:
             return self._value
-        if self._inflight is None or now - self._inflight_started > max_age:
+        # A read in flight is joined unless the caller wants data newer than its start (max_age 0): under a
+        # rate limit a read may wait its turn for seconds, and starting others beside it only adds to the queue.
+        if self._inflight is None or (max_age <= 0 and self._inflight_started < now):
             self._inflight_started = now
             self._inflight = asyncio.ensure_future(self._run(now))
         return await asyncio.shield(self._inflight)
