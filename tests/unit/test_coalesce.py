@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from clickhouse_privatelink.adapters.coalesce import SingleFlight
 
 
@@ -56,3 +58,19 @@ async def test_a_caller_wanting_fresh_data_does_not_join_an_older_read() -> None
     source.gate.set()
     assert (await older, await fresh) == (0, 2)
     assert source.reads == 2
+
+
+async def test_a_failed_read_is_not_joined_by_later_callers() -> None:
+    attempts = 0
+
+    async def flaky() -> int:
+        nonlocal attempts
+        attempts += 1
+        if attempts == 1:
+            raise RuntimeError("refused")
+        return attempts
+
+    flight = SingleFlight(flaky)
+    with pytest.raises(RuntimeError, match="refused"):
+        await flight.get(60)
+    assert await flight.get(60) == 2

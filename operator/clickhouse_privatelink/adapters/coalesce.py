@@ -39,11 +39,13 @@ class SingleFlight(Generic[T]):
         return await asyncio.shield(self._inflight)
 
     async def _run(self, started: float) -> T:
-        value = await self._fetch()
+        try:
+            value = await self._fetch()
+        finally:  # done or failed, this read is no longer in flight (a failure is never joined later)
+            if self._inflight_started == started:
+                self._inflight = None
         if started >= self._forgotten_at and started >= self._read_at:
             self._value, self._read_at = value, started
-        if self._inflight_started == started:
-            self._inflight = None
         return value
 
     def peek(self) -> T | None:
