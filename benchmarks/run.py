@@ -756,16 +756,19 @@ def evaluate(results: Mapping[int, Mapping[str, Any]]) -> list[Target]:
         ok, detail = test()
         out.append(Target(name, "PASS" if ok else "FAIL", detail))
 
-    def ready_in_floor() -> tuple[bool, str]:
-        cr = results[1000]["creation"]
-        t = cr["time_to_all_ready_seconds"]
-        limit = 1.15 * cr["floor_seconds"]
+    def within_floor(phase: str, time_key: str, count_key: str, done: str) -> tuple[bool, str]:
+        """Whether a phase at N=1000 finished within 1.15 x its floor (creation: Ready; deletion: deleted)."""
+        figures = results[1000][phase]
+        t = figures[time_key]
+        limit = 1.15 * figures["floor_seconds"]
         if t is None:
-            return False, f"{cr['ready']}/1000 Ready after {cr['timeout_seconds']} s (limit {limit:.1f} s)"
-        return (
-            t <= limit,
-            f"all Ready in {t:.1f} s; limit 1.15 x floor {cr['floor_seconds']:.1f} s = {limit:.1f} s",
-        )
+            count, timeout = figures[count_key], figures["timeout_seconds"]
+            return False, f"{count}/1000 {done} after {timeout} s (limit {limit:.1f} s)"
+        floor = figures["floor_seconds"]
+        return t <= limit, f"all {done} in {t:.1f} s; limit 1.15 x floor {floor:.1f} s = {limit:.1f} s"
+
+    def ready_in_floor() -> tuple[bool, str]:
+        return within_floor("creation", "time_to_all_ready_seconds", "ready", "Ready")
 
     def ch_calls() -> tuple[bool, str]:
         cr = results[1000]["creation"]
@@ -783,15 +786,7 @@ def evaluate(results: Mapping[int, Mapping[str, Any]]) -> list[Target]:
         )
 
     def delete_in_floor() -> tuple[bool, str]:
-        d = results[1000]["deletion"]
-        t = d["time_to_all_deleted_seconds"]
-        limit = 1.15 * d["floor_seconds"]
-        if t is None:
-            return False, f"{d['deleted']}/1000 deleted after {d['timeout_seconds']} s (limit {limit:.1f} s)"
-        return (
-            t <= limit,
-            f"all deleted in {t:.1f} s; limit 1.15 x floor {d['floor_seconds']:.1f} s = {limit:.1f} s",
-        )
+        return within_floor("deletion", "time_to_all_deleted_seconds", "deleted", "deleted")
 
     def steady_equal() -> tuple[bool, str]:
         a = results[100]["steady"]["per_period"]["external_calls"]
