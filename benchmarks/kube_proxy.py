@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import threading
+import time
 from collections import Counter
 from concurrent.futures import Future
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -40,8 +43,10 @@ def kind_of(path: str) -> str:
 class CountingProxy:
     """Runs on its own event loop in a daemon thread; :meth:`counts` is safe from any thread."""
 
-    def __init__(self, upstream: str) -> None:
+    def __init__(self, upstream: str, *, write_log: Path | None = None) -> None:
         self.upstream = upstream.rstrip("/")
+        # Every write's method, path and body, one JSON line each (to tell what a phase's writes were).
+        self._write_log = write_log.open("a", encoding="utf-8") if write_log is not None else None
         self.url = ""
         self._lock = threading.Lock()
         self._counts: Counter[str] = Counter()
@@ -102,12 +107,20 @@ class CountingProxy:
             await self._runner.cleanup()
         if self._session is not None:
             await self._session.close()
+        if self._write_log is not None:
+            self._write_log.close()
 
     async def _forward(self, request: web.Request) -> web.StreamResponse:
         assert self._session is not None
         body = await request.read()
         with self._lock:
             self._counts[f"{request.method} {kind_of(request.path)}"] += 1
+            if self._write_log is not None and request.method in WRITE_METHODS:
+                line = {"t": time.time(), "method": request.method, "path": request.path}
+                line["body"] = (
+                    "(redacted)" if kind_of(request.path) == "secrets" else body.decode("utf-8", "replace")
+                )
+                self._write_log.write(json.dumps(line) + "\n")
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _SKIP_REQUEST}
         async with self._session.request(
             request.method,

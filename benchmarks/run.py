@@ -74,9 +74,10 @@ CH_FIXED_DELETE = 1
 PAGINATED_APIS = 3
 PAGE_SIZE = 100
 
-# A 429 or throttling error in a condition (never digits inside an ID, such as a service's UUID).
+# A 429 or throttling error in a condition (as the clients word them: "HTTP 429", never a bare number such
+# as "and 429 more" in a list of users).
 THROTTLE_WORDS = re.compile(
-    r"(?<![\w-])429(?![\w-])|throttl|rate.?limit|RequestLimitExceeded|TooManyRequests", re.IGNORECASE
+    r"HTTP 429|throttl|rate.?limit|RequestLimitExceeded|too.?many.?requests", re.IGNORECASE
 )
 _SAMPLE = re.compile(r"^([A-Za-z_:][\w:]*)(?:\{(.*)\})?\s+(\S+)$")
 _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
@@ -303,7 +304,7 @@ class Bench:
             log_path=self.log_dir / "aws.log",
         )
         self.procs.append(("aws", proc))
-        self.proxy = CountingProxy(self.kube_url)
+        self.proxy = CountingProxy(self.kube_url, write_log=self.log_dir / "kubernetes-writes.jsonl")
         self.proxy.start()
         doc = yaml.safe_load(self.kubeconfig.read_text())
         doc["clusters"][0]["cluster"]["server"] = self.proxy.url

@@ -92,11 +92,15 @@ class Settings:
     clickhouse_reset_padding: float = 1.0
     # Allow-list changes for one service (and organization-entry removals) within this window: one PATCH.
     clickhouse_batch_window: float = 0.2
-    # A reconcile pass accepts shared reads (the services list, the VPC's endpoints) this old; drift checks
-    # accept half a drift interval, so a period costs the same few reads for 10 or 1,000 resources.
-    read_window: float = 1.0
-    # Route 53 record changes of one zone wait for a quiet CHPL_CLICKHOUSE_BATCH_WINDOW, but at most this
-    # long while changes keep coming (a burst of new resources then costs a few ChangeResourceRecordSets).
+    # A reconcile pass accepts shared reads (the services list, the VPC's endpoints, a zone's records) this
+    # old; drift checks accept half a drift interval, so a period costs the same few reads for 10 or 1,000
+    # resources. Kept reads take in the operator's own writes: the window only bounds how late a change made
+    # by someone else is seen (and a read showing an endpoint AWS is still changing is kept a second at most).
+    read_window: float = 10.0
+    # Route 53 record changes of one zone are sent once none has joined for this long (external-dns waits 1 s
+    # between batches too), but at most CHPL_ROUTE53_MAX_BATCH_WINDOW after the first while changes keep
+    # coming: a burst of new resources then costs a few ChangeResourceRecordSets.
+    route53_batch_window: float = 1.0
     route53_max_batch_window: float = 15.0
 
     @classmethod
@@ -114,6 +118,7 @@ class Settings:
             clickhouse_reset_padding=_float("CHPL_CLICKHOUSE_RESET_PADDING", cls.clickhouse_reset_padding),
             clickhouse_batch_window=_float("CHPL_CLICKHOUSE_BATCH_WINDOW", cls.clickhouse_batch_window),
             read_window=_float("CHPL_READ_WINDOW", cls.read_window),
+            route53_batch_window=_float("CHPL_ROUTE53_BATCH_WINDOW", cls.route53_batch_window),
             route53_max_batch_window=_float("CHPL_ROUTE53_MAX_BATCH_WINDOW", cls.route53_max_batch_window),
         )
 

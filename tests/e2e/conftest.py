@@ -38,6 +38,9 @@ OPERATOR_ENV = {
     "CHPL_ERROR_RETRY_INTERVAL": "3",
     "CHPL_MAX_BACKOFF": "5",
     "CHPL_DRIFT_INTERVAL": "2",
+    # The read and batch windows on the same compressed clock as the drift interval (defaults 10 s and 1 s).
+    "CHPL_READ_WINDOW": "1",
+    "CHPL_ROUTE53_BATCH_WINDOW": "0.2",
     "CHPL_LOG_FORMAT": "json",
     "CHPL_WATCH_SECRETS": "true",
 }

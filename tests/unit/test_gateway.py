@@ -99,10 +99,14 @@ async def test_organization_entries_of_many_deletions_are_one_check_and_one_patc
     await gateway.detach(services[0].id, ids[0])
     await gateway.detach(services[1].id, ids[1])  # ids[2] stays listed on services[2]
     before = len(calls(standin, "PATCH"))
-    removed = await asyncio.gather(*(gateway.remove_organization_entries([i]) for i in ids))
+    removed = await asyncio.gather(*(gateway.remove_organization_entries([i], max_age=60) for i in ids))
     assert removed == [[ids[0]], [ids[1]], []]
     assert len(calls(standin, "PATCH")) == before + 1
     assert [e["id"] for e in standin.state.orgs[org_.id].private_endpoints] == [ids[2]]
+    # Later deletions of the same endpoints look at the kept organization (it has our removal in it): no call.
+    reads = len(standin.state.requests)
+    assert await gateway.remove_organization_entries(ids[:2], max_age=60) == []
+    assert len(standin.state.requests) == reads
 
 
 def test_gateways_are_one_per_url_key_and_organization() -> None:

@@ -13,7 +13,7 @@ from clickhouse_privatelink.decisions.ownership import (
     resource_tags,
 )
 from clickhouse_privatelink.decisions.reasons import ConditionType, Reason
-from clickhouse_privatelink.decisions.status import StepResult, set_condition, summarise_ready
+from clickhouse_privatelink.decisions.status import StepResult, WrittenStatus, set_condition, summarise_ready
 
 REF = ResourceRef(namespace="ns", name="link", uid="uid-1", cluster="prod")
 
@@ -81,3 +81,32 @@ def test_ready_prefers_a_problem_a_person_must_fix_over_waiting() -> None:
         StepResult(ConditionType.DNS_READY, False, Reason.DNS_RECORD_CONFLICT, "conflict"),
     ]
     assert summarise_ready(steps).reason is Reason.DNS_RECORD_CONFLICT
+
+
+def test_a_status_write_is_believed_over_a_body_that_does_not_show_it_yet() -> None:
+    clock = [0.0]
+    written = WrittenStatus(patience=60, clock=lambda: clock[0])
+    old_body = {"serviceId": "svc", "hostedZoneId": "Z1"}
+    written.record("uid", {"vpcEndpointId": "vpce-1", "hostedZoneId": None})
+    # The watch has not brought the write back: the handler's body is older than what we wrote.
+    assert written.view("uid", old_body) == {"serviceId": "svc", "vpcEndpointId": "vpce-1"}
+    assert written.view("other", old_body) == old_body
+    # Once the body shows it, the body is the truth again (a later change by someone else included).
+    caught_up = {"serviceId": "svc", "vpcEndpointId": "vpce-1"}
+    assert written.view("uid", caught_up) == caught_up
+    assert written.view("uid", {"serviceId": "svc"}) == {"serviceId": "svc"}
+
+
+def test_a_status_write_never_seen_is_written_again_after_the_patience() -> None:
+    clock = [0.0]
+    written = WrittenStatus(patience=60, clock=lambda: clock[0])
+    written.record("uid", {"observedGeneration": 2})
+    clock[0] = 30
+    written.record("uid", {"vpcEndpointState": "available"})  # merged, and the patience starts again
+    clock[0] = 80
+    assert written.view("uid", {}) == {"observedGeneration": 2, "vpcEndpointState": "available"}
+    clock[0] = 91
+    assert written.view("uid", {"observedGeneration": 1}) == {"observedGeneration": 1}
+    written.record("uid", {"observedGeneration": 3})
+    written.drop("uid")
+    assert written.view("uid", {}) == {}

@@ -161,6 +161,9 @@ _STATE_DECISIONS: dict[str, tuple[EndpointAction, Reason, str]] = {
     "deleted": (EndpointAction.FAIL, Reason.ENDPOINT_NOT_FOUND, "endpoint {id} was deleted"),
 }
 
+# States AWS moves an endpoint out of by itself, soon: a read showing one is old after a second or so.
+CHANGING_ENDPOINT_STATES = frozenset({"pendingAcceptance", "pending", "partial", "deleting"})
+
 LIVE_ENDPOINT_STATES = frozenset(
     {"pendingAcceptance", "pending", "available", "partial", "rejected", "failed"}
 )

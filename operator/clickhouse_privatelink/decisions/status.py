@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -118,3 +119,47 @@ def steps_to_conditions(
     )
     order = {t.value: i for i, t in enumerate((*STEP_CONDITIONS, *ADVISORY_CONDITIONS, ConditionType.READY))}
     return sorted(conditions, key=lambda cond: order.get(str(cond.get("type")), len(order)))
+
+
+class WrittenStatus:
+    """The status fields this process wrote that the body it was last handed may not show yet.
+
+    kopf hands a handler the body of the last watch event it processed; under load the watch runs behind
+    our own writes, and a pass working from such a body would write the same status again (and post Ready
+    again). So a write is believed over the body until the body shows it, or for ``patience`` seconds (a
+    write that never shows is written again then).
+    """
+
+    def __init__(self, patience: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.patience = patience
+        self._clock = clock
+        self._pending: dict[str, tuple[float, dict[str, Any]]] = {}
+
+    def view(self, uid: str, status: Mapping[str, Any]) -> dict[str, Any]:
+        """``status`` with the writes it does not show yet (a written ``None`` removed the field)."""
+        seen = dict(status)
+        entry = self._pending.get(uid)
+        if entry is None:
+            return seen
+        at, written = entry
+        if self._clock() - at > self.patience:
+            del self._pending[uid]
+            return seen
+        unseen = {k: v for k, v in written.items() if status.get(k) != v}
+        if not unseen:
+            del self._pending[uid]
+        for key, value in unseen.items():
+            if value is None:
+                seen.pop(key, None)
+            else:
+                seen[key] = value
+        return seen
+
+    def record(self, uid: str, written: Mapping[str, Any]) -> None:
+        if not written:
+            return
+        _, earlier = self._pending.get(uid, (0.0, {}))
+        self._pending[uid] = (self._clock(), {**earlier, **written})
+
+    def drop(self, uid: str) -> None:
+        self._pending.pop(uid, None)

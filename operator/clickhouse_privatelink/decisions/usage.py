@@ -67,11 +67,14 @@ class Usage:
         return (self.created, self.uid)
 
 
-def usage_from_body(body: Mapping[str, Any]) -> Usage:
-    """The usage a ClickHousePrivateLink object declares (tolerant of partial or invalid specs)."""
+def usage_from_body(body: Mapping[str, Any], *, status: Mapping[str, Any] | None = None) -> Usage:
+    """The usage a ClickHousePrivateLink object declares (tolerant of partial or invalid specs).
+
+    ``status``: the status to read instead of the body's (one known to be newer).
+    """
     meta = body.get("metadata") or {}
     spec = body.get("spec") or {}
-    status = body.get("status") or {}
+    status = (body.get("status") or {}) if status is None else status
     aws = spec.get("aws") or {}
     dns = spec.get("dns") or {}
     clickhouse = spec.get("clickhouse") or {}

@@ -293,7 +293,8 @@ class EndpointComponent:
         if users is not None and leader is not None:
             sharing = [u for u in users if u.uid != p.me.uid and not u.deleting]
             if sharing:
-                message += f"; shared with {_names(sharing)}"
+                # Not who or how many: that would rewrite every user's status whenever one comes or goes.
+                message += "; shared with other resources of this VPC"
             me = p.me
             if leader.uid != me.uid and (
                 me.subnet_ids != leader.subnet_ids or me.security_group_ids != leader.security_group_ids
@@ -375,7 +376,7 @@ async def _remove_org_entries(p: Pass, endpoint_ids: list[str]) -> None:
     if api is None:
         return
     try:
-        gone = await api.remove_organization_entries(endpoint_ids)
+        gone = await api.remove_organization_entries(endpoint_ids, max_age=p.read_age)
     except Forbidden as exc:
         p.out.event(
             "OrganizationEntryKept",

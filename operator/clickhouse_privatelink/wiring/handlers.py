@@ -22,7 +22,7 @@ from clickhouse_privatelink.adapters.kubernetes.secrets import ApiKey, SecretRea
 from clickhouse_privatelink.api.models import ClickHousePrivateLinkSpec
 from clickhouse_privatelink.decisions.ownership import ResourceRef
 from clickhouse_privatelink.decisions.reasons import ConditionType, Reason
-from clickhouse_privatelink.decisions.status import StepResult, condition, steps_to_conditions
+from clickhouse_privatelink.decisions.status import StepResult, WrittenStatus, condition, steps_to_conditions
 from clickhouse_privatelink.decisions.usage import Usage, usage_from_body, vpc_index_key
 from clickhouse_privatelink.engine.reconciler import Outcome, Reconciler, Resource
 from clickhouse_privatelink.settings import Settings
@@ -36,6 +36,7 @@ _locks: dict[str, asyncio.Lock] = {}
 _ready: dict[str, bool] = {}
 _posted: dict[str, set[tuple[str, str, str]]] = {}
 _retrying: set[str] = set()  # resources whose create/update handler will run again (scheduling only)
+_written = WrittenStatus()  # our status writes the watch has not brought back yet
 
 
 @kopf.on.startup()
@@ -68,7 +69,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
 
     aws = AwsGateways(
         clients_for,
-        batch_window=SETTINGS.clickhouse_batch_window,
+        batch_window=SETTINGS.route53_batch_window,
         max_window=SETTINGS.route53_max_batch_window,
     )
     memo.reconciler = Reconciler(SETTINGS, SecretReader(), gateway, aws.get)
@@ -126,12 +127,13 @@ def _resource(body: kopf.Body) -> Resource:
         cluster=SETTINGS.cluster_name,
     )
     spec = ClickHousePrivateLinkSpec.model_validate(dict(body.spec))
+    status = _written.view(ref.uid, body.status)
     return Resource(
         ref=ref,
         spec=spec,
         generation=int(meta.get("generation") or 0),
-        status=dict(body.status),
-        usage=usage_from_body(body),
+        status=status,
+        usage=usage_from_body(body, status=status),
     )
 
 
@@ -157,9 +159,12 @@ def _write(body: kopf.Body, patch: kopf.Patch, res: Resource, outcome: Outcome, 
         list(res.status.get("conditions", [])), outcome.steps, generation=res.generation
     )
     wanted = {**outcome.status, "conditions": conditions, "observedGeneration": res.generation}
+    if kind == "cleanup" and outcome.done:
+        wanted = {}  # the resource goes now: its last status would only be one more write
     for key, value in wanted.items():
         if res.status.get(key) != value:
             patch.status[key] = value
+    _written.record(res.ref.uid, dict(patch.status))
     ready = condition(conditions, ConditionType.READY)
     posted = _posted.setdefault(res.ref.uid, set())
     for event in outcome.events:
@@ -280,6 +285,7 @@ async def cleanup(
     _ready.pop(uid, None)
     _locks.pop(uid, None)
     _posted.pop(uid, None)
+    _written.drop(uid)
     _retrying.discard(uid)
     _update_gauge()
 

@@ -3,7 +3,8 @@
 - ``endpoints(vpc)``: one ``DescribeVpcEndpoints`` (filtered by the operator's tag) per VPC in flight, kept
   for callers that accept its age: a drift period costs one read per VPC, not one per resource.
 - ``private_zone(name, vpc)`` and ``records(zone)``: one ``ListHostedZonesByVPC`` per VPC and one listing
-  of a zone's record sets per zone, shared the same way.
+  of a zone's record sets per zone, shared the same way; the listing takes in our own changes as they
+  succeed, so writing records never makes the zone be listed again.
 - ``change_records(zone, changes)``: record changes for one zone go out together as one
   ``ChangeResourceRecordSets`` (up to Route 53's 1,000 changes): a batch is sent once no change has joined it
   for ``batch_window`` seconds, or ``max_window`` seconds after its first change while changes keep coming
@@ -19,6 +20,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -27,10 +29,11 @@ from clickhouse_privatelink.adapters.aws import route53 as route53_api
 from clickhouse_privatelink.adapters.aws import vpc_endpoints
 from clickhouse_privatelink.adapters.aws.clients import AwsClients
 from clickhouse_privatelink.adapters.coalesce import SingleFlight
-from clickhouse_privatelink.decisions.plan import ObservedEndpoint, ObservedRecords
+from clickhouse_privatelink.decisions.plan import CHANGING_ENDPOINT_STATES, ObservedEndpoint, ObservedRecords
 
 T = TypeVar("T")
 MAX_CHANGES = 1000  # Route 53's limit of changes in one ChangeResourceRecordSets
+CHANGING_READ_AGE = 1.0  # seconds a read of endpoints that AWS is still changing may be reused
 
 
 @dataclass
@@ -68,13 +71,20 @@ class AwsGateway:
     # ---- EC2
 
     async def endpoints(self, vpc_id: str, *, max_age: float) -> list[ObservedEndpoint]:
-        """The operator's endpoints in the VPC (any cluster: callers check ownership), read ``max_age`` ago."""
+        """The operator's endpoints in the VPC (any cluster: callers check ownership), read ``max_age`` ago.
+
+        A read showing an endpoint AWS is still changing (pending, deleting) is kept at most
+        ``CHANGING_READ_AGE`` seconds: the callers are waiting for that change.
+        """
         flight = self._endpoints.get(vpc_id)
         if flight is None:
             flight = self._endpoints[vpc_id] = SingleFlight(
                 lambda: self._thread(vpc_endpoints.find_managed, self.clients.ec2, vpc_id)
             )
-        return await flight.get(max_age)
+        found = await flight.get(max_age)
+        if max_age > CHANGING_READ_AGE and any(e.state in CHANGING_ENDPOINT_STATES for e in found):
+            found = await flight.get(CHANGING_READ_AGE)
+        return found
 
     def forget_endpoints(self, vpc_id: str) -> None:
         if vpc_id in self._endpoints:
@@ -161,7 +171,6 @@ class AwsGateway:
     async def _flush(self, zone_id: str, batch: _ZoneBatch) -> None:
         for chunk in _chunks(batch.groups):
             await self._submit(zone_id, chunk)
-        self.forget_records(zone_id)
 
     async def _submit(
         self, zone_id: str, groups: list[tuple[list[dict[str, Any]], asyncio.Future[None]]]
@@ -171,14 +180,23 @@ class AwsGateway:
             await self._thread(route53_api.change_record_sets, self.clients.route53, zone_id, changes)
         except (ClientError, BotoCoreError) as exc:
             if len(groups) == 1:
+                self.forget_records(zone_id)  # what the zone holds now is not known: read it again
                 groups[0][1].set_exception(exc)
                 return
             # One bad record must not block the others: each caller's changes on their own.
             for group in groups:
                 await self._submit(zone_id, [group])
             return
+        # The zone's shared listing takes the changes in, so its readers neither undo nor repeat them.
+        flight = self._records.get(zone_id)
+        if flight is not None:
+            flight.wrote(partial(_applied, changes))
         for _, done in groups:
             done.set_result(None)
+
+
+def _applied(changes: list[dict[str, Any]], sets: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+    return None if sets is None else route53_api.apply_changes(sets, changes)
 
 
 def _chunks(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -210,6 +210,22 @@ def upsert_changes(
             },
         },
     ]
+
+
+def apply_changes(sets: list[dict[str, Any]], changes: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A zone's record sets after ``changes`` (as Route 53 applied them): a listing kept in step with our writes."""
+
+    def key(rs: Mapping[str, Any]) -> tuple[str, str, str]:
+        return (_fqdn(rs["Name"]).lower(), rs["Type"], str(rs.get("SetIdentifier", "")))
+
+    by_key = {key(rs): rs for rs in sets}
+    for change in changes:
+        rs = change["ResourceRecordSet"]
+        if change["Action"] == "DELETE":
+            by_key.pop(key(rs), None)
+        else:  # CREATE, UPSERT
+            by_key[key(rs)] = dict(rs)
+    return list(by_key.values())
 
 
 def change_record_sets(r53: Route53Client, zone_id: str, changes: list[dict[str, Any]]) -> str:

@@ -11,7 +11,8 @@ coalesced here before they reach the client (and its rate limiter):
 - ``attach()`` / ``detach()``: additions and removals for one service within ``write_window`` seconds
   merge into one ``PATCH``; each caller gets the outcome of the batch it joined.
 - ``remove_organization_entries()``: the organization-entry cleanup of every deletion in the window is one
-  read of the organization, one (shared) list of services and one ``PATCH``.
+  look at the organization (a shared read kept in step with our removals); only an entry still listed
+  costs a fresh list of services and one ``PATCH``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from clickhouse_privatelink.adapters.clickhouse.client import (
     DEFAULT_RETRY_POLICY,
     ClickHouseCloudClient,
     OnCall,
+    Organization,
     OrganizationPrivateEndpoint,
     PrivateEndpointConfig,
     RetryPolicy,
@@ -51,6 +53,10 @@ class ClickHouseGateway:
         self._services: SingleFlight[list[Service]] = SingleFlight(
             lambda: self.client.list_services(self.org_id)
         )
+        self._organization: SingleFlight[Organization] = SingleFlight(
+            lambda: self.client.get_organization(self.org_id)
+        )
+        self._org_turn = asyncio.Lock()
         self._configs: dict[str, PrivateEndpointConfig] = {}
         self._batches: dict[str, _Batch] = {}
         self._org_batch: tuple[set[str], asyncio.Future[list[str]]] | None = None
@@ -123,42 +129,46 @@ class ClickHouseGateway:
 
     def _remember(self, updated: Service) -> None:
         """Keep the list in step with a write, so the next reader does not undo or repeat it."""
-        self._services.wrote()
-        listed = self._services.peek()
-        if listed is None:
-            return
-        for i, service in enumerate(listed):
-            if service.id == updated.id:
-                listed[i] = updated
 
-    async def remove_organization_entries(self, endpoint_ids: Sequence[str]) -> list[str]:
+        def apply(services: list[Service]) -> list[Service]:
+            return [updated if s.id == updated.id else s for s in services]
+
+        self._services.wrote(apply)
+
+    async def remove_organization_entries(self, endpoint_ids: Sequence[str], *, max_age: float) -> list[str]:
         """Drop the organization's entries for these endpoints once no service lists them; the IDs removed.
 
-        Deletions within the window share one organization read, one services list and one PATCH.
+        Deletions within the window share one look at the organization (a read up to ``max_age`` old, kept in
+        step with our own removals): only an entry still listed costs a fresh services list and a ``PATCH``.
         """
         loop = asyncio.get_running_loop()
         if self._org_batch is None:
             wanted: set[str] = set()
             done: asyncio.Future[list[str]] = loop.create_future()
             self._org_batch = (wanted, done)
-            loop.call_later(self.write_window, lambda: asyncio.ensure_future(self._flush_org(wanted, done)))
+            loop.call_later(
+                self.write_window, lambda: asyncio.ensure_future(self._flush_org(wanted, done, max_age))
+            )
         wanted, done = self._org_batch
         wanted.update(endpoint_ids)
         removed = await asyncio.shield(done)
         return [i for i in removed if i in endpoint_ids]
 
-    async def _flush_org(self, wanted: set[str], done: asyncio.Future[list[str]]) -> None:
+    async def _flush_org(self, wanted: set[str], done: asyncio.Future[list[str]], max_age: float) -> None:
         self._org_batch = None
         try:
-            org = await self.client.get_organization(self.org_id)
-            services = await self.services(max_age=0)
-            listed = [e.id for e in org.private_endpoints]
-            used = [s.private_endpoint_ids for s in services]
-            gone: list[OrganizationPrivateEndpoint] = [
-                e for e in org.private_endpoints if e.id in wanted and org_entry_removable(e.id, listed, used)
-            ]
-            if gone:
-                await self.client.remove_organization_private_endpoints(self.org_id, gone)
+            async with self._org_turn:  # one look at a time: the next sees what this one removed
+                org = await self._organization.get(max_age)
+                candidates = [e for e in org.private_endpoints if e.id in wanted]
+                gone: list[OrganizationPrivateEndpoint] = []
+                if candidates:
+                    services = await self.services(max_age=0)
+                    listed = [e.id for e in org.private_endpoints]
+                    used = [s.private_endpoint_ids for s in services]
+                    gone = [e for e in candidates if org_entry_removable(e.id, listed, used)]
+                if gone:
+                    updated = await self.client.remove_organization_private_endpoints(self.org_id, gone)
+                    self._organization.wrote(lambda _: updated)
         except Exception as exc:
             done.set_exception(exc)
             return
