@@ -355,6 +355,26 @@ class Bench:
                     f"the {name} process exited with code {proc.returncode}; see {self.log_dir}"
                 )
 
+    def wait_for_quiet_writes(self, *, quiet: float, deadline: float) -> float | None:
+        """Seconds until the operator's Kubernetes writes stopped for ``quiet`` seconds (None: not by ``deadline``)."""
+        assert self.proxy is not None
+
+        def writes() -> int:
+            assert self.proxy is not None
+            return sum(v for k, v in self.proxy.counts().items() if k.split()[0] in WRITE_METHODS)
+
+        start = time.monotonic()
+        last, changed = writes(), start
+        while time.monotonic() - start < deadline:
+            self.check_alive()
+            time.sleep(0.1)
+            now, count = time.monotonic(), writes()
+            if count != last:
+                last, changed = count, now
+            elif now - changed >= quiet:
+                return changed - start
+        return None
+
     def stop(self) -> None:
         for _, proc in reversed(self.procs):
             stop_process(proc)
@@ -583,6 +603,9 @@ def _measure(
     timeline, all_ready = _follow(bench, watcher, watcher.ready_count, n, timeout, "Ready")
     ready = watcher.ready_count()
     ready_time = max(watcher.ready_at.values()) if all_ready else None
+    # Creation's last writes (Events kopf posts from a queue, a last status) land after the last Ready: they
+    # belong to creation, so the steady-state window opens once Kubernetes writes have stopped for a second.
+    settled_in = bench.wait_for_quiet_writes(quiet=1.0, deadline=30.0)
     after_create = run.snapshot()
     creation = run.phase(base, after_create)
     say(
@@ -592,6 +615,7 @@ def _measure(
     out["creation"] = {
         **creation,
         "create_requests_seconds": round(created_in, 3),
+        "writes_settled_seconds": None if settled_in is None else round(settled_in, 3),
         "all_ready": all_ready,
         "ready": ready,
         "time_to_all_ready_seconds": None if ready_time is None else round(ready_time, 3),

@@ -51,7 +51,7 @@ def private_zone(gateway: AwsGateway, network: Network) -> str:
 
 
 def upserts(zone_name: str, host: str) -> list[dict[str, Any]]:
-    return route53_api.upsert_changes(
+    return route53_api.record_changes(
         f"{host}.{zone_name}", ("vpce-1.example.com", "Z1HUB23NMQ6GUK"), cluster="c", vpc_id="vpc-1"
     )
 
@@ -89,6 +89,26 @@ async def test_a_failed_batch_is_split_so_the_good_changes_still_land(
     for host in ("good1", "good2"):
         observed, _ = await gateway.records(zone_id, f"{host}.{zone_name}", max_age=0)
         assert observed.alias is not None
+
+
+async def test_a_large_failed_batch_is_halved_not_sent_one_caller_at_a_time(
+    gateway: AwsGateway, aws_network: Network, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    zone_id = private_zone(gateway, aws_network)
+    zone_name = gateway.route53.get_hosted_zone(Id=zone_id)["HostedZone"]["Name"].rstrip(".")
+    bad = [{"Action": "DELETE", "ResourceRecordSet": upserts(zone_name, "missing")[0]["ResourceRecordSet"]}]
+    calls = counting(monkeypatch, route53_api, "change_record_sets")
+    batch = [upserts(zone_name, f"g{i}") for i in range(31)]
+    batch.insert(7, bad)
+    results = await asyncio.gather(
+        *(gateway.change_records(zone_id, changes) for changes in batch), return_exceptions=True
+    )
+    assert [i for i, r in enumerate(results) if r is not None] == [7]
+    # 32 callers: the batch; halves of 16, 8 and 4 callers (a good one lands in one call each, a bad one
+    # is halved again); the bad 4 one caller at a time. 11 calls, not 33.
+    assert len(calls) == 11
+    observed, _ = await gateway.records(zone_id, f"g30.{zone_name}", max_age=0)
+    assert observed.alias is not None
 
 
 async def test_concurrent_readers_share_one_describe_of_the_vpcs_endpoints(

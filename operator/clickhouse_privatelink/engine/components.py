@@ -17,7 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from clickhouse_privatelink import constants as c
 from clickhouse_privatelink.adapters.aws import route53, vpc_endpoints
 from clickhouse_privatelink.adapters.aws.clients import error_code
-from clickhouse_privatelink.adapters.aws.route53 import only_soa_and_ns, records_at, upsert_changes
+from clickhouse_privatelink.adapters.aws.route53 import only_soa_and_ns, record_changes, records_at
 from clickhouse_privatelink.adapters.clickhouse.client import (
     ClickHouseApiError,
     Forbidden,
@@ -498,15 +498,33 @@ class RecordComponent:
             return
         assert p.zone_id is not None
         async with p.book.lock(("record", p.zone_id, hostname.lower())):
-            observed, _ = await aws_await(step, p.aws.records(p.zone_id, hostname, max_age=p.read_age))
-            decision = plan_record(p.cluster, hostname, target, observed)
-            if decision.action is RecordAction.CONFLICT:
-                raise StepFailed(step, decision.reason, decision.message)
-            if decision.action is RecordAction.WRITE:
-                changes = upsert_changes(hostname, target, cluster=p.cluster, vpc_id=p.res.spec.aws.vpc_id)
-                await aws_await(step, p.aws.change_records(p.zone_id, changes))
+            # The zone's shared listing may be older than this pass; a record found vacant is written with
+            # CREATE, which Route 53 refuses if someone made one since: then look again, fresh, and decide.
+            for max_age in (p.read_age, 0.0):
+                observed, _ = await aws_await(step, p.aws.records(p.zone_id, hostname, max_age=max_age))
+                decision = plan_record(p.cluster, hostname, target, observed)
+                if decision.action is RecordAction.CONFLICT:
+                    raise StepFailed(step, decision.reason, decision.message)
+                if decision.action is RecordAction.KEEP:
+                    break
+                vacant = observed.owner is None and observed.alias is None
+                changes = record_changes(
+                    hostname, target, cluster=p.cluster, vpc_id=p.res.spec.aws.vpc_id, create=vacant
+                )
+                try:
+                    await p.aws.change_records(p.zone_id, changes)
+                except (ClientError, BotoCoreError) as exc:
+                    if (
+                        vacant
+                        and max_age
+                        and isinstance(exc, ClientError)
+                        and error_code(exc) == "InvalidChangeBatch"
+                    ):
+                        continue  # made by someone since the read
+                    raise aws_failure(step, exc) from None
                 p.out.event("DnsRecordWritten", f"{hostname} now points to endpoint {endpoint.id}")
                 p.out.changes.append("dns_record_written")
+                break
         message = f"{hostname} resolves to endpoint {endpoint.id}"
         p.out.steps.append(StepResult(step, True, Reason.RECORD_WRITTEN, message))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Mapping
@@ -35,7 +36,7 @@ SETTINGS = Settings.from_env()
 _locks: dict[str, asyncio.Lock] = {}
 _ready: dict[str, bool] = {}
 _posted: dict[str, set[tuple[str, str, str]]] = {}
-_retrying: set[str] = set()  # resources whose create/update handler will run again (scheduling only)
+_settled_uids: set[str] = set()  # resources whose create/update handler is done (drift checks may run)
 _written = WrittenStatus()  # our status writes the watch has not brought back yet
 
 
@@ -202,33 +203,37 @@ async def _run(
     memo: kopf.Memo,
     usages: kopf.Index[tuple[str, str], Usage],
 ) -> Outcome | None:
-    try:
-        res = _resource(body)
-    except ValidationError as exc:
-        _invalid_spec(body, patch, exc)
-        metrics.RECONCILES.labels(kind, "invalid").inc()
-        return None
-    lock = _locks.setdefault(res.ref.uid, asyncio.Lock())
-    started = time.monotonic()
-    reconciler: Reconciler = memo.reconciler
-    indexed = list(usages.get(vpc_index_key(res.usage), []))
-    async with lock:
+    # One pass at a time per resource, and each builds its view inside the lock: a pass that waited sees
+    # the status the one before it wrote (the body it was handed may be older than that write).
+    async with _locks.setdefault(body.metadata.uid or "", asyncio.Lock()):
+        try:
+            res = _resource(body)
+        except ValidationError as exc:
+            _invalid_spec(body, patch, exc)
+            metrics.RECONCILES.labels(kind, "invalid").inc()
+            return None
+        started = time.monotonic()
+        reconciler: Reconciler = memo.reconciler
+        indexed = list(usages.get(vpc_index_key(res.usage), []))
         if kind == "cleanup":
             outcome = await reconciler.cleanup(res, indexed=indexed, attempt=retry)
         else:
             outcome = await reconciler.reconcile(res, indexed=indexed, attempt=retry, drift=kind == "drift")
-    metrics.RECONCILE_DURATION.labels(kind).observe(time.monotonic() - started)
-    ready = outcome.ready()
-    label = "done" if outcome.done else (ready.reason.value if not ready.ok else "requeued")
-    metrics.RECONCILES.labels(kind, label).inc()
-    if kind == "drift":
-        for change in outcome.changes:
-            metrics.DRIFT_REPAIRS.labels(change).inc()
-        if outcome.changes:
-            kopf.event(
-                body, type="Normal", reason="DriftRepaired", message=f"repaired: {', '.join(outcome.changes)}"
-            )
-    _write(body, patch, res, outcome, kind=kind)
+        metrics.RECONCILE_DURATION.labels(kind).observe(time.monotonic() - started)
+        ready = outcome.ready()
+        label = "done" if outcome.done else (ready.reason.value if not ready.ok else "requeued")
+        metrics.RECONCILES.labels(kind, label).inc()
+        if kind == "drift":
+            for change in outcome.changes:
+                metrics.DRIFT_REPAIRS.labels(change).inc()
+            if outcome.changes:
+                kopf.event(
+                    body,
+                    type="Normal",
+                    reason="DriftRepaired",
+                    message=f"repaired: {', '.join(outcome.changes)}",
+                )
+        _write(body, patch, res, outcome, kind=kind)
     return outcome
 
 
@@ -246,25 +251,43 @@ async def reconcile(
     **kwargs: Any,
 ) -> None:
     uid = body.metadata.uid or ""
+    _settled_uids.discard(uid)
     outcome = await _run("reconcile", body, patch, retry, memo, kwargs["chpl_usages"])
     if outcome is not None and outcome.requeue_after is not None:
-        _retrying.add(uid)
         ready = outcome.ready()
         raise kopf.TemporaryError(f"{ready.reason.value}: {ready.message}", delay=outcome.requeue_after)
-    _retrying.discard(uid)
+    _settled_uids.add(uid)
 
 
 def _settled(uid: str, **_: Any) -> bool:
-    """Drift checks run once the create/update handler is done (Ready, or an invalid spec), not beside it.
+    """Drift checks run once the create/update handler is done (Ready, or an invalid spec), not before it
+    has run (a pass may wait its turn at the rate limit for a while) nor between its retries.
 
     A problem a drift check finds is looked at again by the next drift check.
     """
-    return uid not in _retrying
+    return uid in _settled_uids
 
 
 @kopf.timer(*RESOURCE, interval=SETTINGS.drift_interval, initial_delay=SETTINGS.drift_interval, when=_settled)
 async def repair_drift(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
-    await _run("drift", body, patch, 0, memo, kwargs["chpl_usages"])
+    """One drift check; cancelled when kopf stops the timer (its resource is being deleted, the operator exits).
+
+    kopf keeps the finalizer until the resource's timers have stopped, and a check waiting its turn at the
+    ClickHouse rate limit would otherwise hold the deletion for kopf's polling interval (a minute). Every step
+    of a pass is idempotent, and shared writes (batches) finish for their other callers.
+    """
+    check = asyncio.ensure_future(_run("drift", body, patch, 0, memo, kwargs["chpl_usages"]))
+    stop = asyncio.ensure_future(kwargs["stopped"].wait())
+    try:
+        await asyncio.wait({check, stop}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stop.cancel()
+        if not check.done():
+            check.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await check
+    if not check.cancelled():
+        check.result()
 
 
 @kopf.on.delete(*RESOURCE)
@@ -286,7 +309,7 @@ async def cleanup(
     _locks.pop(uid, None)
     _posted.pop(uid, None)
     _written.drop(uid)
-    _retrying.discard(uid)
+    _settled_uids.discard(uid)
     _update_gauge()
 
 

@@ -8,9 +8,9 @@
 - ``change_records(zone, changes)``: record changes for one zone go out together as one
   ``ChangeResourceRecordSets`` (up to Route 53's 1,000 changes): a batch is sent once no change has joined it
   for ``batch_window`` seconds, or ``max_window`` seconds after its first change while changes keep coming
-  (a thousand resources created at once write their records in a few calls, one alone waits a moment). Each caller's changes stay together; when a
-  batch fails, each caller's changes are sent on their own, so one bad record does not block the others
-  (external-dns's ``submitChanges``).
+  (a thousand resources created at once write their records in a few calls, one alone waits a moment).
+  Each caller's changes stay together; a batch that fails is split in halves until the bad callers' changes
+  stand alone, so one bad record does not block the others (external-dns splits a failed batch too).
 
 Blocking boto3 calls run in threads; errors reach the caller as botocore exceptions.
 """
@@ -33,6 +33,7 @@ from clickhouse_privatelink.decisions.plan import CHANGING_ENDPOINT_STATES, Obse
 
 T = TypeVar("T")
 MAX_CHANGES = 1000  # Route 53's limit of changes in one ChangeResourceRecordSets
+_SPLIT_ALONE = 4  # a failed batch of this many callers or fewer is split into one call per caller
 CHANGING_READ_AGE = 1.0  # seconds a read of endpoints that AWS is still changing may be reused
 
 
@@ -183,9 +184,13 @@ class AwsGateway:
                 self.forget_records(zone_id)  # what the zone holds now is not known: read it again
                 groups[0][1].set_exception(exc)
                 return
-            # One bad record must not block the others: each caller's changes on their own.
-            for group in groups:
-                await self._submit(zone_id, [group])
+            # One bad record must not block the others: the batch is split in halves until each bad
+            # caller's changes stand alone (one bad group among 1,000 costs about 20 calls, not 1,000).
+            parts = [[g] for g in groups] if len(groups) <= _SPLIT_ALONE else [groups[: len(groups) // 2]]
+            if len(groups) > _SPLIT_ALONE:
+                parts.append(groups[len(groups) // 2 :])
+            for part in parts:
+                await self._submit(zone_id, part)
             return
         # The zone's shared listing takes the changes in, so its readers neither undo nor repeat them.
         flight = self._records.get(zone_id)

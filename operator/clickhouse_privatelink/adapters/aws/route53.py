@@ -183,13 +183,19 @@ def read_records(
     return records_at(_record_sets_at(r53, zone_id, hostname), hostname)
 
 
-def upsert_changes(
-    hostname: str, target: tuple[str, str], *, cluster: str, vpc_id: str
+def record_changes(
+    hostname: str, target: tuple[str, str], *, cluster: str, vpc_id: str, create: bool = False
 ) -> list[dict[str, Any]]:
-    """The changes that point ``hostname`` at the endpoint (alias A) and mark it ours (TXT): keep together."""
+    """The changes that point ``hostname`` at the endpoint (alias A) and mark it ours (TXT): keep together.
+
+    ``create``: nothing was at the name when it was read, so the changes are CREATEs, which Route 53 refuses
+    when a record is there after all: a record someone made since the (shared, perhaps older) read is never
+    overwritten. Otherwise UPSERTs of records already ours.
+    """
+    action = "CREATE" if create else "UPSERT"
     return [
         {
-            "Action": "UPSERT",
+            "Action": action,
             "ResourceRecordSet": {
                 "Name": _fqdn(hostname),
                 "Type": "TXT",
@@ -198,7 +204,7 @@ def upsert_changes(
             },
         },
         {
-            "Action": "UPSERT",
+            "Action": action,
             "ResourceRecordSet": {
                 "Name": _fqdn(hostname),
                 "Type": "A",
