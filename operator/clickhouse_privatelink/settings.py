@@ -97,11 +97,13 @@ class Settings:
     # resources. Kept reads take in the operator's own writes: the window only bounds how late a change made
     # by someone else is seen (and a read showing an endpoint AWS is still changing is kept a second at most).
     read_window: float = 10.0
-    # Route 53 record changes of one zone are sent once none has joined for this long (external-dns waits 1 s
-    # between batches too), but at most CHPL_ROUTE53_MAX_BATCH_WINDOW after the first while changes keep
-    # coming: a burst of new resources then costs a few ChangeResourceRecordSets.
-    route53_batch_window: float = 1.0
-    route53_max_batch_window: float = 15.0
+    # Route 53 record changes of one zone are sent once none has joined for this long, but at most
+    # CHPL_ROUTE53_MAX_BATCH_WINDOW after the first while changes keep coming: a burst of new resources then
+    # costs a few ChangeResourceRecordSets. (A record takes Route 53 about a minute to propagate; external-dns
+    # writes once a minute. The wait does not hold up Ready: the record and the allow-list PATCH wait side by
+    # side.)
+    route53_batch_window: float = 3.0
+    route53_max_batch_window: float = 30.0
 
     @classmethod
     def from_env(cls) -> Settings:

@@ -142,3 +142,30 @@ async def test_a_steady_stream_of_changes_waits_at_most_the_longest_window(
     await asyncio.gather(*(one_every_50_ms(i) for i in range(20)))
     # 1 s of arrivals cut by the 0.5 s longest window: two or three batches, not one per record.
     assert 2 <= len(calls) <= 3
+
+
+async def test_a_batch_beyond_route53s_request_limits_goes_out_in_as_few_requests_as_they_allow(
+    gateway: AwsGateway, aws_network: Network, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """1,000 records, 32,000 characters of values per request (AWS's limits; the stand-in keeps them)."""
+    zone_id = private_zone(gateway, aws_network)
+    zone_name = gateway.route53.get_hosted_zone(Id=zone_id)["HostedZone"]["Name"].rstrip(".")
+    too_big = [change for i in range(400) for change in upserts(zone_name, f"big{i}")]
+    with pytest.raises(ClientError, match="32000"):
+        route53_api.change_record_sets(gateway.route53, zone_id, too_big)
+    calls = counting(monkeypatch, route53_api, "change_record_sets")
+    creates = [
+        route53_api.record_changes(
+            f"c{i}.{zone_name}",
+            ("vpce-1.example.com", "Z1HUB23NMQ6GUK"),
+            cluster="c",
+            vpc_id="vpc-1",
+            create=True,
+        )
+        for i in range(400)
+    ]
+    await asyncio.gather(*(gateway.change_records(zone_id, changes) for changes in creates))
+    per_txt = route53_api.change_size(creates[0][0])[1]
+    assert len(calls) == -(-400 * per_txt // route53_api.MAX_VALUE_CHARACTERS)  # as few as the limit allows
+    observed, _ = await gateway.records(zone_id, f"c399.{zone_name}", max_age=0)
+    assert observed.alias is not None and observed.owner is not None

@@ -421,6 +421,25 @@ async def test_limiter_serves_waiters_first_come_first_served() -> None:
     assert order == list(range(8))
 
 
+async def test_limiter_lets_an_urgent_waiter_ahead_and_forgets_a_cancelled_one() -> None:
+    limiter = RateLimiter(2, 0.1)
+    order: list[str] = []
+
+    async def caller(name: str, *, urgent: bool = False) -> None:
+        await limiter.acquire(urgent=urgent)
+        order.append(name)
+
+    queued = [asyncio.ensure_future(caller(f"w{n}")) for n in range(6)]
+    await asyncio.sleep(0)  # w0 and w1 start at once; w2..w5 wait
+    gone = asyncio.ensure_future(caller("cancelled"))
+    shared = asyncio.ensure_future(caller("shared read", urgent=True))
+    await asyncio.sleep(0)
+    gone.cancel()
+    await asyncio.gather(*queued, shared, return_exceptions=True)
+    # w2 already held the turn (waiting for the window to slide); the shared read goes right after it.
+    assert order == ["w0", "w1", "w2", "shared read", "w3", "w4", "w5"]
+
+
 def test_limiter_registry_shares_one_budget_per_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ch, "_REGISTRY", {})
     monkeypatch.setenv(ch.RATE_LIMIT_ENV, "3/1m")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
 
@@ -111,8 +112,24 @@ def others(users: Iterable[Usage], me: str) -> list[Usage]:
 
 
 def endpoint_users(usages: Iterable[Usage], key: EndpointKey) -> list[Usage]:
-    """Resources that use the shared endpoint ``key``, oldest first."""
-    return sorted((u for u in usages if u.endpoint_key(key.cluster) == key), key=lambda u: u.order)
+    """Resources that use the shared endpoint ``key``, oldest first.
+
+    (``u.endpoint_key(key.cluster) == key``, field by field: every pass of every resource asks, at scale.)
+    """
+    users = [
+        u
+        for u in usages
+        if u.endpoint_service_id == key.service_name
+        and u.service_region == key.service_region
+        and u.vpc_id == key.vpc_id
+        and u.region == key.region
+        and not u.adopted_endpoint_id
+    ]
+    users.sort(key=_oldest_first)
+    return users
+
+
+_oldest_first = attrgetter("created", "uid")  # Usage.order
 
 
 def settings_leader(users: Sequence[Usage]) -> Usage | None:
@@ -121,8 +138,7 @@ def settings_leader(users: Sequence[Usage]) -> Usage | None:
     One rule, stable while that resource lives, so two users asking for different settings never make the
     endpoint flap between them; the others are told whose settings are in force.
     """
-    live = sorted((u for u in users if not u.deleting), key=lambda u: u.order)
-    return live[0] if live else None
+    return min((u for u in users if not u.deleting), key=_oldest_first, default=None)
 
 
 def record_users(usages: Iterable[Usage], zone_id: str, hostname: str) -> list[Usage]:

@@ -1,15 +1,17 @@
 """The external objects a ClickHousePrivateLink needs, one component each: observe, decide, apply, release.
 
-The engine (reconciler.py) runs ``apply`` forward (service, endpoint, zone, record, allow-list entry) and
-``release`` in reverse on deletion: cleanup is the same components seen the other way (the AWS Load Balancer
-Controller's synthesizers; crossplane's Observe/Create/Update/Delete). Decisions come from the pure
+The engine (reconciler.py) runs ``apply`` forward (service, endpoint, zone, then record and allow-list entry
+side by side) and ``release`` on deletion in the reverse order: cleanup
+is the same components seen the other way (the AWS Load Balancer Controller's synthesizers; crossplane's
+Observe/Create/Update/Delete). Decisions come from the pure
 ``decisions`` package; every shared object is released only when ``decisions.usage`` finds no other user.
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -17,7 +19,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from clickhouse_privatelink import constants as c
 from clickhouse_privatelink.adapters.aws import route53, vpc_endpoints
 from clickhouse_privatelink.adapters.aws.clients import error_code
-from clickhouse_privatelink.adapters.aws.route53 import only_soa_and_ns, record_changes, records_at
+from clickhouse_privatelink.adapters.aws.route53 import only_soa_and_ns, record_changes
 from clickhouse_privatelink.adapters.clickhouse.client import (
     ClickHouseApiError,
     Forbidden,
@@ -291,8 +293,7 @@ class EndpointComponent:
         ok = decision.action is EndpointAction.READY
         reason, message = decision.reason, decision.message
         if users is not None and leader is not None:
-            sharing = [u for u in users if u.uid != p.me.uid and not u.deleting]
-            if sharing:
+            if any(u.uid != p.me.uid and not u.deleting for u in users):
                 # Not who or how many: that would rewrite every user's status whenever one comes or goes.
                 message += "; shared with other resources of this VPC"
             me = p.me
@@ -321,7 +322,12 @@ class EndpointComponent:
             doomed = [e for e in _legacy(managed, p) if e.state != "deleted"]
             kept: set[str] = set()
             if key is not None:
-                shared = [e for e in managed if is_shared_endpoint_for(e.tags, key) and e.state != "deleted"]
+                shared = _shared(managed, key)
+                if not holders and any(
+                    e.state != "deleting" and c.TAG_RETAINED not in e.tags for e in shared
+                ):
+                    # Before a delete, a fresh look: a Retain mark made since the shared read keeps it.
+                    shared = _shared(await p.managed_endpoints(fresh=True), key)
                 retained = [e for e in shared if c.TAG_RETAINED in e.tags]
                 for endpoint in retained:
                     by = endpoint.tags[c.TAG_RETAINED]
@@ -349,6 +355,10 @@ class EndpointComponent:
         # Organization entries of what we deleted (AWS forgets deleted endpoints; the status remembers).
         if p.res.status.get("vpcEndpointOwned") and p.me.endpoint_id and p.me.endpoint_id not in kept:
             await _remove_org_entries(p, [p.me.endpoint_id])
+
+
+def _shared(managed: list[ObservedEndpoint], key: EndpointKey) -> list[ObservedEndpoint]:
+    return [e for e in managed if is_shared_endpoint_for(e.tags, key) and e.state != "deleted"]
 
 
 class ReleasePending(Exception):
@@ -542,7 +552,7 @@ class RecordComponent:
             zone_sets = await aws_await(step, p.aws.zone_sets(zone_id, max_age=p.read_age))
             if zone_sets is None:
                 return  # the zone is gone, and the record with it
-            observed, sets = records_at(zone_sets, hostname)
+            observed, sets = await aws_await(step, p.aws.records(zone_id, hostname, max_age=p.read_age))
             if observed.owner is not None and observed.owner.cluster == p.cluster:
                 ours = [
                     {"Action": "DELETE", "ResourceRecordSet": rs} for rs in sets if rs["Type"] in ("A", "TXT")
@@ -665,13 +675,38 @@ class AllowListComponent:
             p.out.event("AllowListRemoved", f"removed {endpoint_id} from {service.name}")
 
 
+class Together:
+    """Components that need what came before them but not each other, applied side by side.
+
+    The record waits for its zone's Route 53 batch and the allow-list entry for its turn at the ClickHouse
+    rate limit: one after the other, a thousand resources either leave the rate limit idle while a batch
+    gathers or finish all at once when it lands. Side by side, every PATCH is queued as soon as its service
+    is known. A failure of either is the pass's failure (the first, in order), once both have finished.
+    """
+
+    def __init__(self, *parts: Component) -> None:
+        self.parts = parts
+
+    async def apply(self, p: Pass) -> None:
+        await _side_by_side([part.apply(p) for part in self.parts])
+
+    async def release(self, p: Pass) -> None:
+        await _side_by_side([part.release(p) for part in self.parts])
+
+
+async def _side_by_side(steps: list[Coroutine[Any, Any, None]]) -> None:
+    outcomes = await asyncio.gather(*steps, return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+
+
 FORWARD: tuple[Component, ...] = (
     ServiceComponent(),
     EndpointComponent(),
     SecurityGroupComponent(),
     ZoneComponent(),
-    RecordComponent(),
-    AllowListComponent(),
+    Together(RecordComponent(), AllowListComponent()),
 )
 
 __all__ = ["FORWARD", "Component", "ReleasePending"]

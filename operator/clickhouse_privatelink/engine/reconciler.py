@@ -87,7 +87,7 @@ class Reconciler:
     async def reconcile(
         self, res: Resource, *, indexed: Sequence[Usage] = (), attempt: int = 0, drift: bool = False
     ) -> Outcome:
-        """Run every component forward: service, endpoint, zone, record, allow-list entry.
+        """Run every component forward: service, endpoint, zone, then record and allow-list entry side by side.
 
         A drift check (``drift``) accepts shared reads up to half a drift interval old.
         """
@@ -127,6 +127,7 @@ class Reconciler:
                         str(res.status["vpcEndpointId"]),
                         res.ref.key,
                     )
+                    p.aws.forget_endpoints(res.spec.aws.vpc_id)  # the shared read must show the mark
                 except StepFailed as failed:
                     self._fail(res, out, failed, attempt)
                     return out

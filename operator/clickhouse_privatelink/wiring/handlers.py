@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import zlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -51,6 +52,11 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     # Our own Events are posted explicitly; kopf's logs become Events only from warnings up (no "Handler
     # succeeded" or "Timer succeeded" Event on every pass: a steady state writes nothing).
     settings.posting.level = logging.WARNING
+    # A resource being deleted keeps its finalizer until its drift timer has stopped. repair_drift gives up a
+    # check in flight at once, but under load that takes more than kopf's default ten loop cycles, after which
+    # kopf only looks again every minute: wait up to a second, and look again every 5 s.
+    settings.background.instant_exit_timeout = 1.0
+    settings.background.cancellation_polling = 5.0
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.execution.max_workers = 20
@@ -268,7 +274,16 @@ def _settled(uid: str, **_: Any) -> bool:
     return uid in _settled_uids
 
 
-@kopf.timer(*RESOURCE, interval=SETTINGS.drift_interval, initial_delay=SETTINGS.drift_interval, when=_settled)
+def _drift_phase(uid: str, **_: Any) -> float:
+    """The first drift check comes one interval plus this resource's own share of another after it is seen.
+
+    Each resource keeps its own phase within the interval (a fraction from its UID), so a thousand resources
+    created together do not all check at once, every interval, in step.
+    """
+    return SETTINGS.drift_interval * (1 + zlib.crc32(uid.encode()) / 2**32)
+
+
+@kopf.timer(*RESOURCE, interval=SETTINGS.drift_interval, initial_delay=_drift_phase, when=_settled)
 async def repair_drift(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
     """One drift check; cancelled when kopf stops the timer (its resource is being deleted, the operator exits).
 

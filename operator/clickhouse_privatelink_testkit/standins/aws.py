@@ -24,6 +24,8 @@ correctness depends on, this module patches moto so tests exercise the real beha
   ``HostedZoneAlreadyExists`` (HTTP 409); moto ignores it. Patched; the reference check comes first (a retried
   creation gets ``HostedZoneAlreadyExists``, not ``ConflictingDomainExists``). Only zones that still exist
   count (AWS may remember the references of deleted zones too: do not depend on either).
+- ``ChangeResourceRecordSets`` keeps AWS's request limits: more than 1,000 ResourceRecord elements or 32,000
+  characters of Value elements (an UPSERT's counted twice) is ``InvalidChangeBatch``; moto takes any size.
 - ``ChangeResourceRecordSets`` is atomic, as on AWS: the changes are validated in order against the zone as
   the earlier changes of the batch leave it; if any fails, nothing is applied and the call fails with
   ``InvalidChangeBatch`` (HTTP 400), the message listing every problem in AWS's words, e.g. ``[Tried to
@@ -289,6 +291,22 @@ def _apply_route53_patches() -> None:
             return original_associate(self, zone_id, vpcid, vpcregion)
 
     def change_records(self: Any, zoneid: str, change_list: list[dict[str, Any]]) -> None:
+        records = characters = 0
+        for change in change_list:  # counted as AWS counts them (the stand-in's own arithmetic)
+            weight = 2 if change.get("Action") == "UPSERT" else 1
+            values = [
+                str(v.get("Value", "")) for v in change["ResourceRecordSet"].get("ResourceRecords") or []
+            ]
+            records += weight * len(values)
+            characters += weight * sum(len(v) for v in values)
+        if records > 1000:
+            raise ServiceException(
+                "InvalidChangeBatch", f"Number of records limit of 1000 exceeded ({records})."
+            )
+        if characters > 32000:
+            raise ServiceException(
+                "InvalidChangeBatch", f"Number of characters limit of 32000 exceeded ({characters})."
+            )
         with _route53_lock:
             zone = self.get_hosted_zone(zoneid)
             current = [_stored(r) for r in zone.rrsets]

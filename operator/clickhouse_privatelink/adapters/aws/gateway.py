@@ -5,10 +5,12 @@
 - ``private_zone(name, vpc)`` and ``records(zone)``: one ``ListHostedZonesByVPC`` per VPC and one listing
   of a zone's record sets per zone, shared the same way; the listing takes in our own changes as they
   succeed, so writing records never makes the zone be listed again.
-- ``change_records(zone, changes)``: record changes for one zone go out together as one
-  ``ChangeResourceRecordSets`` (up to Route 53's 1,000 changes): a batch is sent once no change has joined it
+- ``change_records(zone, changes)``: record changes for one zone go out together in one
+  ``ChangeResourceRecordSets``: a batch is sent once no change has joined it
   for ``batch_window`` seconds, or ``max_window`` seconds after its first change while changes keep coming
-  (a thousand resources created at once write their records in a few calls, one alone waits a moment).
+  (a thousand resources created at once write their records in a few calls, one alone waits a moment). A
+  batch holding a full request's worth by Route 53's limits (1,000 records, 32,000 characters of values) is
+  sent at once: waiting longer could not make it fewer calls.
   Each caller's changes stay together; a batch that fails is split in halves until the bad callers' changes
   stand alone, so one bad record does not block the others (external-dns splits a failed batch too).
 
@@ -32,7 +34,6 @@ from clickhouse_privatelink.adapters.coalesce import SingleFlight
 from clickhouse_privatelink.decisions.plan import CHANGING_ENDPOINT_STATES, ObservedEndpoint, ObservedRecords
 
 T = TypeVar("T")
-MAX_CHANGES = 1000  # Route 53's limit of changes in one ChangeResourceRecordSets
 _SPLIT_ALONE = 4  # a failed batch of this many callers or fewer is split into one call per caller
 CHANGING_READ_AGE = 1.0  # seconds a read of endpoints that AWS is still changing may be reused
 
@@ -42,6 +43,8 @@ class _ZoneBatch:
     first: float
     timer: asyncio.TimerHandle | None = None
     groups: list[tuple[list[dict[str, Any]], asyncio.Future[None]]] = field(default_factory=list)
+    records: int = 0  # toward Route 53's limits on one request
+    characters: int = 0
 
 
 class AwsGateway:
@@ -54,6 +57,7 @@ class AwsGateway:
         self._endpoints: dict[str, SingleFlight[list[ObservedEndpoint]]] = {}
         self._zones: dict[tuple[str, str], SingleFlight[route53_api.ObservedZone | None]] = {}
         self._records: dict[str, SingleFlight[list[dict[str, Any]] | None]] = {}
+        self._by_name: dict[str, tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]]]]] = {}
         self._batches: dict[str, _ZoneBatch] = {}
         self._reads: dict[tuple[str, ...], SingleFlight[Any]] = {}
         self._tasks: set[asyncio.Future[None]] = set()
@@ -139,8 +143,15 @@ class AwsGateway:
     async def records(
         self, zone_id: str, hostname: str, *, max_age: float
     ) -> tuple[ObservedRecords, list[dict[str, Any]]]:
-        """What is at ``hostname`` in the zone, from the zone's shared listing (nothing when it is gone)."""
-        return route53_api.records_at(await self.zone_sets(zone_id, max_age=max_age) or [], hostname)
+        """What is at ``hostname`` in the zone, from the zone's shared listing (nothing when it is gone).
+
+        The listing is indexed by name once per version, not scanned by each of a thousand readers.
+        """
+        sets = await self.zone_sets(zone_id, max_age=max_age) or []
+        indexed = self._by_name.get(zone_id)
+        if indexed is None or indexed[0] is not sets:
+            indexed = self._by_name[zone_id] = (sets, route53_api.by_name(sets))
+        return route53_api.records_at(indexed[1].get(route53_api.name_key(hostname), []), hostname)
 
     def forget_records(self, zone_id: str) -> None:
         if zone_id in self._records:
@@ -150,7 +161,21 @@ class AwsGateway:
         """Apply ``changes`` (kept together, atomically) in the zone's next batch."""
         loop = asyncio.get_running_loop()
         now = loop.time()
+        records, characters = _size(changes)
         batch = self._batches.get(zone_id)
+        if (
+            batch is not None
+            and batch.groups
+            and (
+                batch.records + records > route53_api.MAX_RECORD_ELEMENTS
+                or batch.characters + characters > route53_api.MAX_VALUE_CHARACTERS
+            )
+        ):
+            # The batch is a full request already: waiting longer cannot make it fewer calls.
+            if batch.timer is not None:
+                batch.timer.cancel()
+            self._start_flush(zone_id, batch)
+            batch = None
         if batch is None:
             batch = self._batches[zone_id] = _ZoneBatch(first=now)
         # Send once the zone has been quiet for batch_window, or max_window after the batch began.
@@ -160,6 +185,8 @@ class AwsGateway:
         batch.timer = loop.call_at(due, self._start_flush, zone_id, batch)
         done: asyncio.Future[None] = loop.create_future()
         batch.groups.append((list(changes), done))
+        batch.records += records
+        batch.characters += characters
         await asyncio.shield(done)
 
     def _start_flush(self, zone_id: str, batch: _ZoneBatch) -> None:
@@ -204,18 +231,28 @@ def _applied(changes: list[dict[str, Any]], sets: list[dict[str, Any]] | None) -
     return None if sets is None else route53_api.apply_changes(sets, changes)
 
 
+def _size(changes: Sequence[dict[str, Any]]) -> tuple[int, int]:
+    sizes = [route53_api.change_size(change) for change in changes]
+    return sum(r for r, _ in sizes), sum(c for _, c in sizes)
+
+
 def _chunks(
     groups: list[tuple[list[dict[str, Any]], asyncio.Future[None]]],
 ) -> list[list[tuple[list[dict[str, Any]], asyncio.Future[None]]]]:
-    """Callers' change groups packed into batches of at most MAX_CHANGES changes (a group is never split)."""
+    """Callers' change groups packed into requests within Route 53's limits (a group is never split)."""
     chunks: list[list[tuple[list[dict[str, Any]], asyncio.Future[None]]]] = [[]]
-    size = 0
+    records = characters = 0
     for group in groups:
-        if chunks[-1] and size + len(group[0]) > MAX_CHANGES:
+        more_records, more_characters = _size(group[0])
+        if chunks[-1] and (
+            records + more_records > route53_api.MAX_RECORD_ELEMENTS
+            or characters + more_characters > route53_api.MAX_VALUE_CHARACTERS
+        ):
             chunks.append([])
-            size = 0
+            records = characters = 0
         chunks[-1].append(group)
-        size += len(group[0])
+        records += more_records
+        characters += more_characters
     return [c for c in chunks if c]
 
 

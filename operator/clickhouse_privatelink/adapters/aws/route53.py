@@ -154,10 +154,23 @@ def only_soa_and_ns(sets: list[dict[str, Any]]) -> bool:
     return all(rs["Type"] in ("SOA", "NS") for rs in sets)
 
 
+def name_key(name: str) -> str:
+    """A record name as Route 53 compares it (absolute, lower case)."""
+    return _fqdn(name).lower()
+
+
+def by_name(sets: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """A zone's record sets grouped by name (``name_key``)."""
+    index: dict[str, list[dict[str, Any]]] = {}
+    for rs in sets:
+        index.setdefault(name_key(rs["Name"]), []).append(rs)
+    return index
+
+
 def records_at(sets: list[dict[str, Any]], hostname: str) -> tuple[ObservedRecords, list[dict[str, Any]]]:
     """What is at ``hostname`` among a zone's record sets: the decision input and the raw sets."""
-    fqdn = _fqdn(hostname).lower()
-    mine = [rs for rs in sets if _fqdn(rs["Name"]).lower() == fqdn]
+    fqdn = name_key(hostname)
+    mine = [rs for rs in sets if name_key(rs["Name"]) == fqdn]
     alias: tuple[str, str] | None = None
     other_address = False
     owner = None
@@ -216,6 +229,19 @@ def record_changes(
             },
         },
     ]
+
+
+# Route 53's limits on one ChangeResourceRecordSets request: 1,000 ResourceRecord elements and 32,000 characters
+# in Value elements, an UPSERT's counted twice (an alias record has neither).
+MAX_RECORD_ELEMENTS = 1000
+MAX_VALUE_CHARACTERS = 32000
+
+
+def change_size(change: Mapping[str, Any]) -> tuple[int, int]:
+    """(ResourceRecord elements, Value characters) a change counts toward a request's limits."""
+    records = change["ResourceRecordSet"].get("ResourceRecords") or []
+    weight = 2 if change["Action"] == "UPSERT" else 1
+    return weight * len(records), weight * sum(len(str(r.get("Value", ""))) for r in records)
 
 
 def apply_changes(sets: list[dict[str, Any]], changes: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import heapq
+import itertools
 import logging
 import os
 import re
@@ -296,14 +298,17 @@ def parse_rate_limit(text: str) -> tuple[int, float] | None:
 
 
 class RateLimiter:
-    """At most ``max_rate`` request starts in any ``period`` seconds, first come first served.
+    """At most ``max_rate`` request starts in any ``period`` seconds; urgent callers first, then first come first
+    served.
 
     ClickHouse allows 10 requests per 10 s per key. A sliding log of start times uses that whole budget
     (no burst kept back, unlike a leaky bucket) and never lets more than ``max_rate`` starts into any window
     the server may count, fixed or sliding; a 1 % margin absorbs jitter between our start and the server's
-    arrival time. Waiters queue on a FIFO lock, so no caller starves behind a batch. (aiolimiter is a leaky
-    bucket and limits counts whole seconds: neither says "N starts in any T seconds" for the sub-second
-    windows the stand-ins' compressed clocks use.) ``max_rate=None`` makes it a no-op.
+    arrival time. Waiters queue in order, so no caller starves behind a batch; an *urgent* waiter (a shared
+    read that a crowd of passes waits on, such as the services list: one in flight at a time) goes to the
+    front, or a thousand deletions would all wait behind each other's PATCHes for the one read they share.
+    (aiolimiter is a leaky bucket and limits counts whole seconds: neither says "N starts in any T seconds" for
+    the sub-second windows the stand-ins' compressed clocks use.) ``max_rate=None`` makes it a no-op.
     """
 
     def __init__(self, max_rate: int | None = 10, period: float = 10.0) -> None:
@@ -313,21 +318,23 @@ class RateLimiter:
         self.period = period
         self._span = period * 1.01
         self._starts: deque[float] = deque()
-        # asyncio.Lock binds to one event loop; a process normally has one, tests have one per test.
-        self._turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+        # Turns belong to one event loop; a process normally has one, tests have one per test.
+        self._turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Turns] = (
             weakref.WeakKeyDictionary()
         )
 
-    async def acquire(self) -> bool:
+    async def acquire(self, *, urgent: bool = False) -> bool:
         """Wait for a start slot; True when the limit made the caller wait."""
         if self.max_rate is None:
             return False
         loop = asyncio.get_running_loop()
-        turn = self._turns.get(loop)
-        if turn is None:
-            turn = self._turns[loop] = asyncio.Lock()
-        waited = turn.locked()
-        async with turn:
+        turns = self._turns.get(loop)
+        if turns is None:
+            turns = self._turns[loop] = _Turns()
+        waited = turns.busy()
+        await turns.take(urgent=urgent)
+        try:
+            # The caller holding the turn records its own start, when it runs: the time it is sent.
             while True:
                 now = time.monotonic()
                 while self._starts and now - self._starts[0] >= self._span:
@@ -337,9 +344,44 @@ class RateLimiter:
                     return waited
                 waited = True
                 await asyncio.sleep(self._starts[0] + self._span - now)
+        finally:
+            turns.hand_on()
 
     def __repr__(self) -> str:
         return f"RateLimiter(max_rate={self.max_rate}, period={self.period})"
+
+
+class _Turns:
+    """A lock whose waiters are served urgent first, then in arrival order."""
+
+    def __init__(self) -> None:
+        self._held = False
+        self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._order = itertools.count()
+
+    def busy(self) -> bool:
+        return self._held
+
+    async def take(self, *, urgent: bool) -> None:
+        if not self._held and not self._waiting:
+            self._held = True
+            return
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiting, (0 if urgent else 1, next(self._order), turn))
+        try:
+            await turn  # handed on with the lock still held: nobody can slip in between
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():
+                self.hand_on()  # given the turn, but cancelled before it could run: pass it on
+            raise
+
+    def hand_on(self) -> None:
+        while self._waiting:
+            turn = heapq.heappop(self._waiting)[2]
+            if not turn.done():
+                turn.set_result(None)
+                return
+        self._held = False
 
 
 _REGISTRY: dict[tuple[str, str], RateLimiter] = {}
@@ -433,7 +475,11 @@ class ClickHouseCloudClient:
         """Services of the organization, optionally only those carrying every tag (value None: any value)."""
         filters = [f"tag:{k}" if v is None else f"tag:{k}={v}" for k, v in (tags or {}).items()]
         result = await self._call(
-            "list_services", "GET", f"{_org(org_id)}/services", params=[("filter", f) for f in filters]
+            "list_services",
+            "GET",
+            f"{_org(org_id)}/services",
+            params=[("filter", f) for f in filters],
+            urgent=True,  # a shared read: every pass of the organization may be waiting on it
         )
         if not isinstance(result, list):
             raise InvalidResponse(status=200, message="result is not a list", operation="list_services")
@@ -467,7 +513,7 @@ class ClickHouseCloudClient:
         return self._parse(OrganizationPrivateEndpoint, result, op)
 
     async def get_organization(self, org_id: str) -> Organization:
-        result = await self._call("get_organization", "GET", _org(org_id))
+        result = await self._call("get_organization", "GET", _org(org_id), urgent=True)
         return self._parse(Organization, result, "get_organization")
 
     async def remove_organization_private_endpoints(
@@ -500,7 +546,9 @@ class ClickHouseCloudClient:
         *,
         json: Any = None,
         params: Sequence[tuple[str, str]] = (),
+        urgent: bool = False,
     ) -> Any:
+        """One API call, retried per the policy; ``urgent`` goes ahead of others waiting at the rate limit."""
         policy = self.retry
         retrying = AsyncRetrying(
             stop=stop_after_attempt(max(1, policy.max_attempts)),
@@ -509,7 +557,7 @@ class ClickHouseCloudClient:
             before_sleep=self._log_retry,
             reraise=True,
         )
-        return await retrying(self._attempt, operation, method, path, json, params)
+        return await retrying(self._attempt, operation, method, path, json, params, urgent)
 
     def _log_retry(self, state: RetryCallState) -> None:
         wait = state.next_action.sleep if state.next_action else 0.0
@@ -531,9 +579,15 @@ class ClickHouseCloudClient:
             log.exception("on_call hook failed for %s", operation)
 
     async def _attempt(
-        self, operation: str, method: str, path: str, json: Any, params: Sequence[tuple[str, str]]
+        self,
+        operation: str,
+        method: str,
+        path: str,
+        json: Any,
+        params: Sequence[tuple[str, str]],
+        urgent: bool,
     ) -> Any:
-        if await self.limiter.acquire():
+        if await self.limiter.acquire(urgent=urgent):
             self._report(operation, "throttled")
         try:
             response = await self._http.request(method, path, json=json, params=list(params))

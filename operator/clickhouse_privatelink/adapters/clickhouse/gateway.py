@@ -11,8 +11,8 @@ coalesced here before they reach the client (and its rate limiter):
 - ``attach()`` / ``detach()``: additions and removals for one service within ``write_window`` seconds
   merge into one ``PATCH``; each caller gets the outcome of the batch it joined.
 - ``remove_organization_entries()``: the organization-entry cleanup of every deletion in the window is one
-  look at the organization (a shared read kept in step with our removals); only an entry still listed
-  costs a fresh list of services and one ``PATCH``.
+  look at the organization and the services (shared reads kept in step with our own writes); only an entry
+  still listed costs a ``PATCH``.
 """
 
 from __future__ import annotations
@@ -138,8 +138,8 @@ class ClickHouseGateway:
     async def remove_organization_entries(self, endpoint_ids: Sequence[str], *, max_age: float) -> list[str]:
         """Drop the organization's entries for these endpoints once no service lists them; the IDs removed.
 
-        Deletions within the window share one look at the organization (a read up to ``max_age`` old, kept in
-        step with our own removals): only an entry still listed costs a fresh services list and a ``PATCH``.
+        Deletions within the window share one look at the organization and the services (reads up to
+        ``max_age`` old, kept in step with our own writes): only an entry still listed costs a ``PATCH``.
         """
         loop = asyncio.get_running_loop()
         if self._org_batch is None:
@@ -162,7 +162,9 @@ class ClickHouseGateway:
                 candidates = [e for e in org.private_endpoints if e.id in wanted]
                 gone: list[OrganizationPrivateEndpoint] = []
                 if candidates:
-                    services = await self.services(max_age=0)
+                    # The list as kept (our own detaches are in it): these endpoints are deleted, so an entry
+                    # a service lists since is no use to it; a fresh list would wait behind every queued call.
+                    services = await self.services(max_age=max_age)
                     listed = [e.id for e in org.private_endpoints]
                     used = [s.private_endpoint_ids for s in services]
                     gone = [e for e in candidates if org_entry_removable(e.id, listed, used)]
