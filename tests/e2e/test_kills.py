@@ -98,11 +98,16 @@ def test_kills_at_random_moments_leave_one_endpoint_per_service_and_nothing_behi
                 link.wait_gone(timeout=120)
             except TimeoutError:
                 stuck += 1
-        leaked_aws = len(cloud.live_endpoints()) + len(cloud.zones())
-        leaked_clickhouse = sum(len(cloud.allow_list(s["id"])) for s in services) + len(cloud.org_entries())
-        leaked = leaked_aws + leaked_clickhouse
+        left = {
+            "endpoints": [e["VpcEndpointId"] for e in cloud.live_endpoints()],
+            "zones": cloud.zones(),
+            "allow-list entries": [(s["id"], e) for s in services for e in cloud.allow_list(s["id"])],
+            "organization entries": cloud.org_entries(),
+        }
+        leaked = sum(len(v) for v in left.values())
         print(
             f"\nkills: {KILLS}, duplicates: {worst_duplicates}, leaked: {leaked}, stuck finalizers: {stuck}"
+            + "".join(f"\n  left: {what}: {items}" for what, items in left.items() if items)
         )
         chaos_report.record(kills=KILLS, leaked=leaked, stuck_finalizers=stuck)
         chaos_report.REPORT.detail("kill duplicates", worst_duplicates)

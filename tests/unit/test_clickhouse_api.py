@@ -529,3 +529,14 @@ async def test_request_body_shapes() -> None:
             {"privateEndpoints": {"remove": [{"id": VPCE_A, "cloudProvider": "aws", "region": "us-east-1"}]}},
         ),
     ]
+
+
+async def test_limiter_holds_every_caller_while_the_server_says_its_window_is_spent() -> None:
+    limiter = RateLimiter(100, 1.0)
+    loop = asyncio.get_running_loop()
+    assert await limiter.acquire() is False
+    limiter.hold(0.2)  # a 429 with X-RateLimit-Reset: nobody starts into the spent window
+    started = loop.time()
+    assert await limiter.acquire() is True
+    assert loop.time() - started >= 0.19
+    RateLimiter(None).hold(5)  # no limit, nothing held

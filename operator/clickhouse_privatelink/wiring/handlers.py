@@ -52,9 +52,10 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     # Our own Events are posted explicitly; kopf's logs become Events only from warnings up (no "Handler
     # succeeded" or "Timer succeeded" Event on every pass: a steady state writes nothing).
     settings.posting.level = logging.WARNING
-    # A resource being deleted keeps its finalizer until its drift timer has stopped. repair_drift gives up a
-    # check in flight at once, but under load that takes more than kopf's default ten loop cycles, after which
-    # kopf only looks again every minute: wait up to a second, and look again every 5 s.
+    # A resource being deleted keeps its finalizer until its drift timer has stopped. A drift check waiting
+    # for its turn gives up at once and one that has begun is short, but under load either takes more than
+    # kopf's default ten loop cycles, after which kopf looks again only every minute: wait up to a second,
+    # and look again every 5 s.
     settings.background.instant_exit_timeout = 1.0
     settings.background.cancellation_polling = 5.0
     settings.watching.server_timeout = 300
@@ -201,6 +202,31 @@ def _update_gauge() -> None:
     metrics.RESOURCES.labels("false").set(len(_ready) - ready)
 
 
+async def _take_turn(lock: asyncio.Lock, stopped: Any) -> bool:
+    """Wait for the resource's lock; False (not taken) when ``stopped`` fires first.
+
+    Only the wait is given up: a pass that has begun finishes (it may be writing), so nothing it starts is
+    left half done beside a cleanup.
+    """
+    if stopped is None:
+        await lock.acquire()
+        return True
+    turn = asyncio.ensure_future(lock.acquire())
+    stop = asyncio.ensure_future(stopped.wait())
+    try:
+        await asyncio.wait({turn, stop}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stop.cancel()
+    if turn.done():
+        return True
+    turn.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await turn
+    if not turn.cancelled():  # it was granted while being cancelled: give it back
+        lock.release()
+    return False
+
+
 async def _run(
     kind: str,
     body: kopf.Body,
@@ -208,10 +234,17 @@ async def _run(
     retry: int,
     memo: kopf.Memo,
     usages: kopf.Index[tuple[str, str], Usage],
+    *,
+    stopped: Any = None,
 ) -> Outcome | None:
     # One pass at a time per resource, and each builds its view inside the lock: a pass that waited sees
     # the status the one before it wrote (the body it was handed may be older than that write).
-    async with _locks.setdefault(body.metadata.uid or "", asyncio.Lock()):
+    lock = _locks.setdefault(body.metadata.uid or "", asyncio.Lock())
+    if not await _take_turn(lock, stopped):
+        return None
+    try:
+        if kind == "drift" and body.metadata.get("deletionTimestamp"):
+            return None  # being deleted: cleanup has it now
         try:
             res = _resource(body)
         except ValidationError as exc:
@@ -240,6 +273,8 @@ async def _run(
                     message=f"repaired: {', '.join(outcome.changes)}",
                 )
         _write(body, patch, res, outcome, kind=kind)
+    finally:
+        lock.release()
     return outcome
 
 
@@ -285,24 +320,13 @@ def _drift_phase(uid: str, **_: Any) -> float:
 
 @kopf.timer(*RESOURCE, interval=SETTINGS.drift_interval, initial_delay=_drift_phase, when=_settled)
 async def repair_drift(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
-    """One drift check; cancelled when kopf stops the timer (its resource is being deleted, the operator exits).
+    """One drift check, skipped for a resource being deleted.
 
-    kopf keeps the finalizer until the resource's timers have stopped, and a check waiting its turn at the
-    ClickHouse rate limit would otherwise hold the deletion for kopf's polling interval (a minute). Every step
-    of a pass is idempotent, and shared writes (batches) finish for their other callers.
+    kopf keeps the finalizer until the resource's timers have stopped: a check still waiting for the
+    resource's turn (cleanup has it) gives up when kopf stops the timer, instead of holding the deletion for
+    kopf's polling interval. A check that has begun finishes: it may be writing.
     """
-    check = asyncio.ensure_future(_run("drift", body, patch, 0, memo, kwargs["chpl_usages"]))
-    stop = asyncio.ensure_future(kwargs["stopped"].wait())
-    try:
-        await asyncio.wait({check, stop}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        stop.cancel()
-        if not check.done():
-            check.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await check
-    if not check.cancelled():
-        check.result()
+    await _run("drift", body, patch, 0, memo, kwargs["chpl_usages"], stopped=kwargs["stopped"])
 
 
 @kopf.on.delete(*RESOURCE)

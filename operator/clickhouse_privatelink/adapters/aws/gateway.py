@@ -20,6 +20,8 @@ Blocking boto3 calls run in threads; errors reach the caller as botocore excepti
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -34,6 +36,7 @@ from clickhouse_privatelink.adapters.coalesce import SingleFlight
 from clickhouse_privatelink.decisions.plan import CHANGING_ENDPOINT_STATES, ObservedEndpoint, ObservedRecords
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 _SPLIT_ALONE = 4  # a failed batch of this many callers or fewer is split into one call per caller
 CHANGING_READ_AGE = 1.0  # seconds a read of endpoints that AWS is still changing may be reused
 
@@ -204,9 +207,12 @@ class AwsGateway:
         self, zone_id: str, groups: list[tuple[list[dict[str, Any]], asyncio.Future[None]]]
     ) -> None:
         changes = [change for group, _ in groups for change in group]
+        actions = Counter(str(change["Action"]) for change in changes)
+        summary = ", ".join(f"{n} {action}" for action, n in sorted(actions.items()))
         try:
             await self._thread(route53_api.change_record_sets, self.clients.route53, zone_id, changes)
         except (ClientError, BotoCoreError) as exc:
+            log.info("Route 53 zone %s: %s for %d callers failed: %s", zone_id, summary, len(groups), exc)
             if len(groups) == 1:
                 self.forget_records(zone_id)  # what the zone holds now is not known: read it again
                 groups[0][1].set_exception(exc)
@@ -219,6 +225,7 @@ class AwsGateway:
             for part in parts:
                 await self._submit(zone_id, part)
             return
+        log.info("Route 53 zone %s: %s for %d callers", zone_id, summary, len(groups))
         # The zone's shared listing takes the changes in, so its readers neither undo nor repeat them.
         flight = self._records.get(zone_id)
         if flight is not None:

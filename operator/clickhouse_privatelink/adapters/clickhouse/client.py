@@ -318,6 +318,7 @@ class RateLimiter:
         self.period = period
         self._span = period * 1.01
         self._starts: deque[float] = deque()
+        self._held_until = 0.0  # the server said the key's window is spent until then (a 429's reset)
         # Turns belong to one event loop; a process normally has one, tests have one per test.
         self._turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Turns] = (
             weakref.WeakKeyDictionary()
@@ -337,6 +338,10 @@ class RateLimiter:
             # The caller holding the turn records its own start, when it runs: the time it is sent.
             while True:
                 now = time.monotonic()
+                if now < self._held_until:
+                    waited = True
+                    await asyncio.sleep(self._held_until - now)
+                    continue
                 while self._starts and now - self._starts[0] >= self._span:
                     self._starts.popleft()
                 if len(self._starts) < self.max_rate:
@@ -346,6 +351,15 @@ class RateLimiter:
                 await asyncio.sleep(self._starts[0] + self._span - now)
         finally:
             turns.hand_on()
+
+    def hold(self, seconds: float) -> None:
+        """The server answered 429, its window spent for ``seconds`` more: nobody starts before then.
+
+        (Our count and the server's can differ by the jitter between a start and its arrival; when they do,
+        every call sent into the spent window would be refused too.)
+        """
+        if self.max_rate is not None and seconds > 0:
+            self._held_until = max(self._held_until, time.monotonic() + seconds)
 
     def __repr__(self) -> str:
         return f"RateLimiter(max_rate={self.max_rate}, period={self.period})"
@@ -603,7 +617,10 @@ class ClickHouseCloudClient:
         log.debug("%s %s -> %s", method, path, response.status_code)
         if response.is_success:
             return self._result(response, operation)
-        raise self._error(response, operation)
+        error = self._error(response, operation)
+        if error.status == 429:
+            self.limiter.hold(error.retry_after if error.retry_after is not None else self.retry.backoff(1))
+        raise error
 
     def _result(self, response: httpx.Response, operation: str) -> Any:
         try:
