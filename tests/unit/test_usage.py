@@ -128,3 +128,14 @@ def test_claims_add_in_flight_users_and_a_seen_deletion_wins() -> None:
     assert set(users) == {"a", "b", "c"} and users["b"].deleting
     book.drop("c")
     assert {u.uid for u in book.users(durable, "us-east-1", "vpc-1")} == {"a", "b"}
+
+
+def test_a_claim_made_before_a_deletion_the_index_has_seen_reads_as_deleting_from_then_on() -> None:
+    book = UsageBook()
+    live = usage("a")
+    book.claim(live)
+    durable = [replace(live, deleting=True)]
+    assert [u.deleting for u in book.users(durable, live.region, live.vpc_id)] == [True]
+    # Corrected once in the book (a deletion is never taken back), not on every call.
+    claimed = book.claimed(live.uid)
+    assert claimed is not None and claimed.deleting

@@ -45,8 +45,9 @@ class UsageBook:
         for usage in self._claims.values():
             if usage.region == region and usage.vpc_id == vpc_id:
                 durable = merged.get(usage.uid)
-                # A deletion the index has seen wins over a claim made before it.
+                # A deletion the index has seen wins over a claim made before it (for good: a deletion is never
+                # taken back, so the claim is corrected once, not on every call).
                 if durable is not None and durable.deleting and not usage.deleting:
-                    usage = replace(usage, deleting=True)
+                    usage = self._claims[usage.uid] = replace(usage, deleting=True)
                 merged[usage.uid] = usage
         return list(merged.values())
