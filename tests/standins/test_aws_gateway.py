@@ -38,7 +38,8 @@ def counting(monkeypatch: pytest.MonkeyPatch, module: Any, name: str) -> list[An
     return calls
 
 
-def private_zone(gateway: AwsGateway, network: Network) -> str:
+def private_zone(gateway: AwsGateway, network: Network) -> tuple[str, str]:
+    """A new private zone of the VPC: (ID, name)."""
     zone = route53_api.create_private_zone(
         gateway.route53,
         f"{uuid.uuid4().hex[:8]}.us-east-1.vpce.aws.clickhouse.cloud",
@@ -47,7 +48,7 @@ def private_zone(gateway: AwsGateway, network: Network) -> str:
         tags={"test": "aws-gateway"},
         caller_reference=str(uuid.uuid4()),
     )
-    return zone.id
+    return zone.id, zone.name
 
 
 def upserts(zone_name: str, host: str) -> list[dict[str, Any]]:
@@ -56,11 +57,15 @@ def upserts(zone_name: str, host: str) -> list[dict[str, Any]]:
     )
 
 
+def missing_delete(zone_name: str) -> list[dict[str, Any]]:
+    """A change Route 53 refuses: deleting a record that is not there."""
+    return [{"Action": "DELETE", "ResourceRecordSet": upserts(zone_name, "missing")[0]["ResourceRecordSet"]}]
+
+
 async def test_record_changes_of_one_zone_in_a_window_are_one_call(
     gateway: AwsGateway, aws_network: Network, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    zone_id = private_zone(gateway, aws_network)
-    zone_name = gateway.route53.get_hosted_zone(Id=zone_id)["HostedZone"]["Name"].rstrip(".")
+    zone_id, zone_name = private_zone(gateway, aws_network)
     calls = counting(monkeypatch, route53_api, "change_record_sets")
     await asyncio.gather(*(gateway.change_records(zone_id, upserts(zone_name, f"h{i}")) for i in range(5)))
     assert len(calls) == 1
@@ -71,9 +76,8 @@ async def test_record_changes_of_one_zone_in_a_window_are_one_call(
 async def test_a_failed_batch_is_split_so_the_good_changes_still_land(
     gateway: AwsGateway, aws_network: Network, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    zone_id = private_zone(gateway, aws_network)
-    zone_name = gateway.route53.get_hosted_zone(Id=zone_id)["HostedZone"]["Name"].rstrip(".")
-    bad = [{"Action": "DELETE", "ResourceRecordSet": upserts(zone_name, "missing")[0]["ResourceRecordSet"]}]
+    zone_id, zone_name = private_zone(gateway, aws_network)
+    bad = missing_delete(zone_name)
     calls = counting(monkeypatch, route53_api, "change_record_sets")
     results = await asyncio.gather(
         gateway.change_records(zone_id, upserts(zone_name, "good1")),
@@ -94,9 +98,8 @@ async def test_a_failed_batch_is_split_so_the_good_changes_still_land(
 async def test_a_large_failed_batch_is_halved_not_sent_one_caller_at_a_time(
     gateway: AwsGateway, aws_network: Network, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    zone_id = private_zone(gateway, aws_network)
-    zone_name = gateway.route53.get_hosted_zone(Id=zone_id)["HostedZone"]["Name"].rstrip(".")
-    bad = [{"Action": "DELETE", "ResourceRecordSet": upserts(zone_name, "missing")[0]["ResourceRecordSet"]}]
+    zone_id, zone_name = private_zone(gateway, aws_network)
+    bad = missing_delete(zone_name)
     calls = counting(monkeypatch, route53_api, "change_record_sets")
     batch = [upserts(zone_name, f"g{i}") for i in range(31)]
     batch.insert(7, bad)
@@ -131,8 +134,7 @@ async def test_a_steady_stream_of_changes_waits_at_most_the_longest_window(
     for name, value in aws_target.env.items():
         monkeypatch.setenv(name, value)
     gateway = AwsGateway(AwsClients("us-east-1"), batch_window=0.1, max_window=0.5)
-    zone_id = private_zone(gateway, aws_network)
-    zone_name = gateway.route53.get_hosted_zone(Id=zone_id)["HostedZone"]["Name"].rstrip(".")
+    zone_id, zone_name = private_zone(gateway, aws_network)
     calls = counting(monkeypatch, route53_api, "change_record_sets")
 
     async def one_every_50_ms(i: int) -> None:
@@ -148,8 +150,7 @@ async def test_a_batch_beyond_route53s_request_limits_goes_out_in_as_few_request
     gateway: AwsGateway, aws_network: Network, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """1,000 records, 32,000 characters of values per request (AWS's limits; the stand-in keeps them)."""
-    zone_id = private_zone(gateway, aws_network)
-    zone_name = gateway.route53.get_hosted_zone(Id=zone_id)["HostedZone"]["Name"].rstrip(".")
+    zone_id, zone_name = private_zone(gateway, aws_network)
     too_big = [change for i in range(400) for change in upserts(zone_name, f"big{i}")]
     with pytest.raises(ClientError, match="32000"):
         route53_api.change_record_sets(gateway.route53, zone_id, too_big)
