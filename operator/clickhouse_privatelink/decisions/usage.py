@@ -62,11 +62,6 @@ class Usage:
             return None
         return EndpointKey(cluster, self.region, self.vpc_id, self.endpoint_service_id, self.service_region)
 
-    @property
-    def order(self) -> tuple[str, str]:
-        """Oldest first; the UID breaks ties between resources created in the same second."""
-        return (self.created, self.uid)
-
 
 def usage_from_body(body: Mapping[str, Any], *, status: Mapping[str, Any] | None = None) -> Usage:
     """The usage a ClickHousePrivateLink object declares (tolerant of partial or invalid specs).
@@ -129,7 +124,8 @@ def endpoint_users(usages: Iterable[Usage], key: EndpointKey) -> list[Usage]:
     return users
 
 
-_oldest_first = attrgetter("created", "uid")  # Usage.order
+# Oldest first; the UID breaks ties between resources created in the same second.
+_oldest_first = attrgetter("created", "uid")
 
 
 def settings_leader(users: Sequence[Usage]) -> Usage | None:
