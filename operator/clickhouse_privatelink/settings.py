@@ -100,8 +100,7 @@ class Settings:
     # Route 53 record changes of one zone are sent once none has joined for this long, but at most
     # CHPL_ROUTE53_MAX_BATCH_WINDOW after the first while changes keep coming: a burst of new resources then
     # costs a few ChangeResourceRecordSets. (A record takes Route 53 about a minute to propagate; external-dns
-    # writes once a minute. The wait does not hold up Ready: the record and the allow-list PATCH wait side by
-    # side.)
+    # writes once a minute. A batch holding a full request by Route 53's limits goes at once.)
     route53_batch_window: float = 3.0
     route53_max_batch_window: float = 30.0
 

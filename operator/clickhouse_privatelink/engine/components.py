@@ -1,7 +1,7 @@
 """The external objects a ClickHousePrivateLink needs, one component each: observe, decide, apply, release.
 
-The engine (reconciler.py) runs ``apply`` forward (service, endpoint, zone, then record and allow-list entry
-side by side) and ``release`` on deletion in the reverse order: cleanup
+The engine (reconciler.py) runs ``apply`` forward (service, endpoint, zone, record, allow-list entry) and
+``release`` on deletion in the reverse order, the allow-list entry and record side by side: cleanup
 is the same components seen the other way (the AWS Load Balancer Controller's synthesizers; crossplane's
 Observe/Create/Update/Delete). Decisions come from the pure
 ``decisions`` package; every shared object is released only when ``decisions.usage`` finds no other user.
@@ -676,19 +676,23 @@ class AllowListComponent:
 
 
 class Together:
-    """Components that need what came before them but not each other, applied side by side.
+    """Components that need what came before them but not each other, released side by side.
 
-    The record waits for its zone's Route 53 batch and the allow-list entry for its turn at the ClickHouse
-    rate limit: one after the other, a thousand resources either leave the rate limit idle while a batch
-    gathers or finish all at once when it lands. Side by side, every PATCH is queued as soon as its service
-    is known. A failure of either is the pass's failure (the first, in order), once both have finished.
+    At deletion the record waits for its zone's Route 53 batch and the allow-list entry for its turn at the
+    ClickHouse rate limit: one after the other, a thousand deletions leave the rate limit idle while a batch
+    gathers. A failure of either is the pass's failure (the first, in order), once both have finished.
+
+    Forward they stay in order, the allow-list entry last: the operator learns that it added an entry only
+    from the status written at the end of the pass, so the PATCH must be the pass's last step (a kill between
+    a PATCH and a record still waiting for its batch left an entry the next process could not call its own).
     """
 
     def __init__(self, *parts: Component) -> None:
         self.parts = parts
 
     async def apply(self, p: Pass) -> None:
-        await _side_by_side([part.apply(p) for part in self.parts])
+        for part in self.parts:
+            await part.apply(p)
 
     async def release(self, p: Pass) -> None:
         await _side_by_side([part.release(p) for part in self.parts])

@@ -87,7 +87,7 @@ class Reconciler:
     async def reconcile(
         self, res: Resource, *, indexed: Sequence[Usage] = (), attempt: int = 0, drift: bool = False
     ) -> Outcome:
-        """Run every component forward: service, endpoint, zone, then record and allow-list entry side by side.
+        """Run every component forward: service, endpoint, zone, record, allow-list entry.
 
         A drift check (``drift``) accepts shared reads up to half a drift interval old.
         """
