@@ -251,6 +251,8 @@ class EndpointComponent:
         if decision.action is EndpointAction.FAIL:
             raise StepFailed(step, decision.reason, decision.message)
         if decision.action is EndpointAction.CREATE:
+            if p.res.deleting():
+                raise StepFailed(step, Reason.DELETING, "being deleted: no new endpoint")
             observed = await aws_call(
                 step, vpc_endpoints.create, p.aws.ec2, desired, tags=tags, client_token=token
             )
@@ -289,6 +291,10 @@ class EndpointComponent:
         p.out.status["vpcEndpointState"] = observed.state
         p.out.status["vpcEndpointOwned"] = owned
         if decision.action is EndpointAction.FAIL:
+            raise StepFailed(step, decision.reason, decision.message)
+        if observed.state == "deleting":
+            # Its last users are being deleted (or someone deleted it): point nothing at it; the pass after it
+            # is gone makes another if this resource still needs one.
             raise StepFailed(step, decision.reason, decision.message)
         ok = decision.action is EndpointAction.READY
         reason, message = decision.reason, decision.message

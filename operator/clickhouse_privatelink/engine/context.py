@@ -65,6 +65,9 @@ class Resource:
     generation: int
     status: Mapping[str, Any]
     usage: Usage  # what it uses, as its spec and status say (the same record the index holds)
+    # Whether the resource is being deleted now (its live object, not the snapshot a pass began with): a pass
+    # that began before a deletion never creates what the deletion is about to remove.
+    deleting: Callable[[], bool] = lambda: False
 
 
 class StepFailed(Exception):

@@ -142,6 +142,7 @@ def _resource(body: kopf.Body) -> Resource:
         generation=int(meta.get("generation") or 0),
         status=status,
         usage=usage_from_body(body, status=status),
+        deleting=lambda: bool(body.metadata.get("deletionTimestamp")),
     )
 
 
