@@ -169,12 +169,10 @@ class AwsGateway:
         if (
             batch is not None
             and batch.groups
-            and (
-                batch.records + records > route53_api.MAX_RECORD_ELEMENTS
-                or batch.characters + characters > route53_api.MAX_VALUE_CHARACTERS
-            )
+            and not _fits(batch.records + records, batch.characters + characters)
         ):
-            # The batch is a full request already: waiting longer cannot make it fewer calls.
+            # The batch is a full request already (so every batch is one request): waiting longer cannot
+            # make it fewer calls.
             if batch.timer is not None:
                 batch.timer.cancel()
             self._start_flush(zone_id, batch)
@@ -200,8 +198,7 @@ class AwsGateway:
         task.add_done_callback(self._tasks.discard)
 
     async def _flush(self, zone_id: str, batch: _ZoneBatch) -> None:
-        for chunk in _chunks(batch.groups):
-            await self._submit(zone_id, chunk)
+        await self._submit(zone_id, batch.groups)
 
     async def _submit(
         self, zone_id: str, groups: list[tuple[list[dict[str, Any]], asyncio.Future[None]]]
@@ -219,9 +216,8 @@ class AwsGateway:
                 return
             # One bad record must not block the others: the batch is split in halves until each bad
             # caller's changes stand alone (one bad group among 1,000 costs about 20 calls, not 1,000).
-            parts = [[g] for g in groups] if len(groups) <= _SPLIT_ALONE else [groups[: len(groups) // 2]]
-            if len(groups) > _SPLIT_ALONE:
-                parts.append(groups[len(groups) // 2 :])
+            half = len(groups) // 2
+            parts = [[g] for g in groups] if len(groups) <= _SPLIT_ALONE else [groups[:half], groups[half:]]
             for part in parts:
                 await self._submit(zone_id, part)
             return
@@ -243,24 +239,9 @@ def _size(changes: Sequence[dict[str, Any]]) -> tuple[int, int]:
     return sum(r for r, _ in sizes), sum(c for _, c in sizes)
 
 
-def _chunks(
-    groups: list[tuple[list[dict[str, Any]], asyncio.Future[None]]],
-) -> list[list[tuple[list[dict[str, Any]], asyncio.Future[None]]]]:
-    """Callers' change groups packed into requests within Route 53's limits (a group is never split)."""
-    chunks: list[list[tuple[list[dict[str, Any]], asyncio.Future[None]]]] = [[]]
-    records = characters = 0
-    for group in groups:
-        more_records, more_characters = _size(group[0])
-        if chunks[-1] and (
-            records + more_records > route53_api.MAX_RECORD_ELEMENTS
-            or characters + more_characters > route53_api.MAX_VALUE_CHARACTERS
-        ):
-            chunks.append([])
-            records = characters = 0
-        chunks[-1].append(group)
-        records += more_records
-        characters += more_characters
-    return [c for c in chunks if c]
+def _fits(records: int, characters: int) -> bool:
+    """Whether changes of this size go in one request by Route 53's limits."""
+    return records <= route53_api.MAX_RECORD_ELEMENTS and characters <= route53_api.MAX_VALUE_CHARACTERS
 
 
 class AwsGateways:
