@@ -291,6 +291,24 @@ async def test_429_waits_for_the_reset_header_plus_one(world: World) -> None:
     assert RetryPolicy().wait_for(RateLimited(status=429, message="", retry_after=7), 1) == 8.0
 
 
+async def test_a_call_retried_after_a_429_keeps_its_place_in_line(world: World) -> None:
+    # One start per 50 ms: "first" is refused once; five calls queued behind it must not all go ahead of it.
+    world.standin.state.time_scale = 0.001
+    world.standin.state.faults.append(ch_fault("rate_limit", count=1, reset=1))
+    finished: list[str] = []
+    async with world.client(limiter=RateLimiter(1, 0.05), retry=retry_policy(0.001)) as c:
+
+        async def call(name: str) -> None:
+            await c.get_organization(world.org.id)
+            finished.append(name)
+
+        first = asyncio.ensure_future(call("first"))
+        await asyncio.sleep(0)  # "first" takes the first place in line
+        await asyncio.gather(first, *(call(f"later-{n}") for n in range(5)))
+    # "later-0" may already hold the turn when "first" comes back; nobody else goes ahead of it.
+    assert finished.index("first") <= 1, finished
+
+
 async def test_5xx_backs_off_4_8_16_then_raises_the_last_error(world: World) -> None:
     world.standin.state.faults.append(ch_fault("error", count=10, status=503))
     calls = Calls()

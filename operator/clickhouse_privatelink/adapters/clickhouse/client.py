@@ -297,6 +297,10 @@ def parse_rate_limit(text: str) -> tuple[int, float] | None:
     return int(m.group(1)), period
 
 
+# (0 urgent or 1, order of arrival): the lower goes first.
+Place = tuple[int, int]
+
+
 class RateLimiter:
     """At most ``max_rate`` request starts in any ``period`` seconds; urgent callers first, then first come first
     served.
@@ -307,6 +311,8 @@ class RateLimiter:
     arrival time. Waiters queue in order, so no caller starves behind a batch; an *urgent* waiter (a shared
     read that a crowd of passes waits on, such as the services list: one in flight at a time) goes to the
     front, or a thousand deletions would all wait behind each other's PATCHes for the one read they share.
+    A call retried after a 429 keeps the place in line of its first try (``place``): sent to the back, it
+    would wait behind every call queued since and finish last of a thousand.
     (aiolimiter is a leaky bucket and limits counts whole seconds: neither says "N starts in any T seconds" for
     the sub-second windows the stand-ins' compressed clocks use.) ``max_rate=None`` makes it a no-op.
     """
@@ -319,13 +325,21 @@ class RateLimiter:
         self._span = period * 1.01
         self._starts: deque[float] = deque()
         self._held_until = 0.0  # the server said the key's window is spent until then (a 429's reset)
+        self._arrivals = itertools.count()
         # Turns belong to one event loop; a process normally has one, tests have one per test.
         self._turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Turns] = (
             weakref.WeakKeyDictionary()
         )
 
-    async def acquire(self, *, urgent: bool = False) -> bool:
-        """Wait for a start slot; True when the limit made the caller wait."""
+    def place(self, *, urgent: bool = False) -> Place:
+        """A place in line: urgent callers first, then in order of arrival."""
+        return (0 if urgent else 1, next(self._arrivals))
+
+    async def acquire(self, *, urgent: bool = False, place: Place | None = None) -> bool:
+        """Wait for a start slot; True when the limit made the caller wait.
+
+        ``place``: the caller's place in line, taken once with :meth:`place` and kept across its retries.
+        """
         if self.max_rate is None:
             return False
         loop = asyncio.get_running_loop()
@@ -333,7 +347,7 @@ class RateLimiter:
         if turns is None:
             turns = self._turns[loop] = _Turns()
         waited = turns.busy()
-        await turns.take(urgent=urgent)
+        await turns.take(place or self.place(urgent=urgent))
         try:
             # The caller holding the turn records its own start, when it runs: the time it is sent.
             while True:
@@ -366,22 +380,21 @@ class RateLimiter:
 
 
 class _Turns:
-    """A lock whose waiters are served urgent first, then in arrival order."""
+    """A lock whose waiters are served in the order of their places."""
 
     def __init__(self) -> None:
         self._held = False
-        self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
-        self._order = itertools.count()
+        self._waiting: list[tuple[Place, asyncio.Future[None]]] = []
 
     def busy(self) -> bool:
         return self._held
 
-    async def take(self, *, urgent: bool) -> None:
+    async def take(self, place: Place) -> None:
         if not self._held and not self._waiting:
             self._held = True
             return
         turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._waiting, (0 if urgent else 1, next(self._order), turn))
+        heapq.heappush(self._waiting, (place, turn))
         try:
             await turn  # handed on with the lock still held: nobody can slip in between
         except asyncio.CancelledError:
@@ -391,7 +404,7 @@ class _Turns:
 
     def hand_on(self) -> None:
         while self._waiting:
-            turn = heapq.heappop(self._waiting)[2]
+            turn = heapq.heappop(self._waiting)[1]
             if not turn.done():
                 turn.set_result(None)
                 return
@@ -562,7 +575,10 @@ class ClickHouseCloudClient:
         params: Sequence[tuple[str, str]] = (),
         urgent: bool = False,
     ) -> Any:
-        """One API call, retried per the policy; ``urgent`` goes ahead of others waiting at the rate limit."""
+        """One API call, retried per the policy; ``urgent`` goes ahead of others waiting at the rate limit.
+
+        Every attempt waits at the rate limit in the place in line of the first.
+        """
         policy = self.retry
         retrying = AsyncRetrying(
             stop=stop_after_attempt(max(1, policy.max_attempts)),
@@ -571,7 +587,8 @@ class ClickHouseCloudClient:
             before_sleep=self._log_retry,
             reraise=True,
         )
-        return await retrying(self._attempt, operation, method, path, json, params, urgent)
+        place = self.limiter.place(urgent=urgent)
+        return await retrying(self._attempt, operation, method, path, json, params, place)
 
     def _log_retry(self, state: RetryCallState) -> None:
         wait = state.next_action.sleep if state.next_action else 0.0
@@ -599,9 +616,9 @@ class ClickHouseCloudClient:
         path: str,
         json: Any,
         params: Sequence[tuple[str, str]],
-        urgent: bool,
+        place: Place,
     ) -> Any:
-        if await self.limiter.acquire(urgent=urgent):
+        if await self.limiter.acquire(place=place):
             self._report(operation, "throttled")
         try:
             response = await self._http.request(method, path, json=json, params=list(params))
