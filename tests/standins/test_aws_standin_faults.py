@@ -10,6 +10,7 @@ import httpx
 import pytest
 from botocore.exceptions import ClientError, ConnectionClosedError, ReadTimeoutError
 
+from clickhouse_privatelink_testkit.standins.aws import seed_network
 from clickhouse_privatelink_testkit.standins.aws_faults import Fault, Throttle, route53_operation
 from tests.fixtures.aws import AwsStandInProcess
 
@@ -28,6 +29,7 @@ def no_faults(standin: AwsStandInProcess) -> Iterator[None]:
     yield
     standin.control.clear()
     standin.control.set_throttle()
+    standin.control.set_endpoint_pending(0)
 
 
 @pytest.fixture
@@ -312,3 +314,29 @@ def test_route53_fault_by_operation_over_http(standin: AwsStandInProcess, r53: A
         lambda: r53.list_hosted_zones_by_vpc(VPCId="vpc-12345678", VPCRegion="us-east-1")
     )
     assert (code, status) == ("Throttling", 400)
+
+
+def test_endpoints_stay_deleting_for_as_long_as_the_control_says(
+    standin: AwsStandInProcess, ec2: Any
+) -> None:
+    network = seed_network(standin.url, "us-east-1")
+    created = ec2.create_vpc_endpoint(
+        VpcEndpointType="Interface",
+        VpcId=network.vpc_id,
+        ServiceName="com.amazonaws.vpce.us-east-1.vpce-svc-0123456789abcdef0",
+        SubnetIds=network.subnet_ids,
+    )
+    endpoint_id = created["VpcEndpoint"]["VpcEndpointId"]
+
+    def state() -> str:
+        (endpoint,) = ec2.describe_vpc_endpoints(VpcEndpointIds=[endpoint_id])["VpcEndpoints"]
+        return str(endpoint["State"])
+
+    assert state() == "available"  # started with no pending time
+    assert standin.control.set_endpoint_pending(600) == {"pending_seconds": 600}
+    ec2.delete_vpc_endpoints(VpcEndpointIds=[endpoint_id])
+    assert state() == "deleting"
+    standin.control.set_endpoint_pending(0)  # applies to the endpoint already on its way
+    assert state() == "deleted"
+    with pytest.raises(RuntimeError, match="400"):
+        standin.control.set_endpoint_pending(-1)

@@ -58,6 +58,7 @@ from clickhouse_privatelink.decisions.usage import (
     EndpointKey,
     Usage,
     allow_list_users,
+    deletion_steward,
     endpoint_client_token,
     endpoint_users,
     others,
@@ -322,10 +323,12 @@ class EndpointComponent:
             return
         key = p.me.endpoint_key(p.cluster)
         async with p.book.lock(("endpoint", key or p.me.uid)):
-            holders = others(endpoint_users(p.users(), key), p.me.uid) if key is not None else []
+            users = endpoint_users(p.users(), key) if key is not None else []
+            holders = others(users, p.me.uid)
             # One shared read of the VPC's endpoints serves every resource being deleted in it.
             managed = await p.managed_endpoints()
             doomed = [e for e in _legacy(managed, p) if e.state != "deleted"]
+            awaited = list(doomed)  # what this resource stays for until AWS has deleted it
             kept: set[str] = set()
             if key is not None:
                 shared = _shared(managed, key)
@@ -349,13 +352,16 @@ class EndpointComponent:
                         p.out.event("EndpointKept", f"endpoint {ids} is still used by {_names(holders)}")
                 else:
                     doomed += shared
+                    steward = deletion_steward(users)
+                    if steward is None or steward.uid == p.me.uid:
+                        awaited += shared
             for endpoint in doomed:
                 if endpoint.state != "deleting":
                     await aws_call(step, vpc_endpoints.delete, p.aws.ec2, endpoint.id)
                     p.aws.forget_endpoints(aws_spec.vpc_id)
                     p.out.event("EndpointDeleting", f"deleting VPC endpoint {endpoint.id}")
-        if doomed:
-            message = f"waiting for AWS to delete {', '.join(e.id for e in doomed)}"
+        if awaited:
+            message = f"waiting for AWS to delete {', '.join(e.id for e in awaited)}"
             p.out.steps.append(StepResult(step, False, Reason.DELETING, message))
             raise ReleasePending()
         # Organization entries of what we deleted (AWS forgets deleted endpoints; the status remembers).

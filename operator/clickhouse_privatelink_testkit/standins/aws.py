@@ -10,7 +10,7 @@ correctness depends on, this module patches moto so tests exercise the real beha
 - Endpoint life cycle: AWS creates an Interface endpoint in ``pending`` and moves it to ``available``
   after a minute or two, and deletes through ``deleting``. moto is instantly ``available``/``deleted``.
   Patched: ``--endpoint-pending-seconds`` keeps new endpoints ``pending`` (and deleted ones ``deleting``)
-  for that long, so the operator's waiting is tested.
+  for that long, so the operator's waiting is tested; ``PUT /_standin/endpoints`` changes it at run time.
 - Security groups: AWS refuses ``CreateVpcEndpoint`` naming a group that does not exist; moto accepts it.
 - Hosted zone IDs: AWS's start with ``Z``; moto's are random letters and digits. Patched to AWS's shape.
 - Endpoint service names: AWS refuses ``CreateVpcEndpoint`` for a service name it cannot verify
@@ -77,7 +77,7 @@ DEFAULT_SECRET_KEY = "testing"
 
 @dataclass
 class _Behaviour:
-    endpoint_pending_seconds: float = 0.0
+    pending_seconds: float = 0.0  # endpoints stay pending and deleting this long (aws_faults.EndpointTiming)
     rejected_services: set[str] = field(default_factory=set)
     change_pending_seconds: float = 0.0
 
@@ -108,10 +108,10 @@ def _apply_patches() -> None:
     def advance(endpoints: Any) -> None:
         now = time.monotonic()
         for ep in endpoints:
-            due = getattr(ep, "_standin_due", None)
-            if due is not None and now >= due:
+            since = getattr(ep, "_standin_since", None)
+            if since is not None and now >= since + _behaviour.pending_seconds:
                 ep.state = {"pending": "available", "deleting": "deleted"}.get(ep.state, ep.state)
-                ep._standin_due = None
+                ep._standin_since = None
 
     def create(self: Any, *args: Any, **kwargs: Any) -> Any:
         token = kwargs.get("client_token")
@@ -131,19 +131,19 @@ def _apply_patches() -> None:
             )
         ep = original_create(self, *args, **kwargs)
         ep.service_region = getattr(self, "_standin_service_region", None) or self.region_name
-        if _behaviour.endpoint_pending_seconds > 0:
+        if _behaviour.pending_seconds > 0:
             ep.state = "pending"
-            ep._standin_due = time.monotonic() + _behaviour.endpoint_pending_seconds
+            ep._standin_since = time.monotonic()
         return ep
 
     def delete(self: Any, vpce_ids: list[str] | None = None) -> Any:
         result = original_delete(self, vpce_ids)
-        if _behaviour.endpoint_pending_seconds > 0:
+        if _behaviour.pending_seconds > 0:
             for vpce_id in vpce_ids or []:
                 ep = self.vpc_end_points.get(vpce_id)
                 if ep is not None and ep.state == "deleted":
                     ep.state = "deleting"
-                    ep._standin_due = time.monotonic() + _behaviour.endpoint_pending_seconds
+                    ep._standin_since = time.monotonic()
         return result
 
     def describe(self: Any, vpc_end_point_ids: list[str] | None, filters: Any = None) -> Any:
@@ -468,7 +468,7 @@ class AwsStandIn:
         throttles: dict[str, Throttle] | None = None,
     ) -> None:
         _apply_patches()
-        _behaviour.endpoint_pending_seconds = endpoint_pending_seconds
+        _behaviour.pending_seconds = endpoint_pending_seconds
         _behaviour.rejected_services = set(rejected_services or ())
         _behaviour.change_pending_seconds = change_pending_seconds
         self.faults = FaultInjector(
@@ -493,7 +493,9 @@ class AwsStandIn:
         )
         from werkzeug.serving import make_server
 
-        app = FaultMiddleware(DomainDispatcherApplication(create_backend_app), self.faults)
+        app = FaultMiddleware(
+            DomainDispatcherApplication(create_backend_app), self.faults, endpoints=_behaviour
+        )
         self._server = make_server(
             self._host, self._port, app, threaded=True, request_handler=MotoRequestHandler
         )

@@ -48,6 +48,8 @@ Control API (JSON, no auth, served by the stand-in itself):
 - ``DELETE /_standin/faults``: clears faults and counters.
 - ``GET|PUT /_standin/throttle``: ``{ec2: {rate, burst}, route53: {rate, burst}}``; a service given
   ``null`` (or absent from a PUT) is not throttled.
+- ``GET|PUT /_standin/endpoints``: ``{pending_seconds}``, how long endpoints stay ``pending`` and
+  ``deleting`` (aws.py), counted from each one's change: a PUT applies to endpoints already on their way.
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 KINDS = ("throttle", "prior_request_not_complete", "error", "drop", "latency")
 SERVICES = ("ec2", "route53")
@@ -427,12 +429,21 @@ def identify(environ: _Environ, body: bytes) -> tuple[str | None, str | None, st
 # ------------------------------------------------------------------------------------------ middleware
 
 
+class EndpointTiming(Protocol):
+    """What ``/_standin/endpoints`` sets: how long endpoints stay ``pending`` and ``deleting``."""
+
+    pending_seconds: float
+
+
 class FaultMiddleware:
     """WSGI middleware: the control API under ``/_standin/``, faults and throttling for everything else."""
 
-    def __init__(self, app: _WsgiApp, injector: FaultInjector) -> None:
+    def __init__(
+        self, app: _WsgiApp, injector: FaultInjector, *, endpoints: EndpointTiming | None = None
+    ) -> None:
         self.app = app
         self.injector = injector
+        self.endpoints = endpoints
 
     def __call__(self, environ: _Environ, start_response: _StartResponse) -> Iterable[bytes]:
         path = str(environ.get("PATH_INFO", ""))
@@ -486,6 +497,14 @@ class FaultMiddleware:
                 elif method != "GET":
                     return _json(start_response, 405, {"error": f"{method} not allowed"})
                 return _json(start_response, 200, inj.throttle_dict())
+            if what == "endpoints" and self.endpoints is not None:
+                if method == "PUT":
+                    if not isinstance(data, dict) or float(data["pending_seconds"]) < 0:
+                        raise ValueError("body must be {pending_seconds: a number >= 0}")
+                    self.endpoints.pending_seconds = float(data["pending_seconds"])
+                elif method != "GET":
+                    return _json(start_response, 405, {"error": f"{method} not allowed"})
+                return _json(start_response, 200, {"pending_seconds": self.endpoints.pending_seconds})
             return _json(start_response, 404, {"error": f"no control resource {what!r}"})
         except (ValueError, KeyError, TypeError) as e:
             return _json(start_response, 400, {"error": f"{type(e).__name__}: {e}"})
@@ -573,3 +592,7 @@ class AwsFaultControl:
             for s, v in (("ec2", ec2), ("route53", route53))
         }
         return self._call("PUT", "/throttle", body)
+
+    def set_endpoint_pending(self, seconds: float) -> dict[str, Any]:
+        """Endpoints stay ``pending`` and ``deleting`` this long from their change (those on their way too)."""
+        return self._call("PUT", "/endpoints", {"pending_seconds": seconds})
