@@ -11,6 +11,7 @@ from clickhouse_privatelink.decisions.usage import (
     deletion_steward,
     endpoint_client_token,
     endpoint_users,
+    oldest,
     others,
     record_users,
     settings_leader,
@@ -80,7 +81,8 @@ def test_endpoint_users_share_one_key_per_vpc_and_endpoint_service() -> None:
     a, b = usage("a"), usage("b", created="2026-01-02T00:00:00Z")
     elsewhere = usage("c", vpc_id="vpc-2")
     other_service = usage("d", endpoint_service_id="com.amazonaws.vpce.us-east-1.vpce-svc-other")
-    assert endpoint_users([b, elsewhere, a, other_service], KEY) == [a, b]
+    assert endpoint_users([b, elsewhere, a, other_service], KEY) == [b, a]
+    assert oldest([b, elsewhere, a], 2) == [a, elsewhere]  # created in the same second: by UID
 
 
 def test_deleting_shared_endpoint_keeps_it_while_another_link_uses_it() -> None:

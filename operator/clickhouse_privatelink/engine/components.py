@@ -61,6 +61,7 @@ from clickhouse_privatelink.decisions.usage import (
     deletion_steward,
     endpoint_client_token,
     endpoint_users,
+    oldest,
     others,
     record_users,
     settings_leader,
@@ -90,7 +91,7 @@ class Component(Protocol):
 
 
 def _names(users: list[Usage]) -> str:
-    shown = ", ".join(u.resource for u in users[:3])
+    shown = ", ".join(u.resource for u in oldest(users, 3))
     return shown + (f" and {len(users) - 3} more" if len(users) > 3 else "")
 
 

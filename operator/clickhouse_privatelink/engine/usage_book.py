@@ -9,8 +9,9 @@ Claims only ever add users; they never stand in for the durable state.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field, replace
+from operator import attrgetter
 
 from clickhouse_privatelink.decisions.usage import Usage
 
@@ -18,6 +19,7 @@ from clickhouse_privatelink.decisions.usage import Usage
 @dataclass
 class UsageBook:
     _claims: dict[str, Usage] = field(default_factory=dict)
+    _by_vpc: dict[tuple[str, str], dict[str, Usage]] = field(default_factory=dict)  # the same claims
     _locks: dict[Hashable, asyncio.Lock] = field(default_factory=dict)
 
     def lock(self, key: Hashable) -> asyncio.Lock:
@@ -29,7 +31,9 @@ class UsageBook:
 
     def claim(self, usage: Usage) -> None:
         """Record what a resource uses now (replacing its earlier claim)."""
+        self.drop(usage.uid)
         self._claims[usage.uid] = usage
+        self._by_vpc.setdefault((usage.region, usage.vpc_id), {})[usage.uid] = usage
 
     def claimed(self, uid: str) -> Usage | None:
         """What this process last saw the resource use (fresher than a body a handler got earlier)."""
@@ -37,17 +41,28 @@ class UsageBook:
 
     def drop(self, uid: str) -> None:
         """The resource is gone: it no longer uses anything."""
-        self._claims.pop(uid, None)
+        usage = self._claims.pop(uid, None)
+        if usage is not None:
+            self._by_vpc[(usage.region, usage.vpc_id)].pop(uid, None)
 
-    def users(self, indexed: Iterable[Usage], region: str, vpc_id: str) -> list[Usage]:
-        """The durable users of this VPC's objects, each replaced by its fresher claim where there is one."""
-        merged = {u.uid: u for u in indexed}
-        for usage in self._claims.values():
-            if usage.region == region and usage.vpc_id == vpc_id:
-                durable = merged.get(usage.uid)
+    def users(self, indexed: Sequence[Usage], region: str, vpc_id: str) -> list[Usage]:
+        """The durable users of this VPC's objects, each replaced by its fresher claim where there is one.
+
+        (Every pass asks, with a thousand users: dictionaries merged whole, a loop only over deletions.)
+        """
+        merged = dict(zip(map(_uid, indexed), indexed, strict=True))
+        claims = self._by_vpc.get((region, vpc_id))
+        if claims:
+            for durable in indexed:
+                if not durable.deleting:
+                    continue
+                usage = claims.get(durable.uid)
                 # A deletion the index has seen wins over a claim made before it (for good: a deletion is never
                 # taken back, so the claim is corrected once, not on every call).
-                if durable is not None and durable.deleting and not usage.deleting:
-                    usage = self._claims[usage.uid] = replace(usage, deleting=True)
-                merged[usage.uid] = usage
+                if usage is not None and not usage.deleting:
+                    self.claim(replace(usage, deleting=True))
+            merged.update(claims)
         return list(merged.values())
+
+
+_uid = attrgetter("uid")
