@@ -7,7 +7,7 @@ import contextlib
 import logging
 import time
 import zlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import kopf
@@ -38,6 +38,11 @@ _locks: dict[str, asyncio.Lock] = {}
 _ready: dict[str, bool] = {}
 _posted: dict[str, set[tuple[str, str, str]]] = {}
 _settled_uids: set[str] = set()  # resources whose create/update handler is done (drift checks may run)
+_busy = 0  # create, update and delete passes in flight (waiting their turn included)
+# Above this many, drift checks step aside until the next interval: they are the least urgent work, and a
+# thousand resources created or deleted at once should not share the event loop and the API budget with
+# the drift checks of everything else.
+DRIFT_STEPS_ASIDE_AT = 50
 _written = WrittenStatus()  # our status writes the watch has not brought back yet
 
 
@@ -204,6 +209,17 @@ def _update_gauge() -> None:
     metrics.RESOURCES.labels("false").set(len(_ready) - ready)
 
 
+@contextlib.contextmanager
+def _in_flight() -> Iterator[None]:
+    """Count a create, update or delete pass while it runs (drift checks step aside when there are many)."""
+    global _busy
+    _busy += 1
+    try:
+        yield
+    finally:
+        _busy -= 1
+
+
 async def _take_turn(lock: asyncio.Lock, stopped: Any) -> bool:
     """Wait for the resource's lock; False (not taken) when ``stopped`` fires first.
 
@@ -295,7 +311,8 @@ async def reconcile(
 ) -> None:
     uid = body.metadata.uid or ""
     _settled_uids.discard(uid)
-    outcome = await _run("reconcile", body, patch, retry, memo, kwargs["chpl_usages"])
+    with _in_flight():
+        outcome = await _run("reconcile", body, patch, retry, memo, kwargs["chpl_usages"])
     if outcome is not None and outcome.requeue_after is not None:
         ready = outcome.ready()
         raise kopf.TemporaryError(f"{ready.reason.value}: {ready.message}", delay=outcome.requeue_after)
@@ -322,12 +339,16 @@ def _drift_phase(uid: str, **_: Any) -> float:
 
 @kopf.timer(*RESOURCE, interval=SETTINGS.drift_interval, initial_delay=_drift_phase, when=_settled)
 async def repair_drift(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
-    """One drift check, skipped for a resource being deleted.
+    """One drift check, skipped for a resource being deleted, and deferred to the next interval while more
+    than ``DRIFT_STEPS_ASIDE_AT`` create, update and delete passes are in flight.
 
     kopf keeps the finalizer until the resource's timers have stopped: a check still waiting for the
     resource's turn (cleanup has it) gives up when kopf stops the timer, instead of holding the deletion for
     kopf's polling interval. A check that has begun finishes: it may be writing.
     """
+    if _busy > DRIFT_STEPS_ASIDE_AT:
+        metrics.RECONCILES.labels("drift", "deferred").inc()
+        return
     await _run("drift", body, patch, 0, memo, kwargs["chpl_usages"], stopped=kwargs["stopped"])
 
 
@@ -339,7 +360,8 @@ async def cleanup(
     memo: kopf.Memo,
     **kwargs: Any,
 ) -> None:
-    outcome = await _run("cleanup", body, patch, retry, memo, kwargs["chpl_usages"])
+    with _in_flight():
+        outcome = await _run("cleanup", body, patch, retry, memo, kwargs["chpl_usages"])
     if outcome is None:
         return  # an invalid spec never created anything
     if not outcome.done:

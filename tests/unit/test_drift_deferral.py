@@ -1,0 +1,40 @@
+"""Drift checks step aside while many create, update and delete passes are in flight (wiring/handlers.py)."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import pytest
+
+from clickhouse_privatelink import metrics
+from clickhouse_privatelink.wiring import handlers
+
+
+def deferred() -> float:
+    return metrics.RECONCILES.labels("drift", "deferred")._value.get()
+
+
+async def test_drift_checks_step_aside_while_many_passes_are_in_flight(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    checked: list[str] = []
+
+    async def run(kind: str, *args: Any, **kwargs: Any) -> None:
+        checked.append(kind)
+
+    monkeypatch.setattr(handlers, "_run", run)
+    kwargs: dict[str, Any] = {"chpl_usages": {}, "stopped": None}
+    before = deferred()
+    with contextlib.ExitStack() as passes:
+        for _ in range(handlers.DRIFT_STEPS_ASIDE_AT):
+            passes.enter_context(handlers._in_flight())
+        await handlers.repair_drift(body={}, patch={}, memo={}, **kwargs)  # type: ignore[arg-type]
+        assert checked == ["drift"] and deferred() == before  # at the threshold: checks go on
+
+        passes.enter_context(handlers._in_flight())
+        await handlers.repair_drift(body={}, patch={}, memo={}, **kwargs)  # type: ignore[arg-type]
+        assert checked == ["drift"] and deferred() == before + 1  # above it: deferred, and counted
+    assert handlers._busy == 0  # every pass counted out again
+    await handlers.repair_drift(body={}, patch={}, memo={}, **kwargs)  # type: ignore[arg-type]
+    assert checked == ["drift", "drift"]
