@@ -22,12 +22,14 @@ from clickhouse_privatelink.adapters.clickhouse.client import (
     NotFound,
     Organization,
     OrganizationPrivateEndpoint,
+    Place,
     PrivateEndpointConfig,
     RateLimited,
     RateLimiter,
     RetryPolicy,
     ServerError,
     Service,
+    Start,
     TransportError,
     Unauthorized,
     limiter_for,
@@ -547,6 +549,41 @@ async def test_request_body_shapes() -> None:
             {"privateEndpoints": {"remove": [{"id": VPCE_A, "cloudProvider": "aws", "region": "us-east-1"}]}},
         ),
     ]
+
+
+async def test_a_start_counts_from_when_its_request_left_not_from_when_it_was_let_go(world: World) -> None:
+    class Recording(RateLimiter):
+        def __init__(self) -> None:
+            super().__init__(10, 1.0)
+            self.seen: list[tuple[Start, float]] = []
+
+        async def start(self, *, urgent: bool = False, place: Place | None = None) -> Start:
+            start = await super().start(urgent=urgent, place=place)
+            self.seen.append((start, start.at))
+            return start
+
+    limiter = Recording()
+    async with world.client(limiter=limiter) as c:
+        await c.get_organization(world.org.id)
+    ((start, let_go),) = limiter.seen
+    assert start.at > let_go  # moved to when httpcore had sent the request (its trace)
+    early = Start(0.0, waited=False)
+    await early.trace("http11.send_request_headers.started", {})
+    assert early.at == 0.0  # only a request fully sent counts
+    await early.trace("http11.send_request_body.complete", {})
+    assert early.at > 0.0
+
+
+async def test_limiter_lets_a_call_go_ahead_by_the_time_calls_take_to_leave() -> None:
+    limiter = RateLimiter(2, 0.2)  # counts 0.202 s
+    first, second = await limiter.start(), await limiter.start()
+    await asyncio.sleep(0.05)  # each takes 50 ms from being let go to leaving
+    first.sent()
+    second.sent()
+    third = await limiter.start()
+    # Counted from when the first left, less the 50 ms the third will take to leave: it reaches the server
+    # a window after the first, and no window is spent waiting for a call's own way out.
+    assert 0.202 - 0.05 - 0.005 <= third.let_go - first.at < 0.2
 
 
 async def test_limiter_holds_every_caller_while_the_server_says_its_window_is_spent() -> None:

@@ -30,8 +30,7 @@ import os
 import re
 import time
 import weakref
-from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import quote
@@ -41,6 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from clickhouse_privatelink import __version__
+from clickhouse_privatelink.adapters.clickhouse.lane import Lane
 
 log = logging.getLogger(__name__)
 
@@ -301,14 +301,45 @@ def parse_rate_limit(text: str) -> tuple[int, float] | None:
 Place = tuple[int, int]
 
 
+class Start:
+    """One request start in a limiter's log: when the limiter let it go, then when it left."""
+
+    __slots__ = ("at", "left", "let_go", "waited")
+
+    def __init__(self, at: float, *, waited: bool) -> None:
+        self.let_go = self.at = at
+        self.left = False  # sent (or over: a request that failed may have reached the server)
+        self.waited = waited  # the limit made the caller wait
+
+    def sent(self) -> None:
+        """The request has left: the server's window can only count it from now."""
+        if not self.left:
+            self.at = max(self.at, time.monotonic())
+            self.left = True
+
+    def counts_from(self, now: float) -> float:
+        """When the server's window may count this start from: a request not sent yet leaves at ``now`` or later."""
+        return self.at if self.left else max(self.at, now)
+
+    async def trace(self, event: str, info: Mapping[str, Any]) -> None:
+        """httpx/httpcore's ``trace`` request extension: the request is sent once its body is."""
+        if event.endswith(".send_request_body.complete"):
+            self.sent()
+
+
 class RateLimiter:
     """At most ``max_rate`` request starts in any ``period`` seconds; urgent callers first, then first come first
     served.
 
     ClickHouse allows 10 requests per 10 s per key. A sliding log of start times uses that whole budget
     (no burst kept back, unlike a leaky bucket) and never lets more than ``max_rate`` starts into any window
-    the server may count, fixed or sliding; a 1 % margin absorbs jitter between our start and the server's
-    arrival time. Waiters queue in order, so no caller starves behind a batch; an *urgent* waiter (a shared
+    the server may count, fixed or sliding. A start counts from when its request has left (``Start.sent``,
+    which the client calls from the HTTP client's trace), not from when the limiter let it go: the steps in
+    between wait on a busy event loop for a varying while, and the next call measured from the earlier time
+    could reach the server inside the same window. A call is let go ahead by the least time the last calls
+    took to leave (else every window would also wait out that way out), and a 1 % margin absorbs the rest
+    (network, the server's own queue). The client's calls run on a lane of their own (lane.py), so that
+    way out is short. Waiters queue in order, so no caller starves behind a batch; an *urgent* waiter (a shared
     read that a crowd of passes waits on, such as the services list: one in flight at a time) goes to the
     front, or a thousand deletions would all wait behind each other's PATCHes for the one read they share.
     A call retried after a 429 keeps the place in line of its first try (``place``): sent to the back, it
@@ -323,7 +354,7 @@ class RateLimiter:
         self.max_rate = max_rate
         self.period = period
         self._span = period * 1.01
-        self._starts: deque[float] = deque()
+        self._starts: list[Start] = []  # the last max_rate starts
         self._held_until = 0.0  # the server said the key's window is spent until then (a 429's reset)
         self._arrivals = itertools.count()
         # Turns belong to one event loop; a process normally has one, tests have one per test.
@@ -336,12 +367,18 @@ class RateLimiter:
         return (0 if urgent else 1, next(self._arrivals))
 
     async def acquire(self, *, urgent: bool = False, place: Place | None = None) -> bool:
-        """Wait for a start slot; True when the limit made the caller wait.
+        """Wait for a start slot; True when the limit made the caller wait (the start counts from now)."""
+        start = await self.start(urgent=urgent, place=place)
+        start.left = True
+        return start.waited
+
+    async def start(self, *, urgent: bool = False, place: Place | None = None) -> Start:
+        """Wait for a start slot and take it; call ``sent()`` on the result once the request has left.
 
         ``place``: the caller's place in line, taken once with :meth:`place` and kept across its retries.
         """
         if self.max_rate is None:
-            return False
+            return Start(time.monotonic(), waited=False)
         loop = asyncio.get_running_loop()
         turns = self._turns.get(loop)
         if turns is None:
@@ -349,20 +386,27 @@ class RateLimiter:
         waited = turns.busy()
         await turns.take(place or self.place(urgent=urgent))
         try:
-            # The caller holding the turn records its own start, when it runs: the time it is sent.
             while True:
                 now = time.monotonic()
                 if now < self._held_until:
                     waited = True
                     await asyncio.sleep(self._held_until - now)
                     continue
-                while self._starts and now - self._starts[0] >= self._span:
-                    self._starts.popleft()
                 if len(self._starts) < self.max_rate:
-                    self._starts.append(now)
-                    return waited
+                    start = Start(now, waited=waited)
+                    self._starts.append(start)
+                    return start
+                # The oldest of the last max_rate starts (starts move later when sent: found each time). A
+                # call let go now leaves no sooner than the quickest of those took from being let go to leaving:
+                # let it go that much ahead, or every window would also wait out that delay.
+                oldest = min(start.counts_from(now) for start in self._starts)
+                ahead = min((s.at - s.let_go for s in self._starts if s.left), default=0.0)
+                if now + ahead - oldest >= self._span:
+                    start = Start(now, waited=waited)
+                    self._starts[[s.counts_from(now) for s in self._starts].index(oldest)] = start
+                    return start
                 waited = True
-                await asyncio.sleep(self._starts[0] + self._span - now)
+                await asyncio.sleep(oldest + self._span - ahead - now)
         finally:
             turns.hand_on()
 
@@ -441,6 +485,7 @@ def reset_limiters() -> None:
 
 OnCall = Callable[[str, int | str], None]
 _M = TypeVar("_M", bound=BaseModel)
+_T = TypeVar("_T")
 
 
 class ClickHouseCloudClient:
@@ -462,6 +507,7 @@ class ClickHouseCloudClient:
         timeout: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
         on_call: OnCall | None = None,
+        lane: Lane | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.key_id = key_id
@@ -471,6 +517,7 @@ class ClickHouseCloudClient:
         self.limiter = limiter if limiter is not None else limiter_for(self.base_url, key_id)
         self.retry = retry
         self._on_call = on_call
+        self._lane = lane  # where the HTTP calls run (rate limit, retries, requests); None: the caller's loop
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
             auth=httpx.BasicAuth(key_id, key_secret),
@@ -486,7 +533,7 @@ class ClickHouseCloudClient:
         return f"ClickHouseCloudClient(base_url={self.base_url!r}, key_id={self.key_id!r})"
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        await self._on_lane(self._http.aclose())
 
     async def __aenter__(self) -> ClickHouseCloudClient:
         return self
@@ -579,6 +626,20 @@ class ClickHouseCloudClient:
 
         Every attempt waits at the rate limit in the place in line of the first.
         """
+        return await self._on_lane(self._retried(operation, method, path, json, params, urgent))
+
+    async def _on_lane(self, call: Coroutine[Any, Any, _T]) -> _T:
+        return await (call if self._lane is None else self._lane.run(call))
+
+    async def _retried(
+        self,
+        operation: str,
+        method: str,
+        path: str,
+        json: Any,
+        params: Sequence[tuple[str, str]],
+        urgent: bool,
+    ) -> Any:
         policy = self.retry
         retrying = AsyncRetrying(
             stop=stop_after_attempt(max(1, policy.max_attempts)),
@@ -618,10 +679,13 @@ class ClickHouseCloudClient:
         params: Sequence[tuple[str, str]],
         place: Place,
     ) -> Any:
-        if await self.limiter.acquire(place=place):
+        start = await self.limiter.start(place=place)
+        if start.waited:
             self._report(operation, "throttled")
         try:
-            response = await self._http.request(method, path, json=json, params=list(params))
+            response = await self._http.request(
+                method, path, json=json, params=list(params), extensions={"trace": start.trace}
+            )
         except httpx.TransportError as e:
             self._report(operation, "transport_error")
             # `from None`: httpx's exception holds the request, and so the Authorization header.
@@ -630,6 +694,8 @@ class ClickHouseCloudClient:
                 message=self._scrub(f"{type(e).__name__}: {e}" if str(e) else type(e).__name__),
                 operation=operation,
             ) from None
+        finally:
+            start.sent()  # when the trace did not say (a failed request may have reached the server)
         self._report(operation, response.status_code)
         log.debug("%s %s -> %s", method, path, response.status_code)
         if response.is_success:

@@ -32,6 +32,7 @@ from clickhouse_privatelink.adapters.clickhouse.client import (
     RetryPolicy,
     Service,
 )
+from clickhouse_privatelink.adapters.clickhouse.lane import Lane
 from clickhouse_privatelink.adapters.coalesce import SingleFlight
 from clickhouse_privatelink.decisions.plan import org_entry_removable
 
@@ -180,7 +181,8 @@ class ClickHouseGateway:
 class Gateways:
     """One client per (URL, key) and one gateway per (URL, key, organization), made on first use.
 
-    The secret's digest is part of the identity, so a rotated secret gets a fresh client.
+    The secret's digest is part of the identity, so a rotated secret gets a fresh client. Every client's
+    HTTP calls run on one lane (lane.py): paced by the rate limiter, not by how busy the operator's loop is.
     """
 
     def __init__(
@@ -195,6 +197,7 @@ class Gateways:
         self._on_call = on_call
         self._clients: dict[tuple[str, str, str], ClickHouseCloudClient] = {}
         self._gateways: dict[tuple[str, str, str, str], ClickHouseGateway] = {}
+        self._lane: Lane | None = None
 
     def get(self, api_url: str, key_id: str, key_secret: str, org_id: str) -> ClickHouseGateway:
         ident = (api_url.rstrip("/"), key_id, hashlib.sha256(key_secret.encode()).hexdigest())
@@ -202,8 +205,10 @@ class Gateways:
         if gateway is None:
             client = self._clients.get(ident)
             if client is None:
+                if self._lane is None:
+                    self._lane = Lane("clickhouse-api")
                 client = self._clients[ident] = ClickHouseCloudClient(
-                    api_url, key_id, key_secret, retry=self._retry, on_call=self._on_call
+                    api_url, key_id, key_secret, retry=self._retry, on_call=self._on_call, lane=self._lane
                 )
             gateway = self._gateways[(*ident, org_id)] = ClickHouseGateway(
                 client, org_id, write_window=self._batch_window
@@ -215,3 +220,6 @@ class Gateways:
             await client.aclose()
         self._clients.clear()
         self._gateways.clear()
+        if self._lane is not None:
+            self._lane.close()
+            self._lane = None
