@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import sys
@@ -26,6 +27,23 @@ def configure_logging(*, verbose: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def tune_garbage_collection() -> None:
+    """Collect cycles less often than CPython's default, and never scan what was loaded at start.
+
+    A thousand resources make a large heap of long-lived objects. With the default thresholds (700, 10, 10)
+    a full collection ran every few seconds under load, each holding the GIL for 100-350 ms (measured at
+    N=1000: 23 of them, 4 s in all), and the paced ClickHouse calls stalled with everything else. Modules,
+    models and schemas loaded so far live as long as the process: frozen, a collection skips them.
+    """
+    gc.collect()  # what start-up left behind goes first: frozen, it would stay
+    gc.freeze()
+    gc.set_threshold(GC_THRESHOLD, 10, 10)
+
+
+# Net allocations between young collections (CPython's default: 700); full ones come 100 times rarer.
+GC_THRESHOLD = 5_000
+
+
 def run_operator(
     *,
     namespaces: Sequence[str],
@@ -46,6 +64,7 @@ def run_operator(
     from clickhouse_privatelink.adapters.kubernetes import login  # noqa: F401 - registers @kopf.on.login()
     from clickhouse_privatelink.wiring import handlers  # registers the handlers with kopf's default registry
 
+    tune_garbage_collection()
     try:
         kopf.run(
             standalone=standalone or None,
