@@ -26,7 +26,8 @@ from clickhouse_privatelink_testkit import compressed_clock
 from clickhouse_privatelink_testkit.launch import stop_process
 from clickhouse_privatelink_testkit.sandbox import Kube
 from clickhouse_privatelink_testkit.standins.aws import Network
-from tests.fixtures.aws import AwsTarget
+from clickhouse_privatelink_testkit.standins.aws_faults import AwsFaultControl
+from tests.fixtures.aws import ENDPOINT_PENDING_SECONDS, AwsTarget
 from tests.fixtures.clickhouse import ClickHouseApi, ClickHouseOrg
 from tests.fixtures.kubernetes import KubeApi
 from tests.fixtures.polling import wait_for
@@ -362,6 +363,18 @@ class Cloud:
         assert self.clickhouse.control is not None
         reqs = self.clickhouse.control.requests(key_id=self.org.key_id)
         return sum(1 for r in reqs if r["method"] in ("PATCH", "POST"))
+
+
+@pytest.fixture
+def aws_control(aws_target: AwsTarget) -> Iterator[AwsFaultControl]:
+    """The shared AWS stand-in's control API; its faults and endpoint timing are set back at the end."""
+    assert aws_target.endpoint_url is not None
+    with AwsFaultControl(aws_target.endpoint_url) as control:
+        try:
+            yield control
+        finally:
+            control.clear()
+            control.set_endpoint_pending(ENDPOINT_PENDING_SECONDS)
 
 
 @pytest.fixture

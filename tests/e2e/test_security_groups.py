@@ -3,7 +3,6 @@ to the VPC, without holding Ready back, and follows the rules as a person fixes 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -64,20 +63,10 @@ def events(link: Link, reason: str) -> list[Any]:
     return [e for e in link.k8s.events(link.namespace, link.name) if e.reason == reason]
 
 
-@pytest.fixture
-def aws_faults(aws_target: AwsTarget) -> Iterator[AwsFaultControl]:
-    assert aws_target.endpoint_url is not None
-    with AwsFaultControl(aws_target.endpoint_url) as control:
-        try:
-            yield control
-        finally:
-            control.clear()
-
-
 def test_access_denied_on_the_read_is_unknown_and_never_fails_the_reconcile(
-    make_link: LinkFactory, aws_faults: AwsFaultControl
+    make_link: LinkFactory, aws_control: AwsFaultControl
 ) -> None:
-    aws_faults.add_fault(
+    aws_control.add_fault(
         "error",
         service="ec2",
         operation="DescribeSecurityGroups",
@@ -93,7 +82,7 @@ def test_access_denied_on_the_read_is_unknown_and_never_fails_the_reconcile(
     assert "ec2:DescribeSecurityGroups" in cond["message"]
     ready = link.condition("Ready")
     assert ready is not None and ready["status"] == "True"
-    aws_faults.clear()
+    aws_control.clear()
     # The seeded group admits the four ports from the VPC: the next drift check says so.
     link.wait_condition(
         "SecurityGroupReady", status="True", reason="SecurityGroupPortsOpen", timeout=DRIFT_TIMEOUT

@@ -7,7 +7,6 @@ own record and allow-list entry, and a shared object goes only with its last use
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,7 +14,6 @@ import pytest
 from clickhouse_privatelink import constants as c
 from clickhouse_privatelink_testkit.standins.aws_faults import AwsFaultControl
 from tests.e2e.conftest import Cloud, Link, LinkFactory, OperatorProcess
-from tests.fixtures.aws import ENDPOINT_PENDING_SECONDS, AwsTarget
 from tests.fixtures.clickhouse import ClickHouseApi, ClickHouseOrg
 from tests.fixtures.polling import wait_for
 
@@ -182,23 +180,12 @@ def test_a_retained_user_keeps_the_shared_endpoint_after_the_last_other_user_goe
     cloud.ec2.delete_vpc_endpoints(VpcEndpointIds=[endpoint_id])  # the person who asked for it cleans up
 
 
-@pytest.fixture
-def endpoint_timing(aws_target: AwsTarget) -> Iterator[AwsFaultControl]:
-    """The AWS stand-in's endpoint timing, set back to the session's at the end."""
-    assert aws_target.endpoint_url is not None
-    with AwsFaultControl(aws_target.endpoint_url) as control:
-        try:
-            yield control
-        finally:
-            control.set_endpoint_pending(ENDPOINT_PENDING_SECONDS)
-
-
 def test_when_every_user_goes_at_once_only_the_oldest_waits_for_aws_to_delete_the_endpoint(
     make_link: LinkFactory,
     cloud: Cloud,
     clickhouse_api: ClickHouseApi,
     clickhouse_org: ClickHouseOrg,
-    endpoint_timing: AwsFaultControl,
+    aws_control: AwsFaultControl,
 ) -> None:
     services = [
         clickhouse_org.service_id,
@@ -212,7 +199,7 @@ def test_when_every_user_goes_at_once_only_the_oldest_waits_for_aws_to_delete_th
         return (meta["creationTimestamp"], meta["uid"])  # the operator's rule: oldest, then by UID
 
     steward, *younger = sorted(links, key=age)
-    endpoint_timing.set_endpoint_pending(600)  # AWS takes its time deleting it
+    aws_control.set_endpoint_pending(600)  # AWS takes its time deleting it
     for link in links:
         link.delete()
     for link in younger:
@@ -221,7 +208,7 @@ def test_when_every_user_goes_at_once_only_the_oldest_waits_for_aws_to_delete_th
     steward.wait_condition("VpcEndpointReady", status="False", reason="Deleting")  # ... the oldest stays
     assert steward.get() is not None
 
-    endpoint_timing.set_endpoint_pending(0)  # AWS is done
+    aws_control.set_endpoint_pending(0)  # AWS is done
     steward.wait_gone()
     assert cloud.endpoint(endpoint_id) is None
     assert all(cloud.allow_list(s) == [] for s in services)

@@ -626,20 +626,6 @@ class ClickHouseCloudClient:
 
         Every attempt waits at the rate limit in the place in line of the first.
         """
-        return await self._on_lane(self._retried(operation, method, path, json, params, urgent))
-
-    async def _on_lane(self, call: Coroutine[Any, Any, _T]) -> _T:
-        return await (call if self._lane is None else self._lane.run(call))
-
-    async def _retried(
-        self,
-        operation: str,
-        method: str,
-        path: str,
-        json: Any,
-        params: Sequence[tuple[str, str]],
-        urgent: bool,
-    ) -> Any:
         policy = self.retry
         retrying = AsyncRetrying(
             stop=stop_after_attempt(max(1, policy.max_attempts)),
@@ -649,7 +635,10 @@ class ClickHouseCloudClient:
             reraise=True,
         )
         place = self.limiter.place(urgent=urgent)
-        return await retrying(self._attempt, operation, method, path, json, params, place)
+        return await self._on_lane(retrying(self._attempt, operation, method, path, json, params, place))
+
+    async def _on_lane(self, call: Coroutine[Any, Any, _T]) -> _T:
+        return await (call if self._lane is None else self._lane.run(call))
 
     def _log_retry(self, state: RetryCallState) -> None:
         wait = state.next_action.sleep if state.next_action else 0.0
