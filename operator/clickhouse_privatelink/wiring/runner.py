@@ -40,7 +40,7 @@ def tune_garbage_collection() -> None:
     gc.set_threshold(GC_THRESHOLD, 10, 10)
 
 
-# Net allocations between young collections (CPython's default: 700); full ones come 100 times rarer.
+# Net allocations between young collections (CPython's default: 700): they, and so the full ones, come 7 times rarer.
 GC_THRESHOLD = 5_000
 
 
