@@ -62,6 +62,15 @@ def missing_delete(zone_name: str) -> list[dict[str, Any]]:
     return [{"Action": "DELETE", "ResourceRecordSet": upserts(zone_name, "missing")[0]["ResourceRecordSet"]}]
 
 
+async def change_all(
+    gateway: AwsGateway, zone_id: str, callers: list[list[dict[str, Any]]]
+) -> list[BaseException | None]:
+    """Each caller's changes sent at once (so they share a batch); each caller's outcome, in order."""
+    return await asyncio.gather(
+        *(gateway.change_records(zone_id, changes) for changes in callers), return_exceptions=True
+    )
+
+
 async def test_record_changes_of_one_zone_in_a_window_are_one_call(
     gateway: AwsGateway, aws_network: Network, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -79,11 +88,8 @@ async def test_a_failed_batch_is_split_so_the_good_changes_still_land(
     zone_id, zone_name = private_zone(gateway, aws_network)
     bad = missing_delete(zone_name)
     calls = counting(monkeypatch, route53_api, "change_record_sets")
-    results = await asyncio.gather(
-        gateway.change_records(zone_id, upserts(zone_name, "good1")),
-        gateway.change_records(zone_id, bad),
-        gateway.change_records(zone_id, upserts(zone_name, "good2")),
-        return_exceptions=True,
+    results = await change_all(
+        gateway, zone_id, [upserts(zone_name, "good1"), bad, upserts(zone_name, "good2")]
     )
     assert results[0] is None and results[2] is None
     assert (
@@ -103,9 +109,7 @@ async def test_a_large_failed_batch_is_halved_not_sent_one_caller_at_a_time(
     calls = counting(monkeypatch, route53_api, "change_record_sets")
     batch = [upserts(zone_name, f"g{i}") for i in range(31)]
     batch.insert(7, bad)
-    results = await asyncio.gather(
-        *(gateway.change_records(zone_id, changes) for changes in batch), return_exceptions=True
-    )
+    results = await change_all(gateway, zone_id, batch)
     assert [i for i, r in enumerate(results) if r is not None] == [7]
     # 32 callers: the batch; halves of 16, 8 and 4 callers (a good one lands in one call each, a bad one
     # is halved again); the bad 4 one caller at a time. 11 calls, not 33.

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Coroutine, Mapping
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -708,14 +708,10 @@ class Together:
             await part.apply(p)
 
     async def release(self, p: Pass) -> None:
-        await _side_by_side([part.release(p) for part in self.parts])
-
-
-async def _side_by_side(steps: list[Coroutine[Any, Any, None]]) -> None:
-    outcomes = await asyncio.gather(*steps, return_exceptions=True)
-    for outcome in outcomes:
-        if isinstance(outcome, BaseException):
-            raise outcome
+        outcomes = await asyncio.gather(*(part.release(p) for part in self.parts), return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
 
 
 FORWARD: tuple[Component, ...] = (

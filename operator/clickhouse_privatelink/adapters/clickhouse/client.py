@@ -32,6 +32,7 @@ import time
 import weakref
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import quote
 
@@ -399,11 +400,10 @@ class RateLimiter:
                 # The oldest of the last max_rate starts (starts move later when sent: found each time). A
                 # call let go now leaves no sooner than the quickest of those took from being let go to leaving:
                 # let it go that much ahead, or every window would also wait out that delay.
-                oldest = min(start.counts_from(now) for start in self._starts)
+                slot, oldest = min(enumerate(s.counts_from(now) for s in self._starts), key=itemgetter(1))
                 ahead = min((s.at - s.let_go for s in self._starts if s.left), default=0.0)
                 if now + ahead - oldest >= self._span:
-                    start = Start(now, waited=waited)
-                    self._starts[[s.counts_from(now) for s in self._starts].index(oldest)] = start
+                    start = self._starts[slot] = Start(now, waited=waited)
                     return start
                 waited = True
                 await asyncio.sleep(oldest + self._span - ahead - now)
