@@ -1,0 +1,363 @@
+"""CustomResourceDefinitions the Kubernetes stand-in refuses, as kube-apiserver does (issue 16).
+
+Every expected refusal below was taken from a real kube-apiserver v1.36 (RBAC on, etcd 3.4): the same CRD was
+POSTed to it and its 422 ``Status`` recorded verbatim. The stand-in must answer each with the same body, on
+create and on update. The cost table was measured on that server too: a rule placed under an array with
+``maxItems: N`` is refused once ``cost * N`` passes 10,000,000, and the factor the server prints then (six
+decimals below 1.5x) gives the rule's estimated cost exactly; the stand-in's approximation of cel-go's
+estimator (see ``crd_validation``'s docstring) must give the same numbers.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import yaml
+
+from clickhouse_privatelink_testkit.standins.kubernetes.crd_validation import SchemaValidator
+from tests.fixtures.kubernetes import CRD_FILE, AsyncKube, KubeApiError
+from tests.standins.kube_samples import sample_crd
+
+CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+GROUP = "i16crdval.example.com"
+
+Crd = dict[str, Any]
+
+
+def _base(n: int) -> Crd:
+    """A valid one-version CRD ``case{n}s.i16crdval.example.com`` with ``spec.replicas``."""
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"case{n}s.{GROUP}"},
+        "spec": {
+            "group": GROUP,
+            "scope": "Namespaced",
+            "names": {"plural": f"case{n}s", "singular": f"case{n}", "kind": f"Case{n}", "listKind": f"Case{n}List"},
+            "versions": [{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
+                "type": "object",
+                "properties": {"spec": {"type": "object", "properties": {"replicas": {"type": "integer"}}}},
+            }}}],
+        },
+    }  # fmt: skip
+
+
+def _set(where: str, key: str, value: Any) -> Callable[[Crd], None]:
+    """Set ``key`` in the root schema, in ``spec``'s schema or among ``spec``'s properties."""
+
+    def mutate(crd: Crd) -> None:
+        node: dict[str, Any] = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+        if where in ("spec", "fields"):
+            node = node["properties"]["spec"]
+        if where == "fields":
+            node = node["properties"]
+        node[key] = copy.deepcopy(value)
+
+    return mutate
+
+
+def _columns(columns: list[dict[str, Any]]) -> Callable[[Crd], None]:
+    def mutate(crd: Crd) -> None:
+        crd["spec"]["versions"][0]["additionalPrinterColumns"] = copy.deepcopy(columns)
+
+    return mutate
+
+
+ROOT_PROPERTIES_WITH = {"spec": {"type": "object", "properties": {"replicas": {"type": "integer"}}}}
+
+# The 15 malformed CRDs of issue 16, in its order.
+MALFORMED: dict[str, Callable[[Crd], None]] = {
+    "metadata-description": _set("root", "properties", {**ROOT_PROPERTIES_WITH, "metadata": {
+        "type": "object", "description": "Standard object metadata."}}),
+    "metadata-labels": _set("root", "properties", {**ROOT_PROPERTIES_WITH, "metadata": {
+        "type": "object", "properties": {"labels": {"type": "object", "additionalProperties": {"type": "string"}}}}}),
+    "property-without-type": _set("fields", "size", {"description": "how big"}),
+    "cel-syntax-error": _set("spec", "x-kubernetes-validations", [{"rule": "self.replicas >", "message": "m"}]),
+    "cel-unknown-field": _set("spec", "x-kubernetes-validations", [{"rule": "self.replica > 0", "message": "m"}]),
+    # Unbounded list of unbounded strings: ~1M items of ~3M characters each.
+    "cel-over-budget": _set("fields", "names", {"type": "array", "items": {"type": "string"},
+        "x-kubernetes-validations": [{"rule": "self.all(x, x.matches('^[a-z]+$'))", "message": "m"}]}),
+    "bad-message-expression": _set("spec", "x-kubernetes-validations", [
+        {"rule": "self.replicas > 0", "messageExpression": "self.replicas"}]),
+    "old-self-on-atomic-list-items": _set("fields", "tags", {"type": "array", "maxItems": 5, "items": {
+        "type": "string", "maxLength": 10,
+        "x-kubernetes-validations": [{"rule": "self == oldSelf", "message": "immutable"}]}}),
+    "printer-column-type": _columns([{"name": "Replicas", "type": "int", "jsonPath": ".spec.replicas"}]),
+    "default-breaks-enum": _set("fields", "mode", {"type": "string", "enum": ["Route53", "None"], "default": "Manual"}),
+    "default-breaks-pattern": _set("fields", "region", {
+        "type": "string", "pattern": "^[a-z]{2}-[a-z]+-[0-9]$", "default": "US-EAST-1"}),
+    "set-of-objects": _set("fields", "ports", {"type": "array", "x-kubernetes-list-type": "set",
+        "items": {"type": "object", "properties": {"port": {"type": "integer"}}}}),
+    "map-key-not-required": _set("fields", "ports", {"type": "array", "x-kubernetes-list-type": "map",
+        "x-kubernetes-list-map-keys": ["port"], "items": {"type": "object", "properties": {
+            "port": {"type": "integer"}, "protocol": {"type": "string"}}}}),
+    "invalid-regex": _set("fields", "name", {"type": "string", "pattern": "^(vpc-[0-9a-f]+$"}),
+    "additional-properties-with-properties": _set("fields", "tags", {"type": "object",
+        "properties": {"team": {"type": "string"}}, "additionalProperties": {"type": "string"}}),
+}  # fmt: skip
+
+# (reason, field, message) of each refusal's causes, verbatim from kube-apiserver v1.36.
+REAL_CAUSES: dict[str, list[tuple[str, str, str]]] = {
+    "metadata-description": [
+        (
+            "FieldValueForbidden",
+            "spec.validation.openAPIV3Schema.properties[metadata]",
+            "Forbidden: must not specify anything other than name and generateName, but metadata is implicitly specified",
+        )
+    ],
+    "metadata-labels": [
+        (
+            "FieldValueForbidden",
+            "spec.validation.openAPIV3Schema.properties[metadata]",
+            "Forbidden: must not specify anything other than name and generateName, but metadata is implicitly specified",
+        )
+    ],
+    "property-without-type": [
+        (
+            "FieldValueRequired",
+            "spec.validation.openAPIV3Schema.properties[spec].properties[size].type",
+            "Required value: must not be empty for specified object fields",
+        )
+    ],
+    "cel-syntax-error": [
+        (
+            "FieldValueInvalid",
+            "spec.validation.openAPIV3Schema.properties[spec].x-kubernetes-validations[0].rule",
+            "Invalid value: {\"Rule\":\"self.replicas \\u003e\",\"Message\":\"m\",\"MessageExpression\":\"\",\"Reason\":null,\"FieldPath\":\"\",\"OptionalOldSelf\":null}: compilation failed: ERROR: <input>:1:16: Syntax error: mismatched input '<EOF>' expecting {'[', '{', '(', '.', '-', '!', 'true', 'false', 'null', NUM_FLOAT, NUM_INT, NUM_UINT, STRING, BYTES, IDENTIFIER}\n | self.replicas >\n | ...............^",
+        )
+    ],
+    "cel-unknown-field": [
+        (
+            "FieldValueInvalid",
+            "spec.validation.openAPIV3Schema.properties[spec].x-kubernetes-validations[0].rule",
+            'Invalid value: {"Rule":"self.replica \\u003e 0","Message":"m","MessageExpression":"","Reason":null,"FieldPath":"","OptionalOldSelf":null}: compilation failed: ERROR: <input>:1:5: undefined field \'replica\'\n | self.replica > 0\n | ....^',
+        )
+    ],
+    "cel-over-budget": [
+        (
+            "FieldValueForbidden",
+            "spec.validation.openAPIV3Schema.properties[spec].properties[names].x-kubernetes-validations[0].rule",
+            "Forbidden: estimated rule cost exceeds budget by factor of more than 100x (try simplifying the rule, or adding maxItems, maxProperties, and maxLength where arrays, maps, and strings are declared)",
+        ),
+        (
+            "FieldValueForbidden",
+            "spec.validation.openAPIV3Schema.properties[spec].properties[names].x-kubernetes-validations[0].rule",
+            "Forbidden: contributed to estimated rule cost total exceeding cost limit for entire OpenAPIv3 schema",
+        ),
+        (
+            "FieldValueForbidden",
+            "spec.validation.openAPIV3Schema",
+            "Forbidden: x-kubernetes-validations estimated rule cost total for entire OpenAPIv3 schema exceeds budget by factor of more than 100x (try simplifying the rule, or adding maxItems, maxProperties, and maxLength where arrays, maps, and strings are declared)",
+        ),
+    ],
+    "bad-message-expression": [
+        (
+            "FieldValueInvalid",
+            "spec.validation.openAPIV3Schema.properties[spec].x-kubernetes-validations[0].messageExpression",
+            'Invalid value: {"Rule":"self.replicas \\u003e 0","Message":"","MessageExpression":"self.replicas","Reason":null,"FieldPath":"","OptionalOldSelf":null}: messageExpression must evaluate to a string',
+        )
+    ],
+    "old-self-on-atomic-list-items": [
+        (
+            "FieldValueInvalid",
+            "spec.validation.openAPIV3Schema.properties[spec].properties[tags].items.x-kubernetes-validations[0].rule",
+            'Invalid value: "self == oldSelf": oldSelf cannot be used on the uncorrelatable portion of the schema within spec.validation.openAPIV3Schema.properties[spec].properties[tags]',
+        )
+    ],
+    "printer-column-type": [
+        (
+            "FieldValueInvalid",
+            "spec.additionalPrinterColumns[0].type",
+            'Invalid value: "int": must be one of boolean,date,integer,number,string',
+        )
+    ],
+    "default-breaks-enum": [
+        (
+            "FieldValueNotSupported",
+            "spec.validation.openAPIV3Schema.properties[spec].properties[mode].default",
+            'Unsupported value: "Manual": supported values: "Route53", "None"',
+        )
+    ],
+    "default-breaks-pattern": [
+        (
+            "FieldValueInvalid",
+            "spec.validation.openAPIV3Schema.properties[spec].properties[region].default",
+            "Invalid value: \"US-EAST-1\":  in body should match '^[a-z]{2}-[a-z]+-[0-9]$'",
+        )
+    ],
+    "set-of-objects": [
+        (
+            "FieldValueInvalid",
+            "spec.validation.openAPIV3Schema.properties[spec].properties[ports].items.x-kubernetes-map-type",
+            "Invalid value: null: must be atomic as item of a list with x-kubernetes-list-type=set",
+        )
+    ],
+    "map-key-not-required": [
+        (
+            "FieldValueRequired",
+            "spec.validation.openAPIV3Schema.properties[spec].properties[ports].items.properties[port].default",
+            "Required value: this property is in x-kubernetes-list-map-keys, so it must have a default or be a required property",
+        )
+    ],
+    "invalid-regex": [
+        (
+            "FieldValueInvalid",
+            "spec.validation.openAPIV3Schema.properties[spec].properties[name].pattern",
+            'Invalid value: "^(vpc-[0-9a-f]+$": must be a valid regular expression, but isn\'t: error parsing regexp: missing closing ): `^(vpc-[0-9a-f]+$`',
+        )
+    ],
+    "additional-properties-with-properties": [
+        (
+            "FieldValueForbidden",
+            "spec.validation.openAPIV3Schema.properties[spec].properties[tags].additionalProperties",
+            "Forbidden: additionalProperties and properties are mutual exclusive",
+        )
+    ],
+}
+
+
+def _crd(n: int, case: str) -> Crd:
+    crd = _base(n)
+    MALFORMED[case](crd)
+    return crd
+
+
+def _expected(name: str, causes: list[tuple[str, str, str]]) -> dict[str, Any]:
+    """The 422 body kube-apiserver sends (``errors.NewInvalid``: one cause inline, several in brackets)."""
+    texts = [f"{field}: {message}" for _, field, message in causes]
+    summary = texts[0] if len(texts) == 1 else "[" + ", ".join(texts) + "]"
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": f'CustomResourceDefinition.apiextensions.k8s.io "{name}" is invalid: {summary}',
+        "reason": "Invalid",
+        "details": {
+            "name": name,
+            "group": "apiextensions.k8s.io",
+            "kind": "CustomResourceDefinition",
+            "causes": [{"reason": r, "message": m, "field": f} for r, f, m in causes],
+        },
+        "code": 422,
+    }
+
+
+async def _refused(akube: AsyncKube, method: str, path: str, body: Crd) -> dict[str, Any]:
+    with pytest.raises(KubeApiError) as err:
+        await akube.request(method, path, body=body)
+    assert err.value.status == 422, err.value.body
+    return dict(err.value.body)
+
+
+@pytest.mark.parametrize("case", list(MALFORMED))
+async def test_malformed_crd_is_refused_on_create_with_the_real_message(akube: AsyncKube, case: str) -> None:
+    n = list(MALFORMED).index(case) + 1
+    crd = _crd(n, case)
+    assert await _refused(akube, "POST", CRDS, crd) == _expected(crd["metadata"]["name"], REAL_CAUSES[case])
+    with pytest.raises(KubeApiError) as err:
+        await akube.request("GET", f"{CRDS}/{crd['metadata']['name']}")
+    assert err.value.status == 404
+
+
+@pytest.mark.parametrize(
+    "case", ["metadata-description", "cel-unknown-field", "cel-over-budget", "old-self-on-atomic-list-items"]
+)
+async def test_malformed_crd_is_refused_on_update(akube: AsyncKube, case: str) -> None:
+    # Taken from kube-apiserver v1.36 too: PUT of the malformed CRD over a valid one answers as the create does.
+    n = 300 + list(MALFORMED).index(case)
+    stored = await akube.request("POST", CRDS, body=_base(n))
+    broken = _crd(n, case)
+    broken["metadata"]["resourceVersion"] = stored["metadata"]["resourceVersion"]
+    name = broken["metadata"]["name"]
+    assert await _refused(akube, "PUT", f"{CRDS}/{name}", broken) == _expected(name, REAL_CAUSES[case])
+    assert (await akube.request("GET", f"{CRDS}/{name}"))["spec"] == stored["spec"]
+
+
+async def test_valid_crds_are_accepted(akube: AsyncKube) -> None:
+    """The project's CRD (already installed by the fixture), the tests' sample CRDs and a CRD that uses what
+    the rules allow: metadata restricting only name, int-or-string, map lists, transition rules on map-list
+    items, a set of scalars."""
+    assert await akube.request("GET", f"{CRDS}/clickhouseprivatelinks.privatelink.clickhouse.dev")
+    await akube.request("POST", CRDS, body=sample_crd("gadgets", status_subresource=True))
+    allowed = _base(99)
+    root = allowed["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    root["properties"]["metadata"] = {
+        "type": "object",
+        "properties": {"name": {"type": "string", "maxLength": 20}},
+    }
+    root["properties"]["spec"]["properties"].update({
+        "port": {"x-kubernetes-int-or-string": True, "anyOf": [{"type": "integer"}, {"type": "string"}]},
+        "zones": {"type": "array", "x-kubernetes-list-type": "set", "items": {"type": "string"}},
+        "ports": {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["port"],
+                  "maxItems": 8, "items": {"type": "object", "required": ["port"], "properties": {
+                      "port": {"type": "integer"}, "name": {"type": "string", "maxLength": 10}},
+                      "x-kubernetes-validations": [{"rule": "self.name == oldSelf.name", "message": "fixed"}]}},
+    })  # fmt: skip
+    created = await akube.request("POST", CRDS, body=allowed)
+    assert created["metadata"]["name"] == f"case99s.{GROUP}"
+
+
+def _probe_schema(item: dict[str, Any]) -> dict[str, Any]:
+    crd = _base(1)
+    root = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    root["properties"]["spec"]["properties"]["probe"] = {"type": "array", "maxItems": 1, "items": item}
+    return dict(root)
+
+
+def _string(rule: str, max_length: int | None = None) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "string", "x-kubernetes-validations": [{"rule": rule}]}
+    if max_length is not None:
+        schema["maxLength"] = max_length
+    return schema
+
+
+def _strings(rule: str) -> dict[str, Any]:
+    return {"type": "array", "maxItems": 10, "items": {"type": "string", "maxLength": 20},
+            "x-kubernetes-validations": [{"rule": rule}]}  # fmt: skip
+
+
+UUID = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+
+# (schema with one rule, its estimated cost on kube-apiserver v1.36), measured as the module docstring says.
+MEASURED_COSTS: list[tuple[dict[str, Any], int]] = [
+    (_string(f"self.matches('{UUID}')", 36), 301),
+    (_string("self.size() == 36", 36), 3),
+    (_string("self.startsWith('vpc-')"), 2),
+    (_string("self == 'abc'", 10), 2),
+    (_string("self in ['a', 'b', 'c']", 20), 14),
+    (_string("self.contains('xy')", 20), 9),
+    (_string("self.matches('^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]+$')", 2048), 12301),
+    (_string("self.matches('^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9]+$')", 32), 144),
+    ({"type": "object", "properties": {"a": {"type": "string", "maxLength": 5}, "b": {"type": "integer"}},
+      "x-kubernetes-validations": [{"rule": "has(self.a) != has(self.b)"}]}, 3),
+    ({"type": "integer", "x-kubernetes-validations": [{"rule": "self > 0 ? self < 10 : self > -10"}]}, 4),
+    (_strings("self.all(x, x.startsWith('a'))"), 52),
+    (_strings("self.exists(x, x == 'a')"), 62),
+    (_strings("self.exists_one(x, x == 'a')"), 43),
+    (_strings("self.map(x, x + 'a').size() > 0"), 234),
+    (_strings("self.filter(x, x == 'a').size() < 2"), 164),
+    ({"type": "object", "maxProperties": 40, "additionalProperties": {"type": "string", "maxLength": 256},
+      "x-kubernetes-validations": [{"rule": "self.all(k, size(k) >= 1 && size(k) <= 128 && !k.startsWith('aws:') "
+                                            "&& !k.startsWith('privatelink.clickhouse.dev/'))"}]}, 682),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("item", "cost"), MEASURED_COSTS)
+def test_cost_estimate_matches_the_real_server(item: dict[str, Any], cost: int) -> None:
+    validator = SchemaValidator()
+    assert validator.validate(_probe_schema(item), "spec.validation") == []
+    rule = "spec.validation.openAPIV3Schema.properties[spec].properties[probe].items.x-kubernetes-validations[0].rule"
+    assert validator.costs[rule] == cost
+
+
+def test_project_crd_rules_fit_the_budget() -> None:
+    crd = yaml.safe_load(CRD_FILE.read_text())
+    validator = SchemaValidator()
+    assert (
+        validator.validate(crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"], "spec.validation") == []
+    )
+    assert validator.costs and max(validator.costs.values()) < 10_000_000
