@@ -99,7 +99,9 @@ def test_every_field_has_a_description_for_kubectl_explain() -> None:
     # there made every real kube-apiserver refuse the CRD): kubectl explain takes metadata from ObjectMeta.
     assert root["properties"]["metadata"] == {"type": "object"}
     missing = [
-        path for path, node in nodes if path != ".metadata" and not str(node.get("description", "")).strip()
+        path
+        for path, node in nodes
+        if path != ".metadata" and not str(node.get("description", "")).strip()
     ]
     assert missing == [], f"fields without a description (kubectl explain shows nothing): {missing}"
 
