@@ -361,3 +361,59 @@ def test_project_crd_rules_fit_the_budget() -> None:
         validator.validate(crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"], "spec.validation") == []
     )
     assert validator.costs and max(validator.costs.values()) < 10_000_000
+
+
+def _with_replicas(schema: dict[str, Any]) -> Callable[[Crd], None]:
+    return _set("fields", "replicas", schema)
+
+
+def _served(crd: Crd) -> None:
+    crd["spec"]["versions"][0]["served"] = "yes"
+
+
+# A body Go cannot decode into a CRD is a 400 before any validation; messages from kube-apiserver v1.36.
+UNDECODABLE: list[tuple[Callable[[Crd], None], str]] = [
+    (_with_replicas({"type": 5}), "json: cannot unmarshal number into Go struct field "
+     "JSONSchemaProps.spec.versions.schema.openAPIV3Schema.properties.properties.type of type string"),
+    (_with_replicas({"type": "string", "maxLength": 1.5}), "json: cannot unmarshal number 1.5 into Go struct field "
+     "JSONSchemaProps.spec.versions.schema.openAPIV3Schema.properties.properties.maxLength of type int64"),
+    (_with_replicas({"type": "string", "x-kubernetes-validations": [{"rule": 1}]}), "json: cannot unmarshal number "
+     "into Go struct field ValidationRule.spec.versions.schema.openAPIV3Schema.properties.properties"
+     ".x-kubernetes-validations.rule of type string"),
+    (_served, "json: cannot unmarshal string into Go struct field CustomResourceDefinitionVersion.spec.versions.served "
+     "of type bool"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("mutate", "message"), UNDECODABLE)
+async def test_undecodable_crd_is_a_bad_request(
+    akube: AsyncKube, mutate: Callable[[Crd], None], message: str
+) -> None:
+    crd = _base(400)
+    mutate(crd)
+    with pytest.raises(KubeApiError) as err:
+        await akube.request("POST", CRDS, body=crd)
+    assert err.value.status == 400
+    assert err.value.body["message"] == (
+        'CustomResourceDefinition in version "v1" cannot be handled as a CustomResourceDefinition: ' + message
+    )
+
+
+async def test_errors_name_per_version_schemas_and_hoisted_columns(akube: AsyncKube) -> None:
+    """Versions with different schemas are reported per version; identical printer columns at the top level
+    (the v1 -> internal conversion hoists what all versions share). Taken from kube-apiserver v1.36."""
+    crd = _base(503)
+    first = crd["spec"]["versions"][0]
+    second = copy.deepcopy(first) | {"name": "v2", "storage": False}
+    second["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["bad"] = {
+        "description": "no type"
+    }
+    crd["spec"]["versions"].append(second)
+    for version in crd["spec"]["versions"]:
+        version["additionalPrinterColumns"] = [{"name": "R", "type": "int", "jsonPath": ".spec.replicas"}]
+    assert await _refused(akube, "POST", CRDS, crd) == _expected(crd["metadata"]["name"], [
+        ("FieldValueRequired", "spec.versions[1].schema.openAPIV3Schema.properties[spec].properties[bad].type",
+         "Required value: must not be empty for specified object fields"),
+        ("FieldValueInvalid", "spec.additionalPrinterColumns[0].type",
+         'Invalid value: "int": must be one of boolean,date,integer,number,string'),
+    ])  # fmt: skip
