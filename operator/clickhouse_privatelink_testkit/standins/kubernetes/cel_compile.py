@@ -102,6 +102,11 @@ def cel_escape(name: str) -> str | None:
     return escaped.replace(".", "__dot__").replace("-", "__dash__").replace("/", "__slash__")
 
 
+def _bound(limit: Any, unbounded: int) -> int:
+    """A declared maxItems/maxProperties (never negative), or what fits in a request without one."""
+    return max(int(limit), 0) if limit is not None else unbounded
+
+
 def schema_decl_type(s: Schema, *, is_root: bool) -> CelType | None:
     if s.get("x-kubernetes-int-or-string"):
         max_length = s.get("maxLength")
@@ -118,12 +123,7 @@ def schema_decl_type(s: Schema, *, is_root: bool) -> CelType | None:
         elem = schema_decl_type(items, is_root=bool(items.get("x-kubernetes-embedded-resource")))
         if elem is None:
             return None
-        max_items = s.get("maxItems")
-        count = (
-            max(int(max_items), 0)
-            if max_items is not None
-            else (MAX_REQUEST_SIZE_BYTES - 2) // (elem.min_size + 1)
-        )
+        count = _bound(s.get("maxItems"), (MAX_REQUEST_SIZE_BYTES - 2) // (elem.min_size + 1))
         return CelType("list", elem=elem, max_elements=count, min_size=2)
     if kind == "object":
         extra = s.get("additionalProperties")
@@ -131,12 +131,7 @@ def schema_decl_type(s: Schema, *, is_root: bool) -> CelType | None:
             elem = schema_decl_type(extra, is_root=bool(extra.get("x-kubernetes-embedded-resource")))
             if elem is None:
                 return None
-            max_props = s.get("maxProperties")
-            count = (
-                max(int(max_props), 0)
-                if max_props is not None
-                else (MAX_REQUEST_SIZE_BYTES - 2) // (elem.min_size + 6)
-            )
+            count = _bound(s.get("maxProperties"), (MAX_REQUEST_SIZE_BYTES - 2) // (elem.min_size + 6))
             return CelType(
                 "map",
                 elem=elem,
@@ -547,6 +542,17 @@ class _Info:
     path: tuple[str, ...] | None = None
 
 
+# Per macro, as cel-go expands it: what each iteration adds to the body (loop condition and step), the
+# accumulator's initial value, and the result expression.
+_MACRO_COSTS: dict[str, tuple[tuple[int, int], tuple[int, int], tuple[int, int]]] = {
+    "all": ((3, 3), (0, 0), (1, 1)),
+    "exists": ((4, 4), (0, 0), (1, 1)),
+    "exists_one": ((2, 2), (0, 0), (2, 2)),
+    "map": ((12, 12), (10, 10), (1, 1)),
+    "filter": ((1, 13), (10, 10), (1, 1)),
+}
+
+
 class _Checker:
     """A small CEL checker: resolves ``self``/``oldSelf`` field selects against the schema's declaration,
     infers simple result types, and estimates the cost as cel-go does (see the module docstring)."""
@@ -651,25 +657,8 @@ class _Checker:
         body = (0, 0)
         for b in bodies:
             body = _add(body, b.cost)
-        # Per iteration: the loop condition and the step cel-go's macro expansion builds around the body.
-        overhead = {
-            "all": (3, 3),
-            "exists": (4, 4),
-            "exists_one": (2, 2),
-            "map": (12, 12),
-            "filter": (13, 13),
-        }[node.name]
-        if node.name == "filter":
-            overhead = (1, 13)
+        overhead, accu_init, result_cost = _MACRO_COSTS[node.name]
         per_iteration = _add(body, overhead)
-        accu_init = (10, 10) if node.name in ("map", "filter") else (0, 0)
-        result_cost = {
-            "all": (1, 1),
-            "exists": (1, 1),
-            "exists_one": (2, 2),
-            "map": (1, 1),
-            "filter": (1, 1),
-        }[node.name]
         cost = _add(_add(_add(rng.cost, accu_init), result_cost), _mul_pair(rng_size, per_iteration))
         if node.name in ("map", "filter"):
             out_elem = bodies[-1].type if node.name == "map" else elem

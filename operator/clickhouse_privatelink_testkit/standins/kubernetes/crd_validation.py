@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -736,23 +736,26 @@ def go_regexp_error(pattern: str) -> str | None:
     return None
 
 
+# Python's re error -> Go's message (``regexp/syntax``), from the pattern and the error's position.
+_GO_REGEXP_ERRORS: list[tuple[str, Callable[[str, int, str], str]]] = [
+    ("missing ), unterminated subpattern", lambda p, _, __: f"missing closing ): `{p}`"),
+    ("unbalanced parenthesis", lambda p, _, __: f"unexpected ): `{p}`"),
+    ("unterminated character set", lambda p, pos, _: f"missing closing ]: `{p[pos:]}`"),
+    ("nothing to repeat", lambda p, pos, _: f"missing argument to repetition operator: `{p[pos]}`"),
+    ("multiple repeat", lambda p, pos, _: f"invalid nested repetition operator: `{p[pos - 1 : pos + 1]}`"),
+    (
+        "bad character range",
+        lambda _, __, text: f"invalid character class range: `{text.rsplit(' ', 1)[-1]}`",
+    ),
+    ("bad escape", lambda p, pos, _: f"invalid escape sequence: `{p[pos : pos + 2]}`"),
+]
+
+
 def _go_regexp_message(pattern: str, exc: re.error) -> str:
     text = str(exc.msg)
-    pos = exc.pos or 0
-    if text.startswith("missing ), unterminated subpattern"):
-        return f"error parsing regexp: missing closing ): `{pattern}`"
-    if text.startswith("unbalanced parenthesis"):
-        return f"error parsing regexp: unexpected ): `{pattern}`"
-    if text.startswith("unterminated character set"):
-        return f"error parsing regexp: missing closing ]: `{pattern[pos:]}`"
-    if text.startswith("nothing to repeat"):
-        return f"error parsing regexp: missing argument to repetition operator: `{pattern[pos]}`"
-    if text.startswith("multiple repeat"):
-        return f"error parsing regexp: invalid nested repetition operator: `{pattern[pos - 1 : pos + 1]}`"
-    if text.startswith("bad character range"):
-        return f"error parsing regexp: invalid character class range: `{text.rsplit(' ', 1)[-1]}`"
-    if text.startswith("bad escape"):
-        return f"error parsing regexp: invalid escape sequence: `{pattern[pos : pos + 2]}`"
+    for prefix, render in _GO_REGEXP_ERRORS:
+        if text.startswith(prefix):
+            return "error parsing regexp: " + render(pattern, exc.pos or 0, text)
     return f"error parsing regexp: {text}: `{pattern}`"
 
 
@@ -1102,6 +1105,11 @@ def _standard(s: Schema, path: str, ctx: _Context) -> list[FieldError]:
     return errors
 
 
+def _type_required_by(kind: str, expected: str, extension: str, path: str) -> FieldError:
+    detail = f"must be {expected} if {extension} is specified"
+    return _invalid(_child(path, "type"), kind, detail) if kind else _required(_child(path, "type"), detail)
+
+
 def _extensions(s: Schema, path: str) -> list[FieldError]:
     errors: list[FieldError] = []
     kind = s.get("type") or ""
@@ -1111,14 +1119,7 @@ def _extensions(s: Schema, path: str) -> list[FieldError]:
         )
     map_type = s.get("x-kubernetes-map-type")
     if map_type is not None and kind != "object":
-        if not kind:
-            errors.append(
-                _required(_child(path, "type"), "must be object if x-kubernetes-map-type is specified")
-            )
-        else:
-            errors.append(
-                _invalid(_child(path, "type"), kind, "must be object if x-kubernetes-map-type is specified")
-            )
+        errors.append(_type_required_by(kind, "object", "x-kubernetes-map-type", path))
     if map_type is not None and map_type not in ("atomic", "granular"):
         errors.append(
             FieldError(
@@ -1131,14 +1132,7 @@ def _extensions(s: Schema, path: str) -> list[FieldError]:
     list_type = s.get("x-kubernetes-list-type")
     items = s.get("items") if isinstance(s.get("items"), dict) else None
     if list_type is not None and kind != "array":
-        if not kind:
-            errors.append(
-                _required(_child(path, "type"), "must be array if x-kubernetes-list-type is specified")
-            )
-        else:
-            errors.append(
-                _invalid(_child(path, "type"), kind, "must be array if x-kubernetes-list-type is specified")
-            )
+        errors.append(_type_required_by(kind, "array", "x-kubernetes-list-type", path))
     elif list_type == "set" and items is not None:
         if items.get("type") == "array" and items.get("x-kubernetes-list-type") not in (None, "atomic"):
             errors.append(
