@@ -417,3 +417,34 @@ async def test_errors_name_per_version_schemas_and_hoisted_columns(akube: AsyncK
         ("FieldValueInvalid", "spec.additionalPrinterColumns[0].type",
          'Invalid value: "int": must be one of boolean,date,integer,number,string'),
     ])  # fmt: skip
+
+
+APPROVAL = "metadata.annotations[api-approved.kubernetes.io]"
+APPROVAL_NEEDED = 'protected groups must have approval annotation "api-approved.kubernetes.io"'
+
+
+@pytest.mark.parametrize(
+    ("annotation", "causes"),
+    [
+        (None, [("FieldValueRequired", APPROVAL,
+                 f"Required value: {APPROVAL_NEEDED}, see https://github.com/kubernetes/enhancements/pull/1111")]),
+        ("nope", [("FieldValueInvalid", APPROVAL,
+                   f'Invalid value: "nope": {APPROVAL_NEEDED} with either a URL or a reason starting with '
+                   '"unapproved", see https://github.com/kubernetes/enhancements/pull/1111')]),
+        ("unapproved, testing", []),
+        ("https://github.com/kubernetes/enhancements/pull/1111", []),
+    ],
+)  # fmt: skip
+async def test_protected_groups_need_api_approval(
+    akube: AsyncKube, annotation: str | None, causes: list[tuple[str, str, str]]
+) -> None:
+    """Groups under k8s.io need the approval annotation; answers taken from kube-apiserver v1.36."""
+    crd = _base(600)
+    crd["spec"]["group"] = "i16crdval.k8s.io"
+    crd["metadata"]["name"] = "case600s.i16crdval.k8s.io"
+    if annotation is not None:
+        crd["metadata"]["annotations"] = {"api-approved.kubernetes.io": annotation}
+    if causes:
+        assert await _refused(akube, "POST", CRDS, crd) == _expected(crd["metadata"]["name"], causes)
+    else:
+        await akube.request("POST", CRDS, body=crd)

@@ -3,8 +3,10 @@
 What is checked, with the real server's paths and messages (``k8s.io/apiextensions-apiserver``'s
 ``pkg/apis/apiextensions/validation`` and ``pkg/apiserver/schema``):
 
+- the body decodes into a v1 CRD (else a 400 with Go's ``json: cannot unmarshal ...``);
 - the spec: group, scope, names, exactly one storage version, ``metadata.name`` = plural.group, immutable group
-  and plural on update;
+  and plural on update, ``preserveUnknownFields`` not true, the ``api-approved.kubernetes.io`` annotation for
+  groups under ``k8s.io`` and ``kubernetes.io``;
 - where a schema is reported: a v1 CRD whose versions all carry the same schema (or printer columns, or
   subresources) is converted to the internal form with that schema at ``spec.validation`` (columns at
   ``spec.additionalPrinterColumns``), so the errors name those paths, as the real server's do;
@@ -45,6 +47,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from clickhouse_privatelink_testkit.standins.kubernetes import schema as kube_schema
 from clickhouse_privatelink_testkit.standins.kubernetes.cel_compile import (
@@ -134,6 +137,12 @@ def validate_crd(crd: Mapping[str, Any], old: Mapping[str, Any] | None = None) -
             errors.extend(_validate_columns(versions[i], column_paths[i]))
     for i in hoisted_columns:
         errors.extend(_validate_columns(versions[i], column_paths[i]))
+    errors.extend(_validate_api_approval(crd, old))
+    if spec.get("preserveUnknownFields") is True and not (
+        old and (old.get("spec") or {}).get("preserveUnknownFields")
+    ):
+        detail = "cannot set to true, set x-kubernetes-preserve-unknown-fields to true in spec.versions[*].schema instead"
+        errors.append(_invalid("spec.preserveUnknownFields", True, detail))
     if old is not None:
         old_spec = old.get("spec") or {}
         for name, value, old_value in (
@@ -147,6 +156,44 @@ def validate_crd(crd: Mapping[str, Any], old: Mapping[str, Any] | None = None) -
             if value != old_value:
                 errors.append(_invalid(name, value, "field is immutable"))
     return errors
+
+
+_APPROVAL = "api-approved.kubernetes.io"
+_APPROVAL_HELP = "see https://github.com/kubernetes/enhancements/pull/1111"
+
+
+def _approval_state(crd: Mapping[str, Any] | None) -> str:
+    """``GetAPIApprovalState``: missing, bypassed (``unapproved...``), approved (a URL) or invalid."""
+    meta = (crd or {}).get("metadata")
+    annotations = (meta.get("annotations") if isinstance(meta, dict) else None) or {}
+    value = str(annotations.get(_APPROVAL) or "")
+    if not value:
+        return "missing"
+    if value.startswith("unapproved"):
+        return "bypassed"
+    url = urlsplit(value)
+    return "approved" if url.scheme and url.netloc else "invalid"
+
+
+def _validate_api_approval(crd: Mapping[str, Any], old: Mapping[str, Any] | None) -> list[FieldError]:
+    """Groups under k8s.io and kubernetes.io need the API approval annotation (unless it did not change)."""
+    group = str((crd.get("spec") or {}).get("group") or "")
+    if not any(group == root or group.endswith("." + root) for root in ("k8s.io", "kubernetes.io")):
+        return []
+    state = _approval_state(crd)
+    if (old is not None and _approval_state(old) == state) or state in ("approved", "bypassed"):
+        return []
+    path = f"metadata.annotations[{_APPROVAL}]"
+    if state == "missing":
+        return [
+            _required(path, f'protected groups must have approval annotation "{_APPROVAL}", {_APPROVAL_HELP}')
+        ]
+    value = crd["metadata"]["annotations"][_APPROVAL]
+    detail = (
+        f'protected groups must have approval annotation "{_APPROVAL}" with either a URL or a reason starting '
+        f'with "unapproved", {_APPROVAL_HELP}'
+    )
+    return [_invalid(path, value, detail)]
 
 
 def _validate_version_schema(
@@ -207,6 +254,12 @@ def _validate_spec_basics(crd: Mapping[str, Any], spec: dict[str, Any]) -> list[
                     'supported values: "Cluster", "Namespaced"',
                 )
             )
+    if spec.get("preserveUnknownFields") is True and any("default" in sub for sub in _crd_schemas(spec)):
+        errors.append(
+            _invalid(
+                "spec.preserveUnknownFields", True, "must be false in order to use defaults in the schema"
+            )
+        )
     versions = spec.get("versions")
     if not isinstance(versions, list) or not versions:
         errors.append(
@@ -264,6 +317,12 @@ def _validate_spec_basics(crd: Mapping[str, Any], spec: dict[str, Any]) -> list[
 def _name(crd: Mapping[str, Any]) -> Any:
     meta = crd.get("metadata")
     return meta.get("name") if isinstance(meta, dict) else None
+
+
+def _crd_schemas(spec: dict[str, Any]) -> Iterator[Schema]:
+    for version in spec.get("versions") or []:
+        if isinstance(version, dict):
+            yield from _all_schemas((version.get("schema") or {}).get("openAPIV3Schema"))
 
 
 def _validate_column(column: Any, path: str) -> list[FieldError]:
