@@ -346,6 +346,44 @@ MEASURED_COSTS: list[tuple[dict[str, Any], int]] = [
 ]  # fmt: skip
 
 
+# More measured costs, one rule on each of these schemas: the library functions Kubernetes prices by size.
+PROBED: dict[str, dict[str, Any]] = {
+    "string": {"type": "string", "maxLength": 64},
+    "object": {
+        "type": "object",
+        "properties": {"a": {"type": "string", "maxLength": 10}, "n": {"type": "integer"}},
+    },
+    "map": {"type": "object", "maxProperties": 10, "additionalProperties": {"type": "integer"}},
+    "list": {"type": "array", "maxItems": 10, "items": {"type": "string", "maxLength": 10}},
+}
+MEASURED_LIBRARY_COSTS: list[tuple[str, str, int]] = [
+    ("string", "isURL(self) && url(self).getHost() != ''", 30),
+    ("string", "quantity(self).isGreaterThan(quantity('1'))", 29),
+    ("string", "self.split('/').size() < 3", 55),
+    ("string", "self.indexOf('a') >= 0", 28),
+    ("string", "format.dns1123Label().validate(self).hasValue() == false", 836),
+    ("string", "isCIDR(self) && cidr(self).prefixLength() < 24", 56),
+    ("string", "self.lowerAscii() == self", 54),
+    ("string", "self.replace('a', 'b') != ''", 53),
+    ("string", "b'abc' == bytes(self)", 28),
+    ("string", "strings.quote(self) != ''", 27),
+    ("object", "self.?a.orValue('') != 'x'", 4),
+    ("object", "type(self.n) == int", 4),
+    ("object", "{'a': 1}['a'] == self.n", 33),
+    ("map", "self.all(k, self[k] > 0)", 72),
+    ("map", "self.exists(k, k == 'a')", 52),
+    ("list", "self.all(x, x.size() < 5) && self.isSorted()", 113),
+    ("list", "self.map(x, x.size()).sum() < 100", 163),
+    ("list", "self.join(',').size() < 100", 44),
+    ("list", "self.all(x, self.exists(y, x == y))", 1052),
+    ("list", "self.all(i, x, x != '')", 42),
+]
+MEASURED_COSTS += [
+    ({**PROBED[kind], "x-kubernetes-validations": [{"rule": rule}]}, cost)
+    for kind, rule, cost in MEASURED_LIBRARY_COSTS
+]
+
+
 @pytest.mark.parametrize(("item", "cost"), MEASURED_COSTS)
 def test_cost_estimate_matches_the_real_server(item: dict[str, Any], cost: int) -> None:
     validator = SchemaValidator()
