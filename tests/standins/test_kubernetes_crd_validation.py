@@ -486,3 +486,51 @@ async def test_protected_groups_need_api_approval(
         assert await _refused(akube, "POST", CRDS, crd) == _expected(crd["metadata"]["name"], causes)
     else:
         await akube.request("POST", CRDS, body=crd)
+
+
+# Rules on the root schema and what kube-apiserver v1.36 said of each (the detail after the rule).
+ROOT_RULE_ERRORS: list[tuple[str, str]] = [
+    (
+        "self.replicas > 0)",
+        "compilation failed: ERROR: <input>:1:18: Syntax error: extraneous input ')' expecting <EOF>\n | self.replicas > 0)\n | .................^",
+    ),
+    (
+        "(self.replicas > 0",
+        "compilation failed: ERROR: <input>:1:19: Syntax error: missing ')' at '<EOF>'\n | (self.replicas > 0\n | ..................^",
+    ),
+    (
+        "self.replicas # 0",
+        "compilation failed: ERROR: <input>:1:15: Syntax error: token recognition error at: '#'\n | self.replicas # 0\n | ..............^\nERROR: <input>:1:17: Syntax error: extraneous input '0' expecting <EOF>\n | self.replicas # 0\n | ................^",
+    ),
+    (
+        "self.replicas > > 0",
+        "compilation failed: ERROR: <input>:1:17: Syntax error: extraneous input '>' expecting {'[', '{', '(', '.', '-', '!', 'true', 'false', 'null', NUM_FLOAT, NUM_INT, NUM_UINT, STRING, BYTES, IDENTIFIER}\n | self.replicas > > 0\n | ................^",
+    ),
+    (
+        "replicas > 0",
+        "compilation failed: ERROR: <input>:1:1: undeclared reference to 'replicas' (in container '')\n | replicas > 0\n | ^",
+    ),
+    ("self.spec.replicas + 1", "cel expression must evaluate to a bool"),
+    (
+        "size(self.metadata.labels) < 10",
+        "compilation failed: ERROR: <input>:1:19: undefined field 'labels'\n | size(self.metadata.labels) < 10\n | ..................^",
+    ),
+    (
+        "math.greatest(1, 2) == 2",
+        "compilation failed: ERROR: <input>:1:1: undeclared reference to 'math' (in container '')\n | math.greatest(1, 2) == 2\n | ^\nERROR: <input>:1:14: undeclared reference to 'greatest' (in container '')\n | math.greatest(1, 2) == 2\n | .............^",
+    ),
+]
+
+
+@pytest.mark.parametrize(("rule", "detail"), ROOT_RULE_ERRORS)
+async def test_rule_compilation_errors(akube: AsyncKube, rule: str, detail: str) -> None:
+    crd = _base(900)
+    crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["x-kubernetes-validations"] = [{"rule": rule}]
+    status = await _refused(akube, "POST", CRDS, crd)
+    (cause,) = status["details"]["causes"]
+    assert (cause["reason"], cause["field"]) == (
+        "FieldValueInvalid",
+        "spec.validation.openAPIV3Schema.x-kubernetes-validations[0].rule",
+    )
+    assert cause["message"].startswith('Invalid value: {"Rule":')
+    assert cause["message"].endswith('"OptionalOldSelf":null}: ' + detail)
