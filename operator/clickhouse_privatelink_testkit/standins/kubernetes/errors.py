@@ -23,8 +23,14 @@ _NO_VALUE = {"Required", "Forbidden", "TooLong"}
 OMIT: Any = object()
 
 
+class GoRendered(str):
+    """A bad value already rendered as Go prints it (e.g. ``json.Marshal`` of a struct, fields in order)."""
+
+
 def _go_value(value: Any) -> str:
     """Render a bad value the way Go's ``%q`` / ``%v`` does in field errors."""
+    if isinstance(value, GoRendered):
+        return str(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):

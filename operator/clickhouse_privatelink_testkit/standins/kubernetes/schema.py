@@ -7,6 +7,7 @@ type or enum error makes the object unusable, evaluate the ``x-kubernetes-valida
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import re
@@ -158,6 +159,24 @@ def validate(obj: dict[str, Any], schema: Schema, old: dict[str, Any] | None = N
             has_old = old is not None and key in old
             _cel(value, props[key], key, old[key] if has_old and old is not None else None, has_old, errors)
     return errors
+
+
+def validate_value(value: Any, schema: Schema, path: str) -> list[FieldError]:
+    """Errors of one value against its own schema, then its CEL rules, reported under ``path`` (CRD defaults).
+
+    As kube-apiserver validates a default, the value is the root of its own validation: messages name fields
+    relative to it (`` in body should match`` for the value itself), the error paths start at ``path``.
+    """
+    errors: list[FieldError] = []
+    _validate(value, schema, "", errors)
+    if not errors:
+        _cel(value, schema, "", None, False, errors)
+    return [
+        dataclasses.replace(
+            e, path=path + ("" if not e.path else e.path if e.path[0] == "[" else "." + e.path)
+        )
+        for e in errors
+    ]
 
 
 def _validate(value: Any, schema: Schema, path: str, errors: list[FieldError]) -> None:

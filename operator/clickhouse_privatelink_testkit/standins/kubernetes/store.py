@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from clickhouse_privatelink_testkit.standins.kubernetes import schema as kube_schema
+from clickhouse_privatelink_testkit.standins.kubernetes.crd_validation import validate_crd
 from clickhouse_privatelink_testkit.standins.kubernetes.errors import (
     STALE,
     ApiError,
@@ -622,7 +623,7 @@ class Store:
         if schema is not None:
             errors.extend(kube_schema.validate(obj, schema, old))
         if rt.gr == CRD_GR:
-            errors.extend(_validate_crd(obj))
+            errors.extend(validate_crd(obj, old))
         if errors:
             raise invalid(rt.group, rt.kind, name, errors)
         return obj
@@ -909,54 +910,6 @@ def _default_crd(crd: dict[str, Any]) -> None:
         names.setdefault("listKind", f"{names['kind']}List")
     spec.setdefault("scope", "Namespaced")
     spec.setdefault("conversion", {"strategy": "None"})
-
-
-def _validate_crd(crd: Mapping[str, Any]) -> list[FieldError]:
-    spec = crd.get("spec")
-    errors: list[FieldError] = []
-    if not isinstance(spec, dict):
-        return [FieldError("Required", "spec")]
-    raw_names = spec.get("names")
-    names: dict[str, Any] = raw_names if isinstance(raw_names, dict) else {}
-    for key in ("plural", "kind"):
-        if not names.get(key):
-            errors.append(FieldError("Required", f"spec.names.{key}"))
-    if not spec.get("group"):
-        errors.append(FieldError("Required", "spec.group"))
-    if spec.get("scope") not in ("Namespaced", "Cluster"):
-        errors.append(
-            FieldError(
-                "NotSupported", "spec.scope", spec.get("scope"), 'supported values: "Cluster", "Namespaced"'
-            )
-        )
-    versions = spec.get("versions")
-    if not isinstance(versions, list) or not versions:
-        errors.append(
-            FieldError(
-                "Invalid",
-                "spec.versions",
-                versions,
-                "must have exactly one version marked as storage version",
-            )
-        )
-    elif sum(1 for v in versions if isinstance(v, dict) and v.get("storage")) != 1:
-        errors.append(
-            FieldError(
-                "Invalid", "spec.versions", None, "must have exactly one version marked as storage version"
-            )
-        )
-    if not errors:
-        expected = f"{names['plural']}.{spec['group']}"
-        if crd["metadata"].get("name") != expected:
-            errors.append(
-                FieldError(
-                    "Invalid",
-                    "metadata.name",
-                    crd["metadata"].get("name"),
-                    'must be spec.names.plural+"."+spec.group',
-                )
-            )
-    return errors
 
 
 def _crd_status(crd: Mapping[str, Any], old: Mapping[str, Any] | None) -> dict[str, Any]:
