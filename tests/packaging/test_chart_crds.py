@@ -20,6 +20,7 @@ from tests.packaging.support import (
 OUR_CRD = "clickhouseprivatelinks.privatelink.clickhouse.dev"
 PEERING_CRDS = {"clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev"}
 KEEP = "helm.sh/resource-policy"
+SYNC_OPTIONS = "argocd.argoproj.io/sync-options"
 
 
 def crd_names(manifests: list[dict[str, Any]]) -> set[str]:
@@ -50,7 +51,42 @@ def test_rendered_crds_are_the_repository_crds_plus_helms_metadata() -> None:
         assert crd["apiVersion"] == original["apiVersion"]
         # The repository's own labels and annotations (ArgoCD's sync wave, server-side apply) survive.
         assert original["metadata"].get("labels", {}).items() <= crd["metadata"]["labels"].items()
-        assert original["metadata"].get("annotations", {}).items() <= crd["metadata"]["annotations"].items()
+        annotations = dict(original["metadata"].get("annotations", {}))
+        rendered = dict(crd["metadata"]["annotations"])
+        assert sync_options(annotations) <= sync_options(rendered)
+        annotations.pop(SYNC_OPTIONS, None)
+        assert annotations.items() <= rendered.items()
+
+
+def sync_options(annotations: dict[str, str]) -> set[str]:
+    """ArgoCD's sync options of an object: one annotation, comma-separated."""
+    return {option for option in annotations.get(SYNC_OPTIONS, "").split(",") if option}
+
+
+@pytest.mark.parametrize(
+    "values",
+    [{}, {"crds": {"kopfPeering": {"enabled": False}}}, {"watchNamespaces": ["team-a"]}],
+    ids=["default", "without-peering-crds", "namespaced"],
+)
+def test_kept_crds_are_never_pruned_by_argocd(values: dict[str, Any]) -> None:
+    # ArgoCD reads helm.sh/resource-policy: keep as "do not delete the Application's objects", not as "do not
+    # prune": with `prune: true`, a CRD that leaves the rendering (crds.enabled=false) would be pruned, and
+    # every ClickHousePrivateLink with it. Prune=false joins the CRD's own options (ServerSideApply=true).
+    source = repository_crds()
+    crds = of_kind(render(values), "CustomResourceDefinition")
+    assert crds
+    for crd in crds:
+        options = sync_options(crd["metadata"]["annotations"])
+        assert "Prune=false" in options, crd["metadata"]["name"]
+        assert "Prune=true" not in options
+        assert sync_options(source[crd["metadata"]["name"]]["metadata"].get("annotations", {})) <= options
+        value = crd["metadata"]["annotations"][SYNC_OPTIONS]
+        assert " " not in value and value.count(",") == len(options) - 1  # ArgoCD's syntax: a,b
+
+
+def test_crds_not_kept_may_be_pruned() -> None:
+    for crd in of_kind(render({"crds": {"keep": False}}), "CustomResourceDefinition"):
+        assert "Prune=false" not in sync_options(crd["metadata"].get("annotations", {}))
 
 
 def test_crds_can_be_left_out_entirely() -> None:
