@@ -74,7 +74,8 @@ def test_parser_reads_nested_keys_multi_line_comments_and_defaults() -> None:
 def test_readme_table_names_the_new_values() -> None:
     text = README.read_text(encoding="utf-8")
     for key in (
-        "global",
+        "enabled",
+        "global.imagePullSecrets",
         "crds.enabled",
         "crds.keep",
         "crds.kopfPeering.enabled",

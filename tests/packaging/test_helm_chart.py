@@ -51,7 +51,7 @@ def test_every_rendered_manifest_is_valid_for_each_supported_kubernetes_version(
 @pytest.mark.parametrize(
     ("values", "complaint"),
     [
-        ({"replicaCount": 0}, "replicaCount"),
+        ({"replicaCount": -1}, "replicaCount"),
         ({"replicaCount": "2"}, "replicaCount"),
         ({"watchNamespaces": ["Team_A"]}, "watchNamespaces"),
         ({"operator": {"logFormat": "xml"}}, "logFormat"),
@@ -279,10 +279,18 @@ def value_paths(values: dict[str, Any], schema: dict[str, Any], prefix: str = ""
     return paths
 
 
+# A parent chart's globals are shared by all its subcharts: keys this chart does not read belong to others.
+OPEN_OBJECTS = {"$.global"}
+
+
 def closed_objects(schema: dict[str, Any], path: str = "$") -> list[str]:
     """Paths of objects with fixed properties that still accept unknown keys."""
     found = []
-    if "properties" in schema and schema.get("additionalProperties") is not False:
+    if (
+        "properties" in schema
+        and schema.get("additionalProperties") is not False
+        and path not in OPEN_OBJECTS
+    ):
         found.append(path)
     for key, child in schema.get("properties", {}).items():
         found += closed_objects(child, f"{path}.{key}")
@@ -294,3 +302,10 @@ def test_values_schema_describes_every_value_and_nothing_else() -> None:
     values = yaml.safe_load((CHART / "values.yaml").read_text(encoding="utf-8"))
     assert value_paths(values, schema) == schema_paths(schema)
     assert closed_objects(schema) == [], "objects with fixed keys must reject unknown ones"
+
+
+def test_zero_replicas_pause_the_operator() -> None:
+    manifests = render({"replicaCount": 0, "podDisruptionBudget": {"enabled": True}})
+    assert the_one(manifests, "StatefulSet")["spec"]["replicas"] == 0
+    for version in KUBERNETES_VERSIONS:
+        assert [error for m in manifests for error in kubernetes_errors(m, version)] == []

@@ -228,7 +228,13 @@ def test_watching_secrets_adds_list_and_watch_where_secrets_are_read() -> None:
     assert watch not in secret_rules_by_namespace(render({}))[None]
     manifests = render({"operator": {"watchSecrets": True}})
     assert secret_rules_by_namespace(manifests) == {None: {secret_rule(["clickhouse-api-key"]), watch}}
-    namespaced = render({"operator": {"watchSecrets": True}, "rbac": {"secretNamespaces": ["team-a"]}})
+    namespaced = render(
+        {
+            "watchNamespaces": ["team-a", "team-b"],
+            "operator": {"watchSecrets": True},
+            "rbac": {"secretNamespaces": ["team-a"]},
+        }
+    )
     assert secret_rules_by_namespace(namespaced) == {"team-a": {secret_rule(["clickhouse-api-key"]), watch}}
     env = {e["name"]: e.get("value") for e in operator_container(manifests)["env"]}
     assert env["CHPL_WATCH_SECRETS"] == "true"
@@ -303,3 +309,17 @@ def test_aggregated_roles_can_be_switched_off() -> None:
         for r in of_kind(render({"rbac": {"aggregateToDefaultRoles": False}}), "ClusterRole")
     }
     assert names == {RELEASE}
+
+
+def test_watching_secrets_cluster_wide_with_per_namespace_secret_roles_is_refused() -> None:
+    # kopf watches Secrets in every namespace it serves; cluster-wide that is one cluster-wide watch, which
+    # Roles in a few namespaces cannot grant: every watch would be refused (403), so rendering refuses it.
+    values = {"operator": {"watchSecrets": True}, "rbac": {"secretNamespaces": ["team-a"]}}
+    result = helm("template", RELEASE, values=values)
+    assert result.returncode != 0
+    assert "operator.watchSecrets" in result.stderr and "rbac.secretNamespaces" in result.stderr
+    # The same in namespaced mode works: the watches are per namespace, granted by the Roles there.
+    namespaced = {**values, "watchNamespaces": ["team-a", "team-b"]}
+    assert helm("template", RELEASE, values=namespaced).returncode == 0
+    # And cluster-wide with the ClusterRole rule (no secretNamespaces).
+    assert helm("template", RELEASE, values={"operator": {"watchSecrets": True}}).returncode == 0

@@ -103,6 +103,9 @@ operator reads Secrets (rbac.secretNamespaces), else the watched ones, else (clu
 {{- end }}
 {{- end }}
 {{- end }}
+{{- if and .Values.operator.watchSecrets (include "chpl.clusterWide" .) $rbac.secretNamespaces }}
+{{- fail "operator.watchSecrets: true cannot work with rbac.secretNamespaces in cluster-wide mode: the operator watches Secrets in every namespace it serves (all of them), and Roles in a few namespaces grant no cluster-wide list or watch (every watch would be refused, 403). Set watchNamespaces to serve those namespaces only, leave rbac.secretNamespaces empty, or leave operator.watchSecrets off (a changed key is then read at the next drift check)" }}
+{{- end }}
 {{- if .Values.clickhouse.apiKey.create }}
 {{- $readable := $rbac.secretNamespaces | default .Values.watchNamespaces }}
 {{- range include "chpl.apiKeyNamespaces" . | fromJsonArray }}
@@ -116,4 +119,19 @@ operator reads Secrets (rbac.secretNamespaces), else the watched ones, else (clu
 {{/* True (non-empty) when the chart renders the kopf peering CRDs itself. */}}
 {{- define "chpl.rendersPeeringCrds" -}}
 {{- if and .Values.crds.enabled .Values.crds.kopfPeering.enabled }}true{{ end }}
+{{- end }}
+
+{{/* Pull secrets: imagePullSecrets, then a parent chart's global.imagePullSecrets (objects or plain names),
+as a JSON list of {name: ...} without repeats. */}}
+{{- define "chpl.imagePullSecrets" -}}
+{{- $secrets := list }}
+{{- $global := (.Values.global | default dict).imagePullSecrets | default list }}
+{{- range concat (.Values.imagePullSecrets | default list) $global }}
+{{- if kindIs "string" . }}
+{{- $secrets = append $secrets (dict "name" .) }}
+{{- else }}
+{{- $secrets = append $secrets (dict "name" .name) }}
+{{- end }}
+{{- end }}
+{{- toJson ($secrets | uniq) }}
 {{- end }}
