@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+import platform
+import threading
+import time
+from importlib import metadata
+
+from prometheus_client import Counter, Gauge, Histogram, Info, start_http_server
+
+from clickhouse_privatelink.constants import OPERATOR_NAME
 
 RECONCILES = Counter(
     "chpl_reconciles_total",
@@ -22,11 +29,94 @@ API_CALLS = Counter(
 )
 THROTTLED = Counter("chpl_throttled_calls_total", "External calls answered with throttling.", ["service"])
 RESOURCES = Gauge(
-    "chpl_resources", "ClickHousePrivateLink resources handled by this instance, by Ready status.", ["ready"]
+    "chpl_resources",
+    "ClickHousePrivateLink resources this replica serves, by Ready status and reason (none while it stands by).",
+    ["ready", "reason"],
+)
+ACTIVE = Gauge(
+    "chpl_active", "1 on the replica that serves the resources (kopf peering), 0 on a replica standing by."
+)
+DELETING = Gauge(
+    "chpl_resources_deleting", "Resources being deleted whose cleanup this replica has not finished yet."
+)
+OLDEST_DELETION = Gauge(
+    "chpl_oldest_deletion_age_seconds",
+    "Seconds since the deletion of the oldest resource whose cleanup has not finished (0: none).",
+)
+BUILD = Info("chpl_build", "The operator's version, and the kopf and Python versions it runs on.")
+BUILD.info(
+    {
+        "version": metadata.version(OPERATOR_NAME),
+        "kopf": metadata.version("kopf"),
+        "python": platform.python_version(),
+    }
 )
 DRIFT_REPAIRS = Counter(
     "chpl_drift_repairs_total", "Changes made to repair drift found by the periodic check.", ["what"]
 )
+
+
+class ResourceBook:
+    """The resources behind ``chpl_resources`` and the deletion gauges: each one's Ready status and reason, and
+    when its deletion began. Only the active replica keeps it: standing by empties it (the active replica
+    counts those resources), and a pass that finishes after that is not counted.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # the metrics thread reads the deletions
+        self._state: dict[str, tuple[str, str]] = {}
+        self._counts: dict[tuple[str, str], int] = {}
+        self._deleting: dict[str, float] = {}
+        self.active = False
+        ACTIVE.set(0)
+        OLDEST_DELETION.set_function(self.oldest_deletion_age)
+
+    def set_active(self, active: bool) -> None:
+        with self._lock:
+            self.active = active
+            ACTIVE.set(1 if active else 0)
+            if not active:
+                self._state.clear()
+                self._counts.clear()
+                self._deleting.clear()
+                RESOURCES.clear()
+                DELETING.set(0)
+
+    def record(self, uid: str, *, ready: bool, reason: str, deleting_since: float | None = None) -> None:
+        """A pass's outcome for one resource; ``deleting_since`` (epoch seconds) while it is being deleted."""
+        with self._lock:
+            if not self.active:
+                return
+            key = ("true" if ready else "false", reason)
+            old = self._state.get(uid)
+            if old != key:
+                if old is not None:
+                    self._counts[old] -= 1
+                    RESOURCES.labels(*old).set(self._counts[old])
+                self._state[uid] = key
+                self._counts[key] = self._counts.get(key, 0) + 1
+                RESOURCES.labels(*key).set(self._counts[key])
+            if deleting_since is not None and uid not in self._deleting:
+                self._deleting[uid] = deleting_since
+                DELETING.set(len(self._deleting))
+
+    def forget(self, uid: str) -> None:
+        """The resource is gone (its cleanup finished)."""
+        with self._lock:
+            old = self._state.pop(uid, None)
+            if old is not None:
+                self._counts[old] -= 1
+                RESOURCES.labels(*old).set(self._counts[old])
+            if self._deleting.pop(uid, None) is not None:
+                DELETING.set(len(self._deleting))
+
+    def oldest_deletion_age(self) -> float:
+        with self._lock:
+            oldest = min(self._deleting.values(), default=None)
+        return 0.0 if oldest is None else max(0.0, time.time() - oldest)
+
+
+BOOK = ResourceBook()
 
 
 def record_clickhouse_call(operation: str, status: int | str) -> None:

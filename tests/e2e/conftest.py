@@ -68,6 +68,8 @@ class OperatorProcess:
     log_dir: Path
     clickhouse_url: str
     metrics_port: int = field(default_factory=_free_port)
+    # No peering by default; ["--peering", NAME, "--priority", N] makes it a replica of a peering.
+    peering_args: list[str] = field(default_factory=lambda: ["--standalone"])
     proc: subprocess.Popen[str] | None = None
     runs: int = 0
 
@@ -81,7 +83,7 @@ class OperatorProcess:
 
     def start(self) -> None:
         self.runs += 1
-        cmd = [sys.executable, "-m", "clickhouse_privatelink", "run", "--all-namespaces", "--standalone"]
+        cmd = [sys.executable, "-m", "clickhouse_privatelink", "run", "--all-namespaces", *self.peering_args]
         cmd += ["--liveness", "", "--metrics-port", str(self.metrics_port)]
         log = open(self.log_path, "w")  # noqa: SIM115 - owned by the child process
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, text=True, env=self.env)

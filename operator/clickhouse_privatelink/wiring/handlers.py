@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import logging
 import time
 import zlib
@@ -35,7 +36,6 @@ SETTINGS = Settings.from_env()
 
 
 _locks: dict[str, asyncio.Lock] = {}
-_ready: dict[str, bool] = {}
 _posted: dict[str, set[tuple[str, str, str]]] = {}
 _settled_uids: set[str] = set()  # resources whose create/update handler is done (drift checks may run)
 _busy = 0  # create, update and delete passes in flight (waiting their turn included)
@@ -160,6 +160,7 @@ def _invalid_spec(body: kopf.Body, patch: kopf.Patch, error: ValidationError) ->
     patch.status["conditions"] = conditions
     patch.status["observedGeneration"] = generation
     kopf.warn(body, reason=Reason.INVALID_SPEC.value, message=step.message)
+    metrics.BOOK.record(body.metadata.uid or "", ready=False, reason=Reason.INVALID_SPEC.value)
 
 
 def _write(body: kopf.Body, patch: kopf.Patch, res: Resource, outcome: Outcome, *, kind: str) -> None:
@@ -199,14 +200,23 @@ def _write(body: kopf.Body, patch: kopf.Patch, res: Resource, outcome: Outcome, 
         and (previous is None or previous.get("status") != "True")
     ):
         kopf.event(body, type="Normal", reason="Ready", message=str(ready.get("message")))
-    _ready[res.ref.uid] = bool(ready and ready.get("status") == "True")
-    _update_gauge()
+    metrics.BOOK.record(
+        res.ref.uid,
+        ready=bool(ready and ready.get("status") == "True"),
+        reason=str((ready or {}).get("reason") or "Unknown"),
+        deleting_since=_deletion_time(body) if kind == "cleanup" else None,
+    )
 
 
-def _update_gauge() -> None:
-    ready = sum(1 for v in _ready.values() if v)
-    metrics.RESOURCES.labels("true").set(ready)
-    metrics.RESOURCES.labels("false").set(len(_ready) - ready)
+def _deletion_time(body: kopf.Body) -> float | None:
+    """When the resource's deletion was asked for (epoch seconds), from its deletionTimestamp."""
+    stamp = body.metadata.get("deletionTimestamp")
+    if not stamp:
+        return None
+    try:
+        return datetime.datetime.fromisoformat(str(stamp)).timestamp()
+    except ValueError:
+        return time.time()
 
 
 @contextlib.contextmanager
@@ -363,17 +373,17 @@ async def cleanup(
     with _in_flight():
         outcome = await _run("cleanup", body, patch, retry, memo, kwargs["chpl_usages"])
     if outcome is None:
+        metrics.BOOK.forget(body.metadata.uid or "")
         return  # an invalid spec never created anything
     if not outcome.done:
         ready = outcome.ready()
         raise kopf.TemporaryError(f"{ready.reason.value}: {ready.message}", delay=outcome.requeue_after or 1)
     uid = body.metadata.uid or ""
-    _ready.pop(uid, None)
+    metrics.BOOK.forget(uid)
     _locks.pop(uid, None)
     _posted.pop(uid, None)
     _written.drop(uid)
     _settled_uids.discard(uid)
-    _update_gauge()
 
 
 def metrics_memo(port: int) -> Mapping[str, Any]:

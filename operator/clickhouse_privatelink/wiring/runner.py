@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import kopf
 
+from clickhouse_privatelink import metrics
 from clickhouse_privatelink.api.models import ClickHousePrivateLinkSpec  # noqa: F401 - fail fast on a broken install, before kopf starts
 
 
@@ -40,6 +42,61 @@ def tune_garbage_collection() -> None:
     gc.set_threshold(GC_THRESHOLD, 10, 10)
 
 
+class PeeringActivity(logging.Filter):
+    """Whether this replica is the active one, from kopf's own peering decisions, as kopf announces them.
+
+    kopf keeps its pause to itself (a toggle inside ``kopf.run``) and says it in its peering log: "Pausing
+    operations in favour of ..." (a live peer has a higher priority), "Pausing all operators, including self"
+    (equal priorities), "Resuming operations after the pause" (nothing stands in the way). With peering, kopf
+    starts paused until its first look at the peering object. Each peering object (one per served namespace
+    in namespaced mode) is seen by a task of its own: the replica is active when every one it has seen has
+    resumed. The filter only listens; every record passes. kopf is pinned (pyproject.toml) and
+    tests/e2e/test_peering.py checks the wording with two real replicas.
+    """
+
+    PAUSING = ("Pausing operations in favour of", "Pausing all operators, including self")
+    RESUMING = "Resuming operations after the pause"
+
+    def __init__(self, on_change: Callable[[bool], None]) -> None:
+        super().__init__()
+        self._on_change = on_change
+        self._paused: dict[str, bool] = {}
+        self._active = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message.startswith(self.PAUSING):
+            paused = True
+        elif message.startswith(self.RESUMING):
+            paused = False
+        else:
+            return True
+        try:
+            task = asyncio.current_task()
+        except RuntimeError:
+            task = None
+        self._paused[task.get_name() if task is not None else ""] = paused
+        active = not any(self._paused.values())
+        if active != self._active:
+            self._active = active
+            self._on_change(active)
+        return True
+
+
+PEERING_LOGGER = "kopf._core.engines.peering"
+
+
+def follow_peering(*, standalone: bool) -> None:
+    """Keep ``chpl_active`` and the resource gauges true to this replica's part in the peering."""
+    if standalone:
+        metrics.BOOK.set_active(True)
+        return
+    logger = logging.getLogger(PEERING_LOGGER)
+    logger.addFilter(PeeringActivity(metrics.BOOK.set_active))
+    if not logger.isEnabledFor(logging.INFO):
+        logger.setLevel(logging.INFO)  # the announcements are INFO records
+
+
 # Net allocations between young collections (CPython's default: 700): they, and so the full ones, come 7 times rarer.
 GC_THRESHOLD = 5_000
 
@@ -64,6 +121,7 @@ def run_operator(
     from clickhouse_privatelink.adapters.kubernetes import login  # noqa: F401 - registers @kopf.on.login()
     from clickhouse_privatelink.wiring import handlers  # registers the handlers with kopf's default registry
 
+    follow_peering(standalone=standalone)
     tune_garbage_collection()
     try:
         kopf.run(
