@@ -10,7 +10,7 @@ export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 export UV_PYTHON := $(PYTHON)
 SYNC := $(UV) sync --quiet --frozen
 
-.PHONY: all uv venv sandbox-env requirements tools lint crd sandbox test chaos bench clean
+.PHONY: all uv venv sandbox-env requirements tools lint crd sandbox test chaos bench clean release
 
 all: test
 
@@ -96,3 +96,11 @@ packaging: venv tools chart-crds
 
 clean:
 	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache
+
+# A release: pyproject.toml's version is the one source (scripts/release.py writes it everywhere with
+# `python3 scripts/release.py set x.y.z`). This checks that the chart, the image label, the examples and
+# CHANGELOG.md's newest `## [x.y.z]` heading all say VERSION, on a clean tree, then makes the annotated tag
+# vVERSION. It never pushes.
+release:
+	@test -n "$(VERSION)" || { echo "usage: make release VERSION=x.y.z" >&2; exit 2; }
+	$(PYTHON) scripts/release.py tag $(VERSION)

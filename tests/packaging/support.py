@@ -7,6 +7,7 @@ import functools
 import json
 import subprocess
 import tempfile
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -222,3 +223,9 @@ def kubernetes_errors(manifest: Manifest, version: str) -> list[str]:
             f"{kind}/{manifest['metadata'].get('name')}: {'.'.join(map(str, error.path))}: {error.message}"
         ]
     return []
+
+
+def package_version() -> str:
+    """The one version (pyproject.toml's): the chart's, the image's, the examples' (scripts/release.py)."""
+    with (ROOT / "pyproject.toml").open("rb") as f:
+        return str(tomllib.load(f)["project"]["version"])

@@ -249,10 +249,9 @@ def test_network_policy_admits_only_the_health_and_metrics_ports() -> None:
 
 
 def test_image_defaults_to_the_app_version_and_can_be_pinned_by_digest() -> None:
-    chart_version = (CHART / "Chart.yaml").read_text(encoding="utf-8")
-    assert "appVersion: 0.1.0" in chart_version
+    app_version = yaml.safe_load((CHART / "Chart.yaml").read_text(encoding="utf-8"))["appVersion"]
     assert operator_container(render_scenario("default"))["image"].endswith(
-        "/clickhouse-privatelink-operator:0.1.0"
+        f"/clickhouse-privatelink-operator:{app_version}"
     )
     assert operator_container(render_scenario("pinned-image"))["image"].endswith(":0.1.0@sha256:" + "ab" * 32)
 
