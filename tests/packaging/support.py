@@ -57,7 +57,11 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         "rbac": {"secretNames": ["warehouse-key", "reporting-key"]},
     },
     "monitoring": {
-        "metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}}},
+        "metrics": {
+            "serviceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
+            "prometheusRule": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
+            "dashboard": {"enabled": True},
+        },
         "podDisruptionBudget": {"enabled": True},
         "networkPolicy": {
             "metricsFrom": [
@@ -205,6 +209,7 @@ def custom_resource_errors(manifest: Manifest) -> list[str]:
 # Kinds whose schema is a CRD from elsewhere, not in kubernetes-validate nor in crds/: not validated here.
 FOREIGN_CUSTOM_KINDS = {
     "ServiceMonitor",  # prometheus-operator's CRD (monitoring.coreos.com/v1)
+    "PrometheusRule",  # prometheus-operator's too; test_monitoring.py checks its rules
 }
 
 

@@ -245,7 +245,9 @@ def test_network_policy_admits_only_the_health_and_metrics_ports() -> None:
     health, metrics = policy["spec"]["ingress"]
     assert health == {"ports": [{"port": "health", "protocol": "TCP"}]}
     assert metrics["ports"] == [{"port": "metrics", "protocol": "TCP"}]
-    assert metrics["from"] == SCENARIOS["monitoring"]["networkPolicy"]["metricsFrom"]
+    *sources, helm_test = metrics["from"]
+    assert sources == SCENARIOS["monitoring"]["networkPolicy"]["metricsFrom"]
+    assert helm_test["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "helm-test"
 
 
 def test_image_defaults_to_the_app_version_and_can_be_pinned_by_digest() -> None:
