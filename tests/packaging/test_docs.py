@@ -232,3 +232,97 @@ def test_docs_name_no_module_path_from_before_the_layout_change() -> None:
     )
     for doc in [*ALL_DOCS, CHANGELOG, CHART / "README.md"]:
         assert not stale.search(doc.read_text(encoding="utf-8")), doc.name
+
+
+# -- Statements of the docs that the code or the chart could contradict (issue: docs that contradict the code)
+
+
+def test_faq_says_when_secrets_are_listed_and_watched_as_the_chart_grants_it() -> None:
+    from tests.packaging.support import render
+
+    answer = FAQ.read_text(encoding="utf-8").split("## Can the operator read my other Secrets?", 1)[1]
+    answer = answer.split("\n## ", 1)[0]
+    assert "never lists or watches" not in answer.replace("off (the default) it never lists or watches", "")
+    assert "operator.watchSecrets" in answer
+    watched = render({"operator": {"watchSecrets": True}})
+    verbs = {
+        verb
+        for role in watched
+        if role["kind"] in ("ClusterRole", "Role")
+        for rule in role.get("rules", [])
+        if "secrets" in rule.get("resources", [])
+        for verb in rule["verbs"]
+    }
+    assert {"list", "watch"} <= verbs
+
+
+def test_troubleshooting_gives_the_charts_secret_defaults() -> None:
+    import yaml
+
+    values = yaml.safe_load((CHART / "values.yaml").read_text(encoding="utf-8"))
+    text = TROUBLESHOOTING.read_text(encoding="utf-8")
+    for key, default in (
+        ("rbac.secretNames", values["rbac"]["secretNames"]),
+        ("clickhouse.apiKey.secretName", values["clickhouse"]["apiKey"]["secretName"]),
+    ):
+        for said in re.findall(rf"`{re.escape(key)}`[^(|]*\(default `([^`]*)`", text):
+            assert said == (default if isinstance(default, str) else str(default)), (key, said)
+    assert "`rbac.secretNames` (default `clickhouse-api-key`)" not in text
+
+
+def test_install_names_the_tags_a_shared_endpoint_is_created_with() -> None:
+    from clickhouse_privatelink import constants as c
+    from clickhouse_privatelink.decisions.ownership import shared_endpoint_tags
+    from clickhouse_privatelink.decisions.usage import EndpointKey
+
+    sentence = (
+        INSTALL.read_text(encoding="utf-8").split("(the operator also writes the", 1)[1].split(")", 1)[0]
+    )
+    named = set(re.findall(r"`([a-z-]+)`", sentence))
+    fields = EndpointKey.__dataclass_fields__ if hasattr(EndpointKey, "__dataclass_fields__") else {}
+    assert fields, "EndpointKey is no longer a dataclass: build one another way"
+    key = EndpointKey(**{name: "x" for name in fields})
+    tags = {tag.removeprefix(f"{c.GROUP}/") for tag in shared_endpoint_tags(key, {})} - {"managed-by", "Name"}
+    assert named == tags
+
+
+def test_readme_settings_the_chart_refuses_say_so() -> None:
+    from tests.packaging.support import RELEASE, helm
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    (row,) = [line for line in readme.splitlines() if line.startswith("| `CHPL_CLICKHOUSE_RATE_LIMIT`")]
+    if "`off`" in row and helm("template", RELEASE, values={"clickhouse": {"rateLimit": "off"}}).returncode:
+        assert "chart" in row, "README offers `off`, which the chart's schema refuses: say so"
+
+
+def test_install_documents_pausing_with_zero_replicas_which_the_chart_accepts() -> None:
+    from tests.packaging.support import RELEASE, helm
+
+    assert "`replicaCount: 0` pauses" in INSTALL.read_text(encoding="utf-8")
+    assert helm("template", RELEASE, values={"replicaCount": 0}).returncode == 0
+
+
+def test_cross_region_regions_are_listed_in_the_docs_not_named_by_a_constant() -> None:
+    from clickhouse_privatelink.constants import CROSS_REGION_SUPPORTED
+
+    text = TROUBLESHOOTING.read_text(encoding="utf-8")
+    section = text.split("## Cross-region consumer regions", 1)[1].split("\n## ", 1)[0]
+    assert set(re.findall(r"`([a-z]{2}-[a-z]+-\d)`", section)) == set(CROSS_REGION_SUPPORTED)
+    for doc in [*ALL_DOCS, ROOT / "README.md"]:
+        assert "CROSS_REGION_SUPPORTED" not in doc.read_text(encoding="utf-8"), doc.name
+
+
+def test_no_doc_reads_logs_of_the_statefulset_which_may_be_the_standby() -> None:
+    for doc in [*ALL_DOCS, ROOT / "README.md", CHART / "README.md"]:
+        assert not re.search(
+            r"(?m)^\s*kubectl[^\n]* logs [^\n]*statefulset/", doc.read_text(encoding="utf-8")
+        ), doc.name
+
+
+def test_generated_files_name_a_source_that_exists() -> None:
+    for path in [*sorted((ROOT / "crds").glob("*.yaml")), DEPLOY / "operator.yaml"]:
+        header = "".join(
+            line for line in path.read_text(encoding="utf-8").splitlines(True) if line.startswith("#")
+        )
+        for named in re.findall(r"\b((?:operator|charts|crds|deploy|scripts)/[\w./-]+\w)", header):
+            assert (ROOT / named).exists(), f"{path.name} names {named}, which does not exist"

@@ -190,3 +190,18 @@ def test_the_script_fails_and_says_why(
         script(tmp_path, url, monkeypatch).main(pod_env(timeout=0.3))
     assert exit_.value.code == 1
     assert "FAILED:" in capsys.readouterr().out
+
+
+def test_checkov_skips_on_the_test_pod_are_the_probes_only_each_with_its_reason() -> None:
+    # checkov's per-resource suppressions: a one-shot Pod has no process to probe; nothing else is waived.
+    annotations = the_one(test_hooks(), "Pod")["metadata"]["annotations"]
+    skips = {
+        value.split("=", 1)[0]: value.split("=", 1)[1]
+        for k, value in annotations.items()
+        if k.startswith("checkov.io/skip")
+    }
+    assert set(skips) == {"CKV_K8S_8", "CKV_K8S_9"}
+    assert all(reason.strip() for reason in skips.values())
+    for manifest in render({}):
+        if manifest["kind"] != "Pod":
+            assert not any(k.startswith("checkov.io/") for k in manifest["metadata"].get("annotations", {}))
