@@ -162,3 +162,16 @@ def test_upgrade_from_chart_0_1_0_values_renders_the_crds_as_kept_templates() ->
     assert {(p["kind"], p["metadata"]["namespace"]) for p in of_kind(upgraded, "KopfPeering")} == {
         ("KopfPeering", "team-a")
     }
+
+
+def test_the_argocd_applications_rendering_keeps_its_crds_from_pruning() -> None:
+    # What ArgoCD renders for deploy/argocd/application.yaml (its values, with prune: true).
+    import yaml
+
+    from tests.packaging.support import ARGOCD
+
+    app = yaml.safe_load((ARGOCD / "application.yaml").read_text(encoding="utf-8"))
+    assert app["spec"]["syncPolicy"]["automated"]["prune"] is True
+    crds = of_kind(render(app["spec"]["source"]["helm"]["valuesObject"]), "CustomResourceDefinition")
+    assert {c["metadata"]["name"] for c in crds} == {OUR_CRD} | PEERING_CRDS
+    assert all("Prune=false" in sync_options(c["metadata"]["annotations"]) for c in crds)
