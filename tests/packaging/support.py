@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import copy
 import functools
+import importlib.util
 import json
 import subprocess
+import sys
 import tempfile
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import celpy
@@ -234,3 +237,24 @@ def package_version() -> str:
     """The one version (pyproject.toml's): the chart's, the image's, the examples' (scripts/release.py)."""
     with (ROOT / "pyproject.toml").open("rb") as f:
         return str(tomllib.load(f)["project"]["version"])
+
+
+def load_script(path: Path) -> ModuleType:
+    """A script of the repository (scripts/, the chart's files/) as a module, without running its main."""
+    name = path.stem.replace("-", "_")
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault(name, module)
+    spec.loader.exec_module(module)
+    return module
+
+
+def assert_restricted(pod_spec: Manifest) -> None:
+    """A pod spec (and its first container) that Pod Security "restricted" admits, read-only root included."""
+    assert pod_spec["securityContext"]["runAsNonRoot"] is True
+    assert pod_spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    security = pod_spec["containers"][0]["securityContext"]
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["capabilities"] == {"drop": ["ALL"]}

@@ -2,26 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from types import ModuleType
 from typing import Any
 
 import yaml
 
-from tests.packaging.support import CHART, ROOT
+from tests.packaging.support import CHART, ROOT, load_script
 
 VALUES = CHART / "values.yaml"
 README = CHART / "README.md"
 
 
 def chart_readme() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("chart_readme", ROOT / "scripts" / "chart_readme.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("chart_readme", module)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(ROOT / "scripts" / "chart_readme.py")
 
 
 def leaf_paths(values: Any, prefix: str = "") -> set[str]:

@@ -17,6 +17,7 @@ from tests.packaging.support import (
     ROLE_ARN,
     SCENARIOS,
     Manifest,
+    assert_restricted,
     helm,
     kubernetes_errors,
     of_kind,
@@ -137,12 +138,8 @@ def test_each_replica_gets_a_distinct_peering_priority_from_its_statefulset_ordi
 def test_pod_meets_pod_security_restricted_with_a_read_only_root_filesystem() -> None:
     manifests = render_scenario("default")
     pod_spec = the_one(manifests, "StatefulSet")["spec"]["template"]["spec"]
-    assert pod_spec["securityContext"]["runAsNonRoot"] is True
-    assert pod_spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert_restricted(pod_spec)
     security = operator_container(manifests)["securityContext"]
-    assert security["allowPrivilegeEscalation"] is False
-    assert security["readOnlyRootFilesystem"] is True
-    assert security["capabilities"] == {"drop": ["ALL"]}
     assert security["runAsNonRoot"] is True
     assert security["runAsUser"] == 65532
     assert security["seccompProfile"] == {"type": "RuntimeDefault"}

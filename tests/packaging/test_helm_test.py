@@ -3,21 +3,29 @@ real HTTP server that answers as the Kubernetes API and the replicas' /metrics d
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 from prometheus_client import generate_latest
 
 from clickhouse_privatelink import metrics
-from tests.packaging.support import CHART, DEPLOY, NAMESPACE, Manifest, of_kind, render, the_one
+from tests.packaging.support import (
+    CHART,
+    DEPLOY,
+    NAMESPACE,
+    Manifest,
+    assert_restricted,
+    load_script,
+    of_kind,
+    render,
+    the_one,
+)
 
 SCRIPT = CHART / "files" / "helm-test.py"
 HOOK = "helm.sh/hook"
@@ -50,9 +58,7 @@ def test_the_test_pod_meets_restricted_pod_security_and_runs_the_operators_image
     operator = the_one(manifests, "StatefulSet")["spec"]["template"]["spec"]
     assert container["image"] == operator["containers"][0]["image"]
     assert spec["securityContext"] == operator["securityContext"]
-    assert container["securityContext"]["allowPrivilegeEscalation"] is False
-    assert container["securityContext"]["readOnlyRootFilesystem"] is True
-    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert_restricted(spec)
     assert container["resources"]["limits"]
     assert spec["restartPolicy"] == "Never"
     (config_map,) = of_kind(test_hooks(), "ConfigMap")
@@ -132,37 +138,34 @@ def cluster(tmp_path: Path) -> Iterator[tuple[FakeCluster, str]]:
         metrics.BOOK.set_active(False)
 
 
-def script(tmp_path: Path, url: str, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    """files/helm-test.py as a module, aimed at the fake cluster (the Pod's paths and DNS names swapped)."""
-    spec = importlib.util.spec_from_file_location("helm_test_script", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
-    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "443")
-    spec.loader.exec_module(module)
-    account = tmp_path / "account"
-    account.mkdir()
-    (account / "token").write_text("t0ken\n", encoding="utf-8")
-    module.ACCOUNT = str(account)
-    module.API = url
-    module.POLL_SECONDS = 0.01
-    module.replica_url = lambda env, ordinal, port, path: f"{url}{path}/{ordinal}"
-    return module
-
-
 def pod_env(timeout: float) -> dict[str, str]:
     env = {e["name"]: e["value"] for e in the_one(test_hooks(), "Pod")["spec"]["containers"][0]["env"]}
     return {**env, "NAMESPACE": NAMESPACE, "TIMEOUT_SECONDS": str(timeout)}
 
 
-def test_the_script_passes_when_replicas_are_ready_the_crd_served_and_one_replica_active(
-    cluster: tuple[FakeCluster, str],
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+@pytest.fixture
+def run_script(
+    cluster: tuple[FakeCluster, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Callable[[float], None]:
+    """files/helm-test.py's main, aimed at the fake cluster (the Pod's paths and DNS names swapped)."""
     _, url = cluster
-    script(tmp_path, url, monkeypatch).main(pod_env(timeout=10))
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "443")
+    module = load_script(SCRIPT)
+    account = tmp_path / "account"
+    account.mkdir()
+    (account / "token").write_text("t0ken\n", encoding="utf-8")
+    monkeypatch.setattr(module, "ACCOUNT", str(account))
+    monkeypatch.setattr(module, "API", url)
+    monkeypatch.setattr(module, "POLL_SECONDS", 0.01)
+    monkeypatch.setattr(module, "replica_url", lambda env, ordinal, port, path: f"{url}{path}/{ordinal}")
+    return lambda timeout: module.main(pod_env(timeout))
+
+
+def test_the_script_passes_when_replicas_are_ready_the_crd_served_and_one_replica_active(
+    run_script: Callable[[float], None], capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_script(10)
     out = capsys.readouterr().out
     assert "ok: operator running: 2 replica(s) answer /healthz" in out  # after polling past a 503
     assert "ok: metrics answer, exactly one replica active" in out
@@ -173,11 +176,10 @@ def test_the_script_passes_when_replicas_are_ready_the_crd_served_and_one_replic
 def test_the_script_fails_and_says_why(
     fault: str,
     cluster: tuple[FakeCluster, str],
-    tmp_path: Path,
+    run_script: Callable[[float], None],
     capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    fake, url = cluster
+    fake, _ = cluster
     if fault == "no-replica-active":
         fake.active = [False, False]
     elif fault == "two-active":
@@ -187,7 +189,7 @@ def test_the_script_fails_and_says_why(
     else:
         fake.healthy = [False]
     with pytest.raises(SystemExit) as exit_:
-        script(tmp_path, url, monkeypatch).main(pod_env(timeout=0.3))
+        run_script(0.3)
     assert exit_.value.code == 1
     assert "FAILED:" in capsys.readouterr().out
 

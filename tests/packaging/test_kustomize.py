@@ -4,8 +4,6 @@ with its default values, so that neither the CRDs nor the operator's manifests h
 from __future__ import annotations
 
 import copy
-import importlib.util
-import sys
 from types import ModuleType
 
 import pytest
@@ -20,6 +18,7 @@ from tests.packaging.support import (
     kubernetes_errors,
     kustomize_build,
     load_documents,
+    load_script,
     of_kind,
     render_scenario,
     the_one,
@@ -36,14 +35,7 @@ CLUSTER_SCOPED = {
 
 
 def render_packaging() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "render_packaging", ROOT / "scripts" / "render_packaging.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("render_packaging", module)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(ROOT / "scripts" / "render_packaging.py")
 
 
 def built() -> list[Manifest]:

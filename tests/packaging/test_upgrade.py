@@ -30,6 +30,7 @@ from tests.packaging.support import (
     RELEASE,
     ROLE_ARN,
     Manifest,
+    assert_restricted,
     kubernetes_errors,
     load_documents,
     of_kind,
@@ -139,13 +140,7 @@ def upgraded(tmp_path_factory: pytest.TempPathFactory) -> list[Manifest]:
 
 
 def test_the_documented_upgrade_keeps_pod_security_restricted(upgraded: list[Manifest]) -> None:
-    pod_spec = the_one(upgraded, "StatefulSet")["spec"]["template"]["spec"]
-    assert pod_spec["securityContext"]["runAsNonRoot"] is True
-    assert pod_spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
-    security = operator_container(upgraded)["securityContext"]
-    assert security["allowPrivilegeEscalation"] is False
-    assert security["readOnlyRootFilesystem"] is True
-    assert security["capabilities"] == {"drop": ["ALL"]}
+    assert_restricted(the_one(upgraded, "StatefulSet")["spec"]["template"]["spec"])
 
 
 def test_the_documented_upgrade_keeps_the_users_values_and_the_new_roles(upgraded: list[Manifest]) -> None:

@@ -4,29 +4,25 @@ the image's label, the examples' tags and ArgoCD targetRevision, and CHANGELOG.m
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 import yaml
 
-from tests.packaging.support import ARGOCD, CHART, ROOT, package_version, render_scenario, the_one
+from tests.packaging.support import (
+    ARGOCD,
+    CHART,
+    ROOT,
+    load_script,
+    package_version,
+    render_scenario,
+    the_one,
+)
 
-
-def release_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("release", ROOT / "scripts" / "release.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("release", module)
-    spec.loader.exec_module(module)
-    return module
-
-
-RELEASE = release_script()
+RELEASE = load_script(ROOT / "scripts" / "release.py")
 
 
 def test_every_place_names_the_package_version() -> None:
