@@ -175,3 +175,9 @@ def test_the_argocd_applications_rendering_keeps_its_crds_from_pruning() -> None
     crds = of_kind(render(app["spec"]["source"]["helm"]["valuesObject"]), "CustomResourceDefinition")
     assert {c["metadata"]["name"] for c in crds} == {OUR_CRD} | PEERING_CRDS
     assert all("Prune=false" in sync_options(c["metadata"]["annotations"]) for c in crds)
+
+
+def test_the_repositorys_crds_are_never_pruned_by_argocd_either() -> None:
+    # ArgoCD may sync the kustomize base (deploy/, which installs crds/) as well as the chart.
+    for name, crd in repository_crds().items():
+        assert "Prune=false" in sync_options(crd["metadata"].get("annotations", {})), name

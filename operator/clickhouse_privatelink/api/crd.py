@@ -16,7 +16,9 @@ _DROP_KEYS = {"title", "$defs"}
 _ANNOTATIONS = {
     # ArgoCD: apply the CRD before the resources that use it.
     "argocd.argoproj.io/sync-wave": "-10",
-    "argocd.argoproj.io/sync-options": "ServerSideApply=true",
+    # Server-side apply (a large schema); never pruned by an automated sync: pruning the CRD would delete every
+    # ClickHousePrivateLink, and the operator would clean up their endpoints, records and allow-list entries.
+    "argocd.argoproj.io/sync-options": "ServerSideApply=true,Prune=false",
 }
 
 
