@@ -42,7 +42,7 @@ ARG CREATED=1970-01-01T00:00:00Z
 
 LABEL org.opencontainers.image.title="clickhouse-privatelink-operator" \
       org.opencontainers.image.description="Kubernetes operator that connects a VPC to a ClickHouse Cloud service over AWS PrivateLink" \
-      org.opencontainers.image.version="0.2.0" \
+      org.opencontainers.image.version="0.3.0" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.base.name="docker.io/library/python:3.11-slim-bookworm" \
       org.opencontainers.image.source="${SOURCE}" \
