@@ -111,8 +111,9 @@ class Prober:
         addresses = tuple(sorted({r.to_text() for r in answer}))
         return DnsAnswer(DnsOutcome.OK, addresses, resolver=asked)
 
-    async def port(self, hostname: str, address: str, port: int) -> PortProbe:
-        """TCP to ``address:port``, TLS with ``hostname`` as SNI, and on the ping port ``GET /ping``."""
+    async def port(self, hostname: str, address: str, port: int, *, ping: bool | None = None) -> PortProbe:
+        """TCP to ``address:port``, TLS with ``hostname`` as SNI, and on the ping port (or with ``ping``)
+        ``GET /ping``."""
         timeout = self.config.timeout
         target = self.config.dialled(address)
         loop = asyncio.get_running_loop()
@@ -135,9 +136,9 @@ class Prober:
             reader, writer = await asyncio.open_connection(
                 sock=sock, ssl=self._tls, server_hostname=hostname, ssl_handshake_timeout=timeout
             )
-            if port != PING_PORT:
+            if not (port == PING_PORT if ping is None else ping):
                 return PortProbe(address, port, PortOutcome.OK)
-            return await asyncio.wait_for(self._ping(hostname, reader, writer, address), timeout)
+            return await asyncio.wait_for(self._ping(hostname, reader, writer, address, port), timeout)
         except ssl.SSLCertVerificationError as exc:
             return PortProbe(
                 address, port, PortOutcome.TLS, exc.verify_message or exc.reason or "verify failed"
@@ -163,13 +164,18 @@ class Prober:
                 sock.close()
 
     async def _ping(
-        self, hostname: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, address: str
+        self,
+        hostname: str,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        address: str,
+        port: int,
     ) -> PortProbe:
         conn = h11.Connection(h11.CLIENT)
         request = h11.Request(
             method="GET",
             target="/ping",
-            headers=[("Host", f"{hostname}:{PING_PORT}"), ("Connection", "close")],
+            headers=[("Host", f"{hostname}:{port}"), ("Connection", "close")],
         )
         writer.write(conn.send(request) + conn.send(h11.EndOfMessage()))
         await writer.drain()
@@ -179,7 +185,7 @@ class Prober:
             if event is h11.NEED_DATA:
                 data = await reader.read(4096)
                 if not data and status == 0:
-                    return PortProbe(address, PING_PORT, PortOutcome.RESET, "closed before answering /ping")
+                    return PortProbe(address, port, PortOutcome.RESET, "closed before answering /ping")
                 conn.receive_data(data)
                 continue
             if isinstance(event, h11.Response):
@@ -192,8 +198,8 @@ class Prober:
                 break
         text = body.decode("utf-8", "replace").strip()
         if status == 200 and text == PING_ANSWER:
-            return PortProbe(address, PING_PORT, PortOutcome.OK)
-        return PortProbe(address, PING_PORT, PortOutcome.PING, f"HTTP {status} {text[:60]!r}")
+            return PortProbe(address, port, PortOutcome.OK)
+        return PortProbe(address, port, PortOutcome.PING, f"HTTP {status} {text[:60]!r}")
 
     async def measure(self, hostname: str, ports: Sequence[int] = PROBED_PORTS) -> ProbeReport:
         """Resolve, then probe every address on every port side by side."""
