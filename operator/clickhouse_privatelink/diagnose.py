@@ -21,7 +21,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
 from clickhouse_privatelink import constants as c
-from clickhouse_privatelink.adapters.aws import route53, security_groups, vpc_endpoints
+from clickhouse_privatelink.adapters.aws import route53 as route53_api
+from clickhouse_privatelink.adapters.aws import security_groups, vpc_endpoints
 from clickhouse_privatelink.adapters.aws.clients import classify, clients_for
 from clickhouse_privatelink.adapters.clickhouse.client import ClickHouseApiError, ClickHouseCloudClient
 from clickhouse_privatelink.adapters.kubernetes.api import KubernetesApiError, custom_object_path, get_json
@@ -269,7 +270,7 @@ async def _dns(
         if not zone_id:
             name, vpc, region = zone_name_for(host), spec.aws.vpc_id, spec.aws.region
             zone = await _aws(
-                lambda: route53.find_private_zone(aws.route53, name, vpc_id=vpc, vpc_region=region)
+                lambda: route53_api.find_private_zone(aws.route53, name, vpc_id=vpc, vpc_region=region)
             )
             zone_id = zone.id if zone is not None else None
         if not zone_id:
@@ -282,7 +283,7 @@ async def _dns(
             )
             return
         report.add("dns zone", "ok", f"{zone_id} holds {zone_name_for(host)}")
-        observed, sets = await _aws(route53.read_records, aws.route53, zone_id, host)
+        observed, sets = await _aws(route53_api.read_records, aws.route53, zone_id, host)
     except (ClientError, BotoCoreError) as exc:
         report.add("dns zone", "skip", f"not readable: {_aws_problem(exc)}")
         return

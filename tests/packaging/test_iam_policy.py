@@ -33,6 +33,7 @@ CONTRACT = {
     "ec2:DescribeVpcs",
     "ec2:DescribeSubnets",
     "ec2:DescribeSecurityGroups",
+    "ec2:DescribeNetworkInterfaces",  # the Reachable check: the endpoint's interface addresses
     "ec2:DescribeVpcEndpointServices",
     "ec2:CreateVpcEndpoint",
     "ec2:ModifyVpcEndpoint",
