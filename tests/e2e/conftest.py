@@ -64,6 +64,7 @@ class DataPlane:
     network: Network
     env: dict[str, str]
     log: Path
+    rogue_file: Path  # while it exists, the interfaces present certificates from a CA nobody trusts
 
 
 @pytest.fixture(scope="session")
@@ -79,7 +80,7 @@ def data_plane(
     ca_file, log = folder / "ca.pem", folder / "dataplane.log"
     args = ["--aws-url", aws_target.endpoint_url, "--clickhouse-url", clickhouse_api.url]
     args += ["--vpc-id", network.vpc_id, "--ca-file", str(ca_file), "--interval", "0.3"]
-    args += ["--allow-list-delay", str(ALLOW_LIST_DELAY)]
+    args += ["--allow-list-delay", str(ALLOW_LIST_DELAY), "--rogue-file", str(folder / "rogue")]
     proc, resolver = start_standin("dataplane", args, log_path=log)
     env = {
         "CHPL_OPERATOR_VPC_ID": network.vpc_id,
@@ -90,7 +91,7 @@ def data_plane(
         "CHPL_TEST_CA_FILE": str(ca_file),
     }
     try:
-        yield DataPlane(network=network, env=env, log=log)
+        yield DataPlane(network=network, env=env, log=log, rogue_file=folder / "rogue")
     finally:
         stop_process(proc)
 

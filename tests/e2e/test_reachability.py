@@ -40,7 +40,7 @@ def _ingress_9440(cidr: str) -> list[dict[str, Any]]:
     return [{"IpProtocol": "tcp", "FromPort": 9440, "ToPort": 9440, "IpRanges": [{"CidrIp": cidr}]}]
 
 
-def test_reachable_then_security_groups_and_allow_list_break_and_mend(
+def test_reachable_then_security_groups_allow_list_and_tls_break_and_mend(
     plane: DataPlane, make_link: LinkFactory, cloud: Cloud
 ) -> None:
     link = _link_in(plane, make_link)
@@ -71,6 +71,15 @@ def test_reachable_then_security_groups_and_allow_list_break_and_mend(
     assert "connection reset by peer" in cond["message"] and "privateEndpointIds" in cond["message"]
     _reachable(link, "Reachable", status="True")
     assert endpoint_id in cloud.allow_list()
+
+    # A certificate nobody trusts on the way (a TLS-intercepting proxy): the handshake fails.
+    plane.rogue_file.touch()
+    try:
+        cond = _reachable(link, "TlsFailed")
+        assert f"TLS handshake with SNI {host} failed" in cond["message"]
+    finally:
+        plane.rogue_file.unlink()
+    _reachable(link, "Reachable", status="True")
 
 
 def test_dns_not_resolving_and_pointing_elsewhere_are_named(

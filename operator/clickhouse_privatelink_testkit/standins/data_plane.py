@@ -14,7 +14,8 @@ What a client in the VPC meets, built from the other stand-ins' state (read ever
   operator through the test-only ``CHPL_TEST_CA_FILE``), and **resets** the connection when the endpoint is not
   on the allow list (``privateEndpointIds``) of the ClickHouse stand-in's service with that private hostname;
   an endpoint added to an allow list is honoured ``--allow-list-delay`` seconds after it is first seen (ClickHouse
-  applies the change after a while). On 8443 ``GET /ping`` answers ``Ok.``.
+  applies the change after a while). On 8443 ``GET /ping`` answers ``Ok.``. While the file ``--rogue-file``
+  exists the certificates come from a second CA nobody trusts (what a TLS-intercepting proxy does).
 
 ``clickhouse-privatelink-testkit standin dataplane --aws-url URL --clickhouse-url URL --vpc-id VPC --ca-file F``
 prints ``data-plane stand-in serving on HOST:PORT`` (the DNS server) once it serves.
@@ -169,27 +170,35 @@ class _QuietHandler(DNSHandler):  # type: ignore[misc]
         return None
 
 
+def _ca(name: str) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    return key, cert
+
+
 class Authority:
-    """A self-signed CA and a certificate for each SNI name asked for (EC keys: cheap to make)."""
+    """A self-signed CA (written to ``ca_file``) and a certificate for each SNI name asked for; and a second,
+    rogue CA nobody trusts, whose certificates are presented while ``rogue`` is set (as a TLS-intercepting
+    proxy's would be). EC keys: cheap to make."""
 
     def __init__(self, ca_file: Path) -> None:
         self._dir = Path(tempfile.mkdtemp(prefix="chpl-dataplane-"))
-        self._key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "chpl data-plane stand-in CA")])
-        now = dt.datetime.now(dt.UTC)
-        self._ca = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(self._key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(days=1))
-            .not_valid_after(now + dt.timedelta(days=30))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(self._key, hashes.SHA256())
-        )
-        ca_file.write_bytes(self._ca.public_bytes(serialization.Encoding.PEM))
-        self._contexts: dict[str, ssl.SSLContext] = {}
+        self._cas = {False: _ca("chpl data-plane stand-in CA"), True: _ca("rogue CA")}
+        ca_file.write_bytes(self._cas[False][1].public_bytes(serialization.Encoding.PEM))
+        self._contexts: dict[tuple[str, bool], ssl.SSLContext] = {}
+        self.rogue = False
         self.names: dict[int, str] = {}  # the SNI name each handshake in progress asked for, by id(SSLObject)
         self.default = self.context("unknown.invalid")
         self.default.sni_callback = self._pick
@@ -197,24 +206,25 @@ class Authority:
     def _pick(self, obj: Any, server_name: str | None, _: ssl.SSLContext) -> None:
         if server_name:
             self.names[id(obj)] = _name(server_name)
-            obj.context = self.context(_name(server_name))
+            obj.context = self.context(_name(server_name), rogue=self.rogue)
 
-    def context(self, hostname: str) -> ssl.SSLContext:
-        found = self._contexts.get(hostname)
+    def context(self, hostname: str, *, rogue: bool = False) -> ssl.SSLContext:
+        found = self._contexts.get((hostname, rogue))
         if found is not None:
             return found
+        ca_key, ca = self._cas[rogue]
         key = ec.generate_private_key(ec.SECP256R1())
         now = dt.datetime.now(dt.UTC)
         cert = (
             x509.CertificateBuilder()
             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)]))
-            .issuer_name(self._ca.subject)
+            .issuer_name(ca.subject)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - dt.timedelta(days=1))
             .not_valid_after(now + dt.timedelta(days=30))
             .add_extension(x509.SubjectAlternativeName([x509.DNSName(hostname)]), critical=False)
-            .sign(self._key, hashes.SHA256())
+            .sign(ca_key, hashes.SHA256())
         )
         path = self._dir / f"{len(self._contexts)}.pem"
         path.write_bytes(
@@ -225,7 +235,7 @@ class Authority:
         )
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(path)
-        self._contexts[hostname] = context
+        self._contexts[(hostname, rogue)] = context
         return context
 
 
@@ -344,8 +354,11 @@ def _reset(writer: asyncio.StreamWriter) -> None:
 
 
 class DataPlane:
-    def __init__(self, observer: Observer, authority: Authority, *, interval: float) -> None:
+    def __init__(
+        self, observer: Observer, authority: Authority, *, interval: float, rogue_file: Path | None = None
+    ) -> None:
         self.observer, self.authority, self.interval = observer, authority, interval
+        self.rogue_file = rogue_file
         self.view = View()
         self._listeners: dict[tuple[str, int], Listener] = {}
 
@@ -355,6 +368,7 @@ class DataPlane:
                 self.view = await asyncio.to_thread(self.observer.read)
             except Exception as exc:  # a stand-in restarting: keep the last view
                 print(f"data-plane: read failed: {exc}", flush=True)
+            self.authority.rogue = self.rogue_file is not None and self.rogue_file.exists()
             await self._converge()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.interval)
@@ -395,11 +409,15 @@ def main(*, host: str, port: int, argv: list[str]) -> int:
     parser.add_argument(
         "--allow-list-delay", type=float, default=0.0, help="seconds before an added entry works"
     )
+    parser.add_argument(
+        "--rogue-file", default=None, help="while this file exists, certificates come from a CA nobody trusts"
+    )
     args = parser.parse_args(argv)
 
     authority = Authority(Path(args.ca_file))
     observer = Observer(args.aws_url, args.clickhouse_url, args.vpc_id, args.region, args.allow_list_delay)
-    plane = DataPlane(observer, authority, interval=args.interval)
+    rogue = Path(args.rogue_file) if args.rogue_file else None
+    plane = DataPlane(observer, authority, interval=args.interval, rogue_file=rogue)
     dns = DNSServer(Resolver(plane), address=host, port=port, handler=_QuietHandler)
     dns.start_thread()
     bound = dns.server.server_address
