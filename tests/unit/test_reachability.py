@@ -181,7 +181,7 @@ async def test_placement_comes_from_the_setting_or_says_why_it_is_unknown() -> N
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     found = await PlacementFinder(Settings(), imds_url=f"http://127.0.0.1:{port}", timeout=1).placement()
-    assert found.vpc_id is None and "instance metadata service did not answer" in found.how
+    assert found.vpc_id is None and found.how == "the instance metadata service did not answer (ConnectError)"
 
 
 # ---- the probe against real listeners on loopback
@@ -251,3 +251,41 @@ async def test_the_probe_sees_ping_ok_tls_failures_resets_refusals_and_wrong_ans
         closed_port = s.getsockname()[1]
     refused = await trusted.port(HOST, "127.0.0.1", closed_port)
     assert refused.outcome is PortOutcome.REFUSED
+
+
+async def test_placement_is_read_from_the_instance_metadata_service_with_a_token() -> None:
+    """IMDSv2: a PUT for a token, then the MAC and the VPC of that interface, each with the token."""
+    from aiohttp import web
+
+    seen: list[tuple[str, str, str | None]] = []
+
+    async def token(request: web.Request) -> web.Response:
+        seen.append(
+            (request.method, request.path, request.headers.get("X-aws-ec2-metadata-token-ttl-seconds"))
+        )
+        return web.Response(text="T0KEN")
+
+    async def meta(request: web.Request) -> web.Response:
+        seen.append((request.method, request.path, request.headers.get("X-aws-ec2-metadata-token")))
+        if request.path.endswith("/mac"):
+            return web.Response(text="0a:1b:2c:3d:4e:5f")
+        return web.Response(text="vpc-0123456789abcdef0")
+
+    app = web.Application()
+    app.router.add_put("/latest/api/token", token)
+    app.router.add_get("/latest/meta-data/{tail:.*}", meta)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        found = await PlacementFinder(Settings(), imds_url=f"http://127.0.0.1:{port}").placement()
+    finally:
+        await runner.cleanup()
+    assert found == Placement("vpc-0123456789abcdef0", "the instance metadata service")
+    assert seen == [
+        ("PUT", "/latest/api/token", "60"),
+        ("GET", "/latest/meta-data/mac", "T0KEN"),
+        ("GET", "/latest/meta-data/network/interfaces/macs/0a:1b:2c:3d:4e:5f/vpc-id", "T0KEN"),
+    ]

@@ -236,7 +236,8 @@ class PlacementFinder:
         if s.operator_vpc_id:
             return Placement(s.operator_vpc_id, "CHPL_OPERATOR_VPC_ID")
         try:
-            async with httpx.AsyncClient(base_url=self._imds, timeout=self._timeout) as imds:
+            # Never through a proxy (HTTP_PROXY): the metadata service answers only on the link itself.
+            async with httpx.AsyncClient(base_url=self._imds, timeout=self._timeout, trust_env=False) as imds:
                 token = await imds.put(
                     "/latest/api/token", headers={"X-aws-ec2-metadata-token-ttl-seconds": "60"}
                 )
@@ -247,6 +248,9 @@ class PlacementFinder:
                 path = f"/latest/meta-data/network/interfaces/macs/{mac.text.strip()}/vpc-id"
                 vpc = await imds.get(path, headers=headers)
                 vpc.raise_for_status()
+        except httpx.HTTPStatusError as exc:
+            why = f"the instance metadata service answered HTTP {exc.response.status_code}"
+            return Placement(None, why)
         except httpx.HTTPError as exc:
             why = f"the instance metadata service did not answer ({type(exc).__name__})"
             return Placement(None, why)
