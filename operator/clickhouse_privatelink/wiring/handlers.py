@@ -90,10 +90,12 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         max_window=SETTINGS.route53_max_batch_window,
     )
     # The Reachable check runs last, after every other component (engine/reachability_component.py).
+    placement = PlacementFinder(SETTINGS)
+    # Where the operator runs is found once, now (at most a second's look at the instance metadata service),
+    # not by the first pass that needs it.
+    memo.placement = asyncio.ensure_future(placement.placement())
     reachability = ReachabilityComponent(
-        Prober(ProbeConfig.from_settings(SETTINGS)),
-        PlacementFinder(SETTINGS),
-        required=SETTINGS.reachability_required,
+        Prober(ProbeConfig.from_settings(SETTINGS)), placement, required=SETTINGS.reachability_required
     )
     memo.reconciler = Reconciler(
         SETTINGS, SecretReader(), gateway, aws.get, components=(*FORWARD, reachability)
