@@ -374,14 +374,16 @@ def _condition(kube: Kube, name: str, type_: str) -> dict[str, Any]:
     return next((x for x in obj.get("status", {}).get("conditions", []) if x.get("type") == type_), {})
 
 
-def _show_reachable(kube: Kube, name: str, status: str, reason: str) -> None:
+def _show_reachable(kube: Kube, name: str, status: str | None, reason: str) -> None:
+    """Wait for Reachable with ``reason`` (and ``status``, unless None) and print it."""
+
     def check() -> dict[str, Any] | None:
         cond = _condition(kube, name, "Reachable")
-        return cond if (cond.get("status"), cond.get("reason")) == (status, reason) else None
+        return cond if cond.get("reason") == reason and status in (None, cond.get("status")) else None
 
-    cond = wait_for(f"{name}: Reachable={status} {reason}", check, timeout=30, interval=0.2)
+    cond = wait_for(f"{name}: Reachable {reason}", check, timeout=30, interval=0.2)
     ready = _condition(kube, name, "Ready").get("status")
-    say(f"  {name}: Reachable={status} {reason}: {cond['message']} (Ready={ready})")
+    say(f"  {name}: Reachable={cond['status']} {reason}: {cond['message']} (Ready={ready})")
 
 
 def walk_reachability(sandbox: Sandbox, kube: Kube, seeded: Seeded, name: str) -> None:
@@ -405,7 +407,8 @@ def walk_reachability(sandbox: Sandbox, kube: Kube, seeded: Seeded, name: str) -
         auth=(seeded.key_id, seeded.key_secret),
         timeout=10,
     ).raise_for_status()
-    _show_reachable(kube, name, "False", "ConnectionReset")
+    # False when a drift check meets the reset before it puts the entry back; Unknown when it has just put it back.
+    _show_reachable(kube, name, None, "ConnectionReset")
     _show_reachable(kube, name, "True", "Reachable")
     say("breaking TLS: the interfaces present a certificate from a CA nobody trusts")
     sandbox.rogue_file.touch()

@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import Cloud, DataPlane, Link, LinkFactory
+from clickhouse_privatelink_testkit.sandbox import Kube
+from tests.e2e.conftest import Cloud, DataPlane, Link, LinkFactory, OperatorProcess
+from tests.fixtures.polling import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.standin_only]
 
@@ -67,7 +69,12 @@ def test_reachable_then_security_groups_allow_list_and_tls_break_and_mend(
     # The guide's "connection reset by peer": the endpoint taken off the service's allow list by hand. The
     # operator puts it back at its next pass; ClickHouse (the stand-in) honours an entry a while after it.
     cloud.remove_from_allow_list(endpoint_id)
-    cond = _reachable(link, "ConnectionReset")
+    # False when a pass met the reset before putting the entry back, Unknown when the same pass put it back.
+    cond = wait_for(
+        lambda: (c := link.condition("Reachable")) and c["reason"] == "ConnectionReset" and c,
+        timeout=CHECK_TIMEOUT,
+        message="Reachable ConnectionReset",
+    )
     assert "connection reset by peer" in cond["message"] and "privateEndpointIds" in cond["message"]
     _reachable(link, "Reachable", status="True")
     assert endpoint_id in cloud.allow_list()
@@ -130,3 +137,28 @@ def test_resources_outside_the_operators_vpc_say_so_without_measuring(make_link:
     link.wait_ready()
     cond = _reachable(link, "OperatorOutsideVpc", status="Unknown")
     assert "(from CHPL_OPERATOR_VPC_ID)" in cond["message"] and "diagnose" in cond["message"]
+
+
+def test_a_reachable_resource_costs_no_writes_between_drift_checks(
+    plane: DataPlane, make_link: LinkFactory, operator: OperatorProcess, k8s: Kube
+) -> None:
+    """Measured at every drift check, and a measurement that finds the same writes nothing (no status, no Event)."""
+    link = _link_in(plane, make_link)
+    link.wait_ready()
+    _reachable(link, "Reachable", status="True")
+    before = link.get()
+    assert before is not None
+    events_before = len(k8s.events(link.namespace, link.name))
+    drift_passes = operator.metric("chpl_reconciles_total", kind="drift")
+    wait_for(
+        lambda: operator.metric("chpl_reconciles_total", kind="drift") >= drift_passes + 3,
+        timeout=15,
+        message="three drift checks",
+    )
+    after = link.get()
+    assert after is not None
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"], (
+        before["status"],
+        after["status"],
+    )
+    assert len(k8s.events(link.namespace, link.name)) == events_before

@@ -28,7 +28,16 @@ from clickhouse_privatelink.decisions.status import StepResult, condition
 from clickhouse_privatelink.engine.context import Pass, StepFailed, aws_await, clickhouse_call
 from clickhouse_privatelink.engine.security_group_component import read_port_check
 
-_DNS_REASONS = frozenset({Reason.DNS_NOT_RESOLVING, Reason.DNS_POINTS_ELSEWHERE})
+# Failures that a change made by the same pass explains (the change, as Outcome.changes says it, and why).
+_RECORD = (
+    "dns_record_written",
+    "record written in this pass, not answered yet (Route 53 takes up to a minute)",
+)
+_SETTLING = {
+    Reason.DNS_NOT_RESOLVING: _RECORD,
+    Reason.DNS_POINTS_ELSEWHERE: _RECORD,
+    Reason.CONNECTION_RESET: ("allow_listed", "allow-list entry added in this pass, not applied yet"),
+}
 
 
 class ReachabilityComponent:
@@ -100,10 +109,12 @@ class ReachabilityComponent:
             else:
                 ctx = replace(ctx, allow_list=tuple(service.private_endpoint_ids))
         result = classify(report, ctx)
-        if result.reason in _DNS_REASONS and "dns_record_written" in p.out.changes:
-            # Route 53 takes up to a minute to answer for a record written now: not a finding yet.
-            message = f"record written in this pass, not answered yet (Route 53 takes up to a minute): {result.message}"
-            return StepResult(result.type, False, result.reason, message, unknown=True)
+        settling = _SETTLING.get(result.reason)
+        if settling is not None and settling[0] in p.out.changes:
+            # What this pass has just written takes effect after a while: not a finding yet (no Warning).
+            return StepResult(
+                result.type, False, result.reason, f"{settling[1]}: {result.message}", unknown=True
+            )
         return result
 
     async def release(self, p: Pass) -> None:
