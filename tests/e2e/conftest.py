@@ -259,6 +259,28 @@ class Link:
         return [e.reason for e in self.k8s.events(self.namespace, self.name)]
 
 
+def assert_quiet_over_drift_checks(link: Link, operator: OperatorProcess, k8s: Kube, checks: int = 3) -> None:
+    """Over ``checks`` drift checks of the operator's resources (2 s apart in e2e), nothing of ``link`` changes:
+    no status write (its resourceVersion stays), no Event."""
+    before = link.get()
+    assert before is not None
+    events_before = len(k8s.events(link.namespace, link.name))
+    drift_passes = operator.metric("chpl_reconciles_total", kind="drift")
+    wait_for(
+        lambda: operator.metric("chpl_reconciles_total", kind="drift") >= drift_passes + checks,
+        timeout=15,
+        message=f"{checks} drift checks",
+    )
+    after = link.get()
+    assert after is not None
+    changed = {
+        k: (before["status"].get(k), v) for k, v in after["status"].items() if before["status"].get(k) != v
+    }
+    assert changed == {}
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+    assert len(k8s.events(link.namespace, link.name)) == events_before
+
+
 class LinkFactory:
     """Creates Secrets and ClickHousePrivateLinks in the test's namespace, for its org and VPC."""
 

@@ -9,7 +9,14 @@ from typing import Any
 import pytest
 
 from clickhouse_privatelink_testkit.sandbox import Kube
-from tests.e2e.conftest import Cloud, DataPlane, Link, LinkFactory, OperatorProcess
+from tests.e2e.conftest import (
+    Cloud,
+    DataPlane,
+    Link,
+    LinkFactory,
+    OperatorProcess,
+    assert_quiet_over_drift_checks,
+)
 from tests.fixtures.polling import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.standin_only]
@@ -146,19 +153,4 @@ def test_a_reachable_resource_costs_no_writes_between_drift_checks(
     link = _link_in(plane, make_link)
     link.wait_ready()
     _reachable(link, "Reachable", status="True")
-    before = link.get()
-    assert before is not None
-    events_before = len(k8s.events(link.namespace, link.name))
-    drift_passes = operator.metric("chpl_reconciles_total", kind="drift")
-    wait_for(
-        lambda: operator.metric("chpl_reconciles_total", kind="drift") >= drift_passes + 3,
-        timeout=15,
-        message="three drift checks",
-    )
-    after = link.get()
-    assert after is not None
-    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"], (
-        before["status"],
-        after["status"],
-    )
-    assert len(k8s.events(link.namespace, link.name)) == events_before
+    assert_quiet_over_drift_checks(link, operator, k8s)
