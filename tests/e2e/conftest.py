@@ -79,7 +79,7 @@ def data_plane(
     folder = tmp_path_factory.mktemp("dataplane")
     ca_file, log = folder / "ca.pem", folder / "dataplane.log"
     args = ["--aws-url", aws_target.endpoint_url, "--clickhouse-url", clickhouse_api.url]
-    args += ["--vpc-id", network.vpc_id, "--ca-file", str(ca_file), "--interval", "0.3"]
+    args += ["--vpc-id", network.vpc_id, "--ca-file", str(ca_file), "--interval", "0.5"]
     args += ["--allow-list-delay", str(ALLOW_LIST_DELAY), "--rogue-file", str(folder / "rogue")]
     proc, resolver = start_standin("dataplane", args, log_path=log)
     env = {

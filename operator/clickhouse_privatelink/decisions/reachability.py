@@ -113,7 +113,7 @@ def skip_result(placement: Placement, resource_vpc: str) -> StepResult | None:
     if placement.vpc_id is None:
         message = (
             f"not measured: the operator's VPC is unknown ({placement.how}); set CHPL_OPERATOR_VPC_ID "
-            f"(the chart's reachability.operatorVpcId) when it runs in {resource_vpc}, or {later}"
+            f"(the chart's extraEnv) when it runs in {resource_vpc}, or {later}"
         )
         return StepResult(step, False, Reason.OPERATOR_VPC_UNKNOWN, message, unknown=True)
     if placement.vpc_id != resource_vpc:

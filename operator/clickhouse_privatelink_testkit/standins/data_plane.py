@@ -101,6 +101,9 @@ class Observer:
         view = View()
         endpoints = self.ec2.describe_vpc_endpoints(Filters=[{"Name": "vpc-id", "Values": [self.vpc_id]}])
         live = [e for e in endpoints["VpcEndpoints"] if e["State"] == "available"]
+        if not live:
+            self._first_seen.clear()
+            return view  # an idle VPC costs the other stand-ins one call per look
         by_dns: dict[str, tuple[str, ...]] = {}
         cidrs = vpc_cidrs(self.ec2, self.vpc_id) if live else []
         for endpoint in live:
