@@ -140,8 +140,12 @@ async def _checklist(
         return
     try:
         key = await SecretReader().api_key(namespace, ch.credentials_secret_ref)
-    except (CredentialsError, KubernetesApiError) as exc:
-        report.add("clickhouse service", "fail", f"API key: {exc}", "CredentialsInvalid")
+    except CredentialsError as exc:
+        reason = "CredentialsSecretNotFound" if exc.missing else "CredentialsInvalid"
+        report.add("clickhouse service", "fail", f"API key: {exc}", reason)
+        return
+    except KubernetesApiError as exc:
+        report.add("clickhouse service", "fail", f"API key Secret not readable: {exc}")
         return
     async with ClickHouseCloudClient(ch.api_url, key.key_id, key.key_secret, timeout=15) as api:
         try:
