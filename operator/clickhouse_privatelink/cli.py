@@ -1,4 +1,4 @@
-"""Command line: run the operator or render the CRD."""
+"""Command line: run the operator, render the CRD, or diagnose one resource."""
 
 from __future__ import annotations
 
@@ -34,6 +34,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     )
 
 
+def _cmd_diagnose(args: argparse.Namespace) -> int:
+    from clickhouse_privatelink.diagnose import run
+
+    return run(args.resource, output=args.output, probe=not args.no_probe)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``clickhouse-privatelink-operator``."""
     parser = argparse.ArgumentParser(prog="clickhouse-privatelink-operator", description=__doc__)
@@ -55,6 +61,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics-port", type=int, default=9090, help="Prometheus /metrics port, 0 to disable")
     p.add_argument("--verbose", "-v", action="store_true")
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser(
+        "diagnose",
+        help="run ClickHouse's PrivateLink troubleshooting checklist for one resource and name the first thing to fix",
+    )
+    p.add_argument("resource", metavar="NAMESPACE/NAME")
+    p.add_argument("--output", "-o", choices=["text", "json"], default="text")
+    p.add_argument(
+        "--no-probe",
+        action="store_true",
+        help="skip the DNS, TCP, TLS and /ping checks (run outside the VPC)",
+    )
+    p.set_defaults(func=_cmd_diagnose)
 
     return parser
 

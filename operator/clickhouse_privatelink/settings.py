@@ -31,6 +31,15 @@ def _bool(name: str, default: bool) -> bool:
     return raw in ("true", "1", "yes")
 
 
+def _choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    raw = os.environ.get(name, "").strip().lower()
+    if raw == "":
+        return default
+    if raw not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw
+
+
 def _urls(name: str, default: tuple[str, ...]) -> tuple[str, ...]:
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
@@ -103,6 +112,20 @@ class Settings:
     # writes once a minute. A batch holding a full request by Route 53's limits goes at once.)
     route53_batch_window: float = 3.0
     route53_max_batch_window: float = 30.0
+    # The Reachable check (decisions/reachability.py): "auto" measures the private hostname from the operator's
+    # pod for resources in the operator's own VPC (CHPL_OPERATOR_VPC_ID, else asked of the instance metadata
+    # service once), "off" never does. Required makes a failed check Ready's reason too (not by default).
+    reachability: str = "auto"
+    operator_vpc_id: str | None = None
+    reachability_required: bool = False
+    reachability_timeout: float = 5.0  # each connect, TLS handshake, DNS query and /ping answer
+    # Test-only (the test kit's data-plane stand-in; never set in a deployment): the resolver to ask instead
+    # of /etc/resolv.conf's ("HOST:PORT"), where the endpoint's interface addresses are reached instead
+    # ("10.0.0.0/8=127.0.0.0/8": an address of the first block is dialled at the same offset in the second),
+    # and a CA file trusted beside the system's.
+    test_dns_resolver: str | None = None
+    test_address_map: str | None = None
+    test_ca_file: str | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -121,6 +144,13 @@ class Settings:
             read_window=_float("CHPL_READ_WINDOW", cls.read_window),
             route53_batch_window=_float("CHPL_ROUTE53_BATCH_WINDOW", cls.route53_batch_window),
             route53_max_batch_window=_float("CHPL_ROUTE53_MAX_BATCH_WINDOW", cls.route53_max_batch_window),
+            reachability=_choice("CHPL_REACHABILITY", cls.reachability, ("auto", "off")),
+            operator_vpc_id=os.environ.get("CHPL_OPERATOR_VPC_ID", "").strip() or None,
+            reachability_required=_bool("CHPL_REACHABILITY_REQUIRED", cls.reachability_required),
+            reachability_timeout=_float("CHPL_REACHABILITY_TIMEOUT", cls.reachability_timeout),
+            test_dns_resolver=os.environ.get("CHPL_TEST_DNS_RESOLVER") or None,
+            test_address_map=os.environ.get("CHPL_TEST_ADDRESS_MAP") or None,
+            test_ca_file=os.environ.get("CHPL_TEST_CA_FILE") or None,
         )
 
     def backoff(self, attempt: int) -> float:

@@ -35,8 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_sandbox)
 
-    p = sub.add_parser("standin", help="serve one local stand-in: kubernetes, clickhouse or aws")
-    p.add_argument("which", choices=["kubernetes", "clickhouse", "aws"])
+    p = sub.add_parser("standin", help="serve one local stand-in: kubernetes, clickhouse, aws or dataplane")
+    p.add_argument("which", choices=["kubernetes", "clickhouse", "aws", "dataplane"])
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0, help="0 picks a free port (printed on start)")
     p.add_argument("extra", nargs=argparse.REMAINDER, help="options passed to the stand-in (see its --help)")

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import boto3
+import httpx
 import yaml
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
@@ -28,7 +29,7 @@ from kubernetes.client.exceptions import ApiException
 from clickhouse_privatelink import constants as c
 from clickhouse_privatelink.api.crd import render_crd
 from clickhouse_privatelink_testkit import compressed_clock
-from clickhouse_privatelink_testkit.launch import start_standin, stop_process
+from clickhouse_privatelink_testkit.launch import serving_url, spawn_standin, start_standin, stop_process
 from clickhouse_privatelink_testkit.standins.aws import (
     DEFAULT_ACCESS_KEY,
     DEFAULT_SECRET_KEY,
@@ -36,6 +37,7 @@ from clickhouse_privatelink_testkit.standins.aws import (
     seed_network,
 )
 from clickhouse_privatelink_testkit.standins.clickhouse_cloud import StandInControl
+from clickhouse_privatelink_testkit.standins.data_plane import ADDRESS_MAP
 
 SAMPLES = Path(__file__).resolve().parents[2] / "deploy" / "samples"
 NAMESPACE = "sandbox"
@@ -48,8 +50,8 @@ def say(message: str) -> None:
     print(f"[sandbox] {message}", flush=True)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
+def _free_port(kind: socket.SocketKind = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
@@ -85,6 +87,9 @@ class Sandbox:
         self.kube_url = ""
         self.clickhouse_url = ""
         self.aws_url = ""
+        self.data_plane_env: dict[str, str] = {}
+        self._data_plane: subprocess.Popen[str] | None = None
+        self.rogue_file = log_dir / "rogue-certificates"
 
     # --------------------------------------------------------------------------------------- processes
 
@@ -110,6 +115,35 @@ class Sandbox:
         self.procs.append(("aws", proc))
         say(f"  {self.aws_url}")
 
+    def start_data_plane(self, network: Network) -> None:
+        """The VPC's resolver and the endpoint's interfaces, for the Reachable check; the operator is told it
+        runs in that VPC, and given the stand-in's resolver, addresses and CA (test-only settings).
+
+        Started without waiting (the operator's first check comes after everything is Ready): see
+        ``data_plane_serving``.
+        """
+        ca_file = self.log_dir / "data-plane-ca.pem"
+        port = _free_port(socket.SOCK_DGRAM)
+        args = ["--port", str(port), "--aws-url", self.aws_url, "--clickhouse-url", self.clickhouse_url]
+        args += ["--vpc-id", network.vpc_id, "--ca-file", str(ca_file), "--interval", "0.2"]
+        args += ["--allow-list-delay", "0.5", "--rogue-file", str(self.rogue_file)]
+        self._data_plane = spawn_standin("dataplane", args, log_path=self.log_dir / "dataplane.log")
+        self.procs.append(("dataplane", self._data_plane))
+        self.data_plane_env = {
+            "CHPL_OPERATOR_VPC_ID": network.vpc_id,
+            "CHPL_REACHABILITY_TIMEOUT": "0.3",
+            "CHPL_TEST_DNS_RESOLVER": f"127.0.0.1:{port}",
+            "CHPL_TEST_ADDRESS_MAP": ADDRESS_MAP,
+            "CHPL_TEST_CA_FILE": str(ca_file),
+        }
+
+    def data_plane_serving(self, network: Network) -> None:
+        assert self._data_plane is not None
+        resolver = serving_url(self._data_plane, "dataplane", log_path=self.log_dir / "dataplane.log")
+        say(
+            f"  the data-plane stand-in of {network.vpc_id} serves DNS on {resolver}, the interfaces on 127.x.y.z"
+        )
+
     def start_operator(self) -> None:
         metrics_port = _free_port()
         env = {
@@ -121,6 +155,11 @@ class Sandbox:
             "AWS_DEFAULT_REGION": REGION,
             "CHPL_CLUSTER_NAME": "sandbox",
             "CHPL_POLL_INTERVAL": "1",
+            # Drift checks (and with them the Reachable check) twice a second, and Route 53 changes sent at
+            # once: the walk-through breaks things and waits for the operator to see them.
+            "CHPL_DRIFT_INTERVAL": "0.5",
+            "CHPL_ROUTE53_BATCH_WINDOW": "0.2",
+            **self.data_plane_env,
             "CHPL_LOG_FORMAT": "text",
             # The ClickHouse stand-in runs on a compressed clock: 10 requests per 10 virtual seconds.
             **compressed_clock.operator_env(CLICKHOUSE_TIME_SCALE),
@@ -330,6 +369,81 @@ def verify_ready(sandbox: Sandbox, seeded: Seeded, objs: dict[str, dict[str, Any
         control.close()
 
 
+def _condition(kube: Kube, name: str, type_: str) -> dict[str, Any]:
+    obj = kube.get_link(NAMESPACE, name) or {}
+    return next((x for x in obj.get("status", {}).get("conditions", []) if x.get("type") == type_), {})
+
+
+def _show_reachable(kube: Kube, name: str, status: str | None, reason: str) -> None:
+    """Wait for Reachable with ``reason`` (and ``status``, unless None) and print it."""
+
+    def check() -> dict[str, Any] | None:
+        cond = _condition(kube, name, "Reachable")
+        return cond if cond.get("reason") == reason and status in (None, cond.get("status")) else None
+
+    cond = wait_for(f"{name}: Reachable {reason}", check, timeout=30, interval=0.2)
+    ready = _condition(kube, name, "Ready").get("status")
+    say(f"  {name}: Reachable={cond['status']} {reason}: {cond['message']} (Ready={ready})")
+
+
+def walk_reachability(sandbox: Sandbox, kube: Kube, seeded: Seeded, name: str) -> None:
+    """Reachable=True, then one thing of each kind the guide's troubleshooting names broken and mended."""
+    ec2, r53 = _aws(sandbox)
+    status = (kube.get_link(NAMESPACE, name) or {})["status"]
+    host, zone_id, endpoint_id = status["privateDnsHostname"], status["hostedZoneId"], status["vpcEndpointId"]
+    _show_reachable(kube, name, "True", "Reachable")
+    sg, cidr = seeded.network.security_group_id, "10.42.0.0/16"
+    rule = [{"IpProtocol": "tcp", "FromPort": 9440, "ToPort": 9440, "IpRanges": [{"CidrIp": cidr}]}]
+    say(f"breaking the security group: {sg} no longer admits 9440")
+    ec2.revoke_security_group_ingress(GroupId=sg, IpPermissions=rule)
+    _show_reachable(kube, name, "False", "ConnectTimeout")
+    ec2.authorize_security_group_ingress(GroupId=sg, IpPermissions=rule)
+    _show_reachable(kube, name, "True", "Reachable")
+    say(f"breaking the allow list: {endpoint_id} removed from the service by hand")
+    path = f"/v1/organizations/{seeded.org_id}/services/{status['serviceId']}"
+    httpx.patch(
+        sandbox.clickhouse_url + path,
+        json={"privateEndpointIds": {"remove": [endpoint_id]}},
+        auth=(seeded.key_id, seeded.key_secret),
+        timeout=10,
+    ).raise_for_status()
+    # False when a drift check meets the reset before it puts the entry back; Unknown when it has just put it back.
+    _show_reachable(kube, name, None, "ConnectionReset")
+    _show_reachable(kube, name, "True", "Reachable")
+    say("breaking TLS: the interfaces present a certificate from a CA nobody trusts")
+    sandbox.rogue_file.touch()
+    _show_reachable(kube, name, "False", "TlsFailed")
+    sandbox.rogue_file.unlink()
+    _show_reachable(kube, name, "True", "Reachable")
+    say(f"breaking DNS: dns.mode None, and the record for {host} deleted by hand")
+    kube.custom.patch_namespaced_custom_object(
+        c.GROUP, c.VERSION, NAMESPACE, c.PLURAL, name, {"spec": {"dns": {"mode": "None"}}}
+    )
+    sets = [
+        s
+        for s in r53.list_resource_record_sets(HostedZoneId=zone_id)["ResourceRecordSets"]
+        if s["Name"].rstrip(".") == host
+    ]
+    r53.change_resource_record_sets(
+        HostedZoneId=zone_id,
+        ChangeBatch={"Changes": [{"Action": "DELETE", "ResourceRecordSet": s} for s in sets]},
+    )
+    _show_reachable(kube, name, "False", "DnsNotResolving")
+    elsewhere = {"Name": host, "Type": "A", "TTL": 60, "ResourceRecords": [{"Value": "10.99.0.7"}]}
+    say(f"  ... and a record of someone else's: {host} A 10.99.0.7")
+    r53.change_resource_record_sets(
+        HostedZoneId=zone_id, ChangeBatch={"Changes": [{"Action": "CREATE", "ResourceRecordSet": elsewhere}]}
+    )
+    _show_reachable(kube, name, "False", "DnsPointsElsewhere")
+    r53.change_resource_record_sets(
+        HostedZoneId=zone_id, ChangeBatch={"Changes": [{"Action": "DELETE", "ResourceRecordSet": elsewhere}]}
+    )
+    kube.custom.patch_namespaced_custom_object(
+        c.GROUP, c.VERSION, NAMESPACE, c.PLURAL, name, {"spec": {"dns": {"mode": "Route53"}}}
+    )
+    _show_reachable(kube, name, "True", "Reachable")
+
+
 def verify_clean(sandbox: Sandbox, seeded: Seeded, retained: dict[str, str]) -> None:
     """Nothing the operator created is left, but for what ``deletionPolicy: Retain`` asked to keep.
 
@@ -386,6 +500,7 @@ def run_sandbox(*, keep: bool, log_dir: Path | None) -> int:
             kube.install_crd()
             say(f"installed the {c.KIND} CRD")
             seeded = sandbox.seed()
+            sandbox.start_data_plane(seeded.network)
             sandbox.start_operator()
             secrets, links = load_samples(seeded, sandbox.clickhouse_url)
             kube.apply(NAMESPACE, secrets, links)
@@ -396,6 +511,11 @@ def run_sandbox(*, keep: bool, log_dir: Path | None) -> int:
             objs = watch_until_ready(sandbox, kube, names, timeout=120)
             say("all resources are Ready; what exists now:")
             verify_ready(sandbox, seeded, objs)
+            say(
+                "the Reachable check, measured by the operator as a client in the VPC (the data-plane stand-in):"
+            )
+            sandbox.data_plane_serving(seeded.network)
+            walk_reachability(sandbox, kube, seeded, names[0])
             retained = {
                 name: obj["status"]["vpcEndpointId"]
                 for name, obj in objs.items()

@@ -23,10 +23,11 @@ from kubernetes.client.exceptions import ApiException
 
 from clickhouse_privatelink import constants as c
 from clickhouse_privatelink_testkit import compressed_clock
-from clickhouse_privatelink_testkit.launch import stop_process
+from clickhouse_privatelink_testkit.launch import start_standin, stop_process
 from clickhouse_privatelink_testkit.sandbox import Kube
-from clickhouse_privatelink_testkit.standins.aws import Network
+from clickhouse_privatelink_testkit.standins.aws import Network, seed_network
 from clickhouse_privatelink_testkit.standins.aws_faults import AwsFaultControl
+from clickhouse_privatelink_testkit.standins.data_plane import ADDRESS_MAP
 from tests.fixtures.aws import ENDPOINT_PENDING_SECONDS, AwsTarget
 from tests.fixtures.clickhouse import ClickHouseApi, ClickHouseOrg
 from tests.fixtures.kubernetes import KubeApi
@@ -46,12 +47,53 @@ OPERATOR_ENV = {
     "CHPL_WATCH_SECRETS": "true",
 }
 READY_TIMEOUT = 60.0
+# The data plane honours an allow-list entry this long after it appears (ClickHouse applies it after a while).
+ALLOW_LIST_DELAY = 2.0
 
 
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class DataPlane:
+    """The data-plane stand-in of one VPC: the operator is told it runs there (CHPL_OPERATOR_VPC_ID)."""
+
+    network: Network
+    env: dict[str, str]
+    log: Path
+    rogue_file: Path  # while it exists, the interfaces present certificates from a CA nobody trusts
+
+
+@pytest.fixture(scope="session")
+def data_plane(
+    aws_target: AwsTarget, clickhouse_api: ClickHouseApi, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DataPlane | None]:
+    """A VPC with its DNS resolver and interfaces (test kit's data_plane.py); None against real services."""
+    if aws_target.endpoint_url is None or clickhouse_api.control is None:
+        yield None
+        return
+    network = seed_network(aws_target.endpoint_url, "us-east-1", cidr="10.48.0.0/16")
+    folder = tmp_path_factory.mktemp("dataplane")
+    ca_file, log = folder / "ca.pem", folder / "dataplane.log"
+    args = ["--aws-url", aws_target.endpoint_url, "--clickhouse-url", clickhouse_api.url]
+    args += ["--vpc-id", network.vpc_id, "--ca-file", str(ca_file), "--interval", "0.5"]
+    args += ["--allow-list-delay", str(ALLOW_LIST_DELAY), "--rogue-file", str(folder / "rogue")]
+    proc, resolver = start_standin("dataplane", args, log_path=log)
+    env = {
+        "CHPL_OPERATOR_VPC_ID": network.vpc_id,
+        "CHPL_REACHABILITY_TIMEOUT": "1",
+        # Test-only settings: the stand-in's resolver, its interfaces' loopback addresses, its CA.
+        "CHPL_TEST_DNS_RESOLVER": resolver,
+        "CHPL_TEST_ADDRESS_MAP": ADDRESS_MAP,
+        "CHPL_TEST_CA_FILE": str(ca_file),
+    }
+    try:
+        yield DataPlane(network=network, env=env, log=log, rogue_file=folder / "rogue")
+    finally:
+        stop_process(proc)
 
 
 @pytest.fixture(scope="session")
@@ -139,9 +181,11 @@ def operator(
     kube_api: KubeApi,
     aws_target: AwsTarget,
     clickhouse_api: ClickHouseApi,
+    data_plane: DataPlane | None,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[OperatorProcess]:
     env = {**os.environ, **OPERATOR_ENV, **aws_target.env, "KUBECONFIG": str(kube_api.kubeconfig)}
+    env.update(data_plane.env if data_plane is not None else {})
     if clickhouse_api.control is not None:
         # The operator's client paces itself and waits on the stand-in's compressed clock.
         env.update(compressed_clock.operator_env(clickhouse_api.time_scale))
@@ -215,6 +259,28 @@ class Link:
 
     def event_reasons(self) -> list[str]:
         return [e.reason for e in self.k8s.events(self.namespace, self.name)]
+
+
+def assert_quiet_over_drift_checks(link: Link, operator: OperatorProcess, k8s: Kube, checks: int = 3) -> None:
+    """Over ``checks`` drift checks of the operator's resources (2 s apart in e2e), nothing of ``link`` changes:
+    no status write (its resourceVersion stays), no Event."""
+    before = link.get()
+    assert before is not None
+    events_before = len(k8s.events(link.namespace, link.name))
+    drift_passes = operator.metric("chpl_reconciles_total", kind="drift")
+    wait_for(
+        lambda: operator.metric("chpl_reconciles_total", kind="drift") >= drift_passes + checks,
+        timeout=15,
+        message=f"{checks} drift checks",
+    )
+    after = link.get()
+    assert after is not None
+    changed = {
+        k: (before["status"].get(k), v) for k, v in after["status"].items() if before["status"].get(k) != v
+    }
+    assert changed == {}
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+    assert len(k8s.events(link.namespace, link.name)) == events_before
 
 
 class LinkFactory:

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.e2e.conftest import Cloud, Kube, LinkFactory, OperatorProcess
+from tests.e2e.conftest import Cloud, Kube, LinkFactory, OperatorProcess, assert_quiet_over_drift_checks
 from tests.fixtures.clickhouse import ClickHouseOrg
 from tests.fixtures.kubernetes import KubeApi
 from tests.fixtures.polling import wait_for
@@ -119,21 +119,4 @@ def test_a_healthy_resource_costs_no_writes_between_drift_checks(
 ) -> None:
     link = make_link()
     link.wait_ready()
-    before = link.get()
-    assert before is not None
-    events_before = len(k8s.events(link.namespace, link.name))
-    drift_passes = operator.metric("chpl_reconciles_total", kind="drift")
-    # Three drift checks of the operator's resources (2 s apart in e2e), then nothing may have changed.
-    wait_for(
-        lambda: operator.metric("chpl_reconciles_total", kind="drift") >= drift_passes + 3,
-        timeout=15,
-        message="three drift checks",
-    )
-    after = link.get()
-    assert after is not None
-    changed = {
-        k: (before["status"].get(k), v) for k, v in after["status"].items() if before["status"].get(k) != v
-    }
-    assert changed == {}
-    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
-    assert len(k8s.events(link.namespace, link.name)) == events_before
+    assert_quiet_over_drift_checks(link, operator, k8s)

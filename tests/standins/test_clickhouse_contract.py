@@ -44,6 +44,7 @@ from clickhouse_privatelink.adapters.clickhouse.client import (
     ClientError,
     Conflict,
     Forbidden,
+    IpAccessEntry,
     NotFound,
     RateLimited,
     RateLimiter,
@@ -292,6 +293,18 @@ async def test_every_operation_conforms(
         org = await c.get_organization(seeded.org_id)
         await c.update_private_endpoint_ids(seeded.org_id, seeded.service_id, remove=[VPCE_A])
         await c.remove_organization_private_endpoints(seeded.org_id, org.private_endpoints)
+        # The public IP access list (ipAccessList of service PATCH): closed to PrivateLink only, opened to one
+        # block, the original entry put back.
+        anywhere = IpAccessEntry(source="0.0.0.0/0", description="Anywhere")
+        office = IpAccessEntry(source="203.0.113.0/24", description="office")
+        closed = await c.update_ip_access_list(seeded.org_id, seeded.service_id, remove=[anywhere])
+        assert closed.ip_access_list == []
+        opened = await c.update_ip_access_list(seeded.org_id, seeded.service_id, add=[office, office])
+        assert opened.ip_access_list == [office]
+        both = await c.update_ip_access_list(
+            seeded.org_id, seeded.service_id, add=[anywhere], remove=[office]
+        )
+        assert both.ip_access_list == [anywhere]
     covered = {(ex.method, contract.template(ex.path)) for ex in recorder.exchanges}
     assert covered == OPERATIONS
     contract.check(recorder.exchanges)
@@ -314,6 +327,11 @@ async def _config(c: ClickHouseCloudClient, s: Seeded) -> object:
 
 async def _org(c: ClickHouseCloudClient, s: Seeded) -> object:
     return await c.get_organization(s.org_id)
+
+
+async def _bad_source(c: ClickHouseCloudClient, s: Seeded) -> object:
+    # A string for the spec, not an address or CIDR for the server: 400.
+    return await c.update_ip_access_list(s.org_id, s.service_id, add=[IpAccessEntry(source="not-an-ip")])
 
 
 async def _empty_id(c: ClickHouseCloudClient, s: Seeded) -> object:
@@ -352,6 +370,7 @@ def _rate_limited(s: Seeded) -> None:
 
 ERROR_CASES: list[tuple[str, Call, Callable[[Seeded], Any] | None, type[ClickHouseApiError], int]] = [
     ("400-declared", _empty_id, None, ClientError, 400),
+    ("400-bad-ip-access-source", _bad_source, None, ClientError, 400),
     ("401-bad-secret", _org, _bad_secret, Unauthorized, 401),
     ("403-developer-writes", _attach, _developer, Forbidden, 403),
     ("403-basic-tier", _config, _basic_tier, Forbidden, 403),
@@ -400,6 +419,8 @@ async def test_answers_to_requests_outside_the_spec_conform(
             await http.patch(base, json={"privateEndpointIds": {"add": "x"}}, auth=auth)
         ).status_code == 400
         assert (await http.post(f"{base}/privateEndpoint", json={}, auth=auth)).status_code == 400
+        bad_access = {"ipAccessList": {"add": [{"source": "10.0.0.0/8", "note": "x"}]}}
+        assert (await http.patch(base, json=bad_access, auth=auth)).status_code == 400
         org_patch = {"privateEndpoints": {"remove": [{"cloudProvider": "aws"}]}}
         assert (
             await http.patch(f"/v1/organizations/{seeded.org_id}", json=org_patch, auth=auth)

@@ -18,6 +18,8 @@ class ConditionType(StrEnum):
     READY = "Ready"
     # Advisory: written beside the steps, never part of Ready (see status.ADVISORY_CONDITIONS).
     SECURITY_GROUP_READY = "SecurityGroupReady"
+    # Advisory unless CHPL_REACHABILITY_REQUIRED: the private hostname measured from the operator's pod.
+    REACHABLE = "Reachable"
 
 
 class Reason(StrEnum):
@@ -65,6 +67,19 @@ class Reason(StrEnum):
     SECURITY_GROUP_PORTS_OPEN = "SecurityGroupPortsOpen"
     SECURITY_GROUP_PORTS_CLOSED = "SecurityGroupPortsClosed"
     SECURITY_GROUPS_UNREADABLE = "SecurityGroupsUnreadable"
+    # Advisory (condition Reachable), the troubleshooting section of ClickHouse's guide: in neither set below.
+    REACHABLE = "Reachable"
+    DNS_NOT_RESOLVING = "DnsNotResolving"
+    DNS_POINTS_ELSEWHERE = "DnsPointsElsewhere"
+    CONNECT_TIMEOUT = "ConnectTimeout"
+    CONNECTION_REFUSED = "ConnectionRefused"
+    CONNECTION_RESET = "ConnectionReset"
+    TLS_FAILED = "TlsFailed"
+    PING_FAILED = "PingFailed"
+    # Reachable is Unknown: not measured from where the operator runs.
+    OPERATOR_OUTSIDE_VPC = "OperatorOutsideVpc"
+    OPERATOR_VPC_UNKNOWN = "OperatorVpcUnknown"
+    REACHABILITY_CHECK_OFF = "ReachabilityCheckOff"
 
 
 # Reasons that mean "a person has to act": ArgoCD shows Degraded, the operator retries only slowly.

@@ -20,7 +20,8 @@ STEP_CONDITIONS = (
 
 # Checks written beside the steps that never hold Ready back: a person should look, nothing is broken yet.
 # Written only when a pass computed them (a pass that stops earlier leaves the last word in place).
-ADVISORY_CONDITIONS = (ConditionType.SECURITY_GROUP_READY,)
+# Reachable is one of them; with CHPL_REACHABILITY_REQUIRED its failures are also written as Ready's reason.
+ADVISORY_CONDITIONS = (ConditionType.SECURITY_GROUP_READY, ConditionType.REACHABLE)
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,10 @@ from the VPC, False (``SecurityGroupPortsClosed``) naming the ports that are not
 from __future__ import annotations
 
 from clickhouse_privatelink.adapters.aws import security_groups
+from clickhouse_privatelink.decisions.plan import ObservedEndpoint
 from clickhouse_privatelink.decisions.reasons import ConditionType, Reason
 from clickhouse_privatelink.decisions.security_groups import (
+    PortCheck,
     changed,
     check_ports,
     port_check_result,
@@ -22,6 +24,40 @@ from clickhouse_privatelink.engine.context import Pass, StepFailed, aws_await
 
 # Failures that pass by themselves: keep the last word rather than flip to Unknown and back.
 _TRANSIENT = frozenset({Reason.THROTTLED, Reason.UPSTREAM_UNAVAILABLE})
+
+
+async def read_port_check(p: Pass, endpoint: ObservedEndpoint) -> PortCheck:
+    """The endpoint's groups checked against the VPC's CIDRs, from shared reads (StepFailed when AWS refuses).
+
+    Every resource on one endpoint checks the same groups, so a drift period costs one read of them (and of
+    the VPC's CIDRs), however many resources share the endpoint; a second look in the same period is free.
+    """
+    step = ConditionType.SECURITY_GROUP_READY
+    ec2, vpc_id = p.aws.ec2, endpoint.vpc_id
+    ids = sorted(endpoint.security_group_ids)
+    if ids:
+        groups = await aws_await(
+            step,
+            p.aws.shared_read(
+                ("security-groups", *ids), lambda: security_groups.describe(ec2, ids), max_age=p.read_age
+            ),
+        )
+    else:
+        groups = await aws_await(
+            step,
+            p.aws.shared_read(
+                ("default-group", vpc_id),
+                lambda: security_groups.default_group(ec2, vpc_id),
+                max_age=p.read_age,
+            ),
+        )
+    cidrs = await aws_await(
+        step,
+        p.aws.shared_read(
+            ("vpc-cidrs", vpc_id), lambda: security_groups.vpc_cidrs(ec2, vpc_id), max_age=p.read_age
+        ),
+    )
+    return check_ports(groups, cidrs)
 
 
 class SecurityGroupComponent:
@@ -35,40 +71,13 @@ class SecurityGroupComponent:
         previous = condition(list(p.res.status.get("conditions", [])), step)
         result: StepResult
         try:
-            # Shared reads: every resource on one endpoint checks the same groups, so a drift period costs
-            # one read of them (and of the VPC's CIDRs), however many resources share the endpoint.
-            ec2, vpc_id = p.aws.ec2, endpoint.vpc_id
-            ids = sorted(endpoint.security_group_ids)
-            if ids:
-                groups = await aws_await(
-                    step,
-                    p.aws.shared_read(
-                        ("security-groups", *ids),
-                        lambda: security_groups.describe(ec2, ids),
-                        max_age=p.read_age,
-                    ),
-                )
-            else:
-                groups = await aws_await(
-                    step,
-                    p.aws.shared_read(
-                        ("default-group", vpc_id),
-                        lambda: security_groups.default_group(ec2, vpc_id),
-                        max_age=p.read_age,
-                    ),
-                )
-            cidrs = await aws_await(
-                step,
-                p.aws.shared_read(
-                    ("vpc-cidrs", vpc_id), lambda: security_groups.vpc_cidrs(ec2, vpc_id), max_age=p.read_age
-                ),
-            )
+            check = await read_port_check(p, endpoint)
         except StepFailed as failed:
             if failed.reason in _TRANSIENT and previous is not None:
                 return  # the next pass looks again
             result = unreadable_result(failed.message)
         else:
-            result = port_check_result(check_ports(groups, cidrs))
+            result = port_check_result(check)
         if changed(previous, result):
             if not result.ok:
                 p.out.event(result.reason.value, result.message, warning=True)
@@ -80,4 +89,4 @@ class SecurityGroupComponent:
         return None  # nothing was created
 
 
-__all__ = ["SecurityGroupComponent"]
+__all__ = ["SecurityGroupComponent", "read_port_check"]

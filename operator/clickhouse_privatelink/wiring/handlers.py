@@ -22,11 +22,14 @@ from clickhouse_privatelink.adapters.clickhouse.client import RetryPolicy
 from clickhouse_privatelink.adapters.clickhouse.gateway import ClickHouseGateway, Gateways
 from clickhouse_privatelink.adapters.kubernetes.api import custom_object_path, merge_patch
 from clickhouse_privatelink.adapters.kubernetes.secrets import ApiKey, SecretReader
+from clickhouse_privatelink.adapters.network.probe import PlacementFinder, ProbeConfig, Prober
 from clickhouse_privatelink.api.models import ClickHousePrivateLinkSpec
 from clickhouse_privatelink.decisions.ownership import ResourceRef
 from clickhouse_privatelink.decisions.reasons import ConditionType, Reason
 from clickhouse_privatelink.decisions.status import StepResult, WrittenStatus, condition, steps_to_conditions
 from clickhouse_privatelink.decisions.usage import Usage, usage_from_body, vpc_index_key
+from clickhouse_privatelink.engine.components import FORWARD
+from clickhouse_privatelink.engine.reachability_component import ReachabilityComponent
 from clickhouse_privatelink.engine.reconciler import Outcome, Reconciler, Resource
 from clickhouse_privatelink.settings import Settings
 
@@ -86,7 +89,17 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         batch_window=SETTINGS.route53_batch_window,
         max_window=SETTINGS.route53_max_batch_window,
     )
-    memo.reconciler = Reconciler(SETTINGS, SecretReader(), gateway, aws.get)
+    # The Reachable check runs last, after every other component (engine/reachability_component.py).
+    placement = PlacementFinder(SETTINGS)
+    # Where the operator runs is found once, now (at most a second's look at the instance metadata service),
+    # not by the first pass that needs it.
+    memo.placement = asyncio.ensure_future(placement.placement())
+    reachability = ReachabilityComponent(
+        Prober(ProbeConfig.from_settings(SETTINGS)), placement, required=SETTINGS.reachability_required
+    )
+    memo.reconciler = Reconciler(
+        SETTINGS, SecretReader(), gateway, aws.get, components=(*FORWARD, reachability)
+    )
     port = int(memo.get("metrics_port", 0) or 0)
     if port:
         metrics.serve(port)

@@ -9,7 +9,12 @@ from __future__ import annotations
 import argparse
 import importlib
 
-_MODULES = {"kubernetes": "kubernetes.server", "clickhouse": "clickhouse_cloud", "aws": "aws"}
+_MODULES = {
+    "kubernetes": "kubernetes.server",
+    "clickhouse": "clickhouse_cloud",
+    "aws": "aws",
+    "dataplane": "data_plane",
+}
 
 
 def serve(which: str, *, host: str, port: int, extra: list[str]) -> int:

@@ -104,6 +104,7 @@ import base64
 import binascii
 import contextlib
 import datetime as dt
+import ipaddress
 import json
 import logging
 import math
@@ -295,6 +296,10 @@ class Service:
     host_id: str
     private_endpoint_ids: list[str] = field(default_factory=list)
     tags: dict[str, str | None] = field(default_factory=dict)
+    # A new service admits anywhere until its IP access list is changed (service PATCH ``ipAccessList``).
+    ip_access_list: list[dict[str, str]] = field(
+        default_factory=lambda: [{"source": "0.0.0.0/0", "description": "Anywhere"}]
+    )
     provisioning_seconds: float | None = None
     provisioning_reads: int | None = None
     config_reads: int = 0
@@ -332,7 +337,7 @@ class Service:
             "autoscalingMode": "vertical",
             "idleScaling": True,
             "idleTimeoutMinutes": 15,
-            "ipAccessList": [{"source": "0.0.0.0/0", "description": "Anywhere"}],
+            "ipAccessList": [dict(entry) for entry in self.ip_access_list],
             "createdAt": self.created_at,
             "privateEndpointIds": list(self.private_endpoint_ids),
             "availablePrivateEndpointIds": available,
@@ -369,6 +374,7 @@ class Service:
             "private_dns_hostname": self.private_dns_hostname,
             "endpoints": self.endpoints(),
             "private_endpoint_ids": list(self.private_endpoint_ids),
+            "ip_access_list": [dict(entry) for entry in self.ip_access_list],
             "tags": dict(self.tags),
             "provisioning_seconds": self.provisioning_seconds,
             "provisioning_reads": self.provisioning_reads,
@@ -906,6 +912,27 @@ class ClickHouseCloudStandIn:
             raise ApiError(400, f"{where} must be an array of non-empty strings")
         return list(value)
 
+    @staticmethod
+    def _access_entries(value: Any, where: str) -> list[dict[str, str]]:
+        """IpAccessListEntry items: ``source`` an IPv4 or IPv6 address or CIDR, ``description`` optional."""
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise ApiError(400, f"{where} must be an array of {{source, description}} objects")
+        entries = []
+        for item in value:
+            if not isinstance(item, dict) or set(item) - {"source", "description"}:
+                raise ApiError(400, f"{where} must be an array of {{source, description}} objects")
+            source, description = item.get("source"), item.get("description", "")
+            if not isinstance(source, str) or not isinstance(description, str):
+                raise ApiError(400, f"{where}: source and description must be strings")
+            try:
+                ipaddress.ip_network(source, strict=False)
+            except ValueError:
+                raise ApiError(400, f"{where}: {source!r} is not an IP address or CIDR") from None
+            entries.append({"source": source, "description": description})
+        return entries
+
     def _require_private_link(self, org: Organization) -> None:
         if org.tier == "basic":
             raise ApiError(
@@ -1037,6 +1064,18 @@ class ClickHouseCloudStandIn:
                 if endpoint_id not in svc.private_endpoint_ids:
                     svc.private_endpoint_ids.append(endpoint_id)
                 org.register_endpoint(endpoint_id, svc.provider, svc.region, None)
+        access = body.get("ipAccessList")
+        if access is not None:
+            if not isinstance(access, dict) or set(access) - {"add", "remove"}:
+                raise ApiError(400, "ipAccessList must be an object with 'add' and/or 'remove'")
+            gone = {e["source"] for e in self._access_entries(access.get("remove"), "ipAccessList.remove")}
+            new = self._access_entries(access.get("add"), "ipAccessList.add")
+            # As the spec says: remove runs before add. An entry is its source; adding one present again
+            # keeps one entry (with the description given last).
+            kept = [e for e in svc.ip_access_list if e["source"] not in gone]
+            for entry in new:
+                kept = [e for e in kept if e["source"] != entry["source"]] + [entry]
+            svc.ip_access_list = kept
         if "name" in body:
             name = body["name"]
             if not isinstance(name, str) or not 1 <= len(name) <= 50:

@@ -120,3 +120,20 @@ def delete(ec2: EC2Client, endpoint_id: str) -> None:
 def mark_retained(ec2: EC2Client, endpoint_id: str, resource: str) -> None:
     """Tag the endpoint as kept by a resource with deletionPolicy Retain (the operator then never deletes it)."""
     ec2.create_tags(Resources=[endpoint_id], Tags=[{"Key": c.TAG_RETAINED, "Value": resource}])
+
+
+def interface_addresses(ec2: EC2Client, endpoint_id: str) -> tuple[str, ...]:
+    """The private IPv4 addresses of the endpoint's network interfaces (one per subnet), sorted."""
+    found = ec2.describe_vpc_endpoints(VpcEndpointIds=[endpoint_id])["VpcEndpoints"]
+    eni_ids = [eni for e in found for eni in e.get("NetworkInterfaceIds", [])]
+    if not eni_ids:
+        return ()
+    interfaces = ec2.describe_network_interfaces(NetworkInterfaceIds=eni_ids)["NetworkInterfaces"]
+    addresses = {
+        a["PrivateIpAddress"]
+        for eni in interfaces
+        for a in eni.get("PrivateIpAddresses", [])
+        if "PrivateIpAddress" in a
+    }
+    addresses |= {eni["PrivateIpAddress"] for eni in interfaces if eni.get("PrivateIpAddress")}
+    return tuple(sorted(addresses))

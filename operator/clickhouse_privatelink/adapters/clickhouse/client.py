@@ -69,6 +69,11 @@ class ServiceEndpoint(_Lenient):
     port: int
 
 
+class IpAccessEntry(_Lenient):
+    source: str  # an IP address or CIDR
+    description: str = ""
+
+
 class Service(_Lenient):
     id: str
     name: str
@@ -80,8 +85,11 @@ class Service(_Lenient):
     available_private_endpoint_ids: list[str] = Field(
         default_factory=list, alias="availablePrivateEndpointIds"
     )
+    ip_access_list: list[IpAccessEntry] = Field(default_factory=list, alias="ipAccessList")
 
-    @field_validator("endpoints", "private_endpoint_ids", "available_private_endpoint_ids", mode="before")
+    @field_validator(
+        "endpoints", "private_endpoint_ids", "available_private_endpoint_ids", "ip_access_list", mode="before"
+    )
     @classmethod
     def _null_is_empty(cls, value: Any) -> Any:
         return [] if value is None else value
@@ -574,6 +582,25 @@ class ClickHouseCloudClient:
         """Send the delta as given (the API runs ``remove`` before ``add``); return the updated service."""
         op = "update_private_endpoint_ids"
         body = {"privateEndpointIds": {"add": list(add), "remove": list(remove)}}
+        result = await self._call(op, "PATCH", _svc(org_id, service_id), json=body)
+        return self._parse(Service, result, op)
+
+    async def update_ip_access_list(
+        self,
+        org_id: str,
+        service_id: str,
+        *,
+        add: Sequence[IpAccessEntry] = (),
+        remove: Sequence[IpAccessEntry] = (),
+    ) -> Service:
+        """Change the service's public IP access list by delta (the API runs ``remove`` before ``add``)."""
+        op = "update_ip_access_list"
+        body = {
+            "ipAccessList": {
+                "add": [e.model_dump() for e in add],
+                "remove": [e.model_dump() for e in remove],
+            }
+        }
         result = await self._call(op, "PATCH", _svc(org_id, service_id), json=body)
         return self._parse(Service, result, op)
 
