@@ -325,6 +325,9 @@ class Bench:
             "CHPL_MAX_BACKOFF": str(max(5.0, 300 * self.s.time_scale)),
             "CHPL_DRIFT_INTERVAL": str(self.s.drift_interval),
             "CHPL_LOG_FORMAT": "json",
+            # Outside the resources' VPC, as a benchmark host is: Reachable is skipped, with no lookup of
+            # the link-local instance metadata service.
+            "AWS_EC2_METADATA_DISABLED": "true",
             **compressed_clock.operator_env(self.s.time_scale),
         }
         cmd = [sys.executable, "-m", "clickhouse_privatelink", "run", "--all-namespaces", "--standalone"]

@@ -153,6 +153,7 @@ class Sandbox:
             "AWS_ACCESS_KEY_ID": DEFAULT_ACCESS_KEY,
             "AWS_SECRET_ACCESS_KEY": DEFAULT_SECRET_KEY,
             "AWS_DEFAULT_REGION": REGION,
+            "AWS_EC2_METADATA_DISABLED": "true",  # the sandbox never asks the link-local metadata service
             "CHPL_CLUSTER_NAME": "sandbox",
             "CHPL_POLL_INTERVAL": "1",
             # Drift checks (and with them the Reachable check) twice a second, and Route 53 changes sent at

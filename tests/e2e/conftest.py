@@ -45,6 +45,8 @@ OPERATOR_ENV = {
     "CHPL_ROUTE53_BATCH_WINDOW": "0.2",
     "CHPL_LOG_FORMAT": "json",
     "CHPL_WATCH_SECRETS": "true",
+    # Never ask the link-local instance metadata service from a test (the data plane names the VPC).
+    "AWS_EC2_METADATA_DISABLED": "true",
 }
 READY_TIMEOUT = 60.0
 # The data plane honours an allow-list entry this long after it appears (ClickHouse applies it after a while).

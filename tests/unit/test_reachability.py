@@ -253,8 +253,9 @@ async def test_the_probe_sees_ping_ok_tls_failures_resets_refusals_and_wrong_ans
     assert refused.outcome is PortOutcome.REFUSED
 
 
-async def test_placement_is_read_from_the_instance_metadata_service_with_a_token() -> None:
-    """IMDSv2: a PUT for a token, then the MAC and the VPC of that interface, each with the token."""
+@pytest.fixture
+async def imds() -> AsyncIterator[tuple[str, list[tuple[str, str, str | None]]]]:
+    """A fake IMDSv2 on loopback: its URL, and every request it was sent (method, path, token header)."""
     from aiohttp import web
 
     seen: list[tuple[str, str, str | None]] = []
@@ -278,14 +279,31 @@ async def test_placement_is_read_from_the_instance_metadata_service_with_a_token
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    port = runner.addresses[0][1]
     try:
-        found = await PlacementFinder(Settings(), imds_url=f"http://127.0.0.1:{port}").placement()
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}", seen
     finally:
         await runner.cleanup()
+
+
+async def test_placement_is_read_from_the_instance_metadata_service_with_a_token(
+    imds: tuple[str, list[tuple[str, str, str | None]]],
+) -> None:
+    """IMDSv2: a PUT for a token, then the MAC and the VPC of that interface, each with the token."""
+    url, seen = imds
+    found = await PlacementFinder(Settings(), imds_url=url).placement()
     assert found == Placement("vpc-0123456789abcdef0", "the instance metadata service")
     assert seen == [
         ("PUT", "/latest/api/token", "60"),
         ("GET", "/latest/meta-data/mac", "T0KEN"),
         ("GET", "/latest/meta-data/network/interfaces/macs/0a:1b:2c:3d:4e:5f/vpc-id", "T0KEN"),
     ]
+
+
+async def test_placement_never_asks_the_metadata_service_where_aws_ec2_metadata_disabled_is_set(
+    imds: tuple[str, list[tuple[str, str, str | None]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tests, the sandbox and the benchmark set the AWS SDKs' own switch: nothing may leave loopback."""
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    url, seen = imds
+    found = await PlacementFinder(Settings(), imds_url=url).placement()
+    assert found == Placement(None, "AWS_EC2_METADATA_DISABLED is set") and seen == []

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import errno
 import ipaddress
+import os
 import socket
 import ssl
 from collections.abc import Sequence
@@ -235,6 +236,9 @@ class PlacementFinder:
             return Placement(None, "CHPL_REACHABILITY=off", enabled=False)
         if s.operator_vpc_id:
             return Placement(s.operator_vpc_id, "CHPL_OPERATOR_VPC_ID")
+        if os.environ.get("AWS_EC2_METADATA_DISABLED", "").lower() == "true":
+            # The AWS SDKs' own switch: where it is set, nothing may ask the metadata service.
+            return Placement(None, "AWS_EC2_METADATA_DISABLED is set")
         try:
             # Never through a proxy (HTTP_PROXY): the metadata service answers only on the link itself.
             async with httpx.AsyncClient(base_url=self._imds, timeout=self._timeout, trust_env=False) as imds:
