@@ -53,6 +53,7 @@ lint: venv
 
 crd: venv
 	$(BIN)/clickhouse-privatelink-operator crd --output crds/clickhouseprivatelinks.yaml
+	$(BIN)/clickhouse-privatelink-operator crd --policy --output crds/clickhouseprivatelinkpolicies.yaml
 	$(MAKE) chart-crds
 
 # The operator's main job on the local sandbox: no cloud account, no cluster.

@@ -9,9 +9,9 @@ from pathlib import Path
 
 
 def _cmd_crd(args: argparse.Namespace) -> int:
-    from clickhouse_privatelink.api.crd import render_crd_yaml
+    from clickhouse_privatelink.api.crd import render_crd_yaml, render_policy_crd_yaml
 
-    text = render_crd_yaml()
+    text = render_policy_crd_yaml() if args.policy else render_crd_yaml()
     if args.output == "-":
         sys.stdout.write(text)
     else:
@@ -47,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("crd", help="print (or write) the CRD rendered from the models")
     p.add_argument("--output", "-o", default="-", help="file to write, '-' for stdout (default)")
+    p.add_argument("--policy", action="store_true", help="the ClickHousePrivateLinkPolicy CRD instead")
     p.set_defaults(func=_cmd_crd)
 
     p = sub.add_parser("run", help="run the operator (kopf) against the cluster in KUBECONFIG or in-cluster")

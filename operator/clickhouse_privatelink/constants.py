@@ -11,9 +11,19 @@ SINGULAR: Final = "clickhouseprivatelink"
 SHORT_NAMES: Final = ("chpl",)
 CATEGORIES: Final = ("clickhouse",)
 
+# The tenancy policy a platform team sets (cluster-scoped): which namespaces may use which cloud objects.
+POLICY_KIND: Final = "ClickHousePrivateLinkPolicy"
+POLICY_PLURAL: Final = "clickhouseprivatelinkpolicies"
+POLICY_SINGULAR: Final = "clickhouseprivatelinkpolicy"
+POLICY_SHORT_NAMES: Final = ("chplpolicy",)
+
 FINALIZER: Final = f"{GROUP}/finalizer"
 # Set on a resource when the API-key Secret it uses changes (CHPL_WATCH_SECRETS): triggers a reconcile.
 ANNOTATION_SECRET_VERSION: Final = f"{GROUP}/secret-version"
+# Set on the resources a policy refused when a policy changes: they are looked at again at once.
+ANNOTATION_POLICY_VERSION: Final = f"{GROUP}/policy-version"
+# The opt-in a Secret carries for the operator to read it as a ClickHouse API key (value "true").
+LABEL_API_KEY: Final = f"{GROUP}/api-key"
 OPERATOR_NAME: Final = "clickhouse-privatelink-operator"
 
 # Ownership tags on every AWS resource the operator creates (the AWS Load Balancer Controller's pattern).
@@ -27,9 +37,11 @@ TAG_VPC: Final = f"{GROUP}/vpc"
 # Set on a shared endpoint when a user with deletionPolicy Retain goes: the endpoint is then never deleted
 # by the operator (value: that resource's namespace/name).
 TAG_RETAINED: Final = f"{GROUP}/retained-by"
-TAG_NAME: Final = "Name"
+TAG_NAME: Final = "Name"  # the operator's: spec.aws.tags may not set it
 
 DEFAULT_API_URL: Final = "https://api.clickhouse.cloud"
+# ClickHouse's docs write the base URL with the API version; the operator adds it itself.
+API_VERSION_SUFFIX: Final = "/v1"
 DEFAULT_KEY_ID_KEY: Final = "keyId"
 DEFAULT_KEY_SECRET_KEY: Final = "keySecret"
 

@@ -52,36 +52,13 @@ def _urls(name: str, default: tuple[str, ...]) -> tuple[str, ...]:
     return urls
 
 
-def _normal(url: str) -> tuple[str, str, int | None, str]:
-    parts = urlsplit(url.strip())
-    try:
-        port = parts.port
-    except ValueError:
-        port = -1
-    default_port = {"http": 80, "https": 443}.get(parts.scheme.lower())
-    return (
-        parts.scheme.lower(),
-        (parts.hostname or "").lower(),
-        port or default_port,
-        parts.path.rstrip("/"),
-    )
-
-
-def api_url_allowed(url: str, allowed: tuple[str, ...]) -> bool:
-    """Whether a resource's ``apiUrl`` is one the operator may call (scheme, host, port and path equal).
-
-    The operator holds every namespace's trust: a tenant must not make it send requests (with an API key)
-    to an address of their choosing, such as the cloud metadata service or the Kubernetes API.
-    """
-    return _normal(url) in {_normal(a) for a in allowed}
-
-
 @dataclass(frozen=True)
 class Settings:
     """How the operator paces itself. Every value has an environment variable (see README)."""
 
     cluster_name: str = "default"
-    # The ClickHouse API URLs resources may name in spec.clickhouse.apiUrl (exact match).
+    # The ClickHouse API URLs resources may name in spec.clickhouse.apiUrl (compared without a trailing / or
+    # /v1; decisions.tenancy.api_url_allowed). It bounds every tenancy policy.
     clickhouse_api_urls: tuple[str, ...] = (DEFAULT_API_URL,)
     # While waiting for something that happens by itself (service provisioning, endpoint pending).
     poll_interval: float = 15.0

@@ -10,7 +10,7 @@ import pytest
 
 from clickhouse_privatelink.adapters.clickhouse.client import ClickHouseCloudClient, RateLimiter
 from clickhouse_privatelink.adapters.clickhouse.gateway import ClickHouseGateway, Gateways
-from clickhouse_privatelink.settings import api_url_allowed
+from clickhouse_privatelink.decisions.tenancy import api_url_allowed
 from clickhouse_privatelink_testkit.compressed_clock import retry_policy
 from clickhouse_privatelink_testkit.standins.clickhouse_cloud import ClickHouseCloudStandIn
 

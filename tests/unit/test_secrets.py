@@ -19,6 +19,7 @@ from clickhouse_privatelink.adapters.kubernetes.api import ConnectionHolder, Kub
 from clickhouse_privatelink.adapters.kubernetes.login import login_for_kopf_and_secrets
 from clickhouse_privatelink.adapters.kubernetes.secrets import CredentialsError, SecretReader
 from clickhouse_privatelink.api.models import SecretKeyRef
+from clickhouse_privatelink.constants import LABEL_API_KEY
 from clickhouse_privatelink_testkit.standins.kubernetes.server import KubernetesEmulator
 from tests.fixtures.kubernetes import AsyncKube
 
@@ -91,9 +92,19 @@ def _refuse(
     monkeypatch.setattr(kube_emulator, "_route", refuse)
 
 
-async def _secret(akube: AsyncKube, name: str, data: dict[str, str], namespace: str = "default") -> None:
+OPTED_IN = {LABEL_API_KEY: "true"}
+
+
+async def _secret(
+    akube: AsyncKube,
+    name: str,
+    data: dict[str, str],
+    namespace: str = "default",
+    labels: dict[str, str] | None = None,
+) -> None:
     encoded = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
-    body = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "data": encoded}
+    meta = {"name": name, "labels": OPTED_IN if labels is None else labels}
+    body = {"apiVersion": "v1", "kind": "Secret", "metadata": meta, "data": encoded}
     await akube.request("POST", f"/api/v1/namespaces/{namespace}/secrets", body=body)
 
 
@@ -136,10 +147,38 @@ async def test_custom_key_names(kubeconfig: pathlib.Path, akube: AsyncKube) -> N
     assert (await SecretReader(ConnectionHolder()).api_key("default", ref)).key_secret == KEY_SECRET
 
 
+UNREADABLE = (
+    "Secret default/{name} is not readable by the operator: it must exist, carry the label "
+    f'{LABEL_API_KEY}: "true" (the opt-in), and be a name the operator\'s RBAC allows (the chart\'s '
+    "rbac.secretNames)"
+)
+
+
 async def test_missing_secret(kubeconfig: pathlib.Path, akube: AsyncKube) -> None:
     with pytest.raises(CredentialsError) as err:
         await SecretReader(ConnectionHolder()).api_key("default", SecretKeyRef(name="absent"))
-    assert err.value.missing and str(err.value) == "Secret default/absent not found"
+    assert err.value.missing and str(err.value) == UNREADABLE.format(name="absent")
+
+
+@pytest.mark.parametrize("labels", [{}, {LABEL_API_KEY: "false"}, {LABEL_API_KEY: "True"}, {"team": "a"}])
+async def test_a_secret_without_the_opt_in_is_refused_as_if_it_did_not_exist(
+    kubeconfig: pathlib.Path, akube: AsyncKube, labels: dict[str, str]
+) -> None:
+    await _secret(akube, "db-credentials", {"keyId": KEY_ID, "keySecret": KEY_SECRET}, labels=labels)
+    with pytest.raises(CredentialsError) as err:
+        await SecretReader(ConnectionHolder()).api_key("default", SecretKeyRef(name="db-credentials"))
+    # The same words as for a Secret that does not exist: nothing about its existence or its keys.
+    assert err.value.missing and str(err.value) == UNREADABLE.format(name="db-credentials")
+    _assert_no_secret_in(err.value)
+
+
+async def test_a_policy_may_waive_the_opt_in(kubeconfig: pathlib.Path, akube: AsyncKube) -> None:
+    await _secret(akube, "plain", {"keyId": KEY_ID, "keySecret": KEY_SECRET}, labels={})
+    reader = SecretReader(ConnectionHolder())
+    key = await reader.api_key("default", SecretKeyRef(name="plain"), require_opt_in=False)
+    assert key.key_secret == KEY_SECRET
+    with pytest.raises(CredentialsError):  # what was read without the opt-in never serves those who need it
+        await reader.api_key("default", SecretKeyRef(name="plain"), max_age=300)
 
 
 @pytest.mark.parametrize(
@@ -164,7 +203,7 @@ async def test_key_that_is_not_text(kubeconfig: pathlib.Path, akube: AsyncKube) 
     body = {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": {"name": "binary"},
+        "metadata": {"name": "binary", "labels": OPTED_IN},
         "data": {"keyId": base64.b64encode(b"\xff\xfe" + KEY_SECRET.encode()).decode(), "keySecret": "eA=="},
     }
     await akube.request("POST", "/api/v1/namespaces/default/secrets", body=body)
@@ -185,9 +224,7 @@ async def test_forbidden_says_what_to_check(
     _refuse(kube_emulator, monkeypatch, 403)
     with pytest.raises(CredentialsError) as err:
         await SecretReader(ConnectionHolder()).api_key("default", SecretKeyRef(name="clickhouse-api"))
-    assert err.value.missing
-    assert "may not read Secret default/clickhouse-api (RBAC)" in str(err.value)
-    assert "rbac.secretNames" in str(err.value)
+    assert err.value.missing and str(err.value) == UNREADABLE.format(name="clickhouse-api")
     _assert_no_secret_in(err.value)
 
 

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
+import unicodedata
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints, field_validator
 
 from clickhouse_privatelink.constants import (
+    API_VERSION_SUFFIX,
     DEFAULT_API_URL,
     DEFAULT_KEY_ID_KEY,
     DEFAULT_KEY_SECRET_KEY,
     GROUP,
+    TAG_NAME,
 )
 
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
@@ -30,6 +33,11 @@ UUID_EXAMPLE = "123e4567-e89b-42d3-a456-426614174000"
 
 IMMUTABLE = "self == oldSelf"
 
+# AWS's tag character set (letters, separators such as space, digits and _ . : / = + - @), as RE2 (CEL) reads it.
+TAG_CHARACTERS = r"^[\\p{L}\\p{Z}\\p{N}_.:/=+@-]*$"
+TAG_CHARACTERS_TEXT = "letters, digits, spaces and _ . : / = + - @"
+TAG_KEY_MAX, TAG_VALUE_MAX, TAGS_MAX = 128, 256, 40
+
 
 def _cel(rule: str, message: str, **extra: str) -> dict[str, JsonValue]:
     return {"rule": rule, "message": message, **extra}
@@ -45,6 +53,68 @@ def _shaped(
     """
     shape = _cel(f"self.matches('{pattern}')", message)
     return {"maxLength": max_length, "x-kubernetes-validations": [*rules, shape]}
+
+
+def _tag_rules() -> list[JsonValue]:
+    """CEL rules of spec.aws.tags: AWS's own limits, and the prefixes and key reserved by AWS and by us."""
+    own = GROUP.replace(".", "\\\\.")
+    return [
+        _cel(
+            f"self.all(k, size(k) >= 1 && size(k) <= {TAG_KEY_MAX})",
+            f"tag keys must be 1 to {TAG_KEY_MAX} characters long",
+        ),
+        _cel(
+            f"self.all(k, k.matches('{TAG_CHARACTERS}'))",
+            f"tag keys may hold only {TAG_CHARACTERS_TEXT} (AWS's tag characters)",
+        ),
+        _cel(
+            f"self.all(k, self[k].matches('{TAG_CHARACTERS}'))",
+            f"tag values may hold only {TAG_CHARACTERS_TEXT} (AWS's tag characters)",
+        ),
+        _cel(
+            "self.all(k, !k.matches('^(?i)aws:'))",
+            "tag keys may not start with aws: in any case (AWS reserves it)",
+        ),
+        _cel(
+            f"self.all(k, !k.matches('^(?i){own}/'))",
+            f"tag keys may not start with {GROUP}/ in any case (the operator's ownership tags)",
+        ),
+        _cel(
+            f"self.all(k, k != '{TAG_NAME}')",
+            f"the {TAG_NAME} tag is the operator's (it names what it creates): use another key",
+        ),
+    ]
+
+
+def _aws_tag_text(text: str) -> bool:
+    return all(unicodedata.category(ch)[0] in "LZN" or ch in "_.:/=+-@" for ch in text)
+
+
+def tag_problem(key: str, value: str) -> str | None:
+    """Why AWS (or the operator) would refuse the tag ``key: value``; None when it is fine."""
+    if not 1 <= len(key) <= TAG_KEY_MAX:
+        return f"tag keys must be 1 to {TAG_KEY_MAX} characters long"
+    if len(value) > TAG_VALUE_MAX:
+        return f"tag values must be at most {TAG_VALUE_MAX} characters long"
+    if not _aws_tag_text(key):
+        return f"tag keys may hold only {TAG_CHARACTERS_TEXT} (AWS's tag characters)"
+    if not _aws_tag_text(value):
+        return f"tag values may hold only {TAG_CHARACTERS_TEXT} (AWS's tag characters)"
+    if key.lower().startswith("aws:"):
+        return "tag keys may not start with aws: in any case (AWS reserves it)"
+    if key.lower().startswith(f"{GROUP}/"):
+        return f"tag keys may not start with {GROUP}/ in any case (the operator's ownership tags)"
+    if key == TAG_NAME:
+        return f"the {TAG_NAME} tag is the operator's (it names what it creates): use another key"
+    return None
+
+
+def strip_api_version(url: str) -> str:
+    """The API base URL without a trailing /v1 (or /v1/): the operator adds the version itself."""
+    base = url.strip().rstrip("/")
+    if base.lower().endswith(API_VERSION_SUFFIX):
+        base = base[: -len(API_VERSION_SUFFIX)].rstrip("/")
+    return base
 
 
 Uuid = Annotated[str, StringConstraints(pattern=UUID_PATTERN)]
@@ -144,8 +214,15 @@ class ClickHouseSpec(_Model):
         alias="credentialsSecretRef", description="Secret with the API key (an admin key can write)."
     )
     api_url: Annotated[str, StringConstraints(pattern=r"^https?://[^\s/]+(/.*)?$")] = Field(
-        DEFAULT_API_URL, alias="apiUrl", description="ClickHouse Cloud API base URL."
+        DEFAULT_API_URL,
+        alias="apiUrl",
+        description="ClickHouse Cloud API base URL; a trailing /v1 (as ClickHouse's docs write it) is dropped.",
     )
+
+    @field_validator("api_url")
+    @classmethod
+    def _without_version(cls, url: str) -> str:
+        return strip_api_version(url)
 
 
 class AwsSpec(_Model):
@@ -211,19 +288,24 @@ class AwsSpec(_Model):
             ROLE_ARN_PATTERN, "roleArn must look like arn:aws:iam::123456789012:role/NAME", 2048
         ),
     )
-    tags: dict[str, Annotated[str, StringConstraints(max_length=256)]] = Field(
+    tags: dict[str, Annotated[str, StringConstraints(max_length=TAG_VALUE_MAX)]] = Field(
         default_factory=dict,
-        max_length=40,
-        description="Extra tags for the AWS resources the operator creates (key: value).",
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                _cel(
-                    f"self.all(k, size(k) >= 1 && size(k) <= 128 && !k.startsWith('aws:') && !k.startsWith('{GROUP}/'))",
-                    f"tag keys are 1 to 128 characters and may not start with aws: or {GROUP}/ (reserved)",
-                )
-            ]
-        },
+        max_length=TAGS_MAX,
+        description="Extra tags for the AWS resources the operator creates (key: value), as AWS allows them: keys "
+        f"of 1 to {TAG_KEY_MAX} and values of up to {TAG_VALUE_MAX} {TAG_CHARACTERS_TEXT}; keys starting with aws: "
+        f"or {GROUP}/ (in any case) and the key {TAG_NAME} are reserved. A shared endpoint carries its oldest "
+        "user's tags.",
+        json_schema_extra={"x-kubernetes-validations": _tag_rules()},
     )
+
+    @field_validator("tags")
+    @classmethod
+    def _aws_accepts_tags(cls, tags: dict[str, str]) -> dict[str, str]:
+        for key, value in tags.items():
+            problem = tag_problem(key, value)
+            if problem:
+                raise ValueError(problem)
+        return tags
 
 
 class DnsSpec(_Model):
@@ -367,4 +449,120 @@ class ClickHousePrivateLink(_Model):
     spec: ClickHousePrivateLinkSpec
     status: ClickHousePrivateLinkStatus = Field(
         default_factory=lambda: ClickHousePrivateLinkStatus.model_validate({})
+    )
+
+
+# ------------------------------------------------------------------------------------------ tenancy policy
+
+# A glob over names and IDs: `*` any run of characters, `?` one character (fnmatch's, case-sensitive).
+Glob = Annotated[str, StringConstraints(min_length=1, max_length=2048, pattern=r"^[^\s]+$")]
+
+
+class SelectorOperator(StrEnum):
+    IN = "In"
+    NOT_IN = "NotIn"
+    EXISTS = "Exists"
+    DOES_NOT_EXIST = "DoesNotExist"
+
+
+class LabelSelectorRequirement(_Model):
+    """One requirement on a namespace's labels, as in every Kubernetes label selector."""
+
+    key: Annotated[str, StringConstraints(min_length=1, max_length=317)] = Field(description="Label key.")
+    operator: SelectorOperator = Field(description="In, NotIn, Exists or DoesNotExist.")
+    values: list[Annotated[str, StringConstraints(max_length=63)]] = Field(
+        default_factory=list, description="Values for In and NotIn."
+    )
+
+
+class LabelSelector(_Model):
+    """Namespaces by their labels (all of matchLabels and matchExpressions must hold)."""
+
+    match_labels: dict[str, Annotated[str, StringConstraints(max_length=63)]] = Field(
+        default_factory=dict, alias="matchLabels", description="Labels a namespace must carry (key: value)."
+    )
+    match_expressions: list[LabelSelectorRequirement] = Field(
+        default_factory=list, alias="matchExpressions", description="Requirements on a namespace's labels."
+    )
+
+
+class PolicyNamespaces(_Model):
+    """The namespaces a policy applies to: those named, and those the selector selects."""
+
+    names: list[Glob] = Field(
+        default_factory=list,
+        max_length=256,
+        description="Namespace names, or globs such as team-* ('*': every namespace).",
+    )
+    selector: LabelSelector | None = Field(
+        None, description="Namespaces whose labels match (an empty selector selects every namespace)."
+    )
+
+
+class PolicyAllow(_Model):
+    """What resources in the policy's namespaces may name. An entry may be a glob; '*' allows any value.
+
+    A resource that leaves an optional field unset (roleArn, hostedZoneId) needs no entry for it.
+    """
+
+    vpc_ids: list[Glob] = Field(
+        default_factory=list, alias="vpcIds", max_length=256, description="spec.aws.vpcId values allowed."
+    )
+    role_arns: list[Glob] = Field(
+        default_factory=list,
+        alias="roleArns",
+        max_length=256,
+        description="spec.aws.roleArn values allowed (e.g. arn:aws:iam::123456789012:role/*); unset roleArn "
+        "(the operator's own identity) needs none.",
+    )
+    hosted_zone_ids: list[Glob] = Field(
+        default_factory=list,
+        alias="hostedZoneIds",
+        max_length=256,
+        description="spec.dns.hostedZoneId values allowed; unset (the VPC's zone, found or created by the "
+        "operator) needs none.",
+    )
+    organization_ids: list[Glob] = Field(
+        default_factory=list,
+        alias="organizationIds",
+        max_length=256,
+        description="spec.clickhouse.organizationId values allowed.",
+    )
+    api_urls: list[Glob] = Field(
+        default_factory=lambda: ["*"],
+        alias="apiUrls",
+        max_length=64,
+        description="spec.clickhouse.apiUrl values allowed, compared without a trailing / or /v1; '*' "
+        "(default) = any the operator allows (CHPL_CLICKHOUSE_API_URLS), which bounds every policy.",
+    )
+
+
+class PolicySecrets(_Model):
+    """Which API-key Secrets the operator reads for the policy's namespaces."""
+
+    require_opt_in: bool = Field(
+        True,
+        alias="requireOptIn",
+        description=f'Read only Secrets labelled {GROUP}/api-key: "true" (default). false: any Secret the '
+        "operator's RBAC lets it read.",
+    )
+    keys: list[SecretKey] = Field(
+        default_factory=list,
+        max_length=16,
+        description=f"Secret keys a resource may name in keyIdKey or keySecretKey besides {DEFAULT_KEY_ID_KEY} "
+        f"and {DEFAULT_KEY_SECRET_KEY}.",
+    )
+
+
+class ClickHousePrivateLinkPolicySpec(_Model):
+    """Which namespaces may make the operator use which VPCs, AWS roles, zones, organizations and API URLs."""
+
+    namespaces: PolicyNamespaces = Field(description="The namespaces this policy applies to.")
+    allow: PolicyAllow = Field(
+        default_factory=lambda: PolicyAllow.model_validate({}),
+        description="What their ClickHousePrivateLinks may name.",
+    )
+    secrets: PolicySecrets = Field(
+        default_factory=lambda: PolicySecrets.model_validate({}),
+        description="Which Secrets, and which of their keys, the operator reads for them.",
     )

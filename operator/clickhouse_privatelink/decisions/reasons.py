@@ -44,6 +44,8 @@ class Reason(StrEnum):
     # Errors a person must fix; retried slowly, never in a hot loop.
     INVALID_SPEC = "InvalidSpec"
     API_URL_NOT_ALLOWED = "ApiUrlNotAllowed"
+    # The tenancy policy does not let the resource's namespace use what it names (ClickHousePrivateLinkPolicy).
+    NOT_PERMITTED = "NotPermitted"
     CREDENTIALS_SECRET_NOT_FOUND = "CredentialsSecretNotFound"
     CREDENTIALS_INVALID = "CredentialsInvalid"
     UNAUTHORIZED = "Unauthorized"
@@ -87,6 +89,7 @@ TERMINAL_REASONS: Final = frozenset(
     {
         Reason.INVALID_SPEC,
         Reason.API_URL_NOT_ALLOWED,
+        Reason.NOT_PERMITTED,
         Reason.CREDENTIALS_SECRET_NOT_FOUND,
         Reason.CREDENTIALS_INVALID,
         Reason.UNAUTHORIZED,

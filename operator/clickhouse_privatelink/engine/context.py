@@ -25,6 +25,7 @@ from clickhouse_privatelink.decisions.ownership import ResourceRef
 from clickhouse_privatelink.decisions.plan import ObservedEndpoint
 from clickhouse_privatelink.decisions.reasons import ConditionType, Reason
 from clickhouse_privatelink.decisions.status import StepResult, summarise_ready
+from clickhouse_privatelink.decisions.tenancy import Verdict
 from clickhouse_privatelink.decisions.usage import Usage
 from clickhouse_privatelink.engine.usage_book import UsageBook
 
@@ -68,6 +69,9 @@ class Resource:
     # Whether the resource is being deleted now (its live object, not the snapshot a pass began with): a pass
     # that began before a deletion never creates what the deletion is about to remove.
     deleting: Callable[[], bool] = lambda: False
+    # The tenancy policy's verdict on it (wiring/handlers.py decides it from the policy index for every pass;
+    # the default, everything permitted, serves only tests that drive the engine directly).
+    verdict: Verdict = field(default_factory=lambda: Verdict(True, "", require_opt_in=False))
 
 
 class StepFailed(Exception):

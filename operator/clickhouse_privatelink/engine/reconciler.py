@@ -24,11 +24,12 @@ from clickhouse_privatelink.decisions.reasons import (
     Reason,
 )
 from clickhouse_privatelink.decisions.status import StepResult
+from clickhouse_privatelink.decisions.tenancy import api_url_allowed
 from clickhouse_privatelink.decisions.usage import Usage
 from clickhouse_privatelink.engine.components import FORWARD, Component, ReleasePending
 from clickhouse_privatelink.engine.context import Event, Outcome, Pass, Resource, StepFailed, aws_call
 from clickhouse_privatelink.engine.usage_book import UsageBook
-from clickhouse_privatelink.settings import Settings, api_url_allowed
+from clickhouse_privatelink.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +96,13 @@ class Reconciler:
         # A drift check reuses the API key read within a drift interval; a changed Secret is picked up at
         # once when Secrets are watched, and whenever ClickHouse refuses the key (see _fail).
         key_age = self.settings.drift_interval if drift else self.settings.read_window
+        if not res.verdict.permitted:
+            # Refused before anything else: no AWS or ClickHouse call, no Secret read, no claim on shared objects.
+            out = Outcome(status=_carried_status(res.status))
+            self._fail(
+                res, out, StepFailed(ConditionType.READY, Reason.NOT_PERMITTED, res.verdict.message), attempt
+            )
+            return out
         p = self._pass(res, indexed, read_age=read_age, key_age=key_age)
         self.book.claim(p.me)
         try:
@@ -110,6 +118,10 @@ class Reconciler:
 
     async def cleanup(self, res: Resource, *, indexed: Sequence[Usage] = (), attempt: int = 0) -> Outcome:
         """Release every component in reverse; ``done`` once nothing of ours that only we use is left."""
+        if not res.verdict.permitted and not any(res.status.get(k) for k in MADE_FIELDS):
+            # Refused from the start: nothing was made, so nothing is looked for (no call with what it names).
+            self.book.drop(res.ref.uid)
+            return Outcome(done=True)
         # Cleanup reads the Secret as it is now: a Secret deleted first means the key is gone (said in an Event).
         p = self._pass(res, indexed, read_age=self.settings.read_window, key_age=0.0)
         p.learn(deleting=True)
@@ -159,7 +171,12 @@ class Reconciler:
                 "(CHPL_CLICKHOUSE_API_URLS, the chart's clickhouse.allowedApiUrls)",
             )
         try:
-            key = await self.secrets.api_key(res.ref.namespace, spec.credentials_secret_ref, max_age=key_age)
+            key = await self.secrets.api_key(
+                res.ref.namespace,
+                spec.credentials_secret_ref,
+                max_age=key_age,
+                require_opt_in=res.verdict.require_opt_in,
+            )
         except CredentialsError as exc:
             reason = Reason.CREDENTIALS_SECRET_NOT_FOUND if exc.missing else Reason.CREDENTIALS_INVALID
             raise StepFailed(ConditionType.SERVICE_RESOLVED, reason, str(exc)) from None
@@ -170,7 +187,9 @@ class Reconciler:
         if failed.reason is Reason.UNAUTHORIZED:  # perhaps rotated: read the Secret again next time
             self.secrets.forget(res.ref.namespace, res.spec.clickhouse.credentials_secret_ref.name)
         if failed.reason in TERMINAL_REASONS:
-            out.requeue_after = self.settings.error_retry_interval
+            # Backs off (doubling, up to four intervals); a fix never waits for it: a new generation, a changed
+            # Secret or policy, or a restart starts a pass at once (wiring/progress.py).
+            out.requeue_after = self.settings.error_retry_interval * 2 ** min(attempt, 2)
             out.events.append(Event("Warning", failed.reason.value, failed.message))
         elif failed.retry_after is not None:
             out.requeue_after = min(failed.retry_after, self.settings.max_backoff)
@@ -180,6 +199,10 @@ class Reconciler:
             out.requeue_after = self.settings.poll_interval
         if failed.reason not in PROGRESSING_REASONS and failed.reason not in TERMINAL_REASONS:
             log.warning("unclassified failure reason %s", failed.reason)
+
+
+# Status fields that say the resource made or found something outside: cleanup must look for it.
+MADE_FIELDS = ("vpcEndpointId", "hostedZoneId", "serviceId", "allowListEntryAdded")
 
 
 def _carried_status(status: Mapping[str, Any]) -> dict[str, Any]:

@@ -23,17 +23,21 @@ from clickhouse_privatelink.adapters.clickhouse.gateway import ClickHouseGateway
 from clickhouse_privatelink.adapters.kubernetes.api import custom_object_path, merge_patch
 from clickhouse_privatelink.adapters.kubernetes.secrets import ApiKey, SecretReader
 from clickhouse_privatelink.adapters.network.probe import PlacementFinder, ProbeConfig, Prober
-from clickhouse_privatelink.api.models import ClickHousePrivateLinkSpec
+from clickhouse_privatelink.api.models import ClickHousePrivateLinkPolicySpec, ClickHousePrivateLinkSpec
 from clickhouse_privatelink.decisions.ownership import ResourceRef
 from clickhouse_privatelink.decisions.reasons import ConditionType, Reason
 from clickhouse_privatelink.decisions.status import StepResult, WrittenStatus, condition, steps_to_conditions
+from clickhouse_privatelink.decisions.tenancy import Policy, decide
 from clickhouse_privatelink.decisions.usage import Usage, usage_from_body, vpc_index_key
 from clickhouse_privatelink.engine.components import FORWARD
 from clickhouse_privatelink.engine.reachability_component import ReachabilityComponent
 from clickhouse_privatelink.engine.reconciler import Outcome, Reconciler, Resource
 from clickhouse_privatelink.settings import Settings
+from clickhouse_privatelink.wiring.progress import FreshOnChangeProgressStorage
 
 RESOURCE = (c.GROUP, c.VERSION, c.PLURAL)
+POLICY = (c.GROUP, c.VERSION, c.POLICY_PLURAL)
+SECRETS = ("", "v1", "secrets")
 log = logging.getLogger(__name__)
 SETTINGS = Settings.from_env()
 
@@ -53,7 +57,9 @@ _written = WrittenStatus()  # our status writes the watch has not brought back y
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     """Operator-wide objects, built once here and handed to every handler through kopf's memo."""
     settings.persistence.finalizer = c.FINALIZER
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=c.GROUP)
+    # A fix (new generation, changed Secret or policy, restart) starts a pass at once, whatever retry time a
+    # failed pass stored (wiring/progress.py).
+    settings.persistence.progress_storage = FreshOnChangeProgressStorage(prefix=c.GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=c.GROUP, key="last-handled-configuration"
     )
@@ -122,7 +128,13 @@ def chpl_secret_refs(body: kopf.Body, **_: Any) -> dict[tuple[str, str], str]:
 
 if SETTINGS.watch_secrets:
 
-    @kopf.on.event("", "v1", "secrets")
+    @kopf.on.startup()
+    async def watch_opted_in_secrets_only(settings: kopf.OperatorSettings, **_: Any) -> None:
+        """The Secret watch asks the API server for opted-in Secrets only (a server-side label selector): no
+        other Secret is ever sent to the operator."""
+        settings.watching.label_selectors[SECRETS] = f"{c.LABEL_API_KEY}=true"
+
+    @kopf.on.event(*SECRETS, labels={c.LABEL_API_KEY: "true"})
     async def secret_changed(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
         """A used API-key Secret changed: read it again and reconcile the resources that use it now."""
         namespace, name = body.metadata.namespace or "", body.metadata.name or ""
@@ -138,6 +150,67 @@ if SETTINGS.watch_secrets:
             )
 
 
+@kopf.index(*POLICY)
+def chpl_policies(body: kopf.Body, **_: Any) -> dict[str, Policy]:
+    """Every ClickHousePrivateLinkPolicy (cluster-scoped), validated: one key, read by every pass."""
+    name = body.metadata.name or ""
+    try:
+        spec = ClickHousePrivateLinkPolicySpec.model_validate(dict(body.spec))
+    except ValidationError as exc:
+        # The CRD's schema refuses such specs; one that slipped through grants nothing.
+        log.warning("ignoring %s %s: %s", c.POLICY_KIND, name, exc.errors()[0]["msg"])
+        return {}
+    return {"all": Policy(name, spec)}
+
+
+@kopf.index("", "v1", "namespaces")
+def chpl_namespace_labels(body: kopf.Body, **_: Any) -> dict[str, dict[str, str]]:
+    """Every namespace's labels, for the policies that select namespaces by label."""
+    return {body.metadata.name or "": dict(body.metadata.labels or {})}
+
+
+@kopf.index(*RESOURCE)
+def chpl_refused(body: kopf.Body, **_: Any) -> dict[str, str]:
+    """Resources the tenancy policy refused, by namespace: looked at again when a policy or namespace changes."""
+    ready = condition(list(body.status.get("conditions") or []), ConditionType.READY)
+    if ready is None or ready.get("reason") != Reason.NOT_PERMITTED.value:
+        return {}
+    return {body.metadata.namespace or "": body.metadata.name or ""}
+
+
+async def _look_again(refused: kopf.Index[str, str], namespaces: list[str], version: str) -> None:
+    """Stamp the refused resources of ``namespaces`` so that each gets a pass now, under the new policy."""
+    for namespace in namespaces:
+        for name in sorted(set(refused.get(namespace, []))):
+            await merge_patch(
+                custom_object_path(c.GROUP, c.VERSION, namespace, c.PLURAL, name),
+                {"metadata": {"annotations": {c.ANNOTATION_POLICY_VERSION: version}}},
+            )
+
+
+@kopf.on.event(*POLICY)
+async def policy_changed(body: kopf.Body, **kwargs: Any) -> None:
+    """A policy was created, changed or deleted: the resources refused so far are looked at again at once.
+
+    (Resources it no longer permits are refused at their next pass or drift check.)
+    """
+    if kwargs["event"].get("type") is None:
+        return  # the listing at start-up: every resource gets a pass then anyway
+    refused: kopf.Index[str, str] = kwargs["chpl_refused"]
+    version = f"{body.metadata.name}@{body.metadata.get('resourceVersion') or ''}"
+    await _look_again(refused, list(refused), version)
+
+
+@kopf.on.event("", "v1", "namespaces")
+async def namespace_changed(body: kopf.Body, **kwargs: Any) -> None:
+    """A namespace's labels may now match a policy's selector: look again at its refused resources."""
+    refused: kopf.Index[str, str] = kwargs["chpl_refused"]
+    name = body.metadata.name or ""
+    if kwargs["event"].get("type") is None or name not in refused:
+        return
+    await _look_again(refused, [name], f"namespace@{body.metadata.get('resourceVersion') or ''}")
+
+
 @kopf.index(*RESOURCE)
 def chpl_usages(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Usage]:
     """Every resource's usage of shared objects, by (region, VPC): the durable count of their users."""
@@ -145,7 +218,7 @@ def chpl_usages(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Usage]:
     return {vpc_index_key(usage): usage}
 
 
-def _resource(body: kopf.Body) -> Resource:
+def _resource(body: kopf.Body, indices: Mapping[str, Any]) -> Resource:
     meta = body.metadata
     ref = ResourceRef(
         namespace=meta.namespace or "",
@@ -155,6 +228,8 @@ def _resource(body: kopf.Body) -> Resource:
     )
     spec = ClickHousePrivateLinkSpec.model_validate(dict(body.spec))
     status = _written.view(ref.uid, body.status)
+    labels = list(indices["chpl_namespace_labels"].get(ref.namespace, []))
+    policies = list(indices["chpl_policies"].get("all", []))
     return Resource(
         ref=ref,
         spec=spec,
@@ -162,6 +237,7 @@ def _resource(body: kopf.Body) -> Resource:
         status=status,
         usage=usage_from_body(body, status=status),
         deleting=lambda: bool(body.metadata.get("deletionTimestamp")),
+        verdict=decide(ref.namespace, labels[0] if labels else None, spec, policies),
     )
 
 
@@ -274,7 +350,7 @@ async def _run(
     patch: kopf.Patch,
     retry: int,
     memo: kopf.Memo,
-    usages: kopf.Index[tuple[str, str], Usage],
+    indices: Mapping[str, Any],
     *,
     stopped: Any = None,
 ) -> Outcome | None:
@@ -287,13 +363,14 @@ async def _run(
         if kind == "drift" and body.metadata.get("deletionTimestamp"):
             return None  # being deleted: cleanup has it now
         try:
-            res = _resource(body)
+            res = _resource(body, indices)
         except ValidationError as exc:
             _invalid_spec(body, patch, exc)
             metrics.RECONCILES.labels(kind, "invalid").inc()
             return None
         started = time.monotonic()
         reconciler: Reconciler = memo.reconciler
+        usages: kopf.Index[tuple[str, str], Usage] = indices["chpl_usages"]
         indexed = list(usages.get(vpc_index_key(res.usage), []))
         if kind == "cleanup":
             outcome = await reconciler.cleanup(res, indexed=indexed, attempt=retry)
@@ -325,6 +402,9 @@ async def _run(
 @kopf.on.update(
     *RESOURCE, field=("metadata", "annotations", c.ANNOTATION_SECRET_VERSION), id="secret-changed"
 )
+@kopf.on.update(
+    *RESOURCE, field=("metadata", "annotations", c.ANNOTATION_POLICY_VERSION), id="policy-changed"
+)
 async def reconcile(
     body: kopf.Body,
     patch: kopf.Patch,
@@ -335,7 +415,7 @@ async def reconcile(
     uid = body.metadata.uid or ""
     _settled_uids.discard(uid)
     with _in_flight():
-        outcome = await _run("reconcile", body, patch, retry, memo, kwargs["chpl_usages"])
+        outcome = await _run("reconcile", body, patch, retry, memo, kwargs)
     if outcome is not None and outcome.requeue_after is not None:
         ready = outcome.ready()
         raise kopf.TemporaryError(f"{ready.reason.value}: {ready.message}", delay=outcome.requeue_after)
@@ -372,7 +452,7 @@ async def repair_drift(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kw
     if _busy > DRIFT_STEPS_ASIDE_AT:
         metrics.RECONCILES.labels("drift", "deferred").inc()
         return
-    await _run("drift", body, patch, 0, memo, kwargs["chpl_usages"], stopped=kwargs["stopped"])
+    await _run("drift", body, patch, 0, memo, kwargs, stopped=kwargs["stopped"])
 
 
 @kopf.on.delete(*RESOURCE)
@@ -384,7 +464,7 @@ async def cleanup(
     **kwargs: Any,
 ) -> None:
     with _in_flight():
-        outcome = await _run("cleanup", body, patch, retry, memo, kwargs["chpl_usages"])
+        outcome = await _run("cleanup", body, patch, retry, memo, kwargs)
     if outcome is None:
         metrics.BOOK.forget(body.metadata.uid or "")
         return  # an invalid spec never created anything
