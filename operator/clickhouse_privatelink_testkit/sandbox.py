@@ -27,7 +27,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from clickhouse_privatelink import constants as c
-from clickhouse_privatelink.api.crd import render_crd
+from clickhouse_privatelink.api.crd import render_crd, render_policy_crd
 from clickhouse_privatelink_testkit import compressed_clock
 from clickhouse_privatelink_testkit.launch import serving_url, spawn_standin, start_standin, stop_process
 from clickhouse_privatelink_testkit.standins.aws import (
@@ -212,15 +212,21 @@ class Sandbox:
         )
 
 
-def load_samples(seeded: Seeded, clickhouse_url: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The sample Secret(s) and ClickHousePrivateLinks, pointed at what the sandbox seeded."""
+def load_samples(
+    seeded: Seeded, clickhouse_url: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """The sample policies, Secret(s) and ClickHousePrivateLinks, pointed at what the sandbox seeded."""
     docs: list[dict[str, Any]] = []
     for path in sorted(SAMPLES.glob("*.yaml")):
         docs.extend(d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d)
+    policies = [d for d in docs if d.get("kind") == c.POLICY_KIND]
     secrets = [d for d in docs if d.get("kind") == "Secret"]
     links = [d for d in docs if d.get("kind") == c.KIND]
     if not links:
         raise RuntimeError(f"no {c.KIND} samples in {SAMPLES}")
+    for policy in policies:
+        policy["spec"]["namespaces"] = {"names": [NAMESPACE]}
+        policy["spec"]["allow"].update(vpcIds=[seeded.network.vpc_id], organizationIds=[seeded.org_id])
     for secret in secrets:
         secret["metadata"]["namespace"] = NAMESPACE
         secret.pop("data", None)
@@ -245,7 +251,7 @@ def load_samples(seeded: Seeded, clickhouse_url: str) -> tuple[list[dict[str, An
         aws.pop("vpcEndpointId", None)
         aws.pop("roleArn", None)
         link["spec"].get("dns", {}).pop("hostedZoneId", None)
-    return secrets, links
+    return policies, secrets, links
 
 
 class Kube:
@@ -258,15 +264,48 @@ class Kube:
         self.ext = client.ApiextensionsV1Api(api)
 
     def install_crd(self) -> None:
-        self.ext.create_custom_resource_definition(render_crd())
-        wait_for("the CRD to be served", self._crd_served, timeout=30)
+        """The ClickHousePrivateLink and ClickHousePrivateLinkPolicy CRDs, once served."""
+        for crd in (render_crd(), render_policy_crd()):
+            self.ext.create_custom_resource_definition(crd)
+        for plural in (c.PLURAL, c.POLICY_PLURAL):
+            wait_for(
+                f"the {plural} CRD to be served", functools.partial(self._crd_served, plural), timeout=30
+            )
 
-    def _crd_served(self) -> bool:
+    def _crd_served(self, plural: str) -> bool:
         try:
-            self.custom.list_cluster_custom_object(c.GROUP, c.VERSION, c.PLURAL)
+            self.custom.list_cluster_custom_object(c.GROUP, c.VERSION, plural)
         except ApiException:
             return False
         return True
+
+    def allow(self, name: str, spec: dict[str, Any]) -> None:
+        """Create (or replace the spec of) the tenancy policy ``name``."""
+        body = {"apiVersion": c.API_VERSION, "kind": c.POLICY_KIND, "metadata": {"name": name}, "spec": spec}
+        try:
+            self.custom.create_cluster_custom_object(c.GROUP, c.VERSION, c.POLICY_PLURAL, body)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+            patch = {"spec": spec}
+            self.custom.patch_cluster_custom_object(c.GROUP, c.VERSION, c.POLICY_PLURAL, name, patch)
+
+    def allow_everything(self, name: str = "allow-all") -> None:
+        """One team per cluster: every namespace may name any VPC, role, zone, organization and API URL."""
+        anything = ["*"]
+        self.allow(
+            name,
+            {
+                "namespaces": {"names": anything},
+                "allow": {
+                    "vpcIds": anything,
+                    "roleArns": anything,
+                    "hostedZoneIds": anything,
+                    "organizationIds": anything,
+                    "apiUrls": anything,
+                },
+            },
+        )
 
     def apply(self, namespace: str, secrets: list[dict[str, Any]], links: list[dict[str, Any]]) -> None:
         with contextlib.suppress(ApiException):
@@ -499,11 +538,16 @@ def run_sandbox(*, keep: bool, log_dir: Path | None) -> int:
             sandbox.start()
             kube = Kube(sandbox.kubeconfig)
             kube.install_crd()
-            say(f"installed the {c.KIND} CRD")
+            say(f"installed the {c.KIND} and {c.POLICY_KIND} CRDs")
             seeded = sandbox.seed()
             sandbox.start_data_plane(seeded.network)
             sandbox.start_operator()
-            secrets, links = load_samples(seeded, sandbox.clickhouse_url)
+            policies, secrets, links = load_samples(seeded, sandbox.clickhouse_url)
+            for policy in policies:
+                kube.allow(policy["metadata"]["name"], policy["spec"])
+                say(
+                    f"allowed namespace {NAMESPACE} the seeded VPC and organization ({c.POLICY_KIND} {policy['metadata']['name']})"
+                )
             kube.apply(NAMESPACE, secrets, links)
             names = [link["metadata"]["name"] for link in links]
             say(

@@ -51,6 +51,15 @@ OPERATOR_ENV = {
 READY_TIMEOUT = 60.0
 # The data plane honours an allow-list entry this long after it appears (ClickHouse applies it after a while).
 ALLOW_LIST_DELAY = 2.0
+# Namespaces carrying this label are left to the tenancy tests' own policies; every other test namespace is
+# allowed everything (one team per cluster), so that the other tests are about what they test.
+STRICT_TENANCY_LABEL = "e2e.chpl.test/strict-tenancy"
+E2E_POLICY = {
+    "namespaces": {"selector": {"matchExpressions": [{"key": STRICT_TENANCY_LABEL, "operator": "DoesNotExist"}]}},
+    "allow": {k: ["*"] for k in ("vpcIds", "roleArns", "hostedZoneIds", "organizationIds", "apiUrls")},
+    # test_errors names keyIdKey "id" (absent from its Secret) to reach CredentialsInvalid.
+    "secrets": {"keys": ["id"]},
+}
 
 
 def _free_port() -> int:
@@ -192,6 +201,7 @@ def operator(
         # The operator's client paces itself and waits on the stand-in's compressed clock.
         env.update(compressed_clock.operator_env(clickhouse_api.time_scale))
     env["CHPL_CLICKHOUSE_API_URLS"] = clickhouse_api.url
+    k8s.allow("e2e-allow-all", E2E_POLICY)
     op = OperatorProcess(
         env=env, log_dir=tmp_path_factory.mktemp("operator"), clickhouse_url=clickhouse_api.url
     )
@@ -304,7 +314,7 @@ class LinkFactory:
         body = {
             "apiVersion": "v1",
             "kind": "Secret",
-            "metadata": {"name": name},
+            "metadata": {"name": name, "labels": {c.LABEL_API_KEY: "true"}},
             "stringData": {"keyId": key_id, "keySecret": key_secret},
         }
         self.k8s.core.create_namespaced_secret(self.namespace, body)

@@ -96,7 +96,7 @@ def test_deleting_without_the_secret_removes_the_aws_objects_and_names_what_stay
     [message] = set(warnings(link)["AllowListEntryLeft"])
     assert endpoint_id in message
     assert clickhouse_org.service_id in message
-    assert f"Secret {link.namespace}/{LinkFactory.SECRET} not found" in message
+    assert f"Secret {link.namespace}/{LinkFactory.SECRET} is not readable" in message
     wait_for(lambda: "OrganizationEntryKept" in warnings(link), timeout=15, message="OrganizationEntryKept")
     assert any(endpoint_id in m for m in warnings(link)["OrganizationEntryKept"])
     assert cloud.org_entries() == [endpoint_id]
@@ -178,7 +178,7 @@ def test_what_a_namespace_deletion_leaves_in_clickhouse_is_said_somewhere(
         if "AllowListEntryLeft" in line and endpoint_id in line and clickhouse_org.service_id in line
     ]
     assert said, f"nothing tells that {endpoint_id} stays on the allow list of {clickhouse_org.service_id}"
-    assert any(f"Secret {link.namespace}/{LinkFactory.SECRET} not found" in line for line in said)
+    assert any(f"Secret {link.namespace}/{LinkFactory.SECRET} is not readable" in line for line in said)
 
 
 # ------------------------------------------------------------------------------------ operator away
@@ -230,7 +230,7 @@ def test_a_secret_in_another_namespace_is_never_used(
         {
             "apiVersion": "v1",
             "kind": "Secret",
-            "metadata": {"name": "tenant-key"},
+            "metadata": {"name": "tenant-key", "labels": {c.LABEL_API_KEY: "true"}},
             "stringData": {"keyId": theirs["id"], "keySecret": theirs["secret"]},
         },
     )

@@ -208,3 +208,52 @@ def test_models_apply_the_same_defaults_and_patterns_as_the_crd() -> None:
                 "aws": {"region": "us-east-1", "vpcId": "vpc-1"},
             }
         )
+
+
+BAD_TAGS = [
+    ({"": "v"}, "tag keys must be 1 to 128 characters long"),
+    ({"k" * 129: "v"}, "tag keys must be 1 to 128 characters long"),
+    ({"line\nbreak": "v"}, "tag keys may hold only letters, digits, spaces and _ . : / = + - @"),
+    ({"nul\x00": "v"}, "tag keys may hold only"),
+    ({"team": "esc\x1b[31m"}, "tag values may hold only"),
+    ({"team": "a\tb"}, "tag values may hold only"),
+    ({"team": "x" * 257}, "256"),
+    ({"aws:cost": "v"}, "tag keys may not start with aws: in any case"),
+    ({"AWS:cost": "v"}, "tag keys may not start with aws: in any case"),
+    ({"Aws:cost": "v"}, "tag keys may not start with aws: in any case"),
+    (
+        {"privatelink.clickhouse.dev/cluster": "v"},
+        "may not start with privatelink.clickhouse.dev/ in any case",
+    ),
+    (
+        {"PrivateLink.ClickHouse.dev/cluster": "v"},
+        "may not start with privatelink.clickhouse.dev/ in any case",
+    ),
+    ({"Name": "mine"}, "the Name tag is the operator's"),
+]
+
+
+@pytest.mark.parametrize(("tags", "message"), BAD_TAGS)
+async def test_kubernetes_api_refuses_tags_aws_would_refuse(
+    akube: AsyncKube, tags: dict[str, str], message: str
+) -> None:
+    body = chpl("bad-tags")
+    body["spec"]["aws"]["tags"] = tags
+    causes = await _causes(akube, body)
+    assert any(f.startswith("spec.aws.tags") and message in m for f, m in causes), causes
+    with pytest.raises(ValidationError):  # the operator's own model agrees (a spec read past the schema)
+        ClickHousePrivateLinkSpec.model_validate(body["spec"])
+
+
+async def test_tags_aws_accepts_are_accepted(akube: AsyncKube) -> None:
+    body = chpl("good-tags")
+    tags = {
+        "team": "analytics",
+        "cost-center": "42",
+        "owner@corp": "a.b:c/d=e+f-g",
+        "Ümlaut 数据": "",
+        "name": "x",
+    }
+    body["spec"]["aws"]["tags"] = tags
+    await akube.request("POST", cr_path("default"), body=body)
+    assert ClickHousePrivateLinkSpec.model_validate(body["spec"]).aws.tags == tags

@@ -149,7 +149,7 @@ async def test_custom_key_names(kubeconfig: pathlib.Path, akube: AsyncKube) -> N
 
 UNREADABLE = (
     "Secret default/{name} is not readable by the operator: it must exist, carry the label "
-    f'{LABEL_API_KEY}: "true" (the opt-in), and be a name the operator\'s RBAC allows (the chart\'s '
+    f"{LABEL_API_KEY}: \"true\" (the opt-in), and be a name the operator's RBAC allows (the chart's "
     "rbac.secretNames)"
 )
 

@@ -43,6 +43,9 @@ class Verdict:
     permitted: bool
     message: str
     require_opt_in: bool = True
+    # False while the namespace's labels are not known yet (a namespace made a moment ago) and a policy
+    # selects by label: the refusal may not last, so it is looked at again soon, not after the error interval.
+    settled: bool = True
 
 
 def normal_api_url(url: str) -> tuple[str, str, int | None, str]:
@@ -137,12 +140,15 @@ def decide(
     combined field by field: a VPC allowed to one team and an organization allowed to another never make a
     pair neither policy allows). A Secret needs the opt-in label unless every permitting policy waives it.
     """
+    policies = list(policies)
     applying = sorted((p for p in policies if applies_to(p, namespace, labels)), key=lambda p: p.name)
+    settled = labels is not None or all(p.spec.namespaces.selector is None for p in policies)
     if not applying:
         return Verdict(
             False,
             f"no {c.POLICY_KIND} selects namespace {namespace}: the platform team must allow this namespace "
             "its VPCs, AWS roles, zones and ClickHouse organizations first (README: Tenancy)",
+            settled=settled,
         )
     refused: list[str] = []
     permitting: list[Policy] = []
@@ -153,7 +159,7 @@ def decide(
         else:
             refused.append(problem)
     if not permitting:
-        return Verdict(False, "not permitted by the tenancy policy: " + "; ".join(refused))
+        return Verdict(False, "not permitted by the tenancy policy: " + "; ".join(refused), settled=settled)
     names = ", ".join(p.name for p in permitting)
-    opt_in = all(p.spec.secrets.require_opt_in for p in permitting)
+    opt_in = any(p.spec.secrets.require_opt_in for p in permitting)
     return Verdict(True, f"permitted by policy {names}", require_opt_in=opt_in)

@@ -99,9 +99,10 @@ class Reconciler:
         if not res.verdict.permitted:
             # Refused before anything else: no AWS or ClickHouse call, no Secret read, no claim on shared objects.
             out = Outcome(status=_carried_status(res.status))
-            self._fail(
-                res, out, StepFailed(ConditionType.READY, Reason.NOT_PERMITTED, res.verdict.message), attempt
-            )
+            refused = StepFailed(ConditionType.READY, Reason.NOT_PERMITTED, res.verdict.message)
+            self._fail(res, out, refused, attempt)
+            if not res.verdict.settled:  # the namespace's labels are not known yet: look again soon
+                out.requeue_after = self.settings.poll_interval
             return out
         p = self._pass(res, indexed, read_age=read_age, key_age=key_age)
         self.book.claim(p.me)

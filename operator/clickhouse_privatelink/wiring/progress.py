@@ -36,10 +36,14 @@ class FreshOnChangeProgressStorage(kopf.AnnotationsProgressStorage):
 
     def fetch(self, *, key: Any, body: kopf.Body) -> Any:
         record = super().fetch(key=key, body=body)
-        if record is None or record.get("success"):
-            return record
-        if record.get(STAMP_KEY) != inputs_stamp(body):
+        if record is None:
+            return None
+        stamp = record.pop(STAMP_KEY, None)
+        if not record.get("success") and stamp != inputs_stamp(body):
             return None  # a fix (or a restart) is acted on now, not at the retry time a failed pass left
+        # Without the stamp: kopf stores a record again only when it differs from the one fetched, and a
+        # store of an unchanged record would be a PATCH that changes nothing, after which kopf would wait for
+        # an event that never comes.
         return record
 
     def store(self, *, key: Any, record: Any, body: kopf.Body, patch: kopf.Patch) -> None:
