@@ -17,7 +17,10 @@ from tests.packaging.support import (
     render_scenario,
 )
 
-OUR_CRD = "clickhouseprivatelinks.privatelink.clickhouse.dev"
+OUR_CRDS = {
+    "clickhouseprivatelinks.privatelink.clickhouse.dev",
+    "clickhouseprivatelinkpolicies.privatelink.clickhouse.dev",  # the tenancy policy
+}
 PEERING_CRDS = {"clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev"}
 KEEP = "helm.sh/resource-policy"
 SYNC_OPTIONS = "argocd.argoproj.io/sync-options"
@@ -37,7 +40,7 @@ def repository_crds() -> dict[str, dict[str, Any]]:
 
 def test_default_rendering_holds_every_crd_with_the_keep_annotation() -> None:
     crds = of_kind(render_scenario("default"), "CustomResourceDefinition")
-    assert {c["metadata"]["name"] for c in crds} == {OUR_CRD} | PEERING_CRDS
+    assert {c["metadata"]["name"] for c in crds} == OUR_CRDS | PEERING_CRDS
     for crd in crds:
         assert crd["metadata"]["annotations"][KEEP] == "keep"
         assert crd["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "Helm"
@@ -101,7 +104,7 @@ def test_keep_annotation_can_be_turned_off() -> None:
 
 def test_kopf_peering_crds_have_their_own_switch() -> None:
     manifests = render({"crds": {"kopfPeering": {"enabled": False}}})
-    assert crd_names(manifests) == {OUR_CRD}
+    assert crd_names(manifests) == OUR_CRDS
     # The peering object itself is still made; its kind is served by whoever owns kopf's CRDs.
     assert len(of_kind(manifests, "ClusterKopfPeering")) == 1
 
@@ -110,7 +113,7 @@ def test_helm_template_without_include_crds_still_renders_the_crds() -> None:
     # A crds/ folder would only show with --include-crds (and would never be upgraded).
     result = helm("template", RELEASE)
     assert result.returncode == 0, result.stderr
-    assert crd_names(load_documents(result.stdout)) == {OUR_CRD} | PEERING_CRDS
+    assert crd_names(load_documents(result.stdout)) == OUR_CRDS | PEERING_CRDS
 
 
 @pytest.mark.parametrize("peering_served", [False, True], ids=["first-install", "kind-served"])
@@ -157,7 +160,7 @@ def test_upgrade_from_chart_0_1_0_values_renders_the_crds_as_kept_templates() ->
     }
     upgraded = render(old_values)
     crds = of_kind(upgraded, "CustomResourceDefinition")
-    assert {c["metadata"]["name"] for c in crds} == {OUR_CRD} | PEERING_CRDS
+    assert {c["metadata"]["name"] for c in crds} == OUR_CRDS | PEERING_CRDS
     assert all(c["metadata"]["annotations"][KEEP] == "keep" for c in crds)
     assert {(p["kind"], p["metadata"]["namespace"]) for p in of_kind(upgraded, "KopfPeering")} == {
         ("KopfPeering", "team-a")

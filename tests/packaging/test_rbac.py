@@ -80,14 +80,19 @@ def peering_rules(resource: str) -> set[Rule]:
 
 # kopf watches CRDs to notice served resources change (it only warns without the right).
 WATCH_CRDS = rule(["apiextensions.k8s.io"], ["customresourcedefinitions"], ["list", "watch"])
-# In namespaced mode kopf follows the watched namespaces being created and deleted.
+# In namespaced mode kopf follows the watched namespaces being created and deleted; in every mode the
+# operator reads namespaces' labels for the tenancy policies that select namespaces by label.
 WATCH_NAMESPACES = rule([""], ["namespaces"], ["list", "watch"])
+# The tenancy policies (cluster-scoped), read through a kopf index; never written.
+WATCH_POLICIES = rule(["privatelink.clickhouse.dev"], ["clickhouseprivatelinkpolicies"], ["list", "watch"])
 
 
 def test_cluster_wide_mode_grants_exactly_the_minimum_cluster_wide() -> None:
     manifests = render_scenario("default")
     assert rules_of(operator_cluster_role(manifests)) == {
         WATCH_CRDS,
+        WATCH_NAMESPACES,
+        WATCH_POLICIES,
         *peering_rules("clusterkopfpeerings"),
         *served_resource_rules(["clickhouse-api-key"]),
     }
@@ -98,7 +103,7 @@ def test_cluster_wide_mode_grants_exactly_the_minimum_cluster_wide() -> None:
 def test_namespaced_mode_grants_the_served_resources_only_in_the_watched_namespaces() -> None:
     manifests = render_scenario("namespaced")
     # Cluster-wide: only what kopf reads about the cluster itself, nothing about the resources.
-    assert rules_of(operator_cluster_role(manifests)) == {WATCH_CRDS, WATCH_NAMESPACES}
+    assert rules_of(operator_cluster_role(manifests)) == {WATCH_CRDS, WATCH_NAMESPACES, WATCH_POLICIES}
     roles = of_kind(manifests, "Role")
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
     for role in roles:

@@ -181,9 +181,9 @@ def chpl_refused(body: kopf.Body, **_: Any) -> dict[str, str]:
 async def _look_again(refused: kopf.Index[str, str], namespaces: list[str], version: str) -> None:
     """Stamp the refused resources of ``namespaces`` so that each gets a pass now, under the new policy."""
     for namespace in namespaces:
-        for name in sorted(set(refused.get(namespace, []))):
+        for resource in sorted(set(refused.get(namespace, []))):
             await merge_patch(
-                custom_object_path(c.GROUP, c.VERSION, namespace, c.PLURAL, name),
+                custom_object_path(c.GROUP, c.VERSION, namespace, c.PLURAL, resource),
                 {"metadata": {"annotations": {c.ANNOTATION_POLICY_VERSION: version}}},
             )
 
