@@ -55,7 +55,9 @@ ALLOW_LIST_DELAY = 2.0
 # allowed everything (one team per cluster), so that the other tests are about what they test.
 STRICT_TENANCY_LABEL = "e2e.chpl.test/strict-tenancy"
 E2E_POLICY = {
-    "namespaces": {"selector": {"matchExpressions": [{"key": STRICT_TENANCY_LABEL, "operator": "DoesNotExist"}]}},
+    "namespaces": {
+        "selector": {"matchExpressions": [{"key": STRICT_TENANCY_LABEL, "operator": "DoesNotExist"}]}
+    },
     "allow": {k: ["*"] for k in ("vpcIds", "roleArns", "hostedZoneIds", "organizationIds", "apiUrls")},
     # test_errors names keyIdKey "id" (absent from its Secret) to reach CredentialsInvalid.
     "secrets": {"keys": ["id"]},

@@ -53,7 +53,12 @@ def test_usage_is_read_from_spec_and_status() -> None:
         },
         "spec": {
             "clickhouse": {"serviceName": "x"},
-            "aws": {"region": "us-east-1", "vpcId": "vpc-1", "subnetIds": ["subnet-b", "subnet-a"]},
+            "aws": {
+                "region": "us-east-1",
+                "vpcId": "vpc-1",
+                "subnetIds": ["subnet-b", "subnet-a"],
+                "tags": {"team": "a", "cost": "1"},
+            },
             "dns": {"mode": "Route53"},
         },
         "status": {
@@ -68,6 +73,8 @@ def test_usage_is_read_from_spec_and_status() -> None:
     u = usage_from_body(body)
     assert (u.resource, u.subnet_ids, u.endpoint_key("prod")) == ("ns/a", ("subnet-a", "subnet-b"), KEY)
     assert not u.deleting and not u.zone_given and u.hosted_zone_id == "Z1"
+    # A shared endpoint's tags are its oldest user's (settings_leader): each user's are in its usage.
+    assert u.tags == (("cost", "1"), ("team", "a"))
     body["metadata"]["deletionTimestamp"] = "2026-01-02T00:00:00Z"  # type: ignore[index]
     assert usage_from_body(body).deleting
 

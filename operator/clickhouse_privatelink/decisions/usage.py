@@ -57,6 +57,9 @@ class Usage:
     hosted_zone_id: str | None = None  # the zone the record is in (given in the spec or found)
     zone_given: bool = False  # spec.dns.hostedZoneId set: the zone is the user's, never released by us
     allow_list_added: bool = False  # the operator (for this or an earlier user) added the allow-list entry
+    tags: tuple[
+        tuple[str, str], ...
+    ] = ()  # spec.aws.tags, sorted: a shared endpoint carries its oldest user's
 
     def endpoint_key(self, cluster: str) -> EndpointKey | None:
         if self.adopted_endpoint_id or not self.endpoint_service_id or not self.service_region:
@@ -94,6 +97,7 @@ def usage_from_body(body: Mapping[str, Any], *, status: Mapping[str, Any] | None
         hosted_zone_id=dns.get("hostedZoneId") or status.get("hostedZoneId") or None,
         zone_given=bool(dns.get("hostedZoneId")),
         allow_list_added=bool(status.get("allowListEntryAdded")),
+        tags=tuple(sorted((str(k), str(v)) for k, v in (aws.get("tags") or {}).items())),
     )
 
 
@@ -135,7 +139,7 @@ def oldest(users: Iterable[Usage], count: int) -> list[Usage]:
 
 
 def settings_leader(users: Sequence[Usage]) -> Usage | None:
-    """Whose subnets and security groups a shared endpoint gets: the oldest user still present.
+    """Whose subnets, security groups and tags a shared endpoint gets: the oldest user still present.
 
     One rule, stable while that resource lives, so two users asking for different settings never make the
     endpoint flap between them; the others are told whose settings are in force.

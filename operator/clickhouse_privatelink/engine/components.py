@@ -225,7 +225,7 @@ class EndpointComponent:
                 desired,
                 found,
                 decision,
-                tags=shared_endpoint_tags(key, aws_spec.tags),
+                tags=shared_endpoint_tags(key, dict(leader.tags)),
                 token=endpoint_client_token(key, leader.uid),
             )
         decision = plan_endpoint(desired, observed, adopted=False)
@@ -312,6 +312,10 @@ class EndpointComponent:
                     f"; the subnets and security groups of {leader.resource} (its oldest user) are in force, "
                     "not this resource's"
                 )
+                if ok:
+                    reason = Reason.ENDPOINT_SETTINGS_OF_OTHER_RESOURCE
+            if leader.uid != me.uid and me.tags != leader.tags:
+                message += f"; the endpoint carries the tags of {leader.resource} (its oldest user), not this resource's"
                 if ok:
                     reason = Reason.ENDPOINT_SETTINGS_OF_OTHER_RESOURCE
         p.out.steps.append(StepResult(step, ok, reason, message))
