@@ -35,9 +35,10 @@ class FreshOnChangeProgressStorage(kopf.AnnotationsProgressStorage):
     """kopf's annotation storage; a record of an unfinished handler is dropped once its inputs changed."""
 
     def fetch(self, *, key: Any, body: kopf.Body) -> Any:
-        record = super().fetch(key=key, body=body)
-        if record is None:
+        stored = super().fetch(key=key, body=body)
+        if stored is None:
             return None
+        record: dict[str, Any] = dict(stored)
         stamp = record.pop(STAMP_KEY, None)
         if not record.get("success") and stamp != inputs_stamp(body):
             return None  # a fix (or a restart) is acted on now, not at the retry time a failed pass left
