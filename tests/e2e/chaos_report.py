@@ -4,7 +4,10 @@ Each chaos test (faults, kills, drift, bad input) adds its counts with :func:`re
 session are remembered with :func:`remember_secret` and, after the e2e package, searched for in the
 operator's logs, all Events, every resource's status and /metrics (``secrets exposed``). The line::
 
-    faults: N, kills: N, drifts repaired: N, bad inputs: N, leaked: 0, stuck finalizers: 0, secrets exposed: 0
+    faults: N, kills: N, drifts repaired: N, bad inputs: N, policy refusals: N, leaked: 0, stuck finalizers: 0,
+    secrets exposed: 0
+
+(``policy refusals``: resources the tenancy policy or the Secret opt-in refused before any external call.)
 
 is printed by ``pytest_terminal_summary`` (imported into tests/e2e/conftest.py) when a chaos test ran, and
 the counters are written as JSON to ``chaos-summary.json`` in pytest's base temporary directory.
@@ -30,6 +33,7 @@ FIELDS = (
     "kills",
     "drifts repaired",
     "bad inputs",
+    "policy refusals",
     "leaked",
     "stuck finalizers",
     "secrets exposed",

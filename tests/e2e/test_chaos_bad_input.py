@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import http.server
+import json
 import os
 import threading
 import time
@@ -33,7 +34,15 @@ from clickhouse_privatelink.decisions.reasons import TERMINAL_REASONS, Reason
 from clickhouse_privatelink_testkit.sandbox import Kube
 from clickhouse_privatelink_testkit.standins.aws import seed_network
 from tests.e2e import chaos_report
-from tests.e2e.conftest import OPERATOR_ENV, Cloud, LinkFactory, OperatorProcess
+from tests.e2e.conftest import (
+    OPERATOR_ENV,
+    READY_TIMEOUT,
+    STRICT_TENANCY_LABEL,
+    Cloud,
+    Link,
+    LinkFactory,
+    OperatorProcess,
+)
 from tests.fixtures.aws import AwsTarget
 from tests.fixtures.clickhouse import ClickHouseApi, ClickHouseOrg
 from tests.fixtures.kubernetes import KubeApi
@@ -145,6 +154,22 @@ NASTY = [
     "https://example.com",
 ]
 texts = st.one_of(st.sampled_from(NASTY), st.text(max_size=300))
+# Tags AWS refuses (length, characters such as \n, \x00, \x1b) or that are reserved (aws:, our prefix, in
+# any case; Name is the operator's).
+BAD_TAGS = [
+    {"": "v"},
+    {"k" * 129: "v"},
+    {"team": "v" * 257},
+    {"line\nbreak": "v"},
+    {"nul\x00": "v"},
+    {"team": "\x1b[31mred"},
+    {"AWS:cost": "v"},
+    {"aws:cost": "v"},
+    {"Aws:Cost": "v"},
+    {f"{c.GROUP}/cluster": "other"},
+    {"PrivateLink.ClickHouse.dev/cluster": "other"},
+    {"Name": "mine"},
+]
 wrong_types = st.one_of(
     st.integers(),
     st.booleans(),
@@ -190,7 +215,7 @@ def hostile_specs(draw: st.DrawFn) -> tuple[str, Any]:
         ]
         return kind, draw(st.sampled_from(required))
     if kind == "tag":
-        prefix = draw(st.sampled_from(["aws:", f"{c.GROUP}/", ""]))
+        prefix = draw(st.sampled_from(["aws:", "AWS:", "aWs:", f"{c.GROUP}/", f"{c.GROUP.upper()}/", ""]))
         key = prefix + draw(st.text(max_size=140)) if prefix else draw(st.sampled_from(["", "k" * 129]))
         return kind, key
     if kind == "both":
@@ -248,7 +273,8 @@ def test_chaos_bad_input_is_refused_or_reported_and_disturbs_nothing(
         {
             "apiVersion": "v1",
             "kind": "Secret",
-            "metadata": {"name": OTHER_SECRET},
+            # Opted in, but in another namespace: a resource can name only its own namespace's Secrets.
+            "metadata": {"name": OTHER_SECRET, "labels": {c.LABEL_API_KEY: "true"}},
             "stringData": {"keyId": key["id"], "keySecret": other_secret},
         },
     )
@@ -328,6 +354,8 @@ def test_chaos_bad_input_is_refused_or_reported_and_disturbs_nothing(
             apply(by_name, {"ServiceNotFound"})
             apply(fixed(clickhouse__organizationId=str(uuid.uuid4())), None)
             apply(fixed(clickhouse__credentialsSecretRef={"name": SECRET, "keyIdKey": "nope"}), None)
+            for tags in BAD_TAGS:  # each tag AWS would refuse, or that is reserved: the schema says so (422)
+                apply(fixed(aws__tags=tags), None, must_refuse=True)
 
             @settings(
                 max_examples=EXAMPLES,
@@ -425,3 +453,197 @@ def test_chaos_bad_input_is_refused_or_reported_and_disturbs_nothing(
         )
     assert (leaked, stuck) == (0, 0)
     assert operator.proc is not None and operator.proc.poll() is None
+
+
+# ---- tenancy: what a namespace's policy does not allow is refused before any call, and a fix is seen at once
+
+
+def _progress_retries(link: Any) -> int:
+    """How many times kopf has retried the resource's reconcile handler (its stored progress record)."""
+    obj = link.get() or {}
+    raw = (obj.get("metadata", {}).get("annotations") or {}).get(f"{c.GROUP}/reconcile")
+    return int(json.loads(raw).get("retries", 0)) if raw else 0
+
+
+def test_chaos_tenancy_refuses_foreign_objects_and_unopted_secrets_and_sees_a_fix_at_once(
+    make_link: LinkFactory,
+    k8s: Kube,
+    cloud: Cloud,
+    operator: OperatorProcess,
+    aws_target: AwsTarget,
+    clickhouse_api: ClickHouseApi,
+) -> None:
+    assert clickhouse_api.control is not None and aws_target.endpoint_url is not None
+    control = clickhouse_api.control
+    org = control.seed_org()
+    key = control.seed_key(org["id"], role="admin")
+    unopted_key = control.seed_key(org["id"], role="admin")  # a working key, in a Secret that did not opt in
+    service = control.seed_service(org["id"], region="us-east-1", state="running")
+    other_vpc = seed_network(aws_target.endpoint_url, "us-east-1", cidr="10.78.0.0/16")
+    tenant, late = (f"chaos-{what}-{uuid.uuid4().hex[:6]}" for what in ("tenant", "late"))
+    for namespace in (tenant, late):
+        meta = {"name": namespace, "labels": {STRICT_TENANCY_LABEL: "true"}}
+        k8s.core.create_namespace({"apiVersion": "v1", "kind": "Namespace", "metadata": meta})
+
+    def secret(namespace: str, name: str, data: dict[str, str], *, opted_in: bool) -> None:
+        meta: dict[str, Any] = {"name": name}
+        if opted_in:
+            meta["labels"] = {c.LABEL_API_KEY: "true"}
+        body = {"apiVersion": "v1", "kind": "Secret", "metadata": meta, "stringData": data}
+        k8s.core.create_namespaced_secret(namespace, body)
+
+    for value in (key["secret"], unopted_key["secret"]):
+        chaos_report.remember_secret(value)
+    for namespace in (tenant, late):
+        secret(namespace, "api-key", {"keyId": key["id"], "keySecret": key["secret"]}, opted_in=True)
+    secret(
+        tenant,
+        "db-credentials",
+        {"keyId": unopted_key["id"], "keySecret": unopted_key["secret"]},
+        opted_in=False,
+    )
+    secret(tenant, "db-password", {"username": key["id"], "password": key["secret"]}, opted_in=True)
+    # The platform team's policy for the tenant: the test VPC, the seeded organization, the stand-in's API
+    # URL written as ClickHouse's docs write it (with /v1); no role, no zone of its own.
+    k8s.allow(
+        tenant,
+        {
+            "namespaces": {"names": [tenant]},
+            "allow": {
+                "vpcIds": [cloud.network.vpc_id],
+                "organizationIds": [org["id"]],
+                "apiUrls": [operator.clickhouse_url + "/v1/"],
+            },
+        },
+    )
+
+    def spec(**changes: Any) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "clickhouse": {
+                "organizationId": org["id"],
+                "serviceId": service["id"],
+                "credentialsSecretRef": {"name": "api-key"},
+                "apiUrl": operator.clickhouse_url,
+            },
+            "aws": {
+                "region": cloud.network.region,
+                "vpcId": cloud.network.vpc_id,
+                "subnetIds": list(cloud.network.subnet_ids),
+                "securityGroupIds": [cloud.network.security_group_id],
+            },
+        }
+        for path, value in changes.items():
+            put(body, tuple(path.split("__")), value)
+        return body
+
+    created: list[Link] = []
+
+    def link(namespace: str, name: str, body: dict[str, Any]) -> Link:
+        obj = {"apiVersion": c.API_VERSION, "kind": c.KIND, "metadata": {"name": name}, "spec": body}
+        k8s.custom.create_namespaced_custom_object(c.GROUP, c.VERSION, namespace, c.PLURAL, obj)
+        created.append(Link(k8s, namespace, name, obj))
+        return created[-1]
+
+    foreign_role = "arn:aws:iam::210987654321:role/someone-elses"
+    refusals = {  # name -> (spec, reason, what the message must name)
+        "foreign-vpc": (spec(aws__vpcId=other_vpc.vpc_id, aws__subnetIds=list(other_vpc.subnet_ids),
+                             aws__securityGroupIds=[other_vpc.security_group_id]), "NotPermitted", "spec.aws.vpcId"),
+        "foreign-role": (spec(aws__roleArn=foreign_role), "NotPermitted", "spec.aws.roleArn"),
+        "foreign-zone": (spec(dns={"mode": "Route53", "hostedZoneId": "Z0FOREIGN0ZONE0ID"}), "NotPermitted",
+                         "spec.dns.hostedZoneId"),
+        "foreign-org": (spec(clickhouse__organizationId=str(uuid.uuid4())), "NotPermitted",
+                        "spec.clickhouse.organizationId"),
+        "undocumented-keys": (spec(clickhouse__credentialsSecretRef={"name": "db-password", "keyIdKey": "username",
+                                                                     "keySecretKey": "password"}),
+                              "NotPermitted", "credentialsSecretRef.keyIdKey"),
+        "secret-not-opted-in": (spec(clickhouse__credentialsSecretRef={"name": "db-credentials"}),
+                                "CredentialsSecretNotFound", "is not readable"),
+    }  # fmt: skip
+    try:
+        for name, (body, _, _) in refusals.items():
+            link(tenant, name, body)
+        # /v1 as ClickHouse's docs write it: accepted, dropped, and matched against the policy's URL.
+        with_version = link(
+            tenant, "api-url-with-v1", spec(clickhouse__apiUrl=operator.clickhouse_url + "/v1/")
+        )
+        for name, (_, reason, named) in refusals.items():
+            ready = created[list(refusals).index(name)].wait_condition("Ready", status="False", reason=reason)
+            assert named in ready["message"], (name, ready["message"])
+            # Nothing about the Secret's keys or contents, and no hint of whether it exists.
+            assert "keyId" not in ready["message"] or reason == "NotPermitted", ready["message"]
+        with_version.wait_ready()
+        # The refused resources made nothing and called nothing: no endpoint in the foreign VPC, no request
+        # with the key of the Secret that did not opt in.
+        foreign_endpoints = cloud.ec2.describe_vpc_endpoints(
+            Filters=[{"Name": "vpc-id", "Values": [other_vpc.vpc_id]}]
+        )["VpcEndpoints"]
+        assert foreign_endpoints == []
+        assert control.requests(key_id=unopted_key["id"]) == []
+        for (name, (_, reason, _)), refused in zip(refusals.items(), created, strict=False):
+            assert refused.status().get("vpcEndpointId") is None, name
+            refused.wait_events(reason)  # and a Warning Event says the same
+
+        # Fix, then retry: a spec fixed after a terminal failure is acted on at once, whatever retry time the
+        # failed passes left (they back off: 3 s, then 6 s, here).
+        fixing = link(
+            tenant, "fixed-spec", spec(clickhouse__serviceId=None, clickhouse__serviceName="no-such")
+        )
+        fixing.wait_condition("Ready", status="False", reason="ServiceNotFound")
+        wait_for(
+            lambda: _progress_retries(fixing) >= 2, timeout=4 * ERROR_RETRY, message="a second retry stored"
+        )
+        started = time.monotonic()
+        fixing.patch_spec({"clickhouse": {"serviceName": service["name"]}})
+        generation = int((fixing.get() or {})["metadata"]["generation"])
+
+        def acted_on() -> bool:
+            ready = fixing.condition("Ready") or {}
+            return ready.get("observedGeneration") == generation and ready.get("reason") != "ServiceNotFound"
+
+        wait_for(acted_on, timeout=2 * ERROR_RETRY, interval=0.05, message="a pass of the fixed spec")
+        spec_latency = time.monotonic() - started
+        # Within the poll interval's order, and well inside the 6 s retry the failed pass stored.
+        assert spec_latency < ERROR_RETRY, f"{spec_latency:.2f} s from the fix to its pass"
+
+        # The same for a policy: a namespace no policy selects is refused; the platform team allows it, and the
+        # resource is acted on at once.
+        waiting = link(late, "until-allowed", spec())
+        refused = waiting.wait_condition("Ready", status="False", reason="NotPermitted")
+        assert f"selects namespace {late}" in refused["message"]
+        wait_for(
+            lambda: _progress_retries(waiting) >= 2, timeout=4 * ERROR_RETRY, message="a second retry stored"
+        )
+        started = time.monotonic()
+        k8s.allow(late, {"namespaces": {"names": [late]},
+                         "allow": {"vpcIds": [cloud.network.vpc_id], "organizationIds": [org["id"]]}})  # fmt: skip
+        waiting.wait_condition("Ready", status="True", timeout=READY_TIMEOUT)
+        policy_latency = time.monotonic() - started
+        assert (waiting.condition("Ready") or {}).get("reason") == "Ready"
+        chaos_report.REPORT.detail(
+            "fix-then-retry latency (s)",
+            {"spec": round(spec_latency, 2), "policy (to Ready)": round(policy_latency, 2)},
+        )
+        print(
+            f"\nchaos tenancy: fix seen in {spec_latency:.2f} s (spec), Ready {policy_latency:.2f} s after the policy"
+        )
+    finally:
+        for each in created:
+            with contextlib.suppress(ApiException):
+                each.delete()
+        stuck = 0
+        for each in created:
+            try:
+                each.wait_gone(timeout=READY_TIMEOUT)
+            except TimeoutError:
+                stuck += 1
+        for namespace in (tenant, late):
+            with contextlib.suppress(ApiException):
+                k8s.core.delete_namespace(namespace)
+            with contextlib.suppress(ApiException):
+                k8s.custom.delete_cluster_custom_object(c.GROUP, c.VERSION, c.POLICY_PLURAL, namespace)
+        leaked = len(control.organization(org["id"])["private_endpoints"])
+        leaked += len(control.service(org["id"], service["id"])["private_endpoint_ids"])
+        chaos_report.record(
+            policy_refusals=len(refusals), bad_inputs=len(refusals), leaked=leaked, stuck_finalizers=stuck
+        )
+    assert (leaked, stuck) == (0, 0)

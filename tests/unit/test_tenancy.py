@@ -175,3 +175,17 @@ def test_a_namespace_not_seen_yet_is_refused_for_now_only_when_a_policy_selects_
     assert not decide("new", None, spec(), [by_label]).settled
     assert decide("new", {}, spec(), [by_label]).settled
     assert decide("new", None, spec(), [policy()]).settled
+
+
+def test_an_empty_selector_selects_no_namespace_as_the_api_server_defaults_an_absent_one_to_it() -> None:
+    named = Policy(
+        "named",
+        ClickHousePrivateLinkPolicySpec.model_validate(
+            {
+                "namespaces": {"names": ["team-a"], "selector": {}},
+                "allow": {"vpcIds": [VPC], "organizationIds": [ORG]},
+            }
+        ),
+    )
+    assert decide("team-a", {}, spec(), [named]).permitted
+    assert not decide("team-b", {"any": "label"}, spec(), [named]).permitted

@@ -495,7 +495,9 @@ class PolicyNamespaces(_Model):
         description="Namespace names, or globs such as team-* ('*': every namespace).",
     )
     selector: LabelSelector | None = Field(
-        None, description="Namespaces whose labels match (an empty selector selects every namespace)."
+        None,
+        description="Namespaces whose labels match. An empty selector selects none: every namespace is "
+        "names: ['*'].",
     )
 
 

@@ -96,7 +96,17 @@ def applies_to(policy: Policy, namespace: str, labels: Mapping[str, str] | None)
     scope = policy.spec.namespaces
     if any(fnmatchcase(namespace, pattern) for pattern in scope.names):
         return True
-    return scope.selector is not None and labels is not None and selects(scope.selector, labels)
+    selector = _label_selector(policy)
+    return selector is not None and labels is not None and selects(selector, labels)
+
+
+def _label_selector(policy: Policy) -> LabelSelector | None:
+    """The policy's namespace selector, if it selects anything: an empty one selects nothing here (the API
+    server defaults an absent selector to {}); every namespace is names: ["*"], said explicitly."""
+    selector = policy.spec.namespaces.selector
+    if selector is None or not (selector.match_labels or selector.match_expressions):
+        return None
+    return selector
 
 
 def _listed(value: str, allowed: Sequence[str]) -> bool:
@@ -142,7 +152,7 @@ def decide(
     """
     policies = list(policies)
     applying = sorted((p for p in policies if applies_to(p, namespace, labels)), key=lambda p: p.name)
-    settled = labels is not None or all(p.spec.namespaces.selector is None for p in policies)
+    settled = labels is not None or all(_label_selector(p) is None for p in policies)
     if not applying:
         return Verdict(
             False,
