@@ -306,6 +306,7 @@ def test_chaos_bad_input_is_refused_or_reported_and_disturbs_nothing(
 
     accepted: dict[str, set[str] | None] = {}  # name -> the reasons expected (None: any terminal one)
     refused: list[str] = []
+    final: dict[str, dict[str, Any]] = {}  # name -> its Ready condition once reported
     counter = iter(range(1_000_000))
 
     def apply(spec: dict[str, Any], expected: set[str] | None, *, must_refuse: bool = False) -> None:
@@ -375,7 +376,6 @@ def test_chaos_bad_input_is_refused_or_reported_and_disturbs_nothing(
 
             names = list(accepted)
             # Every accepted one ends Ready=False with a terminal reason (the expected one where known).
-            final: dict[str, dict[str, Any]] = {}
 
             def ready_conditions() -> dict[str, dict[str, Any]]:
                 items = k8s.custom.list_namespaced_custom_object(c.GROUP, c.VERSION, namespace, c.PLURAL)
@@ -444,7 +444,13 @@ def test_chaos_bad_input_is_refused_or_reported_and_disturbs_nothing(
         leaked += len(
             [e for e in cloud.live_endpoints() if e["VpcEndpointId"] != valid.status().get("vpcEndpointId")]
         )
-        chaos_report.record(bad_inputs=len(accepted) + len(refused), leaked=leaked, stuck_finalizers=stuck)
+        policy_refusals = sum(1 for cond in final.values() if cond.get("reason") == "NotPermitted")
+        chaos_report.record(
+            bad_inputs=len(accepted) + len(refused),
+            policy_refusals=policy_refusals,
+            leaked=leaked,
+            stuck_finalizers=stuck,
+        )
         chaos_report.REPORT.detail(
             "bad inputs", {"refused (422)": len(refused), "accepted and reported": len(accepted)}
         )
