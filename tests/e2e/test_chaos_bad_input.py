@@ -32,7 +32,7 @@ from kubernetes.client.exceptions import ApiException
 from clickhouse_privatelink import constants as c
 from clickhouse_privatelink.decisions.reasons import TERMINAL_REASONS, Reason
 from clickhouse_privatelink_testkit.sandbox import Kube
-from clickhouse_privatelink_testkit.standins.aws import seed_network
+from clickhouse_privatelink_testkit.standins.aws import Network, seed_network
 from tests.e2e import chaos_report
 from tests.e2e.conftest import (
     OPERATOR_ENV,
@@ -179,6 +179,24 @@ wrong_types = st.one_of(
 )
 
 
+def valid_spec(org_id: str, service_id: str, secret: str, api_url: str, network: Network) -> dict[str, Any]:
+    """A spec the operator makes Ready: the starting point every hostile one changes."""
+    return {
+        "clickhouse": {
+            "organizationId": org_id,
+            "serviceId": service_id,
+            "credentialsSecretRef": {"name": secret},
+            "apiUrl": api_url,
+        },
+        "aws": {
+            "region": network.region,
+            "vpcId": network.vpc_id,
+            "subnetIds": list(network.subnet_ids),
+            "securityGroupIds": [network.security_group_id],
+        },
+    }
+
+
 def put(spec: dict[str, Any], path: tuple[Any, ...], value: Any) -> None:
     target: Any = spec
     for part in path[:-1]:
@@ -289,20 +307,7 @@ def test_chaos_bad_input_is_refused_or_reported_and_disturbs_nothing(
     trap = Trap()
 
     def base() -> dict[str, Any]:
-        return {
-            "clickhouse": {
-                "organizationId": org["id"],
-                "serviceId": service["id"],
-                "credentialsSecretRef": {"name": SECRET},
-                "apiUrl": operator.clickhouse_url,
-            },
-            "aws": {
-                "region": cloud.network.region,
-                "vpcId": cloud.network.vpc_id,
-                "subnetIds": list(cloud.network.subnet_ids),
-                "securityGroupIds": [cloud.network.security_group_id],
-            },
-        }
+        return valid_spec(org["id"], service["id"], SECRET, operator.clickhouse_url, cloud.network)
 
     accepted: dict[str, set[str] | None] = {}  # name -> the reasons expected (None: any terminal one)
     refused: list[str] = []
@@ -524,20 +529,7 @@ def test_chaos_tenancy_refuses_foreign_objects_and_unopted_secrets_and_sees_a_fi
     )
 
     def spec(**changes: Any) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "clickhouse": {
-                "organizationId": org["id"],
-                "serviceId": service["id"],
-                "credentialsSecretRef": {"name": "api-key"},
-                "apiUrl": operator.clickhouse_url,
-            },
-            "aws": {
-                "region": cloud.network.region,
-                "vpcId": cloud.network.vpc_id,
-                "subnetIds": list(cloud.network.subnet_ids),
-                "securityGroupIds": [cloud.network.security_group_id],
-            },
-        }
+        body = valid_spec(org["id"], service["id"], "api-key", operator.clickhouse_url, cloud.network)
         for path, value in changes.items():
             put(body, tuple(path.split("__")), value)
         return body

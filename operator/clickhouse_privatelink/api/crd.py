@@ -84,17 +84,45 @@ def _status_schema() -> dict[str, Any]:
     return schema
 
 
-def render_crd() -> dict[str, Any]:
-    """The ClickHousePrivateLink CRD as a dict."""
-    spec_schema = openapi_schema(ClickHousePrivateLinkSpec)
-    spec_schema["description"] = (
-        "Desired state: connect this VPC to this ClickHouse Cloud service over PrivateLink."
-    )
+def _crd(
+    *,
+    kind: str,
+    plural: str,
+    singular: str,
+    short_names: tuple[str, ...],
+    scope: str,
+    description: str,
+    properties: dict[str, Any],
+    columns: list[dict[str, Any]],
+    status: bool,
+) -> dict[str, Any]:
+    """A CRD of our group with one served and stored version, the schema's root around ``properties``."""
+    version: dict[str, Any] = {"name": c.VERSION, "served": True, "storage": True}
+    if status:
+        version["subresources"] = {"status": {}}
+    version["additionalPrinterColumns"] = columns
+    version["schema"] = {
+        "openAPIV3Schema": {
+            "type": "object",
+            "description": description,
+            "required": ["spec"],
+            "properties": {
+                "apiVersion": {
+                    "type": "string",
+                    "description": f"Versioned schema of this object: {c.GROUP}/{c.VERSION}.",
+                },
+                "kind": {"type": "string", "description": f"Kind of this object: {kind}."},
+                # Kubernetes forbids anything under metadata but its type (structural schema rule).
+                "metadata": {"type": "object"},
+                **properties,
+            },
+        }
+    }
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
         "metadata": {
-            "name": f"{c.PLURAL}.{c.GROUP}",
+            "name": f"{plural}.{c.GROUP}",
             "annotations": dict(_ANNOTATIONS),
             "labels": {
                 "app.kubernetes.io/name": c.OPERATOR_NAME,
@@ -103,62 +131,48 @@ def render_crd() -> dict[str, Any]:
         },
         "spec": {
             "group": c.GROUP,
-            "scope": "Namespaced",
+            "scope": scope,
             "names": {
-                "kind": c.KIND,
-                "listKind": f"{c.KIND}List",
-                "plural": c.PLURAL,
-                "singular": c.SINGULAR,
-                "shortNames": list(c.SHORT_NAMES),
+                "kind": kind,
+                "listKind": f"{kind}List",
+                "plural": plural,
+                "singular": singular,
+                "shortNames": list(short_names),
                 "categories": list(c.CATEGORIES),
             },
-            "versions": [
-                {
-                    "name": c.VERSION,
-                    "served": True,
-                    "storage": True,
-                    "subresources": {"status": {}},
-                    "additionalPrinterColumns": [
-                        {
-                            "name": "Ready",
-                            "type": "string",
-                            "jsonPath": '.status.conditions[?(@.type=="Ready")].status',
-                        },
-                        {
-                            "name": "Reason",
-                            "type": "string",
-                            "jsonPath": '.status.conditions[?(@.type=="Ready")].reason',
-                            "priority": 1,
-                        },
-                        {"name": "Hostname", "type": "string", "jsonPath": ".status.privateDnsHostname"},
-                        {"name": "Endpoint", "type": "string", "jsonPath": ".status.vpcEndpointId"},
-                        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
-                    ],
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "description": "A PrivateLink connection from an AWS VPC to a ClickHouse Cloud service.",
-                            "required": ["spec"],
-                            "properties": {
-                                "apiVersion": {
-                                    "type": "string",
-                                    "description": f"Versioned schema of this object: {c.GROUP}/{c.VERSION}.",
-                                },
-                                "kind": {
-                                    "type": "string",
-                                    "description": f"Kind of this object: {c.KIND}.",
-                                },
-                                # Kubernetes forbids anything under metadata but its type (structural schema rule).
-                                "metadata": {"type": "object"},
-                                "spec": spec_schema,
-                                "status": _status_schema(),
-                            },
-                        }
-                    },
-                }
-            ],
+            "versions": [version],
         },
     }
+
+
+def render_crd() -> dict[str, Any]:
+    """The ClickHousePrivateLink CRD as a dict."""
+    spec_schema = openapi_schema(ClickHousePrivateLinkSpec)
+    spec_schema["description"] = (
+        "Desired state: connect this VPC to this ClickHouse Cloud service over PrivateLink."
+    )
+    return _crd(
+        kind=c.KIND,
+        plural=c.PLURAL,
+        singular=c.SINGULAR,
+        short_names=c.SHORT_NAMES,
+        scope="Namespaced",
+        description="A PrivateLink connection from an AWS VPC to a ClickHouse Cloud service.",
+        properties={"spec": spec_schema, "status": _status_schema()},
+        columns=[
+            {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status'},
+            {
+                "name": "Reason",
+                "type": "string",
+                "jsonPath": '.status.conditions[?(@.type=="Ready")].reason',
+                "priority": 1,
+            },
+            {"name": "Hostname", "type": "string", "jsonPath": ".status.privateDnsHostname"},
+            {"name": "Endpoint", "type": "string", "jsonPath": ".status.vpcEndpointId"},
+            {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+        ],
+        status=True,
+    )
 
 
 def render_policy_crd() -> dict[str, Any]:
@@ -168,62 +182,22 @@ def render_policy_crd() -> dict[str, Any]:
         "Which namespaces may make the operator use which VPCs, AWS roles, hosted zones, ClickHouse "
         "organizations and API URLs, and which Secrets it reads for them."
     )
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {
-            "name": f"{c.POLICY_PLURAL}.{c.GROUP}",
-            "annotations": dict(_ANNOTATIONS),
-            "labels": {
-                "app.kubernetes.io/name": c.OPERATOR_NAME,
-                "app.kubernetes.io/part-of": c.OPERATOR_NAME,
-            },
-        },
-        "spec": {
-            "group": c.GROUP,
-            "scope": "Cluster",
-            "names": {
-                "kind": c.POLICY_KIND,
-                "listKind": f"{c.POLICY_KIND}List",
-                "plural": c.POLICY_PLURAL,
-                "singular": c.POLICY_SINGULAR,
-                "shortNames": list(c.POLICY_SHORT_NAMES),
-                "categories": list(c.CATEGORIES),
-            },
-            "versions": [
-                {
-                    "name": c.VERSION,
-                    "served": True,
-                    "storage": True,
-                    "additionalPrinterColumns": [
-                        {"name": "Namespaces", "type": "string", "jsonPath": ".spec.namespaces.names"},
-                        {"name": "VPCs", "type": "string", "jsonPath": ".spec.allow.vpcIds"},
-                        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
-                    ],
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "description": "A tenancy rule of the ClickHousePrivateLink operator: a resource "
-                            "is acted on only when a policy selecting its namespace allows everything it names.",
-                            "required": ["spec"],
-                            "properties": {
-                                "apiVersion": {
-                                    "type": "string",
-                                    "description": f"Versioned schema of this object: {c.GROUP}/{c.VERSION}.",
-                                },
-                                "kind": {
-                                    "type": "string",
-                                    "description": f"Kind of this object: {c.POLICY_KIND}.",
-                                },
-                                "metadata": {"type": "object"},
-                                "spec": spec_schema,
-                            },
-                        }
-                    },
-                }
-            ],
-        },
-    }
+    return _crd(
+        kind=c.POLICY_KIND,
+        plural=c.POLICY_PLURAL,
+        singular=c.POLICY_SINGULAR,
+        short_names=c.POLICY_SHORT_NAMES,
+        scope="Cluster",
+        description="A tenancy rule of the ClickHousePrivateLink operator: a resource is acted on only when a "
+        "policy selecting its namespace allows everything it names.",
+        properties={"spec": spec_schema},
+        columns=[
+            {"name": "Namespaces", "type": "string", "jsonPath": ".spec.namespaces.names"},
+            {"name": "VPCs", "type": "string", "jsonPath": ".spec.allow.vpcIds"},
+            {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+        ],
+        status=False,
+    )
 
 
 _HEADER = (
