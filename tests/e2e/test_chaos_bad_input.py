@@ -645,3 +645,37 @@ def test_chaos_tenancy_refuses_foreign_objects_and_unopted_secrets_and_sees_a_fi
             policy_refusals=len(refusals), bad_inputs=len(refusals), leaked=leaked, stuck_finalizers=stuck
         )
     assert (leaked, stuck) == (0, 0)
+
+
+def test_chaos_a_restart_with_wider_settings_is_acted_on_at_once(
+    make_link: LinkFactory, operator: OperatorProcess
+) -> None:
+    """The retry time a failed pass stored on the resource does not outlive the process that stored it."""
+    port = operator.clickhouse_url.rsplit(":", 1)[1]
+    elsewhere = f"http://localhost:{port}"  # the same stand-in, by a name the operator is not allowed to call
+    link = make_link(clickhouse={"apiUrl": elsewhere})
+    link.wait_condition("Ready", status="False", reason="ApiUrlNotAllowed")
+    # Three failures: the stored retry is now 12 s away (3, 6, then 12 s: terminal failures back off).
+    wait_for(lambda: _progress_retries(link) >= 3, timeout=8 * ERROR_RETRY, message="a third retry stored")
+    allowed = operator.env["CHPL_CLICKHOUSE_API_URLS"]
+    try:
+        operator.env["CHPL_CLICKHOUSE_API_URLS"] = f"{allowed},{elsewhere}"
+        operator.restart()
+        started = time.monotonic()
+        wait_for(
+            lambda: (link.condition("Ready") or {}).get("reason") != "ApiUrlNotAllowed",
+            timeout=4 * ERROR_RETRY,
+            interval=0.05,
+            message="a pass under the wider settings",
+        )
+        latency = time.monotonic() - started
+        assert latency < 2 * ERROR_RETRY, (
+            f"{latency:.2f} s after the restart (the stored retry was 12 s away)"
+        )
+        chaos_report.REPORT.detail("restart-then-retry latency (s)", round(latency, 2))
+        print(f"\nchaos restart: a pass {latency:.2f} s after the operator came back with the wider allow-list")
+    finally:
+        link.delete()
+        link.wait_gone()
+        operator.env["CHPL_CLICKHOUSE_API_URLS"] = allowed
+        operator.restart()
