@@ -33,7 +33,8 @@ from clickhouse_privatelink.decisions.plan import zone_name_for
 from clickhouse_privatelink.decisions.reachability import Context
 from clickhouse_privatelink.decisions.reachability import classify as classify_reachability
 from clickhouse_privatelink.decisions.security_groups import check_ports, port_check_result
-from clickhouse_privatelink.settings import Settings, api_url_allowed
+from clickhouse_privatelink.decisions.tenancy import api_url_allowed
+from clickhouse_privatelink.settings import Settings
 
 Status = Literal["ok", "fail", "skip"]
 T = TypeVar("T")
@@ -115,6 +116,10 @@ async def diagnose(namespace: str, name: str, settings: Settings, *, probe: bool
         "ok",
         f"Ready={ready.get('status', 'unknown')} ({ready.get('reason', 'not reconciled yet')})",
     )
+    if ready.get("reason") == "NotPermitted":
+        # The tenancy policy refused it: nothing it names is read on its behalf, by the operator or here.
+        report.add("tenancy policy", "fail", str(ready.get("message", "")), "NotPermitted")
+        return report
     await _checklist(report, namespace, spec, status, settings, probe=probe)
     return report
 

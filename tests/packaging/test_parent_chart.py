@@ -94,7 +94,7 @@ def test_enabled_subchart_renders_with_the_parents_global_pull_secrets(parent: P
     assert pod_spec["imagePullSecrets"] == [{"name": "platform-registry"}]
     container = pod_spec["containers"][0]
     assert {"name": "CHPL_CLUSTER_NAME", "value": "prod-eu-1"} in container["env"]
-    assert len(of_kind(manifests, "CustomResourceDefinition")) == 3
+    assert len(of_kind(manifests, "CustomResourceDefinition")) == 4  # ours two, kopf's peering two
 
 
 def test_own_and_global_pull_secrets_are_joined_without_repeats(parent: Path) -> None:
