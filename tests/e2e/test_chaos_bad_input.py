@@ -673,7 +673,9 @@ def test_chaos_a_restart_with_wider_settings_is_acted_on_at_once(
             f"{latency:.2f} s after the restart (the stored retry was 12 s away)"
         )
         chaos_report.REPORT.detail("restart-then-retry latency (s)", round(latency, 2))
-        print(f"\nchaos restart: a pass {latency:.2f} s after the operator came back with the wider allow-list")
+        print(
+            f"\nchaos restart: a pass {latency:.2f} s after the operator came back with the wider allow-list"
+        )
     finally:
         link.delete()
         link.wait_gone()
