@@ -27,7 +27,7 @@ from clickhouse_privatelink.api.models import ClickHousePrivateLinkPolicySpec, C
 from clickhouse_privatelink.decisions.ownership import ResourceRef
 from clickhouse_privatelink.decisions.reasons import ConditionType, Reason
 from clickhouse_privatelink.decisions.status import StepResult, WrittenStatus, condition, steps_to_conditions
-from clickhouse_privatelink.decisions.tenancy import Policy, decide
+from clickhouse_privatelink.decisions.tenancy import Policy, applies_to, decide
 from clickhouse_privatelink.decisions.usage import Usage, usage_from_body, vpc_index_key
 from clickhouse_privatelink.engine.components import FORWARD
 from clickhouse_privatelink.engine.reachability_component import ReachabilityComponent
@@ -150,17 +150,22 @@ if SETTINGS.watch_secrets:
             )
 
 
-@kopf.index(*POLICY)
-def chpl_policies(body: kopf.Body, **_: Any) -> dict[str, Policy]:
-    """Every ClickHousePrivateLinkPolicy (cluster-scoped), validated: one key, read by every pass."""
+def _policy(body: kopf.Body) -> Policy | None:
+    """The policy as the operator reads it; None (it grants nothing) when its spec is invalid."""
     name = body.metadata.name or ""
     try:
-        spec = ClickHousePrivateLinkPolicySpec.model_validate(dict(body.spec))
+        return Policy(name, ClickHousePrivateLinkPolicySpec.model_validate(dict(body.spec)))
     except ValidationError as exc:
         # The CRD's schema refuses such specs; one that slipped through grants nothing.
         log.warning("ignoring %s %s: %s", c.POLICY_KIND, name, exc.errors()[0]["msg"])
-        return {}
-    return {"all": Policy(name, spec)}
+        return None
+
+
+@kopf.index(*POLICY)
+def chpl_policies(body: kopf.Body, **_: Any) -> dict[str, Policy]:
+    """Every ClickHousePrivateLinkPolicy (cluster-scoped), validated: one key, read by every pass."""
+    policy = _policy(body)
+    return {"all": policy} if policy is not None else {}
 
 
 @kopf.index("", "v1", "namespaces")
@@ -190,15 +195,25 @@ async def _look_again(refused: kopf.Index[str, str], namespaces: list[str], vers
 
 @kopf.on.event(*POLICY)
 async def policy_changed(body: kopf.Body, **kwargs: Any) -> None:
-    """A policy was created, changed or deleted: the resources refused so far are looked at again at once.
+    """A policy was created or changed: the resources it may now permit are looked at again at once.
 
-    (Resources it no longer permits are refused at their next pass or drift check.)
+    (A policy deleted or narrowed permits nothing new: the resources it no longer permits are refused at
+    their next pass or drift check.)
     """
-    if kwargs["event"].get("type") is None:
-        return  # the listing at start-up: every resource gets a pass then anyway
+    if kwargs["event"].get("type") in (None, "DELETED"):
+        return  # the listing at start-up (every resource gets a pass then anyway), or a deletion
+    policy = _policy(body)
+    if policy is None:
+        return
     refused: kopf.Index[str, str] = kwargs["chpl_refused"]
-    version = f"{body.metadata.name}@{body.metadata.get('resourceVersion') or ''}"
-    await _look_again(refused, list(refused), version)
+    labels: kopf.Index[str, dict[str, str]] = kwargs["chpl_namespace_labels"]
+    selected = [
+        namespace
+        for namespace in refused
+        if applies_to(policy, namespace, next(iter(labels.get(namespace, [])), None))
+    ]
+    version = f"{policy.name}@{body.metadata.get('resourceVersion') or ''}"
+    await _look_again(refused, selected, version)
 
 
 @kopf.on.event("", "v1", "namespaces")
