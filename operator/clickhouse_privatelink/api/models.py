@@ -7,7 +7,15 @@ import unicodedata
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from clickhouse_privatelink.constants import (
     API_VERSION_SUFFIX,
@@ -163,6 +171,65 @@ class DeletionPolicy(StrEnum):
     RETAIN = "Retain"
 
 
+class PublicAccessMode(StrEnum):
+    UNCHANGED = "Unchanged"
+    PRIVATE_ONLY = "PrivateOnly"
+    ALLOW_LIST = "AllowList"
+
+
+# An IPv4 address or CIDR as ClickHouse's IP access list takes it (its console and API are IPv4).
+IPV4_OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+IPV4_SOURCE_PATTERN = rf"^{IPV4_OCTET}([.]{IPV4_OCTET}){{3}}(/(3[0-2]|[12]?[0-9]))?$"
+IpSource = Annotated[
+    str,
+    StringConstraints(pattern=IPV4_SOURCE_PATTERN),
+    Field(
+        description="An IPv4 address or CIDR block (e.g. 203.0.113.0/24).",
+        json_schema_extra=_shaped(
+            IPV4_SOURCE_PATTERN,
+            "each of publicAccess.sources must be an IPv4 address or CIDR like 203.0.113.0/24",
+            18,
+        ),
+    ),
+]
+
+
+class PublicAccess(_Model):
+    """Whether the operator restricts the service's public IP access list (ClickHouse's "PrivateLink only")."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(
+                    "self.mode == 'AllowList' ? (has(self.sources) && size(self.sources) > 0) "
+                    ": !has(self.sources) || size(self.sources) == 0",
+                    "publicAccess.sources is required with mode AllowList and allowed only with it",
+                ),
+            ]
+        }
+    )
+
+    mode: PublicAccessMode = Field(
+        description="Unchanged (as without publicAccess): the operator never touches the service's IP access list. "
+        "PrivateOnly: it removes every entry, so only PrivateLink reaches the service. AllowList: the list "
+        "becomes exactly `sources`. Changes are made by delta and undone on deletion or on a switch back to "
+        "Unchanged; entries a person adds or removes since are left as they are.",
+    )
+    sources: list[IpSource] = Field(
+        default_factory=list,
+        max_length=100,
+        description="With mode AllowList: the IPv4 addresses or CIDR blocks allowed to reach the service "
+        "publicly (besides PrivateLink).",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+
+    @model_validator(mode="after")
+    def _sources_with_allow_list(self) -> PublicAccess:
+        if (self.mode is PublicAccessMode.ALLOW_LIST) != bool(self.sources):
+            raise ValueError("publicAccess.sources is required with mode AllowList and allowed only with it")
+        return self
+
+
 class SecretKeyRef(_Model):
     """A Secret in the resource's namespace holding a ClickHouse Cloud API key."""
 
@@ -217,6 +284,12 @@ class ClickHouseSpec(_Model):
         DEFAULT_API_URL,
         alias="apiUrl",
         description="ClickHouse Cloud API base URL; a trailing /v1 (as ClickHouse's docs write it) is dropped.",
+    )
+    public_access: PublicAccess | None = Field(
+        None,
+        alias="publicAccess",
+        description="Restrict the service's public IP access list (absent: Unchanged). Resources of one "
+        "service that disagree: the oldest one's setting is in force.",
     )
 
     @field_validator("api_url")
@@ -373,6 +446,41 @@ class Condition(_Model):
     )
 
 
+class IpAccessEntry(_Model):
+    """One entry of a ClickHouse service's IP access list."""
+
+    source: str = Field(description="IP address or CIDR.")
+    description: str = Field("", description="The entry's description in ClickHouse.")
+
+
+class PublicAccessIntent(_Model):
+    """A change to the IP access list about to be sent (written before the PATCH, cleared after it)."""
+
+    applied: str = Field(
+        description="The setting the change carries out (PrivateOnly, or AllowList:<sources>)."
+    )
+    remove: list[IpAccessEntry] = Field(default_factory=list, description="Entries to remove.")
+    add: list[IpAccessEntry] = Field(default_factory=list, description="Entries to add.")
+
+
+class PublicAccessRecord(_Model):
+    """What the operator changed on the service's IP access list, to be undone exactly when it lets go."""
+
+    service_id: str = Field(alias="serviceId", description="The service whose list this is.")
+    applied: str | None = Field(
+        None, description="The setting the list was last brought to (PrivateOnly, or AllowList:<sources>)."
+    )
+    removed: list[IpAccessEntry] = Field(
+        default_factory=list, description="Entries the operator removed: put back when it lets go."
+    )
+    added: list[IpAccessEntry] = Field(
+        default_factory=list, description="Entries the operator added: removed when it lets go."
+    )
+    intent: PublicAccessIntent | None = Field(
+        None, description="A change written before its PATCH: a restarted operator completes it."
+    )
+
+
 class ConnectionEndpoint(_Model):
     """One way for clients in the VPC to reach the service over PrivateLink."""
 
@@ -437,6 +545,12 @@ class ClickHousePrivateLinkStatus(_Model):
     )
     endpoints: list[ConnectionEndpoint] = Field(
         default_factory=list, description="Host and port of each protocol clients can use."
+    )
+    public_access: PublicAccessRecord | None = Field(
+        None,
+        alias="publicAccess",
+        description="The operator's changes to the service's IP access list (spec.clickhouse.publicAccess), "
+        "held by the resource that restores them.",
     )
 
 

@@ -20,6 +20,8 @@ class ConditionType(StrEnum):
     SECURITY_GROUP_READY = "SecurityGroupReady"
     # Advisory unless CHPL_REACHABILITY_REQUIRED: the private hostname measured from the operator's pod.
     REACHABLE = "Reachable"
+    # Advisory, only for resources with spec.clickhouse.publicAccess: the service's public IP access list.
+    PUBLIC_ACCESS_RESTRICTED = "PublicAccessRestricted"
 
 
 class Reason(StrEnum):
@@ -82,6 +84,12 @@ class Reason(StrEnum):
     OPERATOR_OUTSIDE_VPC = "OperatorOutsideVpc"
     OPERATOR_VPC_UNKNOWN = "OperatorVpcUnknown"
     REACHABILITY_CHECK_OFF = "ReachabilityCheckOff"
+    # Advisory (condition PublicAccessRestricted, spec.clickhouse.publicAccess): in neither set below.
+    PUBLIC_ACCESS_PRIVATE_ONLY = "PublicAccessPrivateOnly"
+    PUBLIC_ACCESS_ALLOW_LIST = "PublicAccessAllowList"
+    PUBLIC_ACCESS_CHANGED_BY_OTHERS = "PublicAccessChangedByOthers"
+    PUBLIC_ACCESS_SETTING_OF_OTHER_RESOURCE = "PublicAccessSettingOfOtherResource"
+    PUBLIC_ACCESS_UNCHANGED = "PublicAccessUnchanged"
 
 
 # Reasons that mean "a person has to act": ArgoCD shows Degraded, the operator retries only slowly.

@@ -21,7 +21,12 @@ STEP_CONDITIONS = (
 # Checks written beside the steps that never hold Ready back: a person should look, nothing is broken yet.
 # Written only when a pass computed them (a pass that stops earlier leaves the last word in place).
 # Reachable is one of them; with CHPL_REACHABILITY_REQUIRED its failures are also written as Ready's reason.
-ADVISORY_CONDITIONS = (ConditionType.SECURITY_GROUP_READY, ConditionType.REACHABLE)
+# PublicAccessRestricted is written only for resources that ask for (or asked for) publicAccess.
+ADVISORY_CONDITIONS = (
+    ConditionType.SECURITY_GROUP_READY,
+    ConditionType.REACHABLE,
+    ConditionType.PUBLIC_ACCESS_RESTRICTED,
+)
 
 
 @dataclass(frozen=True)

@@ -24,12 +24,14 @@ from clickhouse_privatelink.adapters.kubernetes.api import custom_object_path, m
 from clickhouse_privatelink.adapters.kubernetes.secrets import ApiKey, SecretReader
 from clickhouse_privatelink.adapters.network.probe import PlacementFinder, ProbeConfig, Prober
 from clickhouse_privatelink.api.models import ClickHousePrivateLinkPolicySpec, ClickHousePrivateLinkSpec
+from clickhouse_privatelink.decisions import public_access
 from clickhouse_privatelink.decisions.ownership import ResourceRef
 from clickhouse_privatelink.decisions.reasons import ConditionType, Reason
 from clickhouse_privatelink.decisions.status import StepResult, WrittenStatus, condition, steps_to_conditions
 from clickhouse_privatelink.decisions.tenancy import Policy, applies_to, decide
 from clickhouse_privatelink.decisions.usage import Usage, usage_from_body, vpc_index_key
 from clickhouse_privatelink.engine.components import FORWARD
+from clickhouse_privatelink.engine.public_access_component import PublicAccessComponent
 from clickhouse_privatelink.engine.reachability_component import ReachabilityComponent
 from clickhouse_privatelink.engine.reconciler import Outcome, Reconciler, Resource
 from clickhouse_privatelink.settings import Settings
@@ -103,8 +105,11 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     reachability = ReachabilityComponent(
         Prober(ProbeConfig.from_settings(SETTINGS)), placement, required=SETTINGS.reachability_required
     )
+    # The service's IP access list (spec.clickhouse.publicAccess) after the allow-list entry; nothing for
+    # resources left at Unchanged (engine/public_access_component.py).
+    public = PublicAccessComponent(_PUBLIC_USERS.of, _write_public_access, retry_after=SETTINGS.poll_interval)
     memo.reconciler = Reconciler(
-        SETTINGS, SecretReader(), gateway, aws.get, components=(*FORWARD, reachability)
+        SETTINGS, SecretReader(), gateway, aws.get, components=(*FORWARD, public, reachability)
     )
     port = int(memo.get("metrics_port", 0) or 0)
     if port:
@@ -231,6 +236,39 @@ def chpl_usages(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Usage]:
     """Every resource's usage of shared objects, by (region, VPC): the durable count of their users."""
     usage = usage_from_body(body)
     return {vpc_index_key(usage): usage}
+
+
+@kopf.index(*RESOURCE)
+def chpl_public_access(body: kopf.Body, **_: Any) -> dict[str, public_access.User]:
+    """Resources with a publicAccess setting or record, by service ID (none for those left at Unchanged)."""
+    user = public_access.user_from_body(body)
+    return {user.service_id: user} if user is not None else {}
+
+
+class _ServiceUsers:
+    """The chpl_public_access index as kopf hands it to handlers (the same live object every time)."""
+
+    index: Mapping[str, Any] = {}
+
+    def of(self, service_id: str) -> list[public_access.User]:
+        return list(self.index.get(service_id, ()))
+
+    def follow(self, handler_kwargs: Mapping[str, Any]) -> None:
+        index = handler_kwargs.get("chpl_public_access")
+        if index is not None:  # kopf always passes it; unit tests of other handlers may not
+            self.index = index
+
+
+_PUBLIC_USERS = _ServiceUsers()
+
+
+async def _write_public_access(resource: str, uid: str, record: dict[str, Any] | None) -> None:
+    """Write ``status.publicAccess`` now, mid-pass: the intent before its PATCH (the pass's own write is later)."""
+    namespace, name = resource.split("/", 1)
+    path = custom_object_path(c.GROUP, c.VERSION, namespace, c.PLURAL, name) + "/status"
+    await merge_patch(path, {"status": {"publicAccess": record}})
+    shown = None if record is None else {k: v for k, v in record.items() if v is not None}
+    _written.record(uid, {"publicAccess": shown})
 
 
 def _resource(body: kopf.Body, indices: Mapping[str, Any]) -> Resource:
@@ -429,6 +467,7 @@ async def reconcile(
 ) -> None:
     uid = body.metadata.uid or ""
     _settled_uids.discard(uid)
+    _PUBLIC_USERS.follow(kwargs)
     with _in_flight():
         outcome = await _run("reconcile", body, patch, retry, memo, kwargs)
     if outcome is not None and outcome.requeue_after is not None:
@@ -467,6 +506,7 @@ async def repair_drift(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kw
     if _busy > DRIFT_STEPS_ASIDE_AT:
         metrics.RECONCILES.labels("drift", "deferred").inc()
         return
+    _PUBLIC_USERS.follow(kwargs)
     await _run("drift", body, patch, 0, memo, kwargs, stopped=kwargs["stopped"])
 
 
@@ -478,6 +518,7 @@ async def cleanup(
     memo: kopf.Memo,
     **kwargs: Any,
 ) -> None:
+    _PUBLIC_USERS.follow(kwargs)
     with _in_flight():
         outcome = await _run("cleanup", body, patch, retry, memo, kwargs)
     if outcome is None:

@@ -10,6 +10,7 @@ coalesced here before they reach the client (and its rate limiter):
   lives).
 - ``attach()`` / ``detach()``: additions and removals for one service within ``write_window`` seconds
   merge into one ``PATCH``; each caller gets the outcome of the batch it joined.
+- ``update_ip_access_list()``: one PATCH per change of a ``publicAccess`` setting (rare), taken into the list.
 - ``remove_organization_entries()``: the organization-entry cleanup of every deletion in the window is one
   look at the organization and the services (shared reads kept in step with our own writes); only an entry
   still listed costs a ``PATCH``.
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field
 from clickhouse_privatelink.adapters.clickhouse.client import (
     DEFAULT_RETRY_POLICY,
     ClickHouseCloudClient,
+    IpAccessEntry,
     OnCall,
     Organization,
     OrganizationPrivateEndpoint,
@@ -127,6 +129,17 @@ class ClickHouseGateway:
             return
         self._remember(updated)
         batch.done.set_result(None)
+
+    async def update_ip_access_list(
+        self, service_id: str, *, add: Sequence[IpAccessEntry], remove: Sequence[IpAccessEntry]
+    ) -> Service:
+        """Change the service's public IP access list by delta; the shared list takes in the result.
+
+        Not merged like the allow list: it changes only when a resource's publicAccess setting comes into force.
+        """
+        updated = await self.client.update_ip_access_list(self.org_id, service_id, add=add, remove=remove)
+        self._remember(updated)
+        return updated
 
     def _remember(self, updated: Service) -> None:
         """Keep the list in step with a write, so the next reader does not undo or repeat it."""
