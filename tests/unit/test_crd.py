@@ -172,6 +172,36 @@ async def test_kubernetes_api_names_the_bad_list_entry(akube: AsyncKube) -> None
     ), causes
 
 
+@pytest.mark.parametrize(
+    ("public_access", "field", "message"),
+    [
+        (
+            {"mode": "AllowList"},
+            "spec.clickhouse.publicAccess",
+            "publicAccess.sources is required with mode AllowList and allowed only with it",
+        ),
+        (
+            {"mode": "PrivateOnly", "sources": ["10.0.0.0/8"]},
+            "spec.clickhouse.publicAccess",
+            "publicAccess.sources is required with mode AllowList and allowed only with it",
+        ),
+        (
+            {"mode": "AllowList", "sources": ["10.0.0.0/8", "10.0.0.300"]},
+            "spec.clickhouse.publicAccess.sources[1]",
+            "each of publicAccess.sources must be an IPv4 address or CIDR like 203.0.113.0/24",
+        ),
+        ({"mode": "Closed"}, "spec.clickhouse.publicAccess.mode", "Unsupported value"),
+    ],
+)
+async def test_kubernetes_api_explains_a_bad_public_access(
+    akube: AsyncKube, public_access: dict[str, Any], field: str, message: str
+) -> None:
+    body = chpl("bad-public-access")
+    body["spec"]["clickhouse"]["publicAccess"] = public_access
+    causes = await _causes(akube, body)
+    assert any(f == field and message in m for f, m in causes), causes
+
+
 def test_status_schema_carries_every_reported_field() -> None:
     status = render_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"][
         "properties"
