@@ -262,10 +262,10 @@ class _ServiceUsers:
 _PUBLIC_USERS = _ServiceUsers()
 
 
-async def _write_public_access(resource: str, uid: str, record: dict[str, Any] | None) -> None:
+async def _write_public_access(key: str, uid: str, record: dict[str, Any] | None) -> None:
     """Write ``status.publicAccess`` now, mid-pass: the intent before its PATCH (the pass's own write is later)."""
-    namespace, name = resource.split("/", 1)
-    path = custom_object_path(c.GROUP, c.VERSION, namespace, c.PLURAL, name) + "/status"
+    namespace, resource = key.split("/", 1)
+    path = custom_object_path(c.GROUP, c.VERSION, namespace, c.PLURAL, resource) + "/status"
     await merge_patch(path, {"status": {"publicAccess": record}})
     shown = None if record is None else {k: v for k, v in record.items() if v is not None}
     _written.record(uid, {"publicAccess": shown})
