@@ -52,6 +52,8 @@ from clickhouse_privatelink.adapters.clickhouse.client import (
     ServerError,
     Unauthorized,
 )
+from clickhouse_privatelink.adapters.clickhouse.gateway import ClickHouseGateway
+from clickhouse_privatelink.decisions import public_access as pa
 from clickhouse_privatelink_testkit.compressed_clock import retry_policy
 from clickhouse_privatelink_testkit.standins.clickhouse_cloud import ClickHouseCloudStandIn, Fault
 from tests.fixtures.clickhouse import ClickHouseApi, ClickHouseOrg
@@ -307,6 +309,51 @@ async def test_every_operation_conforms(
         assert both.ip_access_list == [anywhere]
     covered = {(ex.method, contract.template(ex.path)) for ex in recorder.exchanges}
     assert covered == OPERATIONS
+    contract.check(recorder.exchanges)
+
+
+@pytest.mark.standin_only
+async def test_public_access_patches_conform(
+    contract: Contract, recorder: RecordingTransport, seeded: Seeded
+) -> None:
+    """The operator's IP access list changes (publicAccess: close, narrow, restore), as its gateway sends them."""
+    ours = "clickhouse-privatelink-operator prod: data/analytics"
+    async with seeded.client(recorder) as c:
+        gateway = ClickHouseGateway(c, seeded.org_id)
+
+        async def send(delta: pa.Delta) -> list[pa.Entry]:
+            updated = await gateway.update_ip_access_list(
+                seeded.service_id,
+                add=[IpAccessEntry(source=e.source, description=e.description) for e in delta.add],
+                remove=[IpAccessEntry(source=e.source, description=e.description) for e in delta.remove],
+            )
+            return list(pa.entries_from(updated.ip_access_list))
+
+        live = list(pa.entries_from((await gateway.service(seeded.service_id, max_age=0)).ip_access_list))
+        record = pa.Record(seeded.service_id)
+        for setting in (
+            pa.Setting(pa.PRIVATE_ONLY),
+            pa.Setting(pa.ALLOW_LIST, ("203.0.113.0/24", "198.51.100.7")),
+        ):
+            delta = pa.plan(setting, live, description=ours)
+            intent = pa.with_intent(record, delta).intent
+            assert intent is not None
+            live = await send(intent)
+            record = pa.fold(record, intent)
+        assert sorted(e.source for e in live) == ["198.51.100.7/32", "203.0.113.0/24"]
+        live = await send(pa.restore(record, live))
+        assert live == [pa.Entry("0.0.0.0/0", "Anywhere")]
+        # The shared services list takes in each PATCH's answer: no read again to see it.
+        calls = len(recorder.exchanges)
+        kept = await gateway.service(seeded.service_id, max_age=3600)
+        assert list(pa.entries_from(kept.ip_access_list)) == live and len(recorder.exchanges) == calls
+    patches = [ex for ex in recorder.exchanges if ex.method == "PATCH"]
+    assert len(patches) == 3
+    for ex in patches:
+        body = json.loads(ex.request_body)
+        assert set(body) == {"ipAccessList"} and set(body["ipAccessList"]) == {"add", "remove"}
+        for entry in body["ipAccessList"]["add"] + body["ipAccessList"]["remove"]:
+            assert set(entry) == {"source", "description"}
     contract.check(recorder.exchanges)
 
 

@@ -100,6 +100,11 @@ class PublicAccessComponent:
         record = pa.observe(
             replace(pa.merged(service.id, records, applied=own.applied if own else None), intent=None), live
         )
+        if record.applied != setting.key and not p.out.ready().ok:
+            # Public access is closed only once the private way in works: no client is left with neither.
+            message = f"{setting.describe()} is applied once the PrivateLink connection is Ready"
+            p.out.steps.append(StepResult(STEP, False, Reason.RECONCILING, message, unknown=True))
+            return
         if record.applied != setting.key:
             delta = pa.plan(setting, live, description=self._description(p))
             if delta.empty:
