@@ -33,10 +33,13 @@ ServiceUsers = Callable[[str], Iterable[pa.User]]
 class PublicAccessComponent:
     """Brings the service's IP access list to the setting in force, and lets go of it exactly."""
 
-    def __init__(self, users: ServiceUsers, write: WriteRecord, *, retry_after: float) -> None:
+    def __init__(
+        self, users: ServiceUsers, write: WriteRecord, *, retry_after: float, error_retry_after: float
+    ) -> None:
         self._indexed = users
         self._write_status = write
-        self.retry_after = retry_after
+        self.retry_after = retry_after  # something transient (throttling, the API unreachable)
+        self.error_retry_after = error_retry_after  # something a person must fix (a read-only key)
         # The records this process wrote, fresher than any body or index (None: removed).
         self._written: dict[str, pa.Record | None] = {}
 

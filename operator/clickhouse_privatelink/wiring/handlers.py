@@ -107,7 +107,12 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     )
     # The service's IP access list (spec.clickhouse.publicAccess) after the allow-list entry; nothing for
     # resources left at Unchanged (engine/public_access_component.py).
-    public = PublicAccessComponent(_PUBLIC_USERS.of, _write_public_access, retry_after=SETTINGS.poll_interval)
+    public = PublicAccessComponent(
+        _PUBLIC_USERS.of,
+        _write_public_access,
+        retry_after=SETTINGS.poll_interval,
+        error_retry_after=SETTINGS.error_retry_interval,
+    )
     memo.reconciler = Reconciler(
         SETTINGS, SecretReader(), gateway, aws.get, components=(*FORWARD, public, reachability)
     )
