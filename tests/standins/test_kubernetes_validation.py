@@ -72,12 +72,25 @@ async def test_cel_subnets_required_unless_an_endpoint_is_adopted(akube: AsyncKu
 
 
 async def test_cel_tag_keys_rule(akube: AsyncKube) -> None:
-    for key in ("aws:reserved", "privatelink.clickhouse.dev/x", "k" * 129):
+    for key, message in (
+        ("aws:reserved", "tag keys may not start with aws: in any case (AWS reserves it)"),
+        ("AWS:reserved", "tag keys may not start with aws: in any case (AWS reserves it)"),
+        (
+            "PrivateLink.ClickHouse.dev/x",
+            "tag keys may not start with privatelink.clickhouse.dev/ in any case",
+        ),
+        ("k" * 129, "tag keys must be 1 to 128 characters long"),
+        (
+            "bad\nkey",
+            "tag keys may hold only letters, digits, spaces and _ . : / = + - @ (AWS's tag characters)",
+        ),
+        ("Name", "the Name tag is the operator's (it names what it creates): use another key"),
+    ):
         body = chpl("tags")
         body["spec"]["aws"]["tags"] = {"ok": "1", key: "v"}
         causes = _causes(await _rejected(akube, body))
-        assert [(c[0], c[1]) for c in causes] == [("FieldValueInvalid", "spec.aws.tags")]
-        assert "tag keys are 1 to 128 characters" in causes[0][2]
+        assert [(c[0], c[1]) for c in causes] == [("FieldValueInvalid", "spec.aws.tags")], key
+        assert message in causes[0][2], key
     fine = chpl("tags")
     fine["spec"]["aws"]["tags"] = {"team": "data", "env": "prod"}
     await akube.request("POST", cr_path("default"), body=fine)
