@@ -8,7 +8,7 @@ import datetime
 import logging
 import time
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import kopf
@@ -28,7 +28,7 @@ from clickhouse_privatelink.decisions.ownership import ResourceRef
 from clickhouse_privatelink.decisions.reasons import ConditionType, Reason
 from clickhouse_privatelink.decisions.status import StepResult, WrittenStatus, condition, steps_to_conditions
 from clickhouse_privatelink.decisions.tenancy import Policy, applies_to, decide
-from clickhouse_privatelink.decisions.usage import Usage, usage_from_body, vpc_index_key
+from clickhouse_privatelink.decisions.usage import Usage, usage_from_body, vpc_index_key, zone_index_key
 from clickhouse_privatelink.engine.components import FORWARD
 from clickhouse_privatelink.engine.reachability_component import ReachabilityComponent
 from clickhouse_privatelink.engine.reconciler import Outcome, Reconciler, Resource
@@ -104,7 +104,12 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         Prober(ProbeConfig.from_settings(SETTINGS)), placement, required=SETTINGS.reachability_required
     )
     memo.reconciler = Reconciler(
-        SETTINGS, SecretReader(), gateway, aws.get, components=(*FORWARD, reachability)
+        SETTINGS,
+        SecretReader(),
+        gateway,
+        aws.get,
+        components=(*FORWARD, reachability),
+        intend=_intend,
     )
     port = int(memo.get("metrics_port", 0) or 0)
     if port:
@@ -231,6 +236,21 @@ def chpl_usages(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Usage]:
     """Every resource's usage of shared objects, by (region, VPC): the durable count of their users."""
     usage = usage_from_body(body)
     return {vpc_index_key(usage): usage}
+
+
+@kopf.index(*RESOURCE)
+def chpl_zone_usages(body: kopf.Body, **_: Any) -> dict[str, Usage]:
+    """Every resource's usage, by the zone it writes into: a zone named in the spec may serve several VPCs."""
+    usage = usage_from_body(body)
+    key = zone_index_key(usage)
+    return {key: usage} if key else {}
+
+
+async def _intend(res: Resource, fields: dict[str, Any]) -> None:
+    """Write status fields now, before the pass's next external write (the pass's own write comes later)."""
+    path = custom_object_path(c.GROUP, c.VERSION, res.ref.namespace, c.PLURAL, res.ref.name) + "/status"
+    await merge_patch(path, {"status": fields})
+    _written.record(res.ref.uid, fields)
 
 
 def _resource(body: kopf.Body, indices: Mapping[str, Any]) -> Resource:
@@ -387,10 +407,16 @@ async def _run(
         reconciler: Reconciler = memo.reconciler
         usages: kopf.Index[tuple[str, str], Usage] = indices["chpl_usages"]
         indexed = list(usages.get(vpc_index_key(res.usage), []))
+        zone = zone_index_key(res.usage)
+        zone_usages: kopf.Index[str, Usage] = indices["chpl_zone_usages"]
+        # Read only by a release (never copied: a thousand users of one zone, on every pass).
+        zone_indexed: Iterable[Usage] = zone_usages.get(zone, ()) if zone else ()
         if kind == "cleanup":
-            outcome = await reconciler.cleanup(res, indexed=indexed, attempt=retry)
+            outcome = await reconciler.cleanup(res, indexed=indexed, zone_indexed=zone_indexed, attempt=retry)
         else:
-            outcome = await reconciler.reconcile(res, indexed=indexed, attempt=retry, drift=kind == "drift")
+            outcome = await reconciler.reconcile(
+                res, indexed=indexed, zone_indexed=zone_indexed, attempt=retry, drift=kind == "drift"
+            )
         metrics.RECONCILE_DURATION.labels(kind).observe(time.monotonic() - started)
         ready = outcome.ready()
         label = "done" if outcome.done else (ready.reason.value if not ready.ok else "requeued")
