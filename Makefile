@@ -67,11 +67,13 @@ test:
 	$(MAKE) lint
 	$(BIN)/pytest -q
 
-# The chaos suite in full (a short pass runs in make test): 30 SIGKILLs, 20 resources under 20 %+ faults,
-# out-of-band drift, 200 hostile specs; it ends with the summary line of faults, kills, repairs and leaks.
+# The chaos suite in full (a short pass runs in make test): 30 SIGKILLs, a SIGKILL right after every kind of
+# external write (crash points), 20 resources under 20 %+ faults, out-of-band drift, 200 hostile specs, the
+# cross-tenant cases; it ends with the summary line of faults, kills, crash points, repairs, foreign objects
+# changed and leaks.
 chaos: venv
 	CHPL_CHAOS_KILLS=$${CHPL_CHAOS_KILLS:-30} CHPL_CHAOS_RESOURCES=$${CHPL_CHAOS_RESOURCES:-20} \
-	CHPL_CHAOS_EXAMPLES=$${CHPL_CHAOS_EXAMPLES:-200} \
+	CHPL_CHAOS_EXAMPLES=$${CHPL_CHAOS_EXAMPLES:-200} CHPL_CHAOS_CRASH_POINTS=$${CHPL_CHAOS_CRASH_POINTS:-all} \
 		$(BIN)/pytest -q -s -o timeout=1800 tests/e2e -k "chaos or kills"
 
 # The benchmark (not a test): 10, 100 and 1000 resources on one API key against the stand-ins' realistic

@@ -103,6 +103,9 @@ class Settings:
     test_dns_resolver: str | None = None
     test_address_map: str | None = None
     test_ca_file: str | None = None
+    # TEST ONLY: SIGKILL the process right after this kind of external write (engine/crash_points.py);
+    # empty (the default) in production.
+    test_crash_after: str = ""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -128,6 +131,7 @@ class Settings:
             test_dns_resolver=os.environ.get("CHPL_TEST_DNS_RESOLVER") or None,
             test_address_map=os.environ.get("CHPL_TEST_ADDRESS_MAP") or None,
             test_ca_file=os.environ.get("CHPL_TEST_CA_FILE") or None,
+            test_crash_after=os.environ.get("CHPL_TEST_CRASH_AFTER", "").strip(),
         )
 
     def backoff(self, attempt: int) -> float:

@@ -572,12 +572,15 @@ def run_sandbox(*, keep: bool, log_dir: Path | None) -> int:
                     while True:
                         sandbox.check_alive()
                         time.sleep(1)
-            say("deleting the resources")
-            for name in names:
-                kube.delete_link(NAMESPACE, name)
-            for name in names:
-                wait_for(f"{name} to be deleted", functools.partial(_gone, kube, name), timeout=90)
-                say(f"  {name}: deleted (finalizer released after cleanup)")
+            say(
+                "deleting the resources (the Retain ones last: a Retain keeps only what no other resource uses)"
+            )
+            for batch in ([n for n in names if n not in retained], [n for n in names if n in retained]):
+                for name in batch:
+                    kube.delete_link(NAMESPACE, name)
+                for name in batch:
+                    wait_for(f"{name} to be deleted", functools.partial(_gone, kube, name), timeout=90)
+                    say(f"  {name}: deleted (finalizer released after cleanup)")
             verify_clean(sandbox, seeded, retained)
             say("done: the sandbox walked every resource through create, Ready and delete")
             return 0

@@ -4,8 +4,8 @@ Each chaos test (faults, kills, drift, bad input) adds its counts with :func:`re
 session are remembered with :func:`remember_secret` and, after the e2e package, searched for in the
 operator's logs, all Events, every resource's status and /metrics (``secrets exposed``). The line::
 
-    faults: N, kills: N, drifts repaired: N, bad inputs: N, policy refusals: N, leaked: 0, stuck finalizers: 0,
-    secrets exposed: 0
+    faults: N, kills: N, crash points: N, drifts repaired: N, bad inputs: N, policy refusals: N,
+    foreign objects changed: 0, leaked: 0, stuck finalizers: 0, secrets exposed: 0
 
 (``policy refusals``: resources the tenancy policy or the Secret opt-in refused before any external call.)
 
@@ -31,9 +31,11 @@ SEED = int(os.environ.get("CHPL_CHAOS_SEED", "20261129"))
 FIELDS = (
     "faults",
     "kills",
+    "crash points",
     "drifts repaired",
     "bad inputs",
     "policy refusals",
+    "foreign objects changed",
     "leaked",
     "stuck finalizers",
     "secrets exposed",

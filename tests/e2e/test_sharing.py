@@ -160,7 +160,7 @@ def test_an_endpoint_made_per_resource_before_sharing_keeps_serving_until_its_re
     assert cloud.live_endpoints() == [] and cloud.allow_list() == [] and cloud.org_entries() == []
 
 
-def test_a_retained_user_keeps_the_shared_endpoint_after_the_last_other_user_goes(
+def test_a_retain_user_pins_nothing_while_another_user_is_responsible_for_the_endpoint(
     make_link: LinkFactory, cloud: Cloud, clickhouse_api: ClickHouseApi, clickhouse_org: ClickHouseOrg
 ) -> None:
     (other,) = more_services(clickhouse_api, clickhouse_org, 1)
@@ -169,15 +169,45 @@ def test_a_retained_user_keeps_the_shared_endpoint_after_the_last_other_user_goe
     user = make_link(clickhouse={"serviceId": other["id"]})
     assert user.wait_ready()["vpcEndpointId"] == endpoint_id
     delete_all([kept])
+    kept.wait_events("RetainNotApplied")
+    # The endpoint stays with its other user, unmarked; the Retain resource's own record and entry went (they
+    # would point at an endpoint its other user deletes one day).
+    (endpoint,) = cloud.live_endpoints()
+    assert c.TAG_RETAINED not in {t["Key"] for t in endpoint["Tags"]}
+    assert cloud.allow_list() == []
+    assert cloud.allow_list(other["id"]) == [endpoint_id]
+    zone_id = user.status()["hostedZoneId"]
+    assert cloud.records(zone_id, clickhouse_org.private_dns_hostname) == []
+    assert user.wait_ready()["vpcEndpointId"] == endpoint_id
+    delete_all([user])
+    # Its last user went with it: nothing is left that nobody tracks.
+    wait_for(lambda: not cloud.live_endpoints(), timeout=60, message="the endpoint to go")
+    assert cloud.zones() == [] and cloud.org_entries() == []
+
+
+def test_a_retain_user_alone_keeps_the_endpoint_until_a_new_user_takes_it_over(
+    make_link: LinkFactory, cloud: Cloud, clickhouse_api: ClickHouseApi, clickhouse_org: ClickHouseOrg
+) -> None:
+    kept = make_link(deletionPolicy="Retain")
+    endpoint_id = kept.wait_ready()["vpcEndpointId"]
+    delete_all([kept])
     (endpoint,) = cloud.live_endpoints()
     tags = {t["Key"]: t["Value"] for t in endpoint["Tags"]}
     assert tags[c.TAG_RETAINED] == f"{kept.namespace}/{kept.name}"
-    delete_all([user])
-    # The last other user went; the endpoint the Retain resource asked to keep stays, with its entry.
-    assert [e["VpcEndpointId"] for e in cloud.live_endpoints()] == [endpoint_id]
     assert cloud.allow_list() == [endpoint_id]
+    # A new user of the same endpoint key takes it over (the Retain ended with its resource) and, deleted
+    # with deletionPolicy Delete, removes it.
+    (other,) = more_services(clickhouse_api, clickhouse_org, 1)
+    user = make_link(clickhouse={"serviceId": other["id"]})
+    assert user.wait_ready()["vpcEndpointId"] == endpoint_id
+    user.wait_events("EndpointTakenOver")
+    (endpoint,) = cloud.live_endpoints()
+    assert c.TAG_RETAINED not in {t["Key"] for t in endpoint["Tags"]}
+    delete_all([user])
+    wait_for(lambda: not cloud.live_endpoints(), timeout=60, message="the endpoint to go")
     assert cloud.allow_list(other["id"]) == []
-    cloud.ec2.delete_vpc_endpoints(VpcEndpointIds=[endpoint_id])  # the person who asked for it cleans up
+    # The Retain resource's own entry on its service stays: that resource asked for it to be kept.
+    assert cloud.allow_list() == [endpoint_id]
 
 
 def test_when_every_user_goes_at_once_only_the_oldest_waits_for_aws_to_delete_the_endpoint(

@@ -22,7 +22,7 @@ import pytest
 import yaml
 from botocore import xform_name
 
-from clickhouse_privatelink.constants import OPERATOR_NAME, TAG_MANAGED_BY
+from clickhouse_privatelink.constants import OPERATOR_NAME, TAG_MANAGED_BY, TAG_RETAINED
 from tests.packaging.support import DEPLOY, ROOT
 
 POLICY: dict[str, Any] = json.loads((DEPLOY / "iam-policy.json").read_text(encoding="utf-8"))
@@ -98,6 +98,13 @@ def test_tags_only_at_creation_so_no_endpoint_can_be_tagged_into_the_operators_o
     assert not allowed("ec2:CreateTags", ENDPOINT)
     assert not allowed("ec2:CreateTags", ENDPOINT, {"ec2:CreateAction": "CreateVpc"})
     assert not allowed("ec2:CreateTags", f"arn:aws:ec2:us-east-1:{ACCOUNT}:vpc/vpc-0123456789abcdef0")
+
+
+def test_only_the_retained_mark_comes_off_and_only_from_the_operators_endpoints() -> None:
+    retained = {"aws:TagKeys": [TAG_RETAINED]}
+    assert allowed("ec2:DeleteTags", ENDPOINT, {**OWNED, **retained})
+    assert not allowed("ec2:DeleteTags", ENDPOINT, retained)
+    assert not allowed("ec2:DeleteTags", ENDPOINT, {**OWNED, "aws:TagKeys": [TAG_MANAGED_BY]})
 
 
 def test_nothing_that_writes_is_granted_on_every_resource() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from clickhouse_privatelink.decisions.ownership import DnsOwner, ResourceRef
+from clickhouse_privatelink.decisions.ownership import DnsOwner, ResourceRef, dns_owner_is
 from clickhouse_privatelink.decisions.plan import (
     AllowListChange,
     DesiredEndpoint,
@@ -195,18 +195,20 @@ def test_zone_for_the_hostname_is_its_parent_domain() -> None:
 
 
 def test_empty_name_gets_the_record_written() -> None:
-    assert plan_record("prod", "h", TARGET, ObservedRecords()).action is RecordAction.WRITE
+    assert plan_record("prod", "vpc-1", "h", TARGET, ObservedRecords()).action is RecordAction.WRITE
 
 
 def test_our_record_pointing_right_is_kept() -> None:
     owner = DnsOwner(cluster="prod", vpc="vpc-1")
-    decision = plan_record("prod", "h", TARGET, ObservedRecords(alias=TARGET, owner=owner))
+    decision = plan_record("prod", "vpc-1", "h", TARGET, ObservedRecords(alias=TARGET, owner=owner))
     assert decision.action is RecordAction.KEEP
 
 
 def test_our_record_pointing_elsewhere_is_repaired() -> None:
     owner = DnsOwner(cluster="prod", vpc="vpc-1")
-    decision = plan_record("prod", "h", TARGET, ObservedRecords(alias=("old.example", "Z1"), owner=owner))
+    decision = plan_record(
+        "prod", "vpc-1", "h", TARGET, ObservedRecords(alias=("old.example", "Z1"), owner=owner)
+    )
     assert decision.action is RecordAction.WRITE
 
 
@@ -216,19 +218,44 @@ def test_record_without_our_marker_is_a_conflict_never_overwritten() -> None:
         ObservedRecords(other_address=True),
         ObservedRecords(foreign_txt=True),
     ):
-        decision = plan_record("prod", "h", TARGET, observed_records)
+        decision = plan_record("prod", "vpc-1", "h", TARGET, observed_records)
         assert decision.action is RecordAction.CONFLICT and decision.reason is Reason.DNS_RECORD_CONFLICT
 
 
 def test_record_marked_for_one_resource_before_sharing_is_re_marked_as_shared() -> None:
     owner = DnsOwner(cluster="prod", resource="team-b/other", uid="uid-2")
-    decision = plan_record("prod", "h", TARGET, ObservedRecords(alias=TARGET, owner=owner))
+    decision = plan_record("prod", "vpc-1", "h", TARGET, ObservedRecords(alias=TARGET, owner=owner))
     assert decision.action is RecordAction.WRITE
+
+
+def test_record_marked_before_sharing_pointing_at_another_endpoint_is_a_conflict() -> None:
+    owner = DnsOwner(cluster="prod", resource="team-b/other", uid="uid-2")
+    observed = ObservedRecords(alias=("old.example", "Z1"), owner=owner)
+    decision = plan_record("prod", "vpc-1", "h", TARGET, observed)
+    assert decision.action is RecordAction.CONFLICT
+
+
+def test_record_of_another_vpc_of_this_cluster_is_a_conflict_never_taken_over() -> None:
+    owner = DnsOwner(cluster="prod", vpc="vpc-b")
+    for alias in (("b-endpoint.example", "Z1"), TARGET):
+        decision = plan_record("prod", "vpc-a", "h", TARGET, ObservedRecords(alias=alias, owner=owner))
+        assert decision.action is RecordAction.CONFLICT and decision.reason is Reason.DNS_RECORD_CONFLICT
+        assert "vpc-b" in decision.message
+
+
+def test_a_record_is_ours_to_delete_only_with_our_cluster_and_vpc() -> None:
+    assert dns_owner_is(DnsOwner(cluster="prod", vpc="vpc-1"), "prod", "vpc-1", "uid-1")
+    assert not dns_owner_is(DnsOwner(cluster="prod", vpc="vpc-2"), "prod", "vpc-1", "uid-1")
+    assert not dns_owner_is(DnsOwner(cluster="staging", vpc="vpc-1"), "prod", "vpc-1", "uid-1")
+    assert not dns_owner_is(None, "prod", "vpc-1", "uid-1")
+    legacy = DnsOwner(cluster="prod", resource="ns/a", uid="uid-1")
+    assert dns_owner_is(legacy, "prod", "vpc-1", "uid-1")
+    assert not dns_owner_is(legacy, "prod", "vpc-1", "uid-2")
 
 
 def test_record_of_another_cluster_is_a_conflict() -> None:
     owner = DnsOwner(cluster="staging", vpc="vpc-1")
-    decision = plan_record("prod", "h", TARGET, ObservedRecords(alias=TARGET, owner=owner))
+    decision = plan_record("prod", "vpc-1", "h", TARGET, ObservedRecords(alias=TARGET, owner=owner))
     assert decision.action is RecordAction.CONFLICT and "staging" in decision.message
 
 

@@ -6,8 +6,10 @@ from dataclasses import replace
 
 from clickhouse_privatelink.decisions.usage import (
     EndpointKey,
+    RetainDecision,
     Usage,
     allow_list_users,
+    decide_retain,
     deletion_steward,
     endpoint_client_token,
     endpoint_users,
@@ -121,8 +123,11 @@ def test_record_zone_and_allow_list_users() -> None:
     a = usage("a", hostname="H.example")
     b = usage("b", hostname="h.example.", service_id="svc-a")
     mode_none = usage("c", dns_route53=False, hostname="h.example")
-    assert record_users([a, b, mode_none], "Z1", "h.example") == [a, b]
-    assert zone_users([a, b, mode_none], "Z1") == [a, b]
+    other_vpc = usage("e", hostname="h.example", vpc_id="vpc-other")
+    # A record serves one VPC: a resource of another VPC naming the same zone never shares it.
+    assert record_users([a, b, mode_none, other_vpc], "Z1", "h.example", "vpc-1") == [a, b]
+    # The zone itself is used by every resource writing into it, whatever its VPC.
+    assert zone_users([a, b, mode_none, other_vpc], "Z1") == [a, b, other_vpc]
     assert allow_list_users(
         [a, b, usage("d", endpoint_id="vpce-2", service_id="svc-a")], "svc-a", "vpce-1"
     ) == [
@@ -159,3 +164,21 @@ def test_a_claim_made_before_a_deletion_the_index_has_seen_reads_as_deleting_fro
     # Corrected once in the book (a deletion is never taken back), not on every call.
     claimed = book.claimed(live.uid)
     assert claimed is not None and claimed.deleting
+
+
+def test_retain_keeps_and_marks_only_what_its_resource_is_the_last_user_of() -> None:
+    me = usage("a", endpoint_id="vpce-1", deleting=True)
+    assert decide_retain([me], me, "prod", owned=True) == RetainDecision(keep=True, mark=True)
+    # An adopted endpoint is kept but never marked (it is not the operator's).
+    assert decide_retain([me], me, "prod", owned=False) == RetainDecision(keep=True, mark=False)
+    # Users being deleted as well hold nothing.
+    leaving = usage("b", endpoint_id="vpce-1", deleting=True)
+    assert decide_retain([me, leaving], me, "prod", owned=True).keep
+
+
+def test_retain_never_pins_an_endpoint_another_user_is_responsible_for() -> None:
+    me = usage("a", endpoint_id="vpce-1", deleting=True)
+    other = usage("b", endpoint_id="vpce-1")
+    elsewhere = usage("c", endpoint_id="vpce-9", vpc_id="vpc-2")
+    decision = decide_retain([me, other, elsewhere], me, "prod", owned=True)
+    assert decision == RetainDecision(keep=False, mark=False, holders=(other,))

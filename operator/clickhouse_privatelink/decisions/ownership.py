@@ -112,3 +112,11 @@ def parse_dns_owner(txt_values: list[str]) -> DnsOwner | None:
             vpc=fields.get("vpc", ""),
         )
     return None
+
+
+def dns_owner_is(owner: DnsOwner | None, cluster: str, vpc_id: str, uid: str) -> bool:
+    """Whether a record's marker makes it ours to delete: this cluster and this VPC (or, in the marker
+    format from before records were shared, which names no VPC, this very resource)."""
+    if owner is None or owner.cluster != cluster:
+        return False
+    return owner.vpc == vpc_id if owner.vpc else owner.uid == uid

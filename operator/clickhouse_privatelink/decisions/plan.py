@@ -280,12 +280,14 @@ def _same_target(a: tuple[str, str], b: tuple[str, str]) -> bool:
 
 
 def plan_record(
-    cluster: str, hostname: str, target: tuple[str, str], observed: ObservedRecords
+    cluster: str, vpc_id: str, hostname: str, target: tuple[str, str], observed: ObservedRecords
 ) -> RecordDecision:
     """Decide whether to write the alias record; never overwrite a record someone else wrote.
 
-    A record marked by this cluster's operator is ours, whichever resource wrote it (records are shared by
-    every resource for the same service), including markers of the per-resource format that came before.
+    A record is ours only when its marker names this cluster **and** this resource's VPC (every resource of
+    the VPC for the same service shares it); a record of another VPC, even of this cluster, is a conflict,
+    reported and left alone (two VPCs rewriting one name would flip it between their endpoints). A marker
+    of the per-resource format that came before (no VPC) is ours only while it points at our endpoint.
     """
     owner = observed.owner
     if observed.other_address or observed.foreign_txt or (observed.alias is not None and owner is None):
@@ -301,8 +303,23 @@ def plan_record(
             f"{hostname} is managed by the operator of cluster {owner.cluster}: "
             "give each cluster its own CHPL_CLUSTER_NAME and VPC, or set dns.mode None",
         )
-    if observed.alias is not None and owner is not None and _same_target(observed.alias, target):
-        if owner.uid:  # a per-resource marker from before records were shared: rewrite it as shared
+    same = observed.alias is not None and _same_target(observed.alias, target)
+    if owner is not None and owner.vpc and owner.vpc != vpc_id:
+        return RecordDecision(
+            RecordAction.CONFLICT,
+            Reason.DNS_RECORD_CONFLICT,
+            f"{hostname} in this zone is the record of VPC {owner.vpc}, not of {vpc_id}: a record serves one "
+            "VPC's endpoint; use a private zone of this VPC (leave dns.hostedZoneId unset) or set dns.mode None",
+        )
+    if owner is not None and not owner.vpc and not same:
+        return RecordDecision(
+            RecordAction.CONFLICT,
+            Reason.DNS_RECORD_CONFLICT,
+            f"{hostname} was marked by an earlier operator version for {owner.resource or 'another resource'} "
+            "and points at another endpoint: remove it or set dns.mode None",
+        )
+    if same and owner is not None:
+        if not owner.vpc:  # a per-resource marker from before records were shared: rewrite it as shared
             return RecordDecision(RecordAction.WRITE, Reason.RECONCILING, f"re-marking {hostname} as shared")
         return RecordDecision(RecordAction.KEEP, Reason.RECORD_WRITTEN, f"{hostname} points to {target[0]}")
     return RecordDecision(RecordAction.WRITE, Reason.RECONCILING, f"pointing {hostname} to {target[0]}")

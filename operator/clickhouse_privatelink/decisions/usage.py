@@ -156,27 +156,59 @@ def deletion_steward(users: Sequence[Usage]) -> Usage | None:
     return min(users, key=_oldest_first, default=None)
 
 
-def record_users(usages: Iterable[Usage], zone_id: str, hostname: str) -> list[Usage]:
-    """Resources whose private hostname record is ``hostname`` in zone ``zone_id``."""
+def record_users(usages: Iterable[Usage], zone_id: str, hostname: str, vpc_id: str) -> list[Usage]:
+    """Resources whose private hostname record is ``hostname`` in zone ``zone_id``, for VPC ``vpc_id``.
+
+    A record serves one VPC's endpoint (its marker names the VPC): resources of other VPCs naming the same
+    zone and hostname never share it, so they neither hold it nor release it.
+    """
     host = hostname.rstrip(".").lower()
     return [
         u
         for u in usages
         if u.dns_route53
         and u.hosted_zone_id == zone_id
+        and u.vpc_id == vpc_id
         and u.hostname is not None
         and u.hostname.rstrip(".").lower() == host
     ]
 
 
 def zone_users(usages: Iterable[Usage], zone_id: str) -> list[Usage]:
-    """Resources writing into the private zone ``zone_id``."""
+    """Resources writing into the private zone ``zone_id`` (from any VPC associated with it)."""
     return [u for u in usages if u.dns_route53 and u.hosted_zone_id == zone_id]
+
+
+def zone_index_key(usage: Usage) -> str | None:
+    """Resources are also indexed by the zone they write into: a named zone may serve several VPCs."""
+    return usage.hosted_zone_id if usage.dns_route53 else None
 
 
 def allow_list_users(usages: Iterable[Usage], service_id: str, endpoint_id: str) -> list[Usage]:
     """Resources that need ``endpoint_id`` on the allow list of service ``service_id``."""
     return [u for u in usages if u.service_id == service_id and u.endpoint_id == endpoint_id]
+
+
+@dataclass(frozen=True)
+class RetainDecision:
+    """What ``deletionPolicy: Retain`` does for a resource being deleted."""
+
+    keep: bool  # leave the endpoint, record and allow-list entry (else: release as on Delete)
+    mark: bool  # tag the endpoint retained-by this resource, so that the operator never deletes it
+    holders: tuple[Usage, ...] = ()  # the other users responsible for the endpoint (when not kept)
+
+
+def decide_retain(users: Iterable[Usage], me: Usage, cluster: str, *, owned: bool) -> RetainDecision:
+    """Retain keeps only what this resource is the last user of; it never pins what others are responsible
+    for (they release it by their own policies), so while others use its endpoint it lets go as on Delete.
+
+    ``owned``: the endpoint is the operator's (not adopted), so it may be marked.
+    """
+    key = me.endpoint_key(cluster)
+    holders = tuple(oldest(others(endpoint_users(users, key), me.uid), 3)) if key is not None else ()
+    if holders:
+        return RetainDecision(keep=False, mark=False, holders=holders)
+    return RetainDecision(keep=True, mark=owned and bool(me.endpoint_id))
 
 
 def endpoint_client_token(key: EndpointKey, leader_uid: str) -> str:

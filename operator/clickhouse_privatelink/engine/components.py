@@ -28,6 +28,7 @@ from clickhouse_privatelink.adapters.clickhouse.client import (
 from clickhouse_privatelink.adapters.clickhouse.gateway import ClickHouseGateway
 from clickhouse_privatelink.api.models import DnsMode
 from clickhouse_privatelink.decisions.ownership import (
+    dns_owner_is,
     is_managed,
     is_owned_by,
     is_shared_endpoint_for,
@@ -67,6 +68,7 @@ from clickhouse_privatelink.decisions.usage import (
     settings_leader,
     zone_users,
 )
+from clickhouse_privatelink.engine import crash_points as crash
 from clickhouse_privatelink.engine.context import (
     Pass,
     StepFailed,
@@ -219,6 +221,18 @@ class EndpointComponent:
                 )
             shared = [e for e in managed if is_shared_endpoint_for(e.tags, key)]
             found = pick_owned_endpoint(shared)
+            if found is not None and c.TAG_RETAINED in found.tags:
+                # Left by a user with deletionPolicy Retain as its last user: that claim ended with it, and
+                # this resource is responsible for the endpoint now (so its own policy decides its fate).
+                await aws_call(
+                    ConditionType.VPC_ENDPOINT_READY, vpc_endpoints.unmark_retained, p.aws.ec2, found.id
+                )
+                p.aws.forget_endpoints(aws_spec.vpc_id)
+                p.out.event(
+                    "EndpointTakenOver",
+                    f"endpoint {found.id} was kept by deletionPolicy Retain of {found.tags[c.TAG_RETAINED]}: "
+                    "this resource uses it now",
+                )
             decision = plan_endpoint(desired, found, adopted=False)
             observed = await self._carry_out(
                 p,
@@ -255,9 +269,11 @@ class EndpointComponent:
         if decision.action is EndpointAction.CREATE:
             if p.res.deleting():
                 raise StepFailed(step, Reason.DELETING, "being deleted: no new endpoint")
+            await p.before_write(step)
             observed = await aws_call(
                 step, vpc_endpoints.create, p.aws.ec2, desired, tags=tags, client_token=token
             )
+            p.wrote(crash.ENDPOINT_CREATE)
             where = f" (cross-region to {desired.service_region})" if desired.cross_region else ""
             p.aws.forget_endpoints(desired.vpc_id)
             p.out.event("EndpointCreated", f"created VPC endpoint {observed.id}{where}")
@@ -363,6 +379,7 @@ class EndpointComponent:
             for endpoint in doomed:
                 if endpoint.state != "deleting":
                     await aws_call(step, vpc_endpoints.delete, p.aws.ec2, endpoint.id)
+                    p.wrote(crash.ENDPOINT_DELETE)
                     p.aws.forget_endpoints(aws_spec.vpc_id)
                     p.out.event("EndpointDeleting", f"deleting VPC endpoint {endpoint.id}")
         if awaited:
@@ -370,7 +387,7 @@ class EndpointComponent:
             p.out.steps.append(StepResult(step, False, Reason.DELETING, message))
             raise ReleasePending()
         # Organization entries of what we deleted (AWS forgets deleted endpoints; the status remembers).
-        if p.res.status.get("vpcEndpointOwned") and p.me.endpoint_id and p.me.endpoint_id not in kept:
+        if p.out.status.get("vpcEndpointOwned") and p.me.endpoint_id and p.me.endpoint_id not in kept:
             await _remove_org_entries(p, [p.me.endpoint_id])
 
 
@@ -416,6 +433,7 @@ async def _remove_org_entries(p: Pass, endpoint_ids: list[str]) -> None:
         p.out.event("OrganizationEntryKept", f"could not remove the organization entry: {exc}", warning=True)
         return
     if gone:
+        p.wrote(crash.ORGANIZATION_PATCH)
         p.out.event("OrganizationEntryRemoved", f"removed {', '.join(gone)} from the organization")
 
 
@@ -456,6 +474,22 @@ class ZoneComponent:
                     Reason.HOSTED_ZONE_NOT_FOUND,
                     f"hosted zone {zone_id} ({zone.name}) cannot hold {hostname}",
                 )
+            # A public zone would publish the name; a zone of other VPCs does not resolve it in this one (and
+            # may hold another tenant's record for it).
+            if not zone.private:
+                raise StepFailed(
+                    step,
+                    Reason.HOSTED_ZONE_NOT_FOUND,
+                    f"hosted zone {zone_id} ({zone.name}) is public: name a private zone associated with "
+                    f"VPC {aws_spec.vpc_id}, or leave dns.hostedZoneId unset",
+                )
+            if aws_spec.vpc_id not in zone.vpc_ids:
+                raise StepFailed(
+                    step,
+                    Reason.HOSTED_ZONE_NOT_FOUND,
+                    f"hosted zone {zone_id} ({zone.name}) is not associated with VPC {aws_spec.vpc_id}: "
+                    "associate it with this VPC, or leave dns.hostedZoneId unset",
+                )
         else:
             name = zone_name_for(hostname)
             # One creator at a time per VPC and name; Route 53 refuses a second zone of the same name for
@@ -468,6 +502,7 @@ class ZoneComponent:
                     ),
                 )
                 if zone is None:
+                    await p.before_write(step)
                     zone = await aws_call(
                         step,
                         route53.create_private_zone,
@@ -478,6 +513,7 @@ class ZoneComponent:
                         tags=zone_tags(p.cluster, aws_spec.vpc_id),
                         caller_reference=f"chpl-{uuid.uuid4()}",
                     )
+                    p.wrote(crash.ZONE_CREATE)
                     p.aws.forget_zone(aws_spec.vpc_id, name)
                     p.out.event("HostedZoneCreated", f"created private zone {name} ({zone.id})")
                     p.out.changes.append("zone_created")
@@ -488,10 +524,12 @@ class ZoneComponent:
     async def release(self, p: Pass) -> None:
         step = ConditionType.DNS_READY
         zone_id = p.me.hosted_zone_id
-        if not p.me.dns_route53 or p.me.zone_given or not zone_id:
+        if not p.me.dns_route53 or not zone_id:
             return
         async with p.book.lock(("zone-release", zone_id)):
-            if others(zone_users(p.users(), zone_id), p.me.uid):
+            # Its users from any VPC (a zone named in dns.hostedZoneId may serve several): only a zone this
+            # cluster made (its tags, below) is ever deleted, whether found or named.
+            if others(zone_users(p.zone_users(), zone_id), p.me.uid):
                 return
             # The zone's shared listing says whether records are left (other resources being deleted at the
             # same time release theirs first): only the last one reads the zone itself and deletes it.
@@ -502,6 +540,7 @@ class ZoneComponent:
             if zone is None or not is_managed(zone.tags, p.cluster):
                 return
             if await aws_call(step, route53.delete_zone_if_empty, p.aws.route53, zone.id):
+                p.wrote(crash.ZONE_DELETE)
                 p.aws.forget_zone(p.me.vpc_id, zone.name)
                 p.aws.forget_records(zone.id)
                 p.out.event("HostedZoneDeleted", f"deleted the empty private zone {zone.name}")
@@ -529,7 +568,7 @@ class RecordComponent:
             # CREATE, which Route 53 refuses if someone made one since: then look again, fresh, and decide.
             for max_age in (p.read_age, 0.0):
                 observed, _ = await aws_await(step, p.aws.records(p.zone_id, hostname, max_age=max_age))
-                decision = plan_record(p.cluster, hostname, target, observed)
+                decision = plan_record(p.cluster, p.res.spec.aws.vpc_id, hostname, target, observed)
                 if decision.action is RecordAction.CONFLICT:
                     raise StepFailed(step, decision.reason, decision.message)
                 if decision.action is RecordAction.KEEP:
@@ -538,6 +577,7 @@ class RecordComponent:
                 changes = record_changes(
                     hostname, target, cluster=p.cluster, vpc_id=p.res.spec.aws.vpc_id, create=vacant
                 )
+                await p.before_write(step)
                 try:
                     await p.aws.change_records(p.zone_id, changes)
                 except (ClientError, BotoCoreError) as exc:
@@ -549,6 +589,7 @@ class RecordComponent:
                     ):
                         continue  # made by someone since the read
                     raise aws_failure(step, exc) from None
+                p.wrote(crash.RECORD_CHANGE)
                 p.out.event("DnsRecordWritten", f"{hostname} now points to endpoint {endpoint.id}")
                 p.out.changes.append("dns_record_written")
                 break
@@ -561,7 +602,9 @@ class RecordComponent:
         if not p.me.dns_route53 or not hostname or not zone_id:
             return
         async with p.book.lock(("record", zone_id, hostname.lower())):
-            holders = others(record_users(p.users(), zone_id, hostname), p.me.uid)
+            # A record serves one VPC (its marker names it), so its users are all in this VPC's view; other
+            # VPCs' resources naming the zone (the zone index) neither hold nor release it.
+            holders = others(record_users(p.users(), zone_id, hostname, p.me.vpc_id), p.me.uid)
             if holders:
                 p.out.event("DnsRecordKept", f"the record for {hostname} is still used by {_names(holders)}")
                 return
@@ -570,7 +613,7 @@ class RecordComponent:
             if zone_sets is None:
                 return  # the zone is gone, and the record with it
             observed, sets = await aws_await(step, p.aws.records(zone_id, hostname, max_age=p.read_age))
-            if observed.owner is not None and observed.owner.cluster == p.cluster:
+            if dns_owner_is(observed.owner, p.cluster, p.me.vpc_id, p.me.uid):
                 ours = [
                     {"Action": "DELETE", "ResourceRecordSet": rs} for rs in sets if rs["Type"] in ("A", "TXT")
                 ]
@@ -581,13 +624,14 @@ class RecordComponent:
                     if not isinstance(exc, ClientError) or error_code(exc) != "InvalidChangeBatch":
                         raise aws_failure(step, exc) from None
                     again, sets = await aws_call(step, route53.read_records, p.aws.route53, zone_id, hostname)
-                    if again.owner is not None:
+                    if dns_owner_is(again.owner, p.cluster, p.me.vpc_id, p.me.uid):
                         ours = [
                             {"Action": "DELETE", "ResourceRecordSet": rs}
                             for rs in sets
                             if rs["Type"] in ("A", "TXT")
                         ]
                         await aws_await(step, p.aws.change_records(zone_id, ours))
+                p.wrote(crash.RECORD_CHANGE)
                 p.out.event("DnsRecordDeleted", f"deleted the record for {hostname}")
             elif observed.alias is not None or observed.other_address:
                 p.out.event("DnsRecordKept", f"the record for {hostname} is not ours: left in place")
@@ -603,28 +647,36 @@ class AllowListComponent:
         step = ConditionType.ALLOW_LISTED
         assert p.service is not None and p.endpoint is not None
         service, endpoint = p.service, p.endpoint
+        # The entry of an endpoint this replaced goes first: by the time the new entry shows, the old is gone.
+        await self._retire_replaced(p)
         async with p.book.lock(("allow", service.id, endpoint.id)):
             change = plan_allow_list(service.private_endpoint_ids, endpoint.id, attach=True)
-            # Whether the entry is ours to remove one day: we add it now, or we (for this resource or another
-            # user of it) added it before; an entry someone else put there is never removed.
+            # Whether the entry is ours to remove one day: the entry of an endpoint this cluster made is ours
+            # (it dies with the endpoint), whoever added it; for an adopted endpoint, only one we add now or
+            # (for this resource or another user of it) added before; someone else's is never removed.
             sharing = allow_list_users(p.users(), service.id, endpoint.id)
             # (A status from before this field, with an endpoint already, was made by an operator that always
             # added the entry itself.)
             earlier = p.res.status.get("allowListEntryAdded", "vpcEndpointId" in p.res.status)
             added = (
                 not change.empty
+                or not p.res.spec.aws.vpc_endpoint_id
                 or bool(earlier)
                 or p.me.allow_list_added
                 or any(u.allow_list_added for u in sharing if u.uid != p.me.uid)
             )
-            if not change.empty:
-                api = await p.clickhouse()
-                await clickhouse_call(step, api.attach(service.id, endpoint.id), write=True)
-                p.out.event("AllowListed", f"added {endpoint.id} to the allow list of {service.name}")
-                p.out.changes.append("allow_listed")
             p.out.status["allowListEntryAdded"] = added
             p.learn(allow_list_added=added)
-        await self._retire_replaced(p)
+            if not change.empty:
+                # The entry of an endpoint this cluster made is ours by that alone; only an adopted one's
+                # needs its flag on the resource before the PATCH.
+                adopted = bool(p.res.spec.aws.vpc_endpoint_id)
+                await p.before_write(step, also=("allowListEntryAdded",) if adopted else ())
+                api = await p.clickhouse()
+                await clickhouse_call(step, api.attach(service.id, endpoint.id), write=True)
+                p.wrote(crash.ALLOW_LIST_PATCH)
+                p.out.event("AllowListed", f"added {endpoint.id} to the allow list of {service.name}")
+                p.out.changes.append("allow_listed")
         message = f"{endpoint.id} is on the allow list of {service.name}"
         p.out.steps.append(StepResult(step, True, Reason.ALLOW_LISTED, message))
 
@@ -646,6 +698,7 @@ class AllowListComponent:
         api = await p.clickhouse()
         async with p.book.lock(("allow", p.service.id, previous)):
             await clickhouse_call(ConditionType.ALLOW_LISTED, api.detach(p.service.id, previous), write=True)
+            p.wrote(crash.ALLOW_LIST_PATCH)
         p.out.event(
             "AllowListRemoved",
             f"removed {previous} (gone, replaced by {p.endpoint.id}) from {p.service.name}",
@@ -660,7 +713,9 @@ class AllowListComponent:
         async with p.book.lock(("allow", service_id, endpoint_id)):
             users = allow_list_users(p.users(), service_id, endpoint_id)
             holders = others(users, p.me.uid)
-            ours = p.me.allow_list_added or any(u.allow_list_added for u in users)
+            # The entry of an endpoint this cluster made is ours, whoever added it (it is no use without it).
+            owned = not p.res.spec.aws.vpc_endpoint_id
+            ours = owned or p.me.allow_list_added or any(u.allow_list_added for u in users)
             if not ours and p.res.status.get("allowListEntryAdded") is False:
                 p.out.event(
                     "AllowListKept", f"{endpoint_id} was on the allow list before the operator: left there"
@@ -689,6 +744,7 @@ class AllowListComponent:
             except StepFailed as failed:
                 if failed.upstream_status != 404:
                     raise
+            p.wrote(crash.ALLOW_LIST_PATCH)
             p.out.event("AllowListRemoved", f"removed {endpoint_id} from {service.name}")
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
@@ -20,6 +20,7 @@ from clickhouse_privatelink.adapters.clickhouse.client import (
     Unauthorized,
 )
 from clickhouse_privatelink.adapters.clickhouse.gateway import ClickHouseGateway
+from clickhouse_privatelink.adapters.kubernetes.api import KubernetesApiError
 from clickhouse_privatelink.api.models import ClickHousePrivateLinkSpec
 from clickhouse_privatelink.decisions.ownership import ResourceRef
 from clickhouse_privatelink.decisions.plan import ObservedEndpoint
@@ -27,6 +28,7 @@ from clickhouse_privatelink.decisions.reasons import ConditionType, Reason
 from clickhouse_privatelink.decisions.status import StepResult, summarise_ready
 from clickhouse_privatelink.decisions.tenancy import Verdict
 from clickhouse_privatelink.decisions.usage import Usage
+from clickhouse_privatelink.engine.crash_points import Wrote
 from clickhouse_privatelink.engine.usage_book import UsageBook
 
 T = TypeVar("T")
@@ -74,6 +76,26 @@ class Resource:
     verdict: Verdict = field(default_factory=lambda: Verdict(True, "", require_opt_in=False))
 
 
+# Write status fields on the resource now, mid-pass (wiring/handlers.py: a merge patch of /status).
+Intend = Callable[[Resource, dict[str, Any]], Awaitable[None]]
+
+# The status fields that say what a resource uses (decisions.usage reads them): written before an external
+# write whenever the pass has learned one the resource does not show yet.
+INTENT_FIELDS = (
+    "serviceId",
+    "serviceRegion",
+    "endpointServiceId",
+    "privateDnsHostname",
+    "vpcEndpointId",
+    "vpcEndpointOwned",
+    "hostedZoneId",
+)
+
+
+async def no_intent(res: Resource, fields: dict[str, Any]) -> None:
+    """Where nothing is durable (in-process engine tests): the pass goes on."""
+
+
 class StepFailed(Exception):
     """A step cannot go on this pass: why, and whether to look again soon or slowly."""
 
@@ -106,6 +128,10 @@ class Pass:
     me: Usage
     clickhouse: Callable[[], Awaitable[ClickHouseGateway]]
     read_age: float  # how old a shared read (services list, endpoints) may be for this pass
+    zone_indexed: Iterable[Usage] = ()  # the durable users of this resource's zone (any VPC)
+    durable: dict[str, Any] = field(default_factory=dict)  # the status as written (its intent included)
+    intend: Intend = no_intent
+    wrote: Wrote = lambda point: None  # told after each external write (engine/crash_points.py)
     service: Service | None = None
     config: PrivateEndpointConfig | None = None
     endpoint: ObservedEndpoint | None = None
@@ -118,6 +144,32 @@ class Pass:
     def users(self) -> list[Usage]:
         """Everyone using objects in this VPC now: the index, fresher claims, and this pass's own view."""
         return self.book.users(self.indexed, self.me.region, self.me.vpc_id)
+
+    def zone_users(self) -> list[Usage]:
+        """Everyone writing into this resource's zone: its VPC's users, and the zone's from other VPCs."""
+        users = self.users()
+        seen = {u.uid for u in users}
+        return users + [u for u in self.zone_indexed if u.uid not in seen]
+
+    async def before_write(self, step: ConditionType, *, also: tuple[str, ...] = ()) -> None:
+        """Intent before a side effect (crossplane's create-pending): what the pass has learned that the
+        resource does not show yet is written on it before an external write, so a process killed right
+        after that write leaves a status that names what it was making (and counts this resource as a user).
+
+        A pass whose status already names it all writes nothing here: only first passes pay this write.
+        ``also``: fields this write needs durable besides (an adopted endpoint's ``allowListEntryAdded``).
+        """
+        fields = INTENT_FIELDS + also
+        wanted = {k: v for k, v in self.out.status.items() if k in fields and self.durable.get(k) != v}
+        if not wanted:
+            return
+        try:
+            await self.intend(self.res, wanted)
+        except KubernetesApiError as exc:
+            raise StepFailed(
+                step, Reason.UPSTREAM_UNAVAILABLE, f"could not record intent on the resource first: {exc}"
+            ) from None
+        self.durable.update(wanted)
 
     def learn(self, **values: Any) -> None:
         """Update what this resource uses (and claim it) as the pass discovers it."""

@@ -8,7 +8,7 @@ outcomes to Kubernetes.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -17,6 +17,8 @@ from clickhouse_privatelink.adapters.aws.gateway import AwsGateway
 from clickhouse_privatelink.adapters.clickhouse.gateway import ClickHouseGateway
 from clickhouse_privatelink.adapters.kubernetes.secrets import ApiKey, CredentialsError, SecretReader
 from clickhouse_privatelink.api.models import DeletionPolicy
+from clickhouse_privatelink.decisions.ownership import is_shared_endpoint_for
+from clickhouse_privatelink.decisions.plan import pick_owned_endpoint, zone_name_for
 from clickhouse_privatelink.decisions.reasons import (
     PROGRESSING_REASONS,
     TERMINAL_REASONS,
@@ -25,9 +27,20 @@ from clickhouse_privatelink.decisions.reasons import (
 )
 from clickhouse_privatelink.decisions.status import StepResult
 from clickhouse_privatelink.decisions.tenancy import api_url_allowed
-from clickhouse_privatelink.decisions.usage import Usage
+from clickhouse_privatelink.decisions.usage import Usage, decide_retain
+from clickhouse_privatelink.engine import crash_points
 from clickhouse_privatelink.engine.components import FORWARD, Component, ReleasePending
-from clickhouse_privatelink.engine.context import Event, Outcome, Pass, Resource, StepFailed, aws_call
+from clickhouse_privatelink.engine.context import (
+    Event,
+    Intend,
+    Outcome,
+    Pass,
+    Resource,
+    StepFailed,
+    aws_await,
+    aws_call,
+    no_intent,
+)
 from clickhouse_privatelink.engine.usage_book import UsageBook
 from clickhouse_privatelink.settings import Settings
 
@@ -51,6 +64,7 @@ class Reconciler:
         *,
         components: Sequence[Component] = FORWARD,
         book: UsageBook | None = None,
+        intend: Intend = no_intent,
     ) -> None:
         self.settings = settings
         self.secrets = secrets
@@ -58,8 +72,19 @@ class Reconciler:
         self._aws = aws
         self._components = tuple(components)
         self.book = book or UsageBook()
+        self._intend = intend
+        crash = settings.test_crash_after
+        self._wrote = crash_points.kill_after(crash) if crash else crash_points.never
 
-    def _pass(self, res: Resource, indexed: Sequence[Usage], *, read_age: float, key_age: float) -> Pass:
+    def _pass(
+        self,
+        res: Resource,
+        indexed: Sequence[Usage],
+        zone_indexed: Iterable[Usage],
+        *,
+        read_age: float,
+        key_age: float,
+    ) -> Pass:
         gateway: ClickHouseGateway | None = None
 
         async def clickhouse() -> ClickHouseGateway:
@@ -83,10 +108,20 @@ class Reconciler:
             me=me,
             clickhouse=clickhouse,
             read_age=read_age,
+            zone_indexed=zone_indexed,
+            durable=dict(res.status),
+            intend=self._intend,
+            wrote=self._wrote,
         )
 
     async def reconcile(
-        self, res: Resource, *, indexed: Sequence[Usage] = (), attempt: int = 0, drift: bool = False
+        self,
+        res: Resource,
+        *,
+        indexed: Sequence[Usage] = (),
+        zone_indexed: Iterable[Usage] = (),
+        attempt: int = 0,
+        drift: bool = False,
     ) -> Outcome:
         """Run every component forward: service, endpoint, zone, record, allow-list entry.
 
@@ -104,7 +139,7 @@ class Reconciler:
             if not res.verdict.settled:  # the namespace's labels are not known yet: look again soon
                 out.requeue_after = self.settings.poll_interval
             return out
-        p = self._pass(res, indexed, read_age=read_age, key_age=key_age)
+        p = self._pass(res, indexed, zone_indexed, read_age=read_age, key_age=key_age)
         self.book.claim(p.me)
         try:
             for component in self._components:
@@ -117,37 +152,30 @@ class Reconciler:
             out.requeue_after = self.settings.poll_interval  # e.g. an endpoint still pending or modifying
         return out
 
-    async def cleanup(self, res: Resource, *, indexed: Sequence[Usage] = (), attempt: int = 0) -> Outcome:
+    async def cleanup(
+        self,
+        res: Resource,
+        *,
+        indexed: Sequence[Usage] = (),
+        zone_indexed: Iterable[Usage] = (),
+        attempt: int = 0,
+    ) -> Outcome:
         """Release every component in reverse; ``done`` once nothing of ours that only we use is left."""
         if not res.verdict.permitted and not any(res.status.get(k) for k in MADE_FIELDS):
             # Refused from the start: nothing was made, so nothing is looked for (no call with what it names).
             self.book.drop(res.ref.uid)
             return Outcome(done=True)
         # Cleanup reads the Secret as it is now: a Secret deleted first means the key is gone (said in an Event).
-        p = self._pass(res, indexed, read_age=self.settings.read_window, key_age=0.0)
+        p = self._pass(res, indexed, zone_indexed, read_age=self.settings.read_window, key_age=0.0)
         p.learn(deleting=True)
         out = p.out
-        if res.spec.deletion_policy is DeletionPolicy.RETAIN:
-            kept = res.status.get("vpcEndpointId") or "no endpoint"
-            owned = res.status.get("vpcEndpointOwned") and not res.spec.aws.vpc_endpoint_id
-            if owned and res.status.get("vpcEndpointId"):
-                # The endpoint may be shared: mark it so that its other users never delete it either.
-                try:
-                    await aws_call(
-                        ConditionType.VPC_ENDPOINT_READY,
-                        vpc_endpoints.mark_retained,
-                        p.aws.ec2,
-                        str(res.status["vpcEndpointId"]),
-                        res.ref.key,
-                    )
-                    p.aws.forget_endpoints(res.spec.aws.vpc_id)  # the shared read must show the mark
-                except StepFailed as failed:
-                    self._fail(res, out, failed, attempt)
-                    return out
-            out.event(
-                "Retained", f"deletionPolicy is Retain: left {kept}, its DNS record and allow-list entry"
-            )
-        else:
+        try:
+            await _discover(p)
+            retained = res.spec.deletion_policy is DeletionPolicy.RETAIN and await self._retain(p)
+        except StepFailed as failed:
+            self._fail(res, out, failed, attempt)
+            return out
+        if not retained:
             try:
                 for component in reversed(self._components):
                     await component.release(p)
@@ -160,6 +188,41 @@ class Reconciler:
         out.done = True
         self.book.drop(res.ref.uid)
         return out
+
+    async def _retain(self, p: Pass) -> bool:
+        """deletionPolicy Retain: keep what this resource is the last user of; True when that is all it does.
+
+        A Retain never pins what another user is responsible for: while other resources use the endpoint, this
+        one lets go as on Delete (its own record and allow-list entry go, the shared ones stay with their
+        users), so that nothing is left pointing at an endpoint they will delete one day.
+        """
+        res = p.res
+        owned = bool(p.out.status.get("vpcEndpointOwned")) and not res.spec.aws.vpc_endpoint_id
+        decision = decide_retain(p.users(), p.me, p.cluster, owned=owned)
+        endpoint_id = p.out.status.get("vpcEndpointId")
+        if not decision.keep:
+            names = ", ".join(u.resource for u in decision.holders)
+            p.out.event(
+                "RetainNotApplied",
+                f"deletionPolicy is Retain, but endpoint {endpoint_id} is also used by {names}, who are "
+                "responsible for it: this resource's own record and allow-list entry are removed",
+            )
+            return False
+        if decision.mark:
+            # Left to no one: marked, so that the operator never deletes it until a resource uses it again.
+            await aws_call(
+                ConditionType.VPC_ENDPOINT_READY,
+                vpc_endpoints.mark_retained,
+                p.aws.ec2,
+                str(endpoint_id),
+                res.ref.key,
+            )
+            p.aws.forget_endpoints(res.spec.aws.vpc_id)  # the shared read must show the mark
+        p.out.event(
+            "Retained",
+            f"deletionPolicy is Retain: left {endpoint_id or 'no endpoint'}, its DNS record and allow-list entry",
+        )
+        return True
 
     async def _gateway(self, res: Resource, *, key_age: float) -> ClickHouseGateway:
         spec = res.spec.clickhouse
@@ -204,6 +267,42 @@ class Reconciler:
 
 # Status fields that say the resource made or found something outside: cleanup must look for it.
 MADE_FIELDS = ("vpcEndpointId", "hostedZoneId", "serviceId", "allowListEntryAdded")
+
+
+async def _discover(p: Pass) -> None:
+    """Find by tags what the status does not name: the endpoint of this resource's key, its VPC's zone.
+
+    The status names the service (written before any external write), but a process killed right after
+    creating the endpoint or the zone had not written their IDs yet. Shared reads only (one per VPC), and
+    only for such a resource: the mass deletion of resources whose status names everything reads nothing.
+    """
+    me = p.me
+    key = me.endpoint_key(p.cluster)
+    if key is not None and me.endpoint_id is None:
+        found = pick_owned_endpoint(
+            [
+                e
+                for e in await p.managed_endpoints()
+                if is_shared_endpoint_for(e.tags, key) and e.state != "deleted"
+            ]
+        )
+        if found is not None:
+            p.learn(endpoint_id=found.id)
+            p.out.status.update(vpcEndpointId=found.id, vpcEndpointOwned=True)
+    if me.dns_route53 and me.hostname and not me.hosted_zone_id:
+        aws_spec = p.res.spec.aws
+        zone = await aws_await(
+            ConditionType.DNS_READY,
+            p.aws.private_zone(
+                zone_name_for(me.hostname),
+                vpc_id=aws_spec.vpc_id,
+                vpc_region=aws_spec.region,
+                max_age=p.read_age,
+            ),
+        )
+        if zone is not None:
+            p.learn(hosted_zone_id=zone.id)
+            p.out.status["hostedZoneId"] = zone.id
 
 
 def _carried_status(status: Mapping[str, Any]) -> dict[str, Any]:

@@ -8,7 +8,7 @@ import datetime
 import logging
 import time
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import kopf
@@ -29,7 +29,7 @@ from clickhouse_privatelink.decisions.ownership import ResourceRef
 from clickhouse_privatelink.decisions.reasons import ConditionType, Reason
 from clickhouse_privatelink.decisions.status import StepResult, WrittenStatus, condition, steps_to_conditions
 from clickhouse_privatelink.decisions.tenancy import Policy, applies_to, decide
-from clickhouse_privatelink.decisions.usage import Usage, usage_from_body, vpc_index_key
+from clickhouse_privatelink.decisions.usage import Usage, usage_from_body, vpc_index_key, zone_index_key
 from clickhouse_privatelink.engine.components import FORWARD
 from clickhouse_privatelink.engine.public_access_component import PublicAccessComponent
 from clickhouse_privatelink.engine.reachability_component import ReachabilityComponent
@@ -114,7 +114,12 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         error_retry_after=SETTINGS.error_retry_interval,
     )
     memo.reconciler = Reconciler(
-        SETTINGS, SecretReader(), gateway, aws.get, components=(*FORWARD, public, reachability)
+        SETTINGS,
+        SecretReader(),
+        gateway,
+        aws.get,
+        components=(*FORWARD, public, reachability),
+        intend=_intend,
     )
     port = int(memo.get("metrics_port", 0) or 0)
     if port:
@@ -267,13 +272,34 @@ class _ServiceUsers:
 _PUBLIC_USERS = _ServiceUsers()
 
 
+@kopf.index(*RESOURCE)
+def chpl_zone_usages(body: kopf.Body, **_: Any) -> dict[str, Usage]:
+    """Every resource's usage, by the zone it writes into: a zone named in the spec may serve several VPCs."""
+    usage = usage_from_body(body)
+    key = zone_index_key(usage)
+    return {key: usage} if key else {}
+
+
+async def _write_status_now(
+    namespace: str, name: str, uid: str, fields: dict[str, Any], shown: dict[str, Any] | None = None
+) -> None:
+    """Write status fields now, mid-pass: an intent before the external write it announces (the pass's own
+    status write comes later). ``shown``: the status as it reads afterwards, where it differs from ``fields``."""
+    path = custom_object_path(c.GROUP, c.VERSION, namespace, c.PLURAL, name) + "/status"
+    await merge_patch(path, {"status": fields})
+    _written.record(uid, fields if shown is None else shown)
+
+
+async def _intend(res: Resource, fields: dict[str, Any]) -> None:
+    """What a pass has learned, before its next external write (engine: Pass.intend)."""
+    await _write_status_now(res.ref.namespace, res.ref.name, res.ref.uid, fields)
+
+
 async def _write_public_access(key: str, uid: str, record: dict[str, Any] | None) -> None:
-    """Write ``status.publicAccess`` now, mid-pass: the intent before its PATCH (the pass's own write is later)."""
-    namespace, resource = key.split("/", 1)
-    path = custom_object_path(c.GROUP, c.VERSION, namespace, c.PLURAL, resource) + "/status"
-    await merge_patch(path, {"status": {"publicAccess": record}})
+    """``status.publicAccess`` before its PATCH (a merge patch of null removes it)."""
+    namespace, name = key.split("/", 1)
     shown = None if record is None else {k: v for k, v in record.items() if v is not None}
-    _written.record(uid, {"publicAccess": shown})
+    await _write_status_now(namespace, name, uid, {"publicAccess": record}, {"publicAccess": shown})
 
 
 def _resource(body: kopf.Body, indices: Mapping[str, Any]) -> Resource:
@@ -430,10 +456,16 @@ async def _run(
         reconciler: Reconciler = memo.reconciler
         usages: kopf.Index[tuple[str, str], Usage] = indices["chpl_usages"]
         indexed = list(usages.get(vpc_index_key(res.usage), []))
+        zone = zone_index_key(res.usage)
+        zone_usages: kopf.Index[str, Usage] = indices["chpl_zone_usages"]
+        # Read only by a release (never copied: a thousand users of one zone, on every pass).
+        zone_indexed: Iterable[Usage] = zone_usages.get(zone, ()) if zone else ()
         if kind == "cleanup":
-            outcome = await reconciler.cleanup(res, indexed=indexed, attempt=retry)
+            outcome = await reconciler.cleanup(res, indexed=indexed, zone_indexed=zone_indexed, attempt=retry)
         else:
-            outcome = await reconciler.reconcile(res, indexed=indexed, attempt=retry, drift=kind == "drift")
+            outcome = await reconciler.reconcile(
+                res, indexed=indexed, zone_indexed=zone_indexed, attempt=retry, drift=kind == "drift"
+            )
         metrics.RECONCILE_DURATION.labels(kind).observe(time.monotonic() - started)
         ready = outcome.ready()
         label = "done" if outcome.done else (ready.reason.value if not ready.ok else "requeued")

@@ -24,6 +24,7 @@ class ObservedZone:
     name: str  # without the trailing dot
     private: bool
     tags: dict[str, str] = field(default_factory=dict)
+    vpc_ids: frozenset[str] = frozenset()  # the VPCs a private zone is associated with (GetHostedZone's)
 
 
 def _zone_id(raw_id: str) -> str:
@@ -44,16 +45,18 @@ def _tags(r53: Route53Client, zone_id: str) -> dict[str, str]:
 def get_zone(r53: Route53Client, zone_id: str, *, with_tags: bool = False) -> ObservedZone | None:
     """The hosted zone with this ID, or None when it does not exist; its tags only when asked."""
     try:
-        zone = r53.get_hosted_zone(Id=zone_id)["HostedZone"]
+        found = r53.get_hosted_zone(Id=zone_id)
     except ClientError as exc:
         if error_code(exc) == "NoSuchHostedZone":
             return None
         raise
+    zone = found["HostedZone"]
     return ObservedZone(
         id=_zone_id(zone["Id"]),
         name=zone["Name"].rstrip("."),
         private=bool(zone.get("Config", {}).get("PrivateZone")),
         tags=_tags(r53, _zone_id(zone["Id"])) if with_tags else {},
+        vpc_ids=frozenset(v["VPCId"] for v in found.get("VPCs", []) if "VPCId" in v),
     )
 
 

@@ -137,3 +137,8 @@ def interface_addresses(ec2: EC2Client, endpoint_id: str) -> tuple[str, ...]:
     }
     addresses |= {eni["PrivateIpAddress"] for eni in interfaces if eni.get("PrivateIpAddress")}
     return tuple(sorted(addresses))
+
+
+def unmark_retained(ec2: EC2Client, endpoint_id: str) -> None:
+    """Take the Retain mark off an endpoint a resource uses again (its new users decide its fate)."""
+    ec2.delete_tags(Resources=[endpoint_id], Tags=[{"Key": c.TAG_RETAINED}])

@@ -11,8 +11,10 @@ Neither the token nor any response body ever goes into an exception or a log lin
 
 from __future__ import annotations
 
+import asyncio
 import os
 import ssl
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
@@ -53,10 +55,24 @@ class ConnectionHolder:
     def __init__(self) -> None:
         self._info: kopf.ConnectionInfo | None = None
         self._ssl: ssl.SSLContext | None = None
+        # One pooled client per event loop for frequent writes (a client costs milliseconds to make).
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def set(self, info: kopf.ConnectionInfo | None) -> None:
         self._info = info
         self._ssl = None
+        self._clients = weakref.WeakKeyDictionary()
+
+    def pooled(self, request_timeout: float) -> httpx.AsyncClient:
+        """This loop's kept client for the current connection (made again after a new login)."""
+        info, context = self.get()
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            client = self._clients[loop] = _client(info, context, request_timeout)
+        return client
 
     @property
     def info(self) -> kopf.ConnectionInfo | None:
@@ -100,23 +116,30 @@ def _status_message(response: httpx.Response) -> str:
     return ""
 
 
+def _client(info: kopf.ConnectionInfo, context: ssl.SSLContext, request_timeout: float) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        base_url=info.server.rstrip("/"),
+        verify=context,
+        proxy=info.proxy_url or None,
+        trust_env=info.trust_env,
+        timeout=request_timeout,
+    )
+
+
 async def _send(
     holder: ConnectionHolder,
     send: Callable[[httpx.AsyncClient, dict[str, str]], Awaitable[httpx.Response]],
     *,
     refresh: bool,
     request_timeout: float,
+    pooled: bool = False,
 ) -> httpx.Response:
     """One request with the connection kopf logged in with (``send`` names the verb and the path)."""
     info, context = holder.get(refresh=refresh)
     try:
-        async with httpx.AsyncClient(
-            base_url=info.server.rstrip("/"),
-            verify=context,
-            proxy=info.proxy_url or None,
-            trust_env=info.trust_env,
-            timeout=request_timeout,
-        ) as http:
+        if pooled:
+            return await send(holder.pooled(request_timeout), dict(info.as_http_headers()))
+        async with _client(info, context, request_timeout) as http:
             return await send(http, dict(info.as_http_headers()))
     except httpx.HTTPError as exc:
         raise KubernetesApiError(
@@ -176,6 +199,7 @@ async def merge_patch(
         ),
         refresh=False,
         request_timeout=request_timeout,
+        pooled=True,  # status intents and annotations: one per resource's first pass, a thousand at once
     )
     if response.status_code >= 400 and response.status_code != 404:
         raise _failed("PATCH", path, response)
