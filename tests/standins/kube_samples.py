@@ -39,6 +39,12 @@ def cr_path(namespace: str, name: str | None = None) -> str:
     return f"{path}/{name}" if name else path
 
 
+def widget(name: str, **fields: Any) -> dict[str, Any]:
+    """A Widget of ``sample_crd()``; keyword arguments become top-level fields (``metadata`` merges)."""
+    metadata = {"name": name, **fields.pop("metadata", {})}
+    return {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": metadata, **fields}
+
+
 def sample_crd(
     plural: str = "widgets", *, status_subresource: bool = False, scope: str = "Namespaced"
 ) -> dict[str, Any]:

@@ -143,7 +143,7 @@ def test_kubectl_validation_errors_read_like_kube_apiserver(kube_api: KubeApi, k
     assert result.stderr == (
         'The ClickHousePrivateLink "bad" is invalid: \n'
         "* spec.aws.vpcId: Invalid value: \"abc\": spec.aws.vpcId in body should match '^vpc-[0-9a-f]{8,17}$'\n"
-        '* spec.aws.vpcId: Invalid value: "string": vpcId must look like vpc-0123456789abcdef0\n'
+        '* spec.aws.vpcId: Invalid value: "abc": vpcId must look like vpc-0123456789abcdef0\n'
     )
     typo = chpl("typo")
     typo["metadata"]["namespace"] = kube_namespace

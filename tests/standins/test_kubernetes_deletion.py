@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.fixtures.kubernetes import JSON_PATCH, MERGE_PATCH, AsyncKube, KubeApiError
-from tests.standins.kube_samples import chpl, cr_path, sample_crd
+from tests.standins.kube_samples import chpl, cr_path, sample_crd, widget
 
 FINALIZER = "privatelink.clickhouse.dev/finalizer"
 CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
@@ -18,9 +20,22 @@ async def _with_finalizer(akube: AsyncKube, name: str, namespace: str = "default
 
 
 async def test_delete_without_finalizers_removes_the_object(akube: AsyncKube) -> None:
-    await akube.request("POST", cr_path("default"), body=chpl("gone"))
-    deleted = await akube.request("DELETE", cr_path("default", "gone"))
-    assert deleted["metadata"]["name"] == "gone"
+    created = await akube.request("POST", cr_path("default"), body=chpl("gone"))
+    response = await akube.http.delete(cr_path("default", "gone"))
+    # As kube-apiserver answers for a custom resource deleted at once: a Success Status, not the object.
+    assert response.status_code == 200
+    assert response.json() == {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Success",
+        "details": {
+            "name": "gone",
+            "group": "privatelink.clickhouse.dev",
+            "kind": "clickhouseprivatelinks",
+            "uid": created["metadata"]["uid"],
+        },
+    }
     with pytest.raises(KubeApiError) as err:
         await akube.request("GET", cr_path("default", "gone"))
     assert err.value.status == 404
@@ -28,7 +43,9 @@ async def test_delete_without_finalizers_removes_the_object(akube: AsyncKube) ->
 
 async def test_delete_with_finalizers_only_marks_the_object(akube: AsyncKube) -> None:
     created = await _with_finalizer(akube, "held")
-    marked = await akube.request("DELETE", cr_path("default", "held"))
+    response = await akube.http.delete(cr_path("default", "held"))
+    assert response.status_code == 200  # not 202: that is only for orphanDependents=false
+    marked = response.json()
     meta = marked["metadata"]
     assert meta["deletionTimestamp"].endswith("Z")
     assert meta["deletionGracePeriodSeconds"] == 0
@@ -36,6 +53,27 @@ async def test_delete_with_finalizers_only_marks_the_object(akube: AsyncKube) ->
     assert meta["generation"] == created["metadata"]["generation"] + 1
     still = await akube.request("GET", cr_path("default", "held"))
     assert still["metadata"]["deletionTimestamp"] == meta["deletionTimestamp"]
+
+
+async def test_delete_held_by_finalizers_is_202_only_when_orphan_dependents_is_false(
+    akube: AsyncKube,
+) -> None:
+    for name, options, code in (
+        ("again", None, 200),
+        ("orphan", {"orphanDependents": False}, 202),
+        ("foreground", {"propagationPolicy": "Foreground"}, 200),
+    ):
+        await _with_finalizer(akube, name)
+        content = (
+            None if options is None else json.dumps({"kind": "DeleteOptions", "apiVersion": "v1", **options})
+        )
+        response = await akube.http.request(
+            "DELETE", cr_path("default", name), content=content, headers={"Content-Type": "application/json"}
+        )
+        assert (name, response.status_code) == (name, code)
+        assert response.json()["metadata"]["deletionTimestamp"]
+    again = await akube.http.delete(cr_path("default", "again"))  # already being deleted
+    assert again.status_code == 200 and again.json()["metadata"]["name"] == "again"
 
 
 async def test_removing_the_last_finalizer_deletes_the_object(akube: AsyncKube) -> None:
@@ -122,14 +160,14 @@ async def test_crd_registered_at_run_time_is_served_and_established(akube: Async
     resources = await akube.request("GET", "/apis/example.com/v1")
     assert [r["name"] for r in resources["resources"]] == ["widgets"]
     created = await akube.request("POST", "/apis/example.com/v1/namespaces/default/widgets",
-                                  body={"metadata": {"name": "w"}, "spec": {"size": 3}})  # fmt: skip
+                                  body=widget("w", spec={"size": 3}))  # fmt: skip
     assert created["kind"] == "Widget" and created["spec"] == {"size": 3}
 
 
 async def test_deleting_a_crd_stops_serving_it_and_deletes_its_objects(akube: AsyncKube) -> None:
     await akube.request("POST", CRDS, body=sample_crd())
     widgets = "/apis/example.com/v1/namespaces/default/widgets"
-    await akube.request("POST", widgets, body={"metadata": {"name": "w"}})
+    await akube.request("POST", widgets, body=widget("w"))
     await akube.request("DELETE", f"{CRDS}/widgets.example.com")
     with pytest.raises(KubeApiError) as err:
         await akube.request("GET", widgets)
@@ -143,12 +181,12 @@ async def test_deleting_a_crd_stops_serving_it_and_deletes_its_objects(akube: As
 async def test_crd_deletion_waits_for_finalizers_of_its_objects(akube: AsyncKube) -> None:
     await akube.request("POST", CRDS, body=sample_crd())
     widgets = "/apis/example.com/v1/namespaces/default/widgets"
-    await akube.request("POST", widgets, body={"metadata": {"name": "w", "finalizers": ["example.com/f"]}})
+    await akube.request("POST", widgets, body=widget("w", metadata={"finalizers": ["example.com/f"]}))
     await akube.request("DELETE", f"{CRDS}/widgets.example.com")
     crd = await akube.request("GET", f"{CRDS}/widgets.example.com")
     assert {c["type"]: c["status"] for c in crd["status"]["conditions"]}["Terminating"] == "True"
     with pytest.raises(KubeApiError) as err:
-        await akube.request("POST", widgets, body={"metadata": {"name": "new"}})
+        await akube.request("POST", widgets, body=widget("new"))
     assert err.value.status == 405
     await akube.request(
         "PATCH", f"{widgets}/w", body={"metadata": {"finalizers": None}}, content_type=MERGE_PATCH

@@ -7,7 +7,7 @@ import base64
 import pytest
 
 from tests.fixtures.kubernetes import JSON_PATCH, MERGE_PATCH, AsyncKube, KubeApiError
-from tests.standins.kube_samples import API_VERSION, chpl, cr_path, sample_crd
+from tests.standins.kube_samples import API_VERSION, chpl, cr_path, sample_crd, widget
 
 SECRETS = "/api/v1/namespaces/default/secrets"
 SMP = "application/strategic-merge-patch+json"
@@ -142,9 +142,7 @@ async def test_status_write_ignores_everything_but_status(akube: AsyncKube) -> N
 
 async def test_without_status_subresource_status_is_a_normal_field(akube: AsyncKube) -> None:
     widgets = await _widgets(akube, status_subresource=False)
-    created = await akube.request(
-        "POST", widgets, body={"metadata": {"name": "w"}, "spec": {"a": 1}, "status": {"s": 1}}
-    )
+    created = await akube.request("POST", widgets, body=widget("w", spec={"a": 1}, status={"s": 1}))
     assert created["status"] == {"s": 1}
     with pytest.raises(KubeApiError) as err:
         await akube.request("PATCH", f"{widgets}/w/status", body={"status": {}}, content_type=MERGE_PATCH)
@@ -297,11 +295,156 @@ async def test_strategic_merge_patch_merges_maps_and_named_lists(akube: AsyncKub
     assert merged == {"containers": [{"name": "b", "image": "2"}]}
 
 
-async def test_strategic_merge_patch_is_unsupported_for_custom_resources(akube: AsyncKube) -> None:
+CR_PATCH_TYPES_415 = {
+    "kind": "Status",
+    "apiVersion": "v1",
+    "metadata": {},
+    "status": "Failure",
+    "message": "the body of the request was in an unknown format - accepted media types include: "
+    "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml",
+    "reason": "UnsupportedMediaType",
+    "code": 415,
+}
+
+
+@pytest.mark.parametrize("content_type", [SMP, "application/foo"])
+async def test_a_custom_resource_415_lists_only_the_patch_types_it_accepts(
+    akube: AsyncKube, content_type: str
+) -> None:
     await akube.request("POST", cr_path("default"), body=chpl("smp"))
     with pytest.raises(KubeApiError) as err:
-        await akube.request("PATCH", cr_path("default", "smp"), body={"spec": {}}, content_type=SMP)
-    assert err.value.status == 415
+        await akube.request("PATCH", cr_path("default", "smp"), body={"spec": {}}, content_type=content_type)
+    assert (err.value.status, err.value.body) == (415, CR_PATCH_TYPES_415)
+
+
+async def test_other_unsupported_media_types_answer_as_kube_apiserver_does(akube: AsyncKube) -> None:
+    await akube.request("POST", SECRETS, body={"metadata": {"name": "s"}})
+    with pytest.raises(KubeApiError) as err:
+        await akube.request("PATCH", f"{SECRETS}/s", body={}, content_type="application/foo")
+    assert (err.value.status, err.value.body["message"], err.value.body["details"]) == (
+        415,
+        "415: Unsupported Media Type",
+        {},
+    )
+    for path in (SECRETS, cr_path("default")):
+        with pytest.raises(KubeApiError) as err:
+            await akube.request("POST", path, body={}, content_type="application/foo")
+        assert (err.value.status, err.value.body["message"]) == (
+            415,
+            "the body of the request was in an unknown format - accepted media types include: "
+            "application/json, application/yaml, application/vnd.kubernetes.protobuf",
+        )
+
+
+def _wrong_kind(name: str) -> dict[str, object]:
+    """The 422 kube-apiserver answers for a custom resource whose body names the kind ``Wrong``."""
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": f'Wrong.privatelink.clickhouse.dev "{name}" is invalid: '
+        'kind: Invalid value: "Wrong": must be ClickHousePrivateLink',
+        "reason": "Invalid",
+        "details": {
+            "name": name,
+            "group": "privatelink.clickhouse.dev",
+            "kind": "Wrong",
+            "causes": [
+                {
+                    "reason": "FieldValueInvalid",
+                    "message": 'Invalid value: "Wrong": must be ClickHousePrivateLink',
+                    "field": "kind",
+                }
+            ],
+        },
+        "code": 422,
+    }
+
+
+async def test_a_wrong_kind_is_422_on_create_update_and_patch(akube: AsyncKube) -> None:
+    body = chpl("k")
+    body["kind"] = "Wrong"
+    with pytest.raises(KubeApiError) as err:
+        await akube.request("POST", cr_path("default"), body=body)
+    assert (err.value.status, err.value.body) == (422, _wrong_kind("k"))
+    current = await akube.request("POST", cr_path("default"), body=chpl("k"))
+    with pytest.raises(KubeApiError) as err:
+        await akube.request("PUT", cr_path("default", "k"), body={**current, "kind": "Wrong"})
+    assert (err.value.status, err.value.body) == (422, _wrong_kind("k"))
+    with pytest.raises(KubeApiError) as err:
+        await akube.request(
+            "PATCH", cr_path("default", "k"), body={"kind": "Wrong"}, content_type=MERGE_PATCH
+        )
+    assert (err.value.status, err.value.body) == (422, _wrong_kind("k"))
+    # The status subresource takes only status from the body.
+    await akube.request(
+        "PATCH", cr_path("default", "k") + "/status", body={"kind": "Wrong"}, content_type=MERGE_PATCH
+    )
+
+
+async def test_a_wrong_kind_skips_the_schema_but_not_the_rules(akube: AsyncKube) -> None:
+    body = chpl("k")
+    body["kind"] = "Wrong"
+    body["spec"]["aws"]["vpcId"] = 5
+    with pytest.raises(KubeApiError) as err:
+        await akube.request("POST", cr_path("default"), body=body)
+    assert [c["message"] for c in err.value.body["details"]["causes"]] == [
+        'Invalid value: "Wrong": must be ClickHousePrivateLink',
+        'Invalid value: "string": invalid data, expected string, got int64 evaluating rule: '
+        "vpcId must look like vpc-0123456789abcdef0",
+    ]
+
+
+async def test_a_custom_resource_needs_its_kind_and_api_version(akube: AsyncKube) -> None:
+    no_kind = chpl("nk")
+    del no_kind["kind"]
+    with pytest.raises(KubeApiError) as err:
+        await akube.request("POST", cr_path("default"), body=no_kind)
+    assert err.value.status == 400
+    assert err.value.body["message"].startswith(
+        "the object provided is unrecognized (must be of type ClickHousePrivateLink): "
+        """Object 'Kind' is missing in '{"apiVersion":"privatelink.clickhouse.dev/v1alpha1","""
+    )
+    assert err.value.body["message"].endswith("""' ({"apiVersion":"privatelink.cli ...)""")
+    for api_version in (None, "privatelink.clickhouse.dev/v9"):
+        body = chpl("av")
+        body["apiVersion"] = api_version
+        with pytest.raises(KubeApiError) as err:
+            await akube.request("POST", cr_path("default"), body=body)
+        assert (err.value.status, err.value.body["message"]) == (
+            400,
+            f"the API version in the data ({api_version or ''}) does not match the expected API version "
+            "(privatelink.clickhouse.dev/v1alpha1)",
+        )
+    applied = {"apiVersion": API_VERSION, "kind": "Wrong", "metadata": {"name": "ap"}}
+    with pytest.raises(KubeApiError) as err:
+        await akube.request(
+            "PATCH", cr_path("default", "ap"), body=applied, content_type=APPLY, params={"fieldManager": "t"}
+        )
+    assert (err.value.status, err.value.body["message"]) == (
+        400,
+        "invalid object type: privatelink.clickhouse.dev/v1alpha1, Kind=Wrong",
+    )
+
+
+async def test_a_built_in_may_leave_out_its_type_but_not_name_another(akube: AsyncKube) -> None:
+    configmaps = "/api/v1/namespaces/default/configmaps"
+    created = await akube.request("POST", configmaps, body={"metadata": {"name": "plain"}})
+    assert (created["kind"], created["apiVersion"]) == ("ConfigMap", "v1")
+    scheme = 'in scheme "pkg/api/legacyscheme/scheme.go:30"'
+    for kind, api_version, message in (
+        ("Secret", "v1", 'Secret in version "v1" cannot be handled as a ConfigMap: converting (v1.Secret) to '
+                         "(core.ConfigMap): unknown conversion"),
+        ("Foo", "v1", f'Foo in version "v1" cannot be handled as a ConfigMap: no kind "Foo" is registered for '
+                      f'version "v1" {scheme}'),
+        ("ConfigMap", "apps/v1", 'ConfigMap in version "v1" cannot be handled as a ConfigMap: no kind "ConfigMap" '
+                                 f'is registered for version "apps/v1" {scheme}'),
+    ):  # fmt: skip
+        body = {"apiVersion": api_version, "kind": kind, "metadata": {"name": "c"}}
+        with pytest.raises(KubeApiError) as err:
+            await akube.request("POST", configmaps, body=body)
+        assert (err.value.status, err.value.body["message"]) == (400, message)
 
 
 async def test_apply_patch_creates_then_merges(akube: AsyncKube) -> None:

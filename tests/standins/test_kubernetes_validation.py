@@ -10,6 +10,13 @@ from tests.fixtures.kubernetes import MERGE_PATCH, AsyncKube, KubeApiError
 from tests.standins.kube_samples import ORG, chpl, cr_path
 
 CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+# What kube-apiserver appends when a Required, TooLong, TooMany, type or enum error kept CEL rules from running.
+NOT_CHECKED = (
+    "FieldValueInvalid",
+    "<nil>",
+    "Invalid value: null: some validation rules were not checked because the object was invalid; "
+    "correct the existing errors to complete validation",
+)
 
 
 async def _rejected(akube: AsyncKube, body: dict[str, Any]) -> dict[str, Any]:
@@ -32,8 +39,9 @@ async def test_cel_exactly_one_of_service_id_or_name(akube: AsyncKube) -> None:
         "apiVersion": "v1",
         "metadata": {},
         "status": "Failure",
+        # A failed rule on an object shows no value (Kubernetes 1.33+; older ones printed "object").
         "message": 'ClickHousePrivateLink.privatelink.clickhouse.dev "both" is invalid: spec.clickhouse: '
-        'Invalid value: "object": exactly one of serviceId or serviceName is required',
+        "Invalid value: exactly one of serviceId or serviceName is required",
         "reason": "Invalid",
         "details": {
             "name": "both",
@@ -42,7 +50,7 @@ async def test_cel_exactly_one_of_service_id_or_name(akube: AsyncKube) -> None:
             "causes": [
                 {
                     "reason": "FieldValueInvalid",
-                    "message": 'Invalid value: "object": exactly one of serviceId or serviceName is required',
+                    "message": "Invalid value: exactly one of serviceId or serviceName is required",
                     "field": "spec.clickhouse",
                 }
             ],
@@ -63,7 +71,7 @@ async def test_cel_subnets_required_unless_an_endpoint_is_adopted(akube: AsyncKu
     body["spec"]["aws"]["subnetIds"] = []
     assert _causes(await _rejected(akube, body)) == [
         ("FieldValueInvalid", "spec.aws",
-         'Invalid value: "object": subnetIds is required unless an existing vpcEndpointId is adopted'),
+         "Invalid value: subnetIds is required unless an existing vpcEndpointId is adopted"),
     ]  # fmt: skip
     adopted = chpl("adopted")
     del adopted["spec"]["aws"]["subnetIds"]
@@ -105,7 +113,7 @@ async def test_cel_transition_rule_makes_fields_immutable(akube: AsyncKube) -> N
         )  # fmt: skip
     assert err.value.status == 422
     assert _causes(err.value.body) == [
-        ("FieldValueInvalid", "spec.aws.region", 'Invalid value: "string": region is immutable')
+        ("FieldValueInvalid", "spec.aws.region", 'Invalid value: "eu-west-1": region is immutable')
     ]
     same = await akube.request(
         "PATCH",
@@ -136,7 +144,8 @@ async def test_transition_rule_skipped_when_the_old_value_is_absent(akube: Async
     }  # fmt: skip
     await akube.request("POST", CRDS, body=crd)
     things = "/apis/example.com/v1/namespaces/default/things"
-    await akube.request("POST", things, body={"metadata": {"name": "t"}, "spec": {}})
+    thing = {"apiVersion": "example.com/v1", "kind": "Thing", "metadata": {"name": "t"}, "spec": {}}
+    await akube.request("POST", things, body=thing)
     set_later = await akube.request(
         "PATCH", f"{things}/t", body={"spec": {"ref": "a"}}, content_type=MERGE_PATCH
     )
@@ -168,8 +177,7 @@ async def test_pattern(akube: AsyncKube) -> None:
     assert _causes(await _rejected(akube, body)) == [
         ("FieldValueInvalid", "spec.aws.vpcId",
          "Invalid value: \"abc\": spec.aws.vpcId in body should match '^vpc-[0-9a-f]{8,17}$'"),
-        ("FieldValueInvalid", "spec.aws.vpcId",
-         'Invalid value: "string": vpcId must look like vpc-0123456789abcdef0'),
+        ("FieldValueInvalid", "spec.aws.vpcId", 'Invalid value: "abc": vpcId must look like vpc-0123456789abcdef0'),
     ]  # fmt: skip
 
 
@@ -177,7 +185,8 @@ async def test_string_lengths(akube: AsyncKube) -> None:
     body = chpl("length")
     body["spec"]["clickhouse"]["serviceName"] = "x" * 256
     assert _causes(await _rejected(akube, body)) == [
-        ("FieldValueTooLong", "spec.clickhouse.serviceName", "Too long: may not be more than 255 bytes")
+        ("FieldValueTooLong", "spec.clickhouse.serviceName", "Too long: may not be more than 255 bytes"),
+        NOT_CHECKED,
     ]
     body["spec"]["clickhouse"]["serviceName"] = ""
     causes = _causes(await _rejected(akube, body))
@@ -189,7 +198,8 @@ async def test_max_items_and_set_uniqueness(akube: AsyncKube) -> None:
     body = chpl("items")
     body["spec"]["aws"]["securityGroupIds"] = [f"sg-0123456789abcde{i:02x}" for i in range(6)]
     assert _causes(await _rejected(akube, body)) == [
-        ("FieldValueTooMany", "spec.aws.securityGroupIds", "Too many: 6: must have at most 5 items")
+        ("FieldValueTooMany", "spec.aws.securityGroupIds", "Too many: 6: must have at most 5 items"),
+        NOT_CHECKED,
     ]
     body["spec"]["aws"]["securityGroupIds"] = ["sg-0123456789abcdef0", "sg-0123456789abcdef0"]
     assert _causes(await _rejected(akube, body)) == [
@@ -291,3 +301,168 @@ async def test_invalid_object_names_are_rejected(akube: AsyncKube) -> None:
     status = await _rejected(akube, chpl("Not_Valid"))
     assert _causes(status)[0][:2] == ("FieldValueInvalid", "metadata.name")
     assert "a lowercase RFC 1123 subdomain" in _causes(status)[0][2]
+
+
+# ---------------------------------------------------------------------- the messages of Kubernetes 1.33-1.36
+# Every expectation below is what a real kube-apiserver 1.36 answered to the same request.
+
+PROBES = "/apis/example.com/v1/namespaces/default/probes"
+PROBES_CRD: dict[str, Any] = {
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {"name": "probes.example.com"},
+    "spec": {
+        "group": "example.com",
+        "scope": "Namespaced",
+        "names": {"plural": "probes", "kind": "Probe"},
+        "versions": [{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
+            "type": "object",
+            "properties": {"spec": {
+                "type": "object",
+                "x-kubernetes-validations": [
+                    {"rule": "!has(self.forbid)", "message": "forbid is forbidden", "reason": "FieldValueForbidden",
+                     "fieldPath": ".forbid"},
+                    {"rule": "!has(self.req) || self.req != 'x'", "message": "req must not be x",
+                     "reason": "FieldValueRequired"},
+                    {"rule": "!has(self.dup) || self.dup != 'x'", "message": "dup", "reason": "FieldValueDuplicate",
+                     "fieldPath": ".dup"},
+                    {"rule": "!has(self.me) || self.me != 'x'", "messageExpression": "'me was ' + self.me"},
+                    {"rule": "!has(self.nokey) || self.nokey.a == 'b'"},
+                ],
+                "properties": {
+                    "m": {"type": "object", "additionalProperties": {
+                        "type": "string", "maxLength": 3,
+                        "x-kubernetes-validations": [{"rule": "self != 'bad'", "message": "not bad"}]}},
+                    "n": {"type": "integer", "minimum": 0, "maximum": 10, "multipleOf": 3,
+                          "x-kubernetes-validations": [{"rule": "self != 6", "message": "not six"}]},
+                    "b": {"type": "boolean", "x-kubernetes-validations": [{"rule": "self", "message": "must be true"}]},
+                    "f": {"type": "number", "x-kubernetes-validations": [{"rule": "self != 1.5", "message": "not 1.5"}]},
+                    "arr": {"type": "array", "items": {"type": "string"},
+                            "x-kubernetes-validations": [{"rule": "size(self) < 2", "message": "short list"}]},
+                    "s": {"type": "string", "maxLength": 3, "minLength": 2, "pattern": "^a", "enum": ["aa", "abcd", "b"],
+                          "x-kubernetes-validations": [{"rule": "self != 'b'", "message": "not b"}]},
+                    "forbid": {"type": "string"}, "req": {"type": "string"}, "dup": {"type": "string"},
+                    "me": {"type": "string"},
+                    "nokey": {"type": "object", "additionalProperties": {"type": "string"}},
+                },
+            }},
+        }}}],
+    },
+}  # fmt: skip
+
+
+async def _probe_causes(akube: AsyncKube, spec: dict[str, Any]) -> list[tuple[str, str, str]]:
+    body = {"apiVersion": "example.com/v1", "kind": "Probe", "metadata": {"name": "p"}, "spec": spec}
+    with pytest.raises(KubeApiError) as err:
+        await akube.request("POST", PROBES, body=body)
+    assert err.value.status == 422, err.value.body
+    return _causes(err.value.body)
+
+
+@pytest.fixture
+async def probes(akube: AsyncKube) -> AsyncKube:
+    await akube.request("POST", CRDS, body=PROBES_CRD)
+    return akube
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ({"n": 6}, ("FieldValueInvalid", "spec.n", "Invalid value: 6: not six")),
+        ({"b": False}, ("FieldValueInvalid", "spec.b", "Invalid value: false: must be true")),
+        ({"f": 1.5}, ("FieldValueInvalid", "spec.f", "Invalid value: 1.5: not 1.5")),
+        ({"m": {"k": "bad"}}, ("FieldValueInvalid", "spec.m[k]", 'Invalid value: "bad": not bad')),
+        ({"arr": ["a", "b"]}, ("FieldValueInvalid", "spec.arr", "Invalid value: short list")),
+        ({"me": "x"}, ("FieldValueInvalid", "spec", "Invalid value: me was x")),
+        ({"forbid": "a"}, ("FieldValueForbidden", "spec.forbid", "Forbidden: forbid is forbidden")),
+        ({"req": "x"}, ("FieldValueRequired", "spec", "Required value: req must not be x")),
+        ({"dup": "x"}, ("FieldValueDuplicate", "spec.dup", "Duplicate value")),
+        ({"nokey": {}}, ("FieldValueInvalid", "spec",
+                         "Invalid value: \"object\": no such key: a evaluating rule: !has(self.nokey) || self.nokey.a == 'b'")),
+    ],
+)  # fmt: skip
+async def test_a_failed_rule_shows_a_scalar_value_and_omits_an_object_or_a_list(
+    probes: AsyncKube, spec: dict[str, Any], expected: tuple[str, str, str]
+) -> None:
+    assert await _probe_causes(probes, spec) == [expected]
+
+
+async def test_blocking_errors_skip_the_rules_and_end_with_a_note(akube: AsyncKube) -> None:
+    pattern = (
+        "FieldValueInvalid",
+        "spec.aws.vpcId",
+        "Invalid value: \"vpc-XYZ\": spec.aws.vpcId in body should match '^vpc-[0-9a-f]{8,17}$'",
+    )
+    too_long = chpl("long")
+    too_long["spec"]["clickhouse"]["serviceName"] = "x" * 256
+    required = chpl("req")
+    del required["spec"]["aws"]["region"]
+    unsupported = chpl("enum", dns={"mode": "Bind"})
+    for body, blocking in (
+        (too_long, ("FieldValueTooLong", "spec.clickhouse.serviceName", "Too long: may not be more than 255 bytes")),
+        (required, ("FieldValueRequired", "spec.aws.region", "Required value")),
+        (unsupported, ("FieldValueNotSupported", "spec.dns.mode",
+                       'Unsupported value: "Bind": supported values: "Route53", "None"')),
+    ):  # fmt: skip
+        body["spec"]["aws"]["vpcId"] = "vpc-XYZ"  # fails its pattern and its CEL rule
+        causes = _causes(await _rejected(akube, body))
+        # No "vpcId must look like" from the rule: the blocking error kept CEL from running.
+        assert sorted(causes[:-1]) == sorted([pattern, blocking]) and causes[-1] == NOT_CHECKED
+    alone = chpl("pattern-only")
+    alone["spec"]["aws"]["vpcId"] = "vpc-XYZ"  # an Invalid error does not block the rules
+    assert _causes(await _rejected(akube, alone)) == [
+        pattern,
+        ("FieldValueInvalid", "spec.aws.vpcId", 'Invalid value: "vpc-XYZ": vpcId must look like vpc-0123456789abcdef0'),
+    ]  # fmt: skip
+    null = chpl("null")
+    null["spec"]["aws"]["vpcId"] = None  # pruned, so it is missing
+    assert _causes(await _rejected(akube, null)) == [
+        ("FieldValueRequired", "spec.aws.vpcId", "Required value"),
+        NOT_CHECKED,
+    ]
+
+
+async def test_a_string_check_stops_at_its_first_failure(probes: AsyncKube) -> None:
+    # maxLength, then minLength, then pattern: only the first failure; enum and rules are separate checks.
+    assert await _probe_causes(probes, {"s": "zzzz"}) == [
+        ("FieldValueTooLong", "spec.s", "Too long: may not be more than 3 bytes"),
+        (
+            "FieldValueNotSupported",
+            "spec.s",
+            'Unsupported value: "zzzz": supported values: "aa", "abcd", "b"',
+        ),
+        NOT_CHECKED,
+    ]
+    assert await _probe_causes(probes, {"s": "b"}) == [
+        ("FieldValueInvalid", "spec.s", 'Invalid value: "b": spec.s in body should be at least 2 chars long'),
+        ("FieldValueInvalid", "spec.s", 'Invalid value: "b": not b'),
+    ]
+    assert await _probe_causes(probes, {"n": 11}) == [
+        ("FieldValueInvalid", "spec.n", "Invalid value: 11: spec.n in body should be a multiple of 3"),
+        (
+            "FieldValueInvalid",
+            "spec.n",
+            "Invalid value: 11: spec.n in body should be less than or equal to 10",
+        ),
+    ]
+
+
+async def test_schema_errors_name_map_values_with_a_dot(akube: AsyncKube) -> None:
+    body = chpl("tags")
+    body["spec"]["aws"]["tags"] = {"k": "v" * 300}
+    assert _causes(await _rejected(akube, body)) == [
+        ("FieldValueTooLong", "spec.aws.tags.k", "Too long: may not be more than 256 bytes"),
+        NOT_CHECKED,
+    ]
+    body["spec"]["aws"]["tags"] = {"k": 5}
+    assert _causes(await _rejected(akube, body)) == [
+        ("FieldValueTypeInvalid", "spec.aws.tags.k",
+         'Invalid value: "integer": spec.aws.tags.k in body must be of type string: "integer"'),
+        NOT_CHECKED,
+    ]  # fmt: skip
+    body["spec"]["aws"]["tags"] = {"ok": "1", "aws:x": "v"}
+    assert _causes(await _rejected(akube, body)) == [
+        ("FieldValueInvalid", "spec.aws.tags",
+         "Invalid value: tag keys are 1 to 128 characters and may not start with aws: or privatelink.clickhouse.dev/ "
+         "(reserved)"),
+    ]  # fmt: skip

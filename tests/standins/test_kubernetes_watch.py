@@ -8,8 +8,9 @@ import pytest
 
 from clickhouse_privatelink_testkit.standins.kubernetes.errors import ApiError
 from clickhouse_privatelink_testkit.standins.kubernetes.selectors import labels_match, parse_label_selector
+from clickhouse_privatelink_testkit.standins.kubernetes.server import KubernetesEmulator
 from tests.fixtures.kubernetes import MERGE_PATCH, AsyncKube, KubeApiError
-from tests.standins.kube_samples import API_VERSION, chpl, cr_path
+from tests.standins.kube_samples import API_VERSION, chpl, cr_path, sample_crd
 
 CONFIGMAPS = "/api/v1/namespaces/default/configmaps"
 
@@ -70,6 +71,57 @@ async def test_watch_from_a_compacted_resource_version_is_410_gone(akube: AsyncK
     assert events[0]["type"] == "ERROR"
     status = events[0]["object"]
     assert status["kind"] == "Status" and status["code"] == 410 and status["reason"] == "Expired"
+    # The second number is the oldest version a watch may still start from.
+    oldest = int(status["message"].rpartition("(")[2].rstrip(")"))
+    assert status["message"] == f"too old resource version: {since} ({oldest})" and oldest > int(since)
+    assert (await akube.watch(CONFIGMAPS, {"resourceVersion": str(oldest)}, until=1))[0]["type"] == "ADDED"
+
+
+async def test_watch_from_before_its_type_existed_is_410_gone(akube: AsyncKube) -> None:
+    since = await _rv(akube)
+    await akube.request("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", body=sample_crd())
+    registered = await _rv(akube)  # a new type's watch window starts when it is served, as a watch cache's
+    widgets = "/apis/example.com/v1/namespaces/default/widgets"
+    events = await akube.watch(widgets, {"resourceVersion": since})
+    assert events == [
+        {
+            "type": "ERROR",
+            "object": {
+                "kind": "Status",
+                "apiVersion": "v1",
+                "metadata": {},
+                "status": "Failure",
+                "message": f"too old resource version: {since} ({registered})",
+                "reason": "Expired",
+                "code": 410,
+            },
+        }
+    ]
+    assert await akube.watch(widgets, {"resourceVersion": registered, "timeoutSeconds": "1"}, within=5) == []
+
+
+async def test_a_watch_timing_out_sends_a_bookmark_two_seconds_before() -> None:
+    emulator = KubernetesEmulator(bookmark_interval=60.0)  # kube-apiserver's: about a minute
+    await emulator.start()
+    client = AsyncKube(emulator)
+    try:
+        since = await _rv(client)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        params = {"resourceVersion": since, "allowWatchBookmarks": "true"}
+        events = await client.watch(CONFIGMAPS, {**params, "timeoutSeconds": "3"}, until=1, within=10)
+        assert [e["type"] for e in events] == ["BOOKMARK"]
+        assert 0.8 <= loop.time() - started < 2.5  # at the timeout (3 s) less 2 s
+        rest = await client.watch(CONFIGMAPS, {**params, "timeoutSeconds": "3"}, within=10)
+        assert [e["type"] for e in rest] == ["BOOKMARK"]  # one bookmark, then the stream ends
+        # A watch of 2 s or less has no time left for one.
+        assert await client.watch(CONFIGMAPS, {**params, "timeoutSeconds": "2"}, within=10) == []
+        assert (
+            await client.watch(CONFIGMAPS, {"resourceVersion": since, "timeoutSeconds": "3"}, within=10) == []
+        )
+    finally:
+        await client.close()
+        await emulator.stop()
 
 
 async def test_watch_sends_periodic_bookmarks(akube: AsyncKube) -> None:

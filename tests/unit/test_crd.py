@@ -165,7 +165,7 @@ async def test_kubernetes_api_names_the_bad_list_entry(akube: AsyncKube) -> None
     causes = await _causes(akube, body)
     assert (
         "spec.aws.subnetIds[1]",
-        'Invalid value: "string": each of subnetIds must look like subnet-0123456789abcdef0',
+        'Invalid value: "subnet-A": each of subnetIds must look like subnet-0123456789abcdef0',
     ) in causes, causes
     assert any(
         f == "spec.aws.securityGroupIds[0]" and "must look like sg-0123456789abcdef0" in m for f, m in causes

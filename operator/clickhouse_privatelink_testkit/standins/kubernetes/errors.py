@@ -38,7 +38,7 @@ def _go_value(value: Any) -> str:
     if isinstance(value, str):
         return json.dumps(value, ensure_ascii=False)
     if value is None:
-        return '"null"'
+        return "null"  # json.Marshal(nil)
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 
@@ -139,7 +139,7 @@ STALE = "the object has been modified; please apply your changes to the latest v
 
 
 def invalid(group: str, kind: str, name: str, errors: list[FieldError]) -> ApiError:
-    """422 Invalid listing every field error, like ``errors.NewInvalid``."""
+    """422 Invalid listing every field error, like ``errors.NewInvalid`` (``kind`` as the body names it)."""
     summary = str(errors[0]) if len(errors) == 1 else "[" + ", ".join(str(e) for e in errors) + "]"
     details = _details(group, kind, name)
     details["causes"] = [{"reason": e.reason, "message": e.body(), "field": e.path} for e in errors]
@@ -148,6 +148,16 @@ def invalid(group: str, kind: str, name: str, errors: list[FieldError]) -> ApiEr
 
 def bad_request(message: str) -> ApiError:
     return ApiError(400, "BadRequest", message)
+
+
+def unsupported_media_type(accepted: tuple[str, ...]) -> ApiError:
+    """415 naming the media types the endpoint accepts (``negotiation.NewUnsupportedMediaTypeError``)."""
+    return ApiError(
+        415,
+        "UnsupportedMediaType",
+        "the body of the request was in an unknown format - accepted media types include: "
+        + ", ".join(accepted),
+    )
 
 
 def method_not_allowed(message: str) -> ApiError:

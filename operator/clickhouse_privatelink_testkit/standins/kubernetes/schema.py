@@ -1,8 +1,10 @@
 """Structural OpenAPI v3 schemas of CRDs: pruning, defaulting, validation and CEL rules.
 
 The order follows kube-apiserver: prune unknown fields, drop non-nullable nulls, apply defaults
-(recursing into values that a default just created), validate the schema, and only then, if no
-type or enum error makes the object unusable, evaluate the ``x-kubernetes-validations`` rules.
+(recursing into values that a default just created), validate the schema, check list types, and only
+then, if no blocking error (type, enum, required, too long, too many) makes the object unusable, evaluate
+the ``x-kubernetes-validations`` rules. Messages are those of Kubernetes 1.33-1.36: a failed rule shows
+the value of a scalar (``Invalid value: "vpc-XYZ": ...``) and no value for an object or a list.
 """
 
 from __future__ import annotations
@@ -25,9 +27,21 @@ Schema = dict[str, Any]
 _ROOT_META = ("apiVersion", "kind", "metadata")
 _DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 _OLD_SELF = re.compile(r"\boldSelf\b")
+# How cel-go names the Go type of a value that does not fit its schema.
+_GO_TYPES = {
+    "null": "nil",
+    "boolean": "bool",
+    "integer": "int64",
+    "number": "float64",
+    "string": "string",
+    "array": "[]interface {}",
+    "object": "map[string]interface {}",
+}
+_NO_SUCH_MEMBER = re.compile(r"^no such member in mapping: '(.*)'$")
 _cel_env = celpy.Environment()
-# Errors after which CEL rules are skipped, as kube-apiserver's hasBlockingErr does.
-_BLOCKING = {"TypeInvalid", "NotSupported"}
+# Errors after which CEL rules are skipped, as kube-apiserver's hasBlockingErr does (type, enum, required,
+# maxLength, maxItems and maxProperties failures).
+_BLOCKING = {"TypeInvalid", "NotSupported", "Required", "TooLong", "TooMany"}
 
 
 @functools.lru_cache(maxsize=1024)
@@ -133,27 +147,42 @@ def _default(value: Any, schema: Schema) -> None:
             _default(item, schema["items"])
 
 
-def validate(obj: dict[str, Any], schema: Schema, old: dict[str, Any] | None = None) -> list[FieldError]:
-    """Schema errors of ``obj``, then (unless blocked) its CEL rule failures; ``old`` for transition rules."""
+_NOT_CHECKED = FieldError(
+    "Invalid",
+    "<nil>",
+    None,
+    "some validation rules were not checked because the object was invalid; "
+    "correct the existing errors to complete validation",
+)
+
+
+def validate(
+    obj: dict[str, Any],
+    schema: Schema,
+    old: dict[str, Any] | None = None,
+    *,
+    earlier: list[FieldError] | None = None,
+    schema_checked: bool = True,
+) -> list[FieldError]:
+    """The errors of ``obj`` in kube-apiserver's order: schema, list types, then CEL rules.
+
+    ``earlier`` are the errors found before (metadata, type meta): a Required, TooLong, TooMany, type or
+    enum error among them or the schema's own blocks the CEL rules, and the answer ends with the note
+    ``hasBlockingErr`` adds instead. A wrong ``kind`` skips the schema (``schema_checked=False``), as
+    the custom resource validator returns its type-meta errors alone. ``old`` feeds transition rules.
+    """
     errors: list[FieldError] = []
     props = schema.get("properties", {})
-    for key in schema.get("required", []):
-        if key not in obj:
-            errors.append(FieldError("Required", key))
+    if schema_checked:
+        for key, value in obj.items():
+            if key in props and key != "metadata":
+                _validate(value, props[key], key, errors)
+        errors.extend(FieldError("Required", key) for key in schema.get("required", []) if key not in obj)
     for key, value in obj.items():
         if key in props and key != "metadata":
-            _validate(value, props[key], key, errors)
-    if any(e.kind in _BLOCKING for e in errors):
-        errors.append(
-            FieldError(
-                "Invalid",
-                "<nil>",
-                None,
-                "some validation rules were not checked because the object was invalid; "
-                "correct the existing errors to complete validation",
-            )
-        )
-        return errors
+            _validate_list_types(value, props[key], key, errors)
+    if any(e.kind in _BLOCKING for e in (*(earlier or []), *errors)):
+        return [*errors, _NOT_CHECKED]
     for key, value in obj.items():
         if key in props and key != "metadata":
             has_old = old is not None and key in old
@@ -180,6 +209,7 @@ def validate_value(value: Any, schema: Schema, path: str) -> list[FieldError]:
 
 
 def _validate(value: Any, schema: Schema, path: str, errors: list[FieldError]) -> None:
+    """One value against its schema, validator by validator in kube-openapi's order."""
     if value is None:
         if not schema.get("nullable"):
             expected = schema.get("type", "object")
@@ -195,32 +225,33 @@ def _validate(value: Any, schema: Schema, path: str, errors: list[FieldError]) -
             )
         )
         return
-    enum = schema.get("enum")
-    if enum is not None and value not in enum:
-        supported = ", ".join(f'"{v}"' if isinstance(v, str) else str(v) for v in enum)
-        errors.append(FieldError("NotSupported", path, value, f"supported values: {supported}"))
     if isinstance(value, str):
         _validate_string(value, schema, path, errors)
     elif isinstance(value, int | float) and not isinstance(value, bool):
         _validate_number(value, schema, path, errors)
     elif isinstance(value, list):
         _validate_array(value, schema, path, errors)
-    elif isinstance(value, dict):
+    enum = schema.get("enum")
+    if enum is not None and value not in enum:
+        supported = ", ".join(f'"{v}"' if isinstance(v, str) else f'"{json.dumps(v)}"' for v in enum)
+        errors.append(FieldError("NotSupported", path, value, f"supported values: {supported}"))
+    if isinstance(value, dict):
         _validate_object(value, schema, path, errors)
 
 
 def _validate_string(value: str, schema: Schema, path: str, errors: list[FieldError]) -> None:
+    # The string validator stops at its first failure: maxLength, then minLength, then pattern.
     max_length = schema.get("maxLength")
+    min_length = schema.get("minLength")
+    pattern = schema.get("pattern")
     if max_length is not None and len(value) > max_length:
         unit = "byte" if max_length == 1 else "bytes"
         errors.append(FieldError("TooLong", path, value, f"may not be more than {max_length} {unit}"))
-    min_length = schema.get("minLength")
-    if min_length is not None and len(value) < min_length:
+    elif min_length is not None and len(value) < min_length:
         errors.append(
             FieldError("Invalid", path, value, f"{path} in body should be at least {min_length} chars long")
         )
-    pattern = schema.get("pattern")
-    if pattern is not None and not _regex(pattern).search(value):
+    elif pattern is not None and not _regex(pattern).search(value):
         errors.append(FieldError("Invalid", path, value, f"{path} in body should match '{pattern}'"))
     if schema.get("format") == "date-time" and not _DATE_TIME.match(value):
         errors.append(
@@ -229,15 +260,12 @@ def _validate_string(value: str, schema: Schema, path: str, errors: list[FieldEr
 
 
 def _validate_number(value: float, schema: Schema, path: str, errors: list[FieldError]) -> None:
+    multiple = schema.get("multipleOf")
+    if multiple and value % multiple:
+        errors.append(
+            FieldError("Invalid", path, value, f"{path} in body should be a multiple of {multiple}")
+        )
     minimum, maximum = schema.get("minimum"), schema.get("maximum")
-    if minimum is not None:
-        if schema.get("exclusiveMinimum") and value <= minimum:
-            errors.append(
-                FieldError("Invalid", path, value, f"{path} in body should be greater than {minimum}")
-            )
-        elif value < minimum:
-            detail = f"{path} in body should be greater than or equal to {minimum}"
-            errors.append(FieldError("Invalid", path, value, detail))
     if maximum is not None:
         if schema.get("exclusiveMaximum") and value >= maximum:
             errors.append(FieldError("Invalid", path, value, f"{path} in body should be less than {maximum}"))
@@ -247,11 +275,14 @@ def _validate_number(value: float, schema: Schema, path: str, errors: list[Field
                     "Invalid", path, value, f"{path} in body should be less than or equal to {maximum}"
                 )
             )
-    multiple = schema.get("multipleOf")
-    if multiple and value % multiple:
-        errors.append(
-            FieldError("Invalid", path, value, f"{path} in body should be a multiple of {multiple}")
-        )
+    if minimum is not None:
+        if schema.get("exclusiveMinimum") and value <= minimum:
+            errors.append(
+                FieldError("Invalid", path, value, f"{path} in body should be greater than {minimum}")
+            )
+        elif value < minimum:
+            detail = f"{path} in body should be greater than or equal to {minimum}"
+            errors.append(FieldError("Invalid", path, value, detail))
 
 
 def _map_keys(item: Any, keys: list[str]) -> tuple[Any, ...]:
@@ -259,17 +290,54 @@ def _map_keys(item: Any, keys: list[str]) -> tuple[Any, ...]:
 
 
 def _validate_array(value: list[Any], schema: Schema, path: str, errors: list[FieldError]) -> None:
-    max_items, min_items = schema.get("maxItems"), schema.get("minItems")
-    if max_items is not None and len(value) > max_items:
-        errors.append(FieldError("TooMany", path, len(value), f"must have at most {max_items} items"))
-    if min_items is not None and len(value) < min_items:
-        errors.append(
-            FieldError("Invalid", path, len(value), f"{path} in body should have at least {min_items} items")
-        )
     items = schema.get("items")
     if isinstance(items, dict):
         for i, item in enumerate(value):
             _validate(item, items, f"{path}[{i}]", errors)
+    max_items, min_items = schema.get("maxItems"), schema.get("minItems")
+    if min_items is not None and len(value) < min_items:
+        errors.append(
+            FieldError("Invalid", path, len(value), f"{path} in body should have at least {min_items} items")
+        )
+    if max_items is not None and len(value) > max_items:
+        errors.append(FieldError("TooMany", path, len(value), f"must have at most {max_items} items"))
+
+
+def _validate_object(value: dict[str, Any], schema: Schema, path: str, errors: list[FieldError]) -> None:
+    max_props, min_props = schema.get("maxProperties"), schema.get("minProperties")
+    if min_props is not None and len(value) < min_props:
+        detail = f"{path} in body should have at least {min_props} properties"
+        errors.append(FieldError("Invalid", path, len(value), detail))
+    if max_props is not None and len(value) > max_props:
+        errors.append(FieldError("TooMany", path, len(value), f"must have at most {max_props} items"))
+    props = schema.get("properties", {})
+    extra = schema.get("additionalProperties")
+    if isinstance(extra, dict):
+        for key, item in value.items():
+            if key not in props:
+                _validate(item, extra, _child(path, key), errors)  # spec.aws.tags.k, not [k]
+    for key, item in value.items():
+        if key in props:
+            _validate(item, props[key], _child(path, key), errors)
+    errors.extend(
+        FieldError("Required", _child(path, key)) for key in schema.get("required", []) if key not in value
+    )
+
+
+def _validate_list_types(value: Any, schema: Schema, path: str, errors: list[FieldError]) -> None:
+    """Duplicates in ``set`` and ``map`` lists, a pass of its own after the schema (structurallisttype)."""
+    if isinstance(value, dict):
+        props = schema.get("properties", {})
+        extra = schema.get("additionalProperties")
+        for key, item in value.items():
+            sub = props.get(key, extra)
+            if isinstance(sub, dict):
+                _validate_list_types(
+                    item, sub, _child(path, key) if key in props else f"{path}[{key}]", errors
+                )
+        return
+    if not isinstance(value, list):
+        return
     list_type = schema.get("x-kubernetes-list-type")
     if list_type == "set" or schema.get("uniqueItems"):
         seen: set[str] = set()
@@ -287,25 +355,10 @@ def _validate_array(value: list[Any], schema: Schema, path: str, errors: list[Fi
                 dup = {k: item.get(k) for k in keys} if isinstance(item, dict) else item
                 errors.append(FieldError("Duplicate", f"{path}[{i}]", dup))
             seen_keys.add(marker_keys)
-
-
-def _validate_object(value: dict[str, Any], schema: Schema, path: str, errors: list[FieldError]) -> None:
-    for key in schema.get("required", []):
-        if key not in value:
-            errors.append(FieldError("Required", _child(path, key)))
-    max_props, min_props = schema.get("maxProperties"), schema.get("minProperties")
-    if max_props is not None and len(value) > max_props:
-        errors.append(FieldError("TooMany", path, len(value), f"must have at most {max_props} items"))
-    if min_props is not None and len(value) < min_props:
-        detail = f"{path} in body should have at least {min_props} properties"
-        errors.append(FieldError("Invalid", path, len(value), detail))
-    props = schema.get("properties", {})
-    extra = schema.get("additionalProperties")
-    for key, item in value.items():
-        if key in props:
-            _validate(item, props[key], _child(path, key), errors)
-        elif isinstance(extra, dict):
-            _validate(item, extra, f"{path}[{key}]", errors)
+    items = schema.get("items")
+    if isinstance(items, dict):
+        for i, item in enumerate(value):
+            _validate_list_types(item, items, f"{path}[{i}]", errors)
 
 
 def _correlated_children(
@@ -342,13 +395,6 @@ def _correlated_children(
             yield item, items, f"{path}[{i}]", old_index.get(marker), marker in old_index
 
 
-_REASONS = {
-    "FieldValueRequired": "Required",
-    "FieldValueForbidden": "Forbidden",
-    "FieldValueDuplicate": "Duplicate",
-}
-
-
 @functools.lru_cache(maxsize=8192)
 def _evaluate(rule: str, value_json: str, old_json: str | None) -> tuple[bool, str]:
     """(passed, evaluation error) of one rule; memoized because celpy interprets the AST slowly."""
@@ -358,10 +404,17 @@ def _evaluate(rule: str, value_json: str, old_json: str | None) -> tuple[bool, s
     try:
         result = _program(rule).evaluate(activation)
     except Exception as exc:  # celpy raises its own error types for no-such-key, overloads...
-        return False, str(exc)
+        return False, _eval_error(exc)
     if isinstance(result, CELEvalError):
-        return False, str(result)
+        return False, _eval_error(result)
     return isinstance(result, celpy.celtypes.BoolType) and bool(result), ""
+
+
+def _eval_error(exc: Exception) -> str:
+    """celpy's error in cel-go's words where they differ (``no such key: a``)."""
+    text = str(exc.args[0]) if exc.args else str(exc)
+    missing = _NO_SUCH_MEMBER.match(text)
+    return f"no such key: {missing.group(1)}" if missing else text
 
 
 def _cel(value: Any, schema: Schema, path: str, old: Any, has_old: bool, errors: list[FieldError]) -> None:
@@ -370,27 +423,48 @@ def _cel(value: Any, schema: Schema, path: str, old: Any, has_old: bool, errors:
     if has_old and value == old:
         # Validation ratcheting (GA in Kubernetes 1.33): an unchanged value keeps passing, so skip it.
         return
+    kind_of = schema.get("type", "")
+    # A failed rule shows a scalar's value; an object's or a list's is omitted (field.OmitValueType).
+    shown = OMIT if kind_of in ("object", "array") else value
     for rule in schema.get("x-kubernetes-validations", []):
         text = rule["rule"]
         transition = bool(_OLD_SELF.search(text))
         if transition and not has_old and not rule.get("optionalOldSelf"):
             continue
         old_json = json.dumps(old, sort_keys=True) if transition and has_old else None
-        passed, failure = _evaluate(text, json.dumps(value, sort_keys=True), old_json)
-        field = path + rule["fieldPath"] if rule.get("fieldPath") else path
+        if _type_ok(value, schema):  # a wrong type reaches CEL only past a wrong kind (schema skipped)
+            passed, failure = _evaluate(text, json.dumps(value, sort_keys=True), old_json)
+        else:
+            passed, failure = False, f"invalid data, expected {kind_of}, got {_GO_TYPES[_type_name(value)]}"
         if failure:
-            errors.append(
-                FieldError("Invalid", field, _type_name(value), f"rule evaluation error: {failure}")
-            )
-        elif not passed:
-            message = rule.get("message") or f"failed rule: {text}"
-            if rule.get("messageExpression"):
-                try:
-                    activation = {"self": json_to_cel(value)}
-                    message = str(_program(rule["messageExpression"]).evaluate(activation))
-                except Exception:
-                    message = rule.get("message") or f"failed rule: {text}"
-            kind = _REASONS.get(rule.get("reason", ""), "Invalid")
-            errors.append(FieldError(kind, field, schema.get("type", _type_name(value)), message))
+            # Evaluation errors name the schema type and the rule's message (or the rule), at the rule's node.
+            named = rule.get("message") or text
+            if failure.startswith("no such overload"):
+                detail = (
+                    f"'{failure}': call arguments did not match a supported operator, function or macro "
+                    f"signature for rule: {named}"
+                )
+            else:
+                detail = f"{failure} evaluating rule: {named}"
+            errors.append(FieldError("Invalid", path, kind_of, detail))
+            continue
+        if passed:
+            continue
+        field = path + rule["fieldPath"] if rule.get("fieldPath") else path
+        message = rule.get("message") or f"failed rule: {text}"
+        if rule.get("messageExpression"):
+            try:
+                message = str(_program(rule["messageExpression"]).evaluate({"self": json_to_cel(value)}))
+            except Exception:
+                message = rule.get("message") or f"failed rule: {text}"
+        reason = rule.get("reason", "")
+        if reason == "FieldValueForbidden":
+            errors.append(FieldError("Forbidden", field, detail=message))
+        elif reason == "FieldValueRequired":
+            errors.append(FieldError("Required", field, detail=message))
+        elif reason == "FieldValueDuplicate":
+            errors.append(FieldError("Duplicate", field, shown))
+        else:
+            errors.append(FieldError("Invalid", field, shown, message))
     for item, sub, child, old_item, item_has_old in _correlated_children(value, schema, path, old, has_old):
         _cel(item, sub, child, old_item, item_has_old, errors)

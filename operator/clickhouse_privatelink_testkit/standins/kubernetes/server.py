@@ -25,7 +25,12 @@ import yaml
 from aiohttp import web
 
 from clickhouse_privatelink_testkit.standins.kubernetes import protobuf as kube_protobuf
-from clickhouse_privatelink_testkit.standins.kubernetes.errors import ApiError, bad_request, expired
+from clickhouse_privatelink_testkit.standins.kubernetes.errors import (
+    ApiError,
+    bad_request,
+    expired,
+    unsupported_media_type,
+)
 from clickhouse_privatelink_testkit.standins.kubernetes.resources import (
     ResourceType,
     api_resource_list,
@@ -45,6 +50,7 @@ from clickhouse_privatelink_testkit.standins.kubernetes.store import (
     Event,
     Store,
     WriteOptions,
+    check_patch_type,
 )
 from clickhouse_privatelink_testkit.standins.kubernetes.table import render_table
 
@@ -64,12 +70,9 @@ KUBERNETES_VERSION = {
 JSON = "application/json"
 # The random watch timeout of kube-apiserver (--min-request-timeout=1800 .. 2x); kopf reconnects anyway.
 DEFAULT_WATCH_TIMEOUT = 1800.0
-_PATCH_TYPES = (
-    "application/json-patch+json",
-    "application/merge-patch+json",
-    "application/strategic-merge-patch+json",
-    "application/apply-patch+yaml",
-)
+_BODY_TYPES = (JSON, "application/yaml", kube_protobuf.MEDIA_TYPE)
+# kube-apiserver's cacher sends a watch's last bookmark this long before its timeout.
+_PRE_TIMEOUT_BOOKMARK = 2.0
 
 KOPF_PEERING_CRDS: list[dict[str, Any]] = [
     {
@@ -377,13 +380,7 @@ class KubernetesEmulator:
         if method == "PATCH":
             opts = _write_options(query)
             content_type = request.content_type
-            if content_type not in _PATCH_TYPES:
-                raise ApiError(
-                    415,
-                    "UnsupportedMediaType",
-                    f"the body of the request was in an unknown format - accepted media types include: "
-                    f"{', '.join(_PATCH_TYPES)}",
-                )
+            check_patch_type(rt, content_type)
             raw = await request.text()
             try:
                 patch = (
@@ -406,10 +403,12 @@ class KubernetesEmulator:
                 options.setdefault("propagationPolicy", query["propagationPolicy"])
             result = self.store.delete(rt, ns, name, options, opts)
             if not result.deleted:
-                return self._object_response(request, rt, version, result.obj, 202, opts)
-            if rt.crd_name is not None or rt.kind in ("Namespace", "CustomResourceDefinition"):
+                # Held by finalizers: 200 with the object, 202 only when orphanDependents=false asked for it.
+                code = 202 if options.get("orphanDependents") is False else 200
+                return self._object_response(request, rt, version, result.obj, code, opts)
+            if rt.kind in ("Namespace", "CustomResourceDefinition"):
                 return self._object_response(request, rt, version, result.obj, 200, opts)
-            # Built-ins deleted at once answer with a Success Status, as their registries do.
+            # Objects deleted at once (custom resources too) answer with a Success Status, as the registries do.
             meta = result.obj["metadata"]
             details = {"name": name, "kind": rt.plural, "uid": meta.get("uid")}
             if rt.group:
@@ -437,11 +436,7 @@ class KubernetesEmulator:
             "application/octet-stream",
             "",
         ):
-            raise ApiError(
-                415,
-                "UnsupportedMediaType",
-                f"the body of the request was in an unknown format - accepted media types include: {JSON}, application/yaml",
-            )
+            raise unsupported_media_type(_BODY_TYPES)
         raw = await request.text()
         if not raw.strip():
             if optional:
@@ -566,7 +561,7 @@ class KubernetesEmulator:
                 replay = self.store.events_since(rt.gr, start)
                 if replay is None:
                     gone = expired(
-                        f"too old resource version: {start} ({self.store.compacted.get(rt.gr, 0) + 1})"
+                        f"too old resource version: {start} ({self.store.compacted.get(rt.gr, 0)})"
                     )
                 else:
                     for event in replay:
@@ -604,17 +599,27 @@ class KubernetesEmulator:
     ) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + lifetime
+
+        def next_bookmark(now: float) -> float:
+            # Every bookmark_interval, and once just before the timeout (the cacher's nextBookmarkTime).
+            due = now + self.bookmark_interval
+            if deadline - _PRE_TIMEOUT_BOOKMARK > now:
+                due = min(due, deadline - _PRE_TIMEOUT_BOOKMARK)
+            return due if bookmarks and due < deadline else deadline
+
+        bookmark_at = next_bookmark(loop.time())
         with contextlib.suppress(ConnectionError, asyncio.CancelledError):
             while True:
-                remaining = deadline - loop.time()
-                if remaining <= 0:
+                now = loop.time()
+                if now >= deadline:
                     return
-                wait = min(remaining, self.bookmark_interval) if bookmarks else remaining
+                if now >= bookmark_at:
+                    await writer.write({"type": "BOOKMARK", "object": self._bookmark(rt, version)})
+                    bookmark_at = next_bookmark(now)
+                    continue
                 try:
-                    event = await asyncio.wait_for(queue.get(), wait)
+                    event = await asyncio.wait_for(queue.get(), min(bookmark_at, deadline) - now)
                 except TimeoutError:
-                    if bookmarks and loop.time() < deadline:
-                        await writer.write({"type": "BOOKMARK", "object": self._bookmark(rt, version)})
                     continue
                 if event is CLOSE:
                     return

@@ -33,6 +33,7 @@ from clickhouse_privatelink_testkit.standins.kubernetes.errors import (
     invalid,
     method_not_allowed,
     not_found,
+    unsupported_media_type,
 )
 from clickhouse_privatelink_testkit.standins.kubernetes.patch import (
     JsonPatchTestFailed,
@@ -58,6 +59,13 @@ GR = tuple[str, str]
 CRD_GR: GR = ("apiextensions.k8s.io", "customresourcedefinitions")
 NAMESPACES_GR: GR = ("", "namespaces")
 INITIAL_EVENTS_END = "k8s.io/initial-events-end"
+PATCH_TYPES = (
+    "application/json-patch+json",
+    "application/merge-patch+json",
+    "application/strategic-merge-patch+json",
+    "application/apply-patch+yaml",
+)
+CR_PATCH_TYPES = tuple(t for t in PATCH_TYPES if t != "application/strategic-merge-patch+json")
 
 _SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -164,6 +172,8 @@ class Store:
         self.types[rt.gr] = rt
         self.objects.setdefault(rt.gr, {})
         self.history.setdefault(rt.gr, deque())
+        # The watch window of a new type starts now, as a new watch cache's does: older versions are 410.
+        self.compacted.setdefault(rt.gr, self.rv)
         self.watchers.setdefault(rt.gr, set())
         if previous is not None and previous.namespaced != rt.namespaced:
             self._drop_all(rt.gr)
@@ -310,7 +320,7 @@ class Store:
         """POST: a new object, named or generated, validated and defaulted."""
         if not isinstance(body, dict):
             raise bad_request("the object provided is unrecognized (must be a JSON object)")
-        self._check_type_meta(rt, version, body)
+        wrong_kind = self._check_type_meta(rt, version, body)
         meta = body.get("metadata")
         if not isinstance(meta, dict):
             meta = {}
@@ -337,7 +347,7 @@ class Store:
         self._prepare_kind(rt, obj, None)
         if rt.crd_name is not None and rt.has_status(version):
             obj.pop("status", None)  # create cannot set status when it is a subresource
-        obj = self._validate(rt, version, obj, None, opts)
+        obj = self._validate(rt, version, obj, None, opts, wrong_kind)
         if self.get(rt, namespace if rt.namespaced else "", name or "") is not None:
             raise already_exists(rt.group, rt.plural, name or "")
         meta = obj["metadata"]
@@ -378,7 +388,7 @@ class Store:
             if rt.allow_create_on_update and subresource is None:
                 return self.create(rt, version, namespace, body, opts)
             raise not_found(rt.group, rt.plural, name)
-        self._check_type_meta(rt, version, body)
+        wrong_kind = self._check_type_meta(rt, version, body)
         rv = _meta(body).get("resourceVersion")
         if not rv and not rt.allow_unconditional_update:
             raise invalid(
@@ -387,7 +397,7 @@ class Store:
                 name,
                 [FieldError("Invalid", "metadata.resourceVersion", 0, "must be specified for an update")],
             )
-        return self._replace(rt, version, current, body, opts, subresource)
+        return self._replace(rt, version, current, body, opts, subresource, wrong_kind)
 
     def patch(
         self,
@@ -401,11 +411,17 @@ class Store:
         *,
         subresource: str | None = None,
     ) -> WriteResult:
-        """PATCH with any of the four patch types kube-apiserver accepts."""
+        """PATCH with any of the four patch types kube-apiserver accepts (three for custom resources)."""
+        check_patch_type(rt, content_type)
         current = self.get(rt, namespace if rt.namespaced else "", name)
         if content_type == "application/apply-patch+yaml":
             if not isinstance(patch, dict):
                 raise bad_request("apply patch must be an object")
+            if patch.get("kind") != rt.kind or patch.get("apiVersion") != rt.api_version(version):
+                group, _, applied_version = str(patch.get("apiVersion") or "").rpartition("/")
+                raise bad_request(
+                    f"invalid object type: {group}/{applied_version}, Kind={patch.get('kind') or ''}"
+                )
             if current is None:
                 if subresource is not None:
                     raise not_found(rt.group, rt.plural, name)
@@ -430,26 +446,18 @@ class Store:
                 if not isinstance(patch, dict):
                     raise bad_request("merge patch must be a JSON object")
                 patched = merge_patch(presented, patch)
-            elif content_type == "application/strategic-merge-patch+json":
-                if rt.crd_name is not None:
-                    raise ApiError(
-                        415,
-                        "UnsupportedMediaType",
-                        "the body of the request was in an unknown format - accepted media types include: "
-                        "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml",
-                    )
+            else:  # strategic merge (check_patch_type refused the rest)
                 patched = strategic_merge_patch(presented, patch)
-            else:
-                raise ApiError(
-                    415, "UnsupportedMediaType", f"the media type {content_type!r} is not supported"
-                )
         if not isinstance(patched, dict):
             raise bad_request("the patched object is not a JSON object")
         if _meta(patched).get("name", name) != name:
             raise bad_request(
                 f"the name of the object ({_meta(patched).get('name')}) does not match the name on the URL ({name})"
             )
-        return self._replace(rt, version, current, patched, opts, subresource)
+        wrong_kind = None
+        if rt.crd_name is not None and subresource is None and patched.get("kind") not in (None, rt.kind):
+            wrong_kind = str(patched["kind"])  # a patched kind is a 422, as a PUT's (status ignores it)
+        return self._replace(rt, version, current, patched, opts, subresource, wrong_kind)
 
     def delete(
         self,
@@ -512,16 +520,43 @@ class Store:
         out["apiVersion"] = api_version
         return out
 
-    def _check_type_meta(self, rt: ResourceType, version: str, body: Mapping[str, Any]) -> None:
-        api_version = body.get("apiVersion")
-        if api_version and api_version != rt.api_version(version):
+    def _check_type_meta(self, rt: ResourceType, version: str, body: Mapping[str, Any]) -> str | None:
+        """Raise the decoder's 400 for a body of another type; return a custom resource's wrong kind.
+
+        A custom resource needs ``kind`` and the exact ``apiVersion``; a wrong kind is then a 422 from its
+        validator (returned here for ``_validate``). A built-in may leave both out; naming another kind or
+        version fails in the typed decoder.
+        """
+        api_version, kind = body.get("apiVersion") or "", body.get("kind") or ""
+        expected = rt.api_version(version)
+        if rt.crd_name is not None:
+            if not kind:
+                data = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+                summary = data if len(data) <= 30 else data[:30] + " ..."
+                raise bad_request(
+                    f"the object provided is unrecognized (must be of type {rt.kind}): "
+                    f"Object 'Kind' is missing in '{data}' ({summary})"
+                )
+            if api_version != expected:
+                raise bad_request(
+                    f"the API version in the data ({api_version}) does not match the expected API version "
+                    f"({expected})"
+                )
+            return kind if kind != rt.kind else None
+        if (api_version or expected) == expected and (kind or rt.kind) == rt.kind:
+            return None
+        kind = kind or rt.kind
+        prefix = f'{kind} in version "{(api_version or expected).rpartition("/")[2]}" cannot be handled as a {rt.kind}'
+        registered = {t.kind for t in self.types.values() if t.crd_name is None and t.group == rt.group}
+        if api_version in ("", expected) and kind in registered:
+            internal = rt.group.split(".")[0] if rt.group else "core"
             raise bad_request(
-                f"the API version in the data ({api_version}) does not match the expected API version "
-                f"({rt.api_version(version)})"
+                f"{prefix}: converting ({version}.{kind}) to ({internal}.{rt.kind}): unknown conversion"
             )
-        kind = body.get("kind")
-        if kind and kind != rt.kind:
-            raise bad_request(f"the kind in the data ({kind}) does not match the expected kind ({rt.kind})")
+        raise bad_request(
+            f'{prefix}: no kind "{kind}" is registered for version "{api_version or expected}" in scheme '
+            '"pkg/api/legacyscheme/scheme.go:30"'
+        )
 
     def _check_namespace(
         self, rt: ResourceType, namespace: str, meta: Mapping[str, Any], name: str, *, creating: bool
@@ -589,8 +624,13 @@ class Store:
         obj: dict[str, Any],
         old: dict[str, Any] | None,
         opts: WriteOptions,
+        wrong_kind: str | None = None,
     ) -> dict[str, Any]:
-        """Prune, default and validate; returns the object to store."""
+        """Prune, default and validate; returns the object to store.
+
+        A custom resource whose body names another ``kind`` gets that type-meta error instead of its
+        metadata and schema errors (the CR validator returns early), then its list-type and CEL errors.
+        """
         unknown: list[str] = []
         meta = obj.get("metadata")
         if not isinstance(meta, dict):
@@ -619,13 +659,18 @@ class Store:
         if unknown and opts.field_validation == "Warn":
             opts.warnings.extend(f'unknown field "{path}"' for path in unknown)
         name = obj["metadata"].get("name") or ""
-        errors = self._validate_meta(rt, obj["metadata"], old)
+        if wrong_kind is not None:
+            errors = [FieldError("Invalid", "kind", wrong_kind, f"must be {rt.kind}")]
+        else:
+            errors = self._validate_meta(rt, obj["metadata"], old)
         if schema is not None:
-            errors.extend(kube_schema.validate(obj, schema, old))
+            errors.extend(
+                kube_schema.validate(obj, schema, old, earlier=errors, schema_checked=wrong_kind is None)
+            )
         if rt.gr == CRD_GR:
             errors.extend(validate_crd(obj, old))
         if errors:
-            raise invalid(rt.group, rt.kind, name, errors)
+            raise invalid(rt.group, wrong_kind or rt.kind, name, errors)
         return obj
 
     def _validate_meta(
@@ -699,6 +744,7 @@ class Store:
         body: dict[str, Any],
         opts: WriteOptions,
         subresource: str | None,
+        wrong_kind: str | None = None,
     ) -> WriteResult:
         """The common tail of PUT and PATCH: preconditions, strategies, validation, commit."""
         name = current["metadata"]["name"]
@@ -738,7 +784,7 @@ class Store:
         new["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
         if rt.gr == CRD_GR:
             new["status"] = _crd_status(new, current.get("status"))
-        new = self._validate(rt, version, new, current, opts)
+        new = self._validate(rt, version, new, current, opts, wrong_kind)
         if rt.tracks_generation and subresource is None and _content(new) != _content(current):
             new["metadata"]["generation"] = int(current["metadata"].get("generation", 1)) + 1
         return self._commit(rt, current, new, opts)
@@ -891,6 +937,15 @@ class Store:
         body = clone(dict(crd))
         body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
         return self.update(rt, "v1", "", name, body, WriteOptions()).obj
+
+
+def check_patch_type(rt: ResourceType, content_type: str) -> None:
+    """415 for a patch type the resource does not take: custom resources list theirs, built-ins do not."""
+    if rt.crd_name is not None:
+        if content_type not in CR_PATCH_TYPES:
+            raise unsupported_media_type(CR_PATCH_TYPES)
+    elif content_type not in PATCH_TYPES:
+        raise ApiError(415, "UnsupportedMediaType", "415: Unsupported Media Type", {})
 
 
 def _held(rt: ResourceType, obj: Mapping[str, Any]) -> bool:
