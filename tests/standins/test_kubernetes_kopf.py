@@ -9,7 +9,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.fixtures.kubernetes import KubeApi, KubeClient
+from clickhouse_privatelink_testkit.standins.kubernetes.server import (
+    EmulatorThread,
+    load_crd_file,
+    write_kubeconfig,
+)
+from tests.fixtures.kubernetes import CRD_FILE, KubeApi, KubeClient
 from tests.fixtures.polling import wait_for
 from tests.standins.kube_samples import API_VERSION, PLURAL, chpl
 
@@ -77,3 +82,61 @@ def test_kopf_operator_handles_create_and_finalizes_delete(
         message="kopf to remove its finalizer",
     )
     assert "cleaning up kopf-demo" in kopf_operator.read_text()
+
+
+@pytest.fixture
+def own_emulator(tmp_path: pathlib.Path) -> Iterator[tuple[EmulatorThread, KubeApi]]:
+    """A private stand-in keeping 20 events per resource (the session's is shared), with our CRD."""
+    thread = EmulatorThread(history_limit=20, bookmark_interval=1.0)
+    emulator = thread.start()
+    try:
+        for crd in load_crd_file(CRD_FILE):
+            thread.call(lambda crd=crd: emulator.apply_crd(crd))
+        kubeconfig = tmp_path / "kubeconfig"
+        write_kubeconfig(kubeconfig, emulator.url)
+        yield thread, KubeApi(url=emulator.url, kubeconfig=kubeconfig, emulator=emulator, thread=thread)
+    finally:
+        thread.stop()
+
+
+def test_kopf_relists_after_a_watch_from_a_compacted_version_gets_410(
+    own_emulator: tuple[EmulatorThread, KubeApi], tmp_path: pathlib.Path
+) -> None:
+    thread, api = own_emulator
+    emulator = api.emulator
+    assert emulator is not None
+    kube = api.client()
+    log = tmp_path / "kopf.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "kopf", "run", "--standalone", "--all-namespaces", "--verbose", str(OPERATOR)],
+            stdout=out, stderr=subprocess.STDOUT, env=api.env(), cwd=tmp_path,
+        )  # fmt: skip
+    try:
+
+        def hostname(name: str) -> str | None:
+            obj = kube.get_or_none(API_VERSION, PLURAL, name, "default") or {}
+            return obj.get("status", {}).get("privateDnsHostname")
+
+        kube.create(API_VERSION, PLURAL, chpl("before"), "default")
+        wait_for(lambda: hostname("before"), timeout=30, message=f"kopf to handle 'before': {log}")
+        # kopf's watch ends and its reconnect waits while more changes than the history keeps go by.
+        thread.call(emulator.hold_watches)
+        kube.create(API_VERSION, PLURAL, chpl("during"), "default")
+        for i in range(25):
+            patch = {"metadata": {"labels": {"round": str(i)}}}
+            kube.patch(API_VERSION, PLURAL, "before", patch, "default")
+        thread.call(emulator.release_watches)
+        # The resumed watch gets ERROR 410; kopf lists again and so finds the object created meanwhile.
+        wait_for(
+            lambda: hostname("during"), timeout=30, message=f"kopf to handle 'during': {log.read_text()}"
+        )
+        assert "Restarting the watch-stream for clickhouseprivatelinks" in log.read_text()
+    finally:
+        kube.close()
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

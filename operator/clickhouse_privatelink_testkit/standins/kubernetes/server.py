@@ -169,6 +169,8 @@ class KubernetesEmulator:
             for crd in KOPF_PEERING_CRDS:
                 self.store.apply_crd(crd)
         self._runner: web.AppRunner | None = None
+        self._watches_open = asyncio.Event()
+        self._watches_open.set()
 
     @property
     def url(self) -> str:
@@ -188,6 +190,19 @@ class KubernetesEmulator:
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
         self.port = int(self._runner.addresses[0][1])
+
+    def hold_watches(self) -> None:
+        """End every watch stream and keep new ones waiting until ``release_watches`` (call on the loop).
+
+        A client's reconnect gap made as long as a test needs: what changes meanwhile may outrun the
+        history a reconnecting watch resumes from, as an etcd compaction does on a real cluster.
+        """
+        self._watches_open.clear()
+        self.store.close_all_watches()
+
+    def release_watches(self) -> None:
+        """Let the watch requests held by ``hold_watches`` (and later ones) proceed."""
+        self._watches_open.set()
 
     async def stop(self) -> None:
         """End all watch streams and stop serving."""
@@ -529,6 +544,7 @@ class KubernetesEmulator:
     async def _watch(
         self, request: web.Request, rt: ResourceType, version: str, namespace: str | None
     ) -> web.StreamResponse:
+        await self._watches_open.wait()
         labels, fields = self._selectors(request, rt)
         query = request.query
         try:
