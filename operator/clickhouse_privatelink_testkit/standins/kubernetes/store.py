@@ -531,6 +531,7 @@ class Store:
         expected = rt.api_version(version)
         if rt.crd_name is not None:
             if not kind:
+                # kube-apiserver quotes the request's own bytes; the stand-in has the decoded body, so compact JSON.
                 data = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
                 summary = data if len(data) <= 30 else data[:30] + " ..."
                 raise bad_request(
