@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import pathlib
 import subprocess
 import sys
@@ -22,14 +23,14 @@ OPERATOR = pathlib.Path(__file__).with_name("minimal_operator.py")
 FINALIZER = "privatelink.clickhouse.dev/test-finalizer"
 
 
-@pytest.fixture
-def kopf_operator(kube_api: KubeApi, tmp_path: pathlib.Path) -> Iterator[pathlib.Path]:
-    """``kopf run`` of the minimal operator as a separate process; yields its log file."""
-    log = tmp_path / "kopf.log"
+@contextlib.contextmanager
+def kopf_run(api: KubeApi, workdir: pathlib.Path) -> Iterator[pathlib.Path]:
+    """``kopf run`` of the minimal operator as a separate process against ``api``; yields its log file."""
+    log = workdir / "kopf.log"
     with log.open("w") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "kopf", "run", "--standalone", "--all-namespaces", "--verbose", str(OPERATOR)],
-            stdout=out, stderr=subprocess.STDOUT, env=kube_api.env(), cwd=tmp_path,
+            stdout=out, stderr=subprocess.STDOUT, env=api.env(), cwd=workdir,
         )  # fmt: skip
     try:
         yield log
@@ -40,6 +41,13 @@ def kopf_operator(kube_api: KubeApi, tmp_path: pathlib.Path) -> Iterator[pathlib
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture
+def kopf_operator(kube_api: KubeApi, tmp_path: pathlib.Path) -> Iterator[pathlib.Path]:
+    """The minimal operator on the session's stand-in; yields its log file."""
+    with kopf_run(kube_api, tmp_path) as log:
+        yield log
 
 
 def test_kopf_operator_handles_create_and_finalizes_delete(
@@ -105,14 +113,7 @@ def test_kopf_relists_after_a_watch_from_a_compacted_version_gets_410(
     thread, api = own_emulator
     emulator = api.emulator
     assert emulator is not None
-    kube = api.client()
-    log = tmp_path / "kopf.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "kopf", "run", "--standalone", "--all-namespaces", "--verbose", str(OPERATOR)],
-            stdout=out, stderr=subprocess.STDOUT, env=api.env(), cwd=tmp_path,
-        )  # fmt: skip
-    try:
+    with kopf_run(api, tmp_path) as log, contextlib.closing(api.client()) as kube:
 
         def hostname(name: str) -> str | None:
             obj = kube.get_or_none(API_VERSION, PLURAL, name, "default") or {}
@@ -132,11 +133,3 @@ def test_kopf_relists_after_a_watch_from_a_compacted_version_gets_410(
             lambda: hostname("during"), timeout=30, message=f"kopf to handle 'during': {log.read_text()}"
         )
         assert "Restarting the watch-stream for clickhouseprivatelinks" in log.read_text()
-    finally:
-        kube.close()
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
