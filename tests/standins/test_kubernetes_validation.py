@@ -466,3 +466,67 @@ async def test_schema_errors_name_map_values_with_a_dot(akube: AsyncKube) -> Non
          "Invalid value: tag keys are 1 to 128 characters and may not start with aws: or privatelink.clickhouse.dev/ "
          "(reserved)"),
     ]  # fmt: skip
+
+
+def _rats_crd(*, strict: bool) -> dict[str, Any]:
+    """A CRD whose second version (``strict``) refuses what the first accepted."""
+    spec_schema: dict[str, Any] = {"type": "object", "properties": {
+        "x": {"type": "string", **({"pattern": "^z"} if strict else {})},
+        "y": {"type": "string"},
+        "tags": {"type": "object", "additionalProperties": {"type": "string", **({"maxLength": 2} if strict else {})}},
+    }}  # fmt: skip
+    if strict:
+        spec_schema["x-kubernetes-validations"] = [
+            {"rule": "self.x.startsWith('z')", "message": "x starts with z"}
+        ]
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "rats.example.com"},
+        "spec": {"group": "example.com", "scope": "Namespaced", "names": {"plural": "rats", "kind": "Rat"},
+                 "versions": [{"name": "v1", "served": True, "storage": True, "subresources": {"status": {}},
+                               "schema": {"openAPIV3Schema": {"type": "object", "required": ["spec"], "properties": {
+                                   "spec": spec_schema,
+                                   "status": {"type": "object", "properties": {"s": {"type": "string", "maxLength": 3}}},
+                               }}}}]},
+    }  # fmt: skip
+
+
+async def test_updates_ratchet_what_a_stricter_crd_now_refuses(akube: AsyncKube) -> None:
+    rats = "/apis/example.com/v1/namespaces/default/rats"
+    await akube.request("POST", CRDS, body=_rats_crd(strict=False))
+    body = {"apiVersion": "example.com/v1", "kind": "Rat", "metadata": {"name": "r"},
+            "spec": {"x": "abc", "tags": {"k": "long"}}}  # fmt: skip
+    await akube.request("POST", rats, body=body)
+    current = await akube.request("GET", f"{CRDS}/rats.example.com")
+    stricter = _rats_crd(strict=True)
+    stricter["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+    await akube.request("PUT", f"{CRDS}/rats.example.com", body=stricter)
+
+    async def patch(path: str, change: dict[str, Any]) -> list[tuple[str, str, str]]:
+        try:
+            await akube.request("PATCH", path, body=change, content_type=MERGE_PATCH)
+        except KubeApiError as err:
+            assert err.status == 422, err.body
+            return _causes(err.body)
+        return []
+
+    # The status subresource checks status alone: the spec the CRD now refuses is not its business.
+    assert await patch(f"{rats}/r/status", {"status": {"s": "ok"}}) == []
+    assert await patch(f"{rats}/r/status", {"status": {"s": "long"}}) == [
+        ("FieldValueTooLong", "status.s", "Too long: may not be more than 3 bytes"),
+        NOT_CHECKED,
+    ]
+    # Unchanged fields keep their old values; a changed object still meets its rules, a changed field its schema.
+    assert await patch(f"{rats}/r", {"spec": {"y": "new"}}) == [
+        ("FieldValueInvalid", "spec", "Invalid value: x starts with z")
+    ]
+    assert await patch(f"{rats}/r", {"spec": {"x": "abd"}}) == [
+        ("FieldValueInvalid", "spec.x", "Invalid value: \"abd\": spec.x in body should match '^z'"),
+        ("FieldValueInvalid", "spec", "Invalid value: x starts with z"),
+    ]
+    assert await patch(f"{rats}/r", {"spec": {"x": "zed", "y": "new"}}) == []  # tags.k still "long"
+    assert await patch(f"{rats}/r", {"spec": {"tags": {"k": "longer"}}}) == [
+        ("FieldValueTooLong", "spec.tags.k", "Too long: may not be more than 2 bytes"),
+        NOT_CHECKED,
+    ]

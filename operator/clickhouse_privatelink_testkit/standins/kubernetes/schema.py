@@ -163,24 +163,31 @@ def validate(
     *,
     earlier: list[FieldError] | None = None,
     schema_checked: bool = True,
+    status_only: bool = False,
 ) -> list[FieldError]:
     """The errors of ``obj`` in kube-apiserver's order: schema, list types, then CEL rules.
 
     ``earlier`` are the errors found before (metadata, type meta): a Required, TooLong, TooMany, type or
     enum error among them or the schema's own blocks the CEL rules, and the answer ends with the note
     ``hasBlockingErr`` adds instead. A wrong ``kind`` skips the schema (``schema_checked=False``), as
-    the custom resource validator returns its type-meta errors alone. ``old`` feeds transition rules.
+    the custom resource validator returns its type-meta errors alone; a write through the status
+    subresource checks only ``status`` against the schema (``status_only``).
+
+    On an update (``old``), validation ratchets as it does since Kubernetes 1.33: a value equal to its old
+    counterpart (where the two correlate: object fields, map values, map-list items by key) keeps passing
+    whatever the schema now says, and list duplicates count only if the old object had none; ``old``
+    also feeds transition rules.
     """
     errors: list[FieldError] = []
     props = schema.get("properties", {})
     if schema_checked:
         for key, value in obj.items():
-            if key in props and key != "metadata":
-                _validate(value, props[key], key, errors)
-        errors.extend(FieldError("Required", key) for key in schema.get("required", []) if key not in obj)
-    for key, value in obj.items():
-        if key in props and key != "metadata":
-            _validate_list_types(value, props[key], key, errors)
+            if key in props and key != "metadata" and (key == "status" or not status_only):
+                _validate(value, props[key], key, errors, _old_of(old, key))
+        if not status_only:
+            errors.extend(FieldError("Required", key) for key in schema.get("required", []) if key not in obj)
+    if old is None or not _list_type_errors(old, schema):
+        errors.extend(_list_type_errors(obj, schema))
     if any(e.kind in _BLOCKING for e in (*(earlier or []), *errors)):
         return [*errors, _NOT_CHECKED]
     for key, value in obj.items():
@@ -208,8 +215,15 @@ def validate_value(value: Any, schema: Schema, path: str) -> list[FieldError]:
     ]
 
 
-def _validate(value: Any, schema: Schema, path: str, errors: list[FieldError]) -> None:
-    """One value against its schema, validator by validator in kube-openapi's order."""
+def _old_of(old: Any, key: str) -> Any:
+    """The old value of an object's field or map value, OMIT where there is none."""
+    return old.get(key, OMIT) if isinstance(old, dict) else OMIT
+
+
+def _validate(value: Any, schema: Schema, path: str, errors: list[FieldError], old: Any = OMIT) -> None:
+    """One value against its schema, validator by validator in kube-openapi's order; ``old`` ratchets."""
+    if old is not OMIT and value == old:
+        return  # unchanged since the last write: kept even if the schema has become stricter
     if value is None:
         if not schema.get("nullable"):
             expected = schema.get("type", "object")
@@ -230,13 +244,13 @@ def _validate(value: Any, schema: Schema, path: str, errors: list[FieldError]) -
     elif isinstance(value, int | float) and not isinstance(value, bool):
         _validate_number(value, schema, path, errors)
     elif isinstance(value, list):
-        _validate_array(value, schema, path, errors)
+        _validate_array(value, schema, path, errors, old)
     enum = schema.get("enum")
     if enum is not None and value not in enum:
         supported = ", ".join(f'"{v}"' if isinstance(v, str) else f'"{json.dumps(v)}"' for v in enum)
         errors.append(FieldError("NotSupported", path, value, f"supported values: {supported}"))
     if isinstance(value, dict):
-        _validate_object(value, schema, path, errors)
+        _validate_object(value, schema, path, errors, old)
 
 
 def _validate_string(value: str, schema: Schema, path: str, errors: list[FieldError]) -> None:
@@ -289,11 +303,13 @@ def _map_keys(item: Any, keys: list[str]) -> tuple[Any, ...]:
     return tuple(repr(item.get(k)) if isinstance(item, dict) else None for k in keys)
 
 
-def _validate_array(value: list[Any], schema: Schema, path: str, errors: list[FieldError]) -> None:
+def _validate_array(value: list[Any], schema: Schema, path: str, errors: list[FieldError], old: Any) -> None:
     items = schema.get("items")
     if isinstance(items, dict):
+        old_items = _old_map_list_items(schema, old)
         for i, item in enumerate(value):
-            _validate(item, items, f"{path}[{i}]", errors)
+            keys = _map_keys(item, schema.get("x-kubernetes-list-map-keys", []))
+            _validate(item, items, f"{path}[{i}]", errors, old_items.get(keys, OMIT))
     max_items, min_items = schema.get("maxItems"), schema.get("minItems")
     if min_items is not None and len(value) < min_items:
         errors.append(
@@ -303,7 +319,9 @@ def _validate_array(value: list[Any], schema: Schema, path: str, errors: list[Fi
         errors.append(FieldError("TooMany", path, len(value), f"must have at most {max_items} items"))
 
 
-def _validate_object(value: dict[str, Any], schema: Schema, path: str, errors: list[FieldError]) -> None:
+def _validate_object(
+    value: dict[str, Any], schema: Schema, path: str, errors: list[FieldError], old: Any
+) -> None:
     max_props, min_props = schema.get("maxProperties"), schema.get("minProperties")
     if min_props is not None and len(value) < min_props:
         detail = f"{path} in body should have at least {min_props} properties"
@@ -315,13 +333,31 @@ def _validate_object(value: dict[str, Any], schema: Schema, path: str, errors: l
     if isinstance(extra, dict):
         for key, item in value.items():
             if key not in props:
-                _validate(item, extra, _child(path, key), errors)  # spec.aws.tags.k, not [k]
+                _validate(
+                    item, extra, _child(path, key), errors, _old_of(old, key)
+                )  # spec.aws.tags.k, not [k]
     for key, item in value.items():
         if key in props:
-            _validate(item, props[key], _child(path, key), errors)
+            _validate(item, props[key], _child(path, key), errors, _old_of(old, key))
     errors.extend(
         FieldError("Required", _child(path, key)) for key in schema.get("required", []) if key not in value
     )
+
+
+def _old_map_list_items(schema: Schema, old: Any) -> dict[tuple[Any, ...], Any]:
+    """Old items of a map list by their keys: the only list items Kubernetes correlates across updates."""
+    if schema.get("x-kubernetes-list-type") != "map" or not isinstance(old, list):
+        return {}
+    return {_map_keys(o, schema.get("x-kubernetes-list-map-keys", [])): o for o in old}
+
+
+def _list_type_errors(obj: dict[str, Any], schema: Schema) -> list[FieldError]:
+    errors: list[FieldError] = []
+    props = schema.get("properties", {})
+    for key, value in obj.items():
+        if key in props and key != "metadata":
+            _validate_list_types(value, props[key], key, errors)
+    return errors
 
 
 def _validate_list_types(value: Any, schema: Schema, path: str, errors: list[FieldError]) -> None:
@@ -378,20 +414,12 @@ def _correlated_children(
     elif isinstance(value, list) and isinstance(schema.get("items"), dict):
         items = schema["items"]
         list_type = schema.get("x-kubernetes-list-type")
-        old_index: dict[Any, Any] = {}
-        if has_old and isinstance(old, list):
-            if list_type == "map":
-                keys = schema.get("x-kubernetes-list-map-keys", [])
-                old_index = {_map_keys(o, keys): o for o in old}
-            elif list_type == "set":
-                old_index = {repr(o): o for o in old}
+        old_index = _old_map_list_items(schema, old if has_old else None)
         for i, item in enumerate(value):
-            if list_type == "map":
-                marker: Any = _map_keys(item, schema.get("x-kubernetes-list-map-keys", []))
-            elif list_type == "set":
-                marker = repr(item)
-            else:
-                marker = OMIT  # atomic lists: items have no identity across updates
+            # Only map-list items have an identity across updates (not a set's, not an atomic list's).
+            marker: Any = (
+                _map_keys(item, schema.get("x-kubernetes-list-map-keys", [])) if list_type == "map" else OMIT
+            )
             yield item, items, f"{path}[{i}]", old_index.get(marker), marker in old_index
 
 

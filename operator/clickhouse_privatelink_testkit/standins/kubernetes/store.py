@@ -626,6 +626,8 @@ class Store:
         old: dict[str, Any] | None,
         opts: WriteOptions,
         wrong_kind: str | None = None,
+        *,
+        status_only: bool = False,
     ) -> dict[str, Any]:
         """Prune, default and validate; returns the object to store.
 
@@ -666,7 +668,14 @@ class Store:
             errors = self._validate_meta(rt, obj["metadata"], old)
         if schema is not None:
             errors.extend(
-                kube_schema.validate(obj, schema, old, earlier=errors, schema_checked=wrong_kind is None)
+                kube_schema.validate(
+                    obj,
+                    schema,
+                    old,
+                    earlier=errors,
+                    schema_checked=wrong_kind is None,
+                    status_only=status_only,
+                )
             )
         if rt.gr == CRD_GR:
             errors.extend(validate_crd(obj, old))
@@ -785,7 +794,7 @@ class Store:
         new["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
         if rt.gr == CRD_GR:
             new["status"] = _crd_status(new, current.get("status"))
-        new = self._validate(rt, version, new, current, opts, wrong_kind)
+        new = self._validate(rt, version, new, current, opts, wrong_kind, status_only=subresource == "status")
         if rt.tracks_generation and subresource is None and _content(new) != _content(current):
             new["metadata"]["generation"] = int(current["metadata"].get("generation", 1)) + 1
         return self._commit(rt, current, new, opts)
