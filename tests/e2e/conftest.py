@@ -109,6 +109,14 @@ def data_plane(
         stop_process(proc)
 
 
+@pytest.fixture
+def plane(data_plane: DataPlane | None) -> DataPlane:
+    """The data plane, for the tests that break it (stand-ins only, as every test that drives a stand-in's
+    control API: against real services these fail here, saying why, rather than pass without checking)."""
+    assert data_plane is not None, "the data-plane stand-in serves the stand-ins only (no E2E_AWS run)"
+    return data_plane
+
+
 @pytest.fixture(scope="session")
 def k8s(kube_api: KubeApi) -> Kube:
     """The official client on the session's Kubernetes API (the CRD is installed by ``kube_api``)."""

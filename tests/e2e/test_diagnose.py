@@ -34,13 +34,6 @@ def first_to_fix(operator: OperatorProcess, link: Link) -> dict[str, Any]:
     return first
 
 
-@pytest.fixture
-def plane(data_plane: DataPlane | None) -> DataPlane:
-    if data_plane is None:
-        pytest.skip("the data-plane stand-in serves the stand-ins only")
-    return data_plane
-
-
 def test_diagnose_names_the_first_thing_to_fix_for_each_failure_mode(
     plane: DataPlane, make_link: LinkFactory, cloud: Cloud, operator: OperatorProcess
 ) -> None:

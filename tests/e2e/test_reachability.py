@@ -25,13 +25,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.standin_only]
 CHECK_TIMEOUT = 40.0
 
 
-@pytest.fixture
-def plane(data_plane: DataPlane | None) -> DataPlane:
-    if data_plane is None:
-        pytest.skip("the data-plane stand-in serves the stand-ins only")
-    return data_plane
-
-
 def _link_in(plane: DataPlane, make_link: LinkFactory, **spec: Any) -> Link:
     net = plane.network
     aws = {"vpcId": net.vpc_id, "subnetIds": net.subnet_ids, "securityGroupIds": [net.security_group_id]}
