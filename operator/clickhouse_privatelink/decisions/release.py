@@ -1,0 +1,177 @@
+"""What a resource being deleted lets go of: pure decisions over the users of each shared object, no I/O.
+
+Releasing is the plan of a shared object with the leaving resource taken out of its users: an object another
+live user still needs stays (whoever made it, whatever the leaving resource's policy), an object nobody needs
+any more goes if it is ours, and what is not ours is never touched. The engine's components read what AWS and
+ClickHouse hold, ask these functions, and carry out the answer (engine/components.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from clickhouse_privatelink import constants as c
+from clickhouse_privatelink.decisions.ownership import dns_owner_is, is_managed
+from clickhouse_privatelink.decisions.plan import ObservedEndpoint, ObservedRecords
+from clickhouse_privatelink.decisions.usage import (
+    Usage,
+    allow_list_users,
+    deletion_steward,
+    endpoint_users,
+    oldest,
+    others,
+    record_users,
+    zone_users,
+)
+
+
+def names(users: Sequence[Usage]) -> str:
+    """The oldest three users by name, and how many more (for Events)."""
+    shown = ", ".join(u.resource for u in oldest(users, 3))
+    return shown + (f" and {len(users) - 3} more" if len(users) > 3 else "")
+
+
+@dataclass(frozen=True)
+class Kept:
+    """An object left in place, and why (the message of an Event)."""
+
+    object_id: str
+    why: str
+
+
+@dataclass(frozen=True)
+class EndpointRelease:
+    """What happens to the endpoints of a leaving resource."""
+
+    delete: tuple[ObservedEndpoint, ...]  # ours, nobody else needs them: delete (unless AWS already is)
+    wait_for: tuple[ObservedEndpoint, ...]  # the leaving resource stays until AWS has deleted these
+    kept: tuple[Kept, ...]  # left in place, each with why
+    # An endpoint the plan would delete that the read did not show being deleted or retained: a fresh look
+    # comes first (a Retain mark or a new user may have come since the shared read).
+    look_again: bool = False
+
+    def keeps(self, endpoint_id: str) -> bool:
+        return any(k.object_id == endpoint_id for k in self.kept)
+
+
+def plan_endpoint_release(
+    me: Usage,
+    users: Iterable[Usage],
+    cluster: str,
+    *,
+    shared: Sequence[ObservedEndpoint],
+    legacy: Sequence[ObservedEndpoint],
+) -> EndpointRelease:
+    """The release of the endpoint of ``me``'s key (``shared``: this cluster's endpoints for that key, as read)
+    and of any endpoint made for ``me`` alone before endpoints were shared (``legacy``, always ``me``'s).
+
+    - an endpoint marked ``retained-by`` (a Retain of its last user) is kept until a user takes it over;
+    - while another live user holds the key, its endpoint stays;
+    - otherwise it is deleted, and the oldest of its remaining users (the deletion steward, one rule of the
+      users alone, so a restarted process picks the same one) waits for AWS to finish; the others leave once
+      AWS is deleting it.
+    """
+    doomed = [e for e in legacy if e.state != "deleted"]
+    wait_for = list(doomed)
+    kept: list[Kept] = []
+    live = [e for e in shared if e.state != "deleted"]
+    key = me.endpoint_key(cluster)
+    if key is not None and live:
+        key_users = endpoint_users(users, key)
+        holders = others(key_users, me.uid)
+        for endpoint in live:
+            if c.TAG_RETAINED in endpoint.tags:
+                why = f"endpoint {endpoint.id} is kept: deletionPolicy Retain of {endpoint.tags[c.TAG_RETAINED]}"
+                kept.append(Kept(endpoint.id, why))
+            elif holders:
+                kept.append(Kept(endpoint.id, f"endpoint {endpoint.id} is still used by {names(holders)}"))
+            else:
+                doomed.append(endpoint)
+                steward = deletion_steward(key_users)
+                if steward is None or steward.uid == me.uid:
+                    wait_for.append(endpoint)
+    look_again = any(e.state != "deleting" for e in doomed if e not in legacy)
+    return EndpointRelease(tuple(doomed), tuple(wait_for), tuple(kept), look_again=look_again)
+
+
+@dataclass(frozen=True)
+class Release:
+    """Whether to remove one shared object, and if not, why (an Event's message; empty: say nothing)."""
+
+    remove: bool
+    why: str = ""
+
+
+def plan_record_release(
+    me: Usage, users: Iterable[Usage], cluster: str, observed: ObservedRecords | None
+) -> Release:
+    """The record of ``me``'s private hostname in its zone (``observed``: what the zone holds; None: the zone
+    is gone, and the record with it).
+
+    A record serves one VPC (its marker names it): its users are the live resources of that VPC for the same
+    zone and hostname. It is removed only when none is left and its marker names this cluster and VPC.
+    """
+    hostname, zone_id = me.hostname or "", me.hosted_zone_id or ""
+    holders = others(record_users(users, zone_id, hostname, me.vpc_id), me.uid)
+    if holders:
+        return Release(False, f"the record for {hostname} is still used by {names(holders)}")
+    if observed is None:
+        return Release(False)
+    if dns_owner_is(observed.owner, cluster, me.vpc_id, me.uid):
+        return Release(True)
+    if observed.alias is not None or observed.other_address:
+        return Release(False, f"the record for {hostname} is not ours: left in place")
+    return Release(False)
+
+
+def plan_allow_list_release(
+    me: Usage, users: Iterable[Usage], *, adopted: bool, recorded: bool | None
+) -> Release:
+    """The entry of ``me``'s endpoint on its service's allow list.
+
+    The entry of an endpoint this cluster made is ours, whoever added it (it is of no use without the
+    endpoint); for an adopted endpoint, only an entry the operator added (for this or another user of it,
+    ``allow_list_added``) is. ``recorded``: what the status says of this resource's own entry (None: it does
+    not say). It stays while another live user needs it.
+    """
+    service_id, endpoint_id = me.service_id or "", me.endpoint_id or ""
+    entry_users = allow_list_users(users, service_id, endpoint_id)
+    ours = not adopted or me.allow_list_added or any(u.allow_list_added for u in entry_users)
+    if not ours and recorded is False:
+        return Release(False, f"{endpoint_id} was on the allow list before the operator: left there")
+    holders = others(entry_users, me.uid)
+    if holders:
+        return Release(False, f"{endpoint_id} stays on the allow list: used by {names(holders)}")
+    return Release(True)
+
+
+def plan_zone_release(
+    me: Usage,
+    users: Iterable[Usage],
+    cluster: str,
+    *,
+    only_soa_and_ns: bool,
+    zone_tags: dict[str, str] | None,
+) -> Release:
+    """The private zone ``me`` wrote into: deleted only when no live user (of any VPC) writes into it, it
+    holds nothing but its SOA and NS, and its tags say this cluster made it (``zone_tags``: None when not
+    read yet: the caller reads them only when the rest allows the deletion).
+    """
+    if others(zone_users(users, me.hosted_zone_id or ""), me.uid) or not only_soa_and_ns:
+        return Release(False)
+    if zone_tags is not None and not is_managed(zone_tags, cluster):
+        return Release(False)
+    return Release(True)
+
+
+__all__ = [
+    "EndpointRelease",
+    "Kept",
+    "Release",
+    "names",
+    "plan_allow_list_release",
+    "plan_endpoint_release",
+    "plan_record_release",
+    "plan_zone_release",
+]

@@ -1,0 +1,136 @@
+"""What a leaving resource lets go of (decisions/release.py, no I/O): the shared object's plan without it."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from clickhouse_privatelink import constants as c
+from clickhouse_privatelink.decisions.ownership import DnsOwner, zone_tags
+from clickhouse_privatelink.decisions.plan import ObservedEndpoint, ObservedRecords
+from clickhouse_privatelink.decisions.release import (
+    names,
+    plan_allow_list_release,
+    plan_endpoint_release,
+    plan_record_release,
+    plan_zone_release,
+)
+from tests.unit.test_usage import usage
+
+CLUSTER = "prod"
+
+
+def endpoint(endpoint_id: str = "vpce-1", state: str = "available", **tags: str) -> ObservedEndpoint:
+    return ObservedEndpoint(
+        id=endpoint_id,
+        vpc_id="vpc-1",
+        service_name="svc",
+        state=state,
+        subnet_ids=frozenset({"subnet-a"}),
+        security_group_ids=frozenset(),
+        tags=dict(tags),
+    )
+
+
+def test_the_last_user_deletes_the_shared_endpoint_and_waits_for_it() -> None:
+    me = usage("a")
+    plan = plan_endpoint_release(me, [me], CLUSTER, shared=[endpoint()], legacy=[])
+    assert [e.id for e in plan.delete] == ["vpce-1"]
+    assert [e.id for e in plan.wait_for] == ["vpce-1"]
+    assert plan.kept == () and plan.look_again
+
+
+def test_an_endpoint_another_live_user_holds_stays_and_says_who() -> None:
+    me, other = usage("a"), usage("b", created="2026-02-01T00:00:00Z")
+    plan = plan_endpoint_release(me, [me, other], CLUSTER, shared=[endpoint()], legacy=[])
+    assert plan.delete == () and plan.wait_for == ()
+    assert plan.keeps("vpce-1")
+    assert plan.kept[0].why == "endpoint vpce-1 is still used by ns/b"
+
+
+def test_users_leaving_together_delete_once_and_only_the_steward_waits() -> None:
+    oldest, younger = usage("a"), usage("b", created="2026-02-01T00:00:00Z")
+    users = [replace(oldest, deleting=True), replace(younger, deleting=True)]
+    deleting = [endpoint(state="deleting")]
+    steward = plan_endpoint_release(users[0], users, CLUSTER, shared=deleting, legacy=[])
+    other = plan_endpoint_release(users[1], users, CLUSTER, shared=deleting, legacy=[])
+    assert [e.id for e in steward.wait_for] == ["vpce-1"] and not steward.look_again
+    assert other.wait_for == () and [e.id for e in other.delete] == ["vpce-1"]
+
+
+def test_a_retained_endpoint_is_kept_until_a_user_takes_it_over() -> None:
+    me = usage("a")
+    retained = endpoint(**{c.TAG_RETAINED: "ns/old"})
+    plan = plan_endpoint_release(me, [me], CLUSTER, shared=[retained], legacy=[])
+    assert plan.delete == () and plan.wait_for == ()
+    assert plan.kept[0].why == "endpoint vpce-1 is kept: deletionPolicy Retain of ns/old"
+
+
+def test_a_legacy_endpoint_of_the_resource_alone_always_goes() -> None:
+    me, other = usage("a"), usage("b")
+    legacy = endpoint("vpce-old")
+    plan = plan_endpoint_release(me, [me, other], CLUSTER, shared=[endpoint()], legacy=[legacy])
+    assert [e.id for e in plan.delete] == ["vpce-old"]
+    assert [e.id for e in plan.wait_for] == ["vpce-old"]
+    assert plan.keeps("vpce-1") and not plan.look_again
+
+
+def test_an_adopting_resource_releases_no_shared_endpoint() -> None:
+    me = usage("a", adopted_endpoint_id="vpce-9")
+    plan = plan_endpoint_release(me, [me], CLUSTER, shared=[endpoint()], legacy=[])
+    assert plan.delete == () and plan.kept == ()
+
+
+def test_a_record_goes_with_its_last_user_of_the_vpc_when_its_marker_names_this_cluster_and_vpc() -> None:
+    me = usage("a")
+    ours = ObservedRecords(alias=("x", "Z"), owner=DnsOwner(cluster=CLUSTER, vpc="vpc-1"))
+    assert plan_record_release(me, [me], CLUSTER, ours).remove
+    # the same hostname written for another VPC (another tenant's) is never ours to delete
+    theirs = ObservedRecords(alias=("x", "Z"), owner=DnsOwner(cluster=CLUSTER, vpc="vpc-2"))
+    kept = plan_record_release(me, [me], CLUSTER, theirs)
+    assert not kept.remove and "not ours" in kept.why
+    assert not plan_record_release(me, [me], CLUSTER, None).remove  # the zone is gone
+
+
+def test_a_record_stays_while_a_user_of_the_same_vpc_holds_it_but_not_for_another_vpcs_user() -> None:
+    me = usage("a", hostname="h.example", service_id="svc")
+    same_vpc = usage("b", hostname="h.example", service_id="svc")
+    other_vpc = usage("c", hostname="h.example", service_id="svc", vpc_id="vpc-2")
+    ours = ObservedRecords(alias=("x", "Z"), owner=DnsOwner(cluster=CLUSTER, vpc="vpc-1"))
+    held = plan_record_release(me, [me, same_vpc], CLUSTER, ours)
+    assert not held.remove and held.why == "the record for h.example is still used by ns/b"
+    assert plan_record_release(me, [me, other_vpc], CLUSTER, ours).remove
+
+
+def test_the_entry_of_an_endpoint_we_made_is_ours_and_goes_with_its_last_user() -> None:
+    me = usage("a", service_id="svc")
+    assert plan_allow_list_release(me, [me], adopted=False, recorded=None).remove
+    other = usage("b", service_id="svc")
+    held = plan_allow_list_release(me, [me, other], adopted=False, recorded=None)
+    assert not held.remove and held.why == "vpce-1 stays on the allow list: used by ns/b"
+
+
+def test_an_adopted_endpoints_entry_that_was_there_before_the_operator_is_left() -> None:
+    me = usage("a", service_id="svc", adopted_endpoint_id="vpce-1")
+    before = plan_allow_list_release(me, [me], adopted=True, recorded=False)
+    assert not before.remove and "before the operator" in before.why
+    added = replace(me, allow_list_added=True)
+    assert plan_allow_list_release(added, [added], adopted=True, recorded=True).remove
+    # another user of the adopted endpoint added it: the operator's entry, removed by the last user
+    other = usage("b", service_id="svc", adopted_endpoint_id="vpce-1", allow_list_added=True, deleting=True)
+    assert plan_allow_list_release(me, [me, other], adopted=True, recorded=False).remove
+
+
+def test_a_zone_goes_only_when_empty_unused_from_any_vpc_and_tagged_ours() -> None:
+    me = usage("a")
+    ours = zone_tags(CLUSTER, "vpc-1")
+    assert plan_zone_release(me, [me], CLUSTER, only_soa_and_ns=True, zone_tags=ours).remove
+    assert plan_zone_release(me, [me], CLUSTER, only_soa_and_ns=True, zone_tags=None).remove
+    assert not plan_zone_release(me, [me], CLUSTER, only_soa_and_ns=False, zone_tags=ours).remove
+    assert not plan_zone_release(me, [me], CLUSTER, only_soa_and_ns=True, zone_tags={}).remove
+    other_vpc = usage("b", vpc_id="vpc-2")  # writes into the same zone from another VPC
+    assert not plan_zone_release(me, [me, other_vpc], CLUSTER, only_soa_and_ns=True, zone_tags=ours).remove
+
+
+def test_names_shows_the_oldest_three_and_counts_the_rest() -> None:
+    users = [usage(f"u{i}", created=f"2026-01-0{i}T00:00:00Z") for i in range(1, 6)]
+    assert names(users) == "ns/u1, ns/u2, ns/u3 and 2 more"
