@@ -24,14 +24,20 @@ from clickhouse_privatelink import constants as c
 from clickhouse_privatelink.adapters.aws import route53 as route53_api
 from clickhouse_privatelink.adapters.aws import security_groups, vpc_endpoints
 from clickhouse_privatelink.adapters.aws.clients import classify, clients_for
-from clickhouse_privatelink.adapters.clickhouse.client import ClickHouseApiError, ClickHouseCloudClient
+from clickhouse_privatelink.adapters.clickhouse.client import (
+    ClickHouseApiError,
+    ClickHouseCloudClient,
+    Service,
+)
 from clickhouse_privatelink.adapters.kubernetes.api import KubernetesApiError, custom_object_path, get_json
 from clickhouse_privatelink.adapters.kubernetes.secrets import CredentialsError, SecretReader
 from clickhouse_privatelink.adapters.network.probe import ProbeConfig, Prober
 from clickhouse_privatelink.api.models import ClickHousePrivateLinkSpec, DnsMode
+from clickhouse_privatelink.decisions import public_access
 from clickhouse_privatelink.decisions.plan import zone_name_for
 from clickhouse_privatelink.decisions.reachability import Context
 from clickhouse_privatelink.decisions.reachability import classify as classify_reachability
+from clickhouse_privatelink.decisions.reasons import Reason
 from clickhouse_privatelink.decisions.security_groups import check_ports, port_check_result
 from clickhouse_privatelink.decisions.tenancy import api_url_allowed
 from clickhouse_privatelink.settings import Settings
@@ -120,7 +126,11 @@ async def diagnose(namespace: str, name: str, settings: Settings, *, probe: bool
         # The tenancy policy refused it: nothing it names is read on its behalf, by the operator or here.
         report.add("tenancy policy", "fail", str(ready.get("message", "")), "NotPermitted")
         return report
-    await _checklist(report, namespace, spec, status, settings, probe=probe)
+    public: list[Check] = []
+    await _checklist(report, namespace, spec, status, settings, probe=probe, public=public)
+    # Last: the public IP access list is no part of a private connection, so it is never the first thing
+    # to fix while the connection fails (and it is said however far the checklist got).
+    report.checks.extend(public)
     return report
 
 
@@ -132,6 +142,7 @@ async def _checklist(
     settings: Settings,
     *,
     probe: bool,
+    public: list[Check],
 ) -> None:
     ch = spec.clickhouse
     # 1. ClickHouse: the service, its PrivateLink configuration and its allow list (the guide's endpoint filters).
@@ -168,6 +179,7 @@ async def _checklist(
         except ClickHouseApiError as exc:
             report.add("clickhouse service", "fail", f"ClickHouse API: {exc}")
             return
+    public.append(_public_access(spec, service))
     host = config.private_dns_hostname
     allowed = tuple(service.private_endpoint_ids)
     if not config.ready:
@@ -263,6 +275,18 @@ async def _checklist(
         result.message + ("" if result.ok else where),
         result.reason.value,
     )
+
+
+def _public_access(spec: ClickHousePrivateLinkSpec, service: Service) -> Check:
+    """How the service's IP access list stands against spec.clickhouse.publicAccess (skip when Unchanged)."""
+    raw = spec.clickhouse.public_access
+    setting = public_access.setting_from_spec(raw.model_dump(mode="json") if raw is not None else None)
+    live = public_access.entries_from(service.ip_access_list)
+    met, detail = public_access.diagnosis(setting, live, service.name)
+    if met is None:
+        return Check("public access", "skip", detail)
+    reason = "" if met else Reason.PUBLIC_ACCESS_CHANGED_BY_OTHERS.value
+    return Check("public access", "ok" if met else "fail", detail, reason)
 
 
 async def _dns(

@@ -54,8 +54,11 @@ def test_diagnose_names_the_first_thing_to_fix_for_each_failure_mode(
         "dns zone",
         "dns record",
         "reachability",
+        "public access",
     ]
-    assert all(c["status"] == "ok" for c in report["checks"]), report
+    assert all(c["status"] == "ok" for c in report["checks"][:-1]), report
+    public = report["checks"][-1]
+    assert public["status"] == "skip" and public["detail"].startswith("publicAccess is Unchanged"), public
 
     operator.stop()  # nothing repairs what is broken below until it starts again
     try:
@@ -89,3 +92,11 @@ def test_diagnose_names_the_first_thing_to_fix_for_each_failure_mode(
     # Started again, the operator puts the entry back; the checklist passes again.
     wait_for(lambda: endpoint_id in cloud.allow_list(), timeout=CHECK_TIMEOUT, message="the entry back")
     wait_for(lambda: diagnose(operator, link)[0] == 0, timeout=CHECK_TIMEOUT, message="nothing to fix")
+
+    # publicAccess set: the last line says whether the IP access list stands as the resource asks.
+    link.patch_spec({"clickhouse": {"publicAccess": {"mode": "PrivateOnly"}}})
+    link.wait_condition("PublicAccessRestricted", status="True", timeout=CHECK_TIMEOUT)
+    code, out = diagnose(operator, link)
+    public = json.loads(out)["checks"][-1]
+    assert code == 0 and public["name"] == "public access" and public["status"] == "ok", out
+    assert public["detail"].endswith("is as publicAccess asks: no public entry (PrivateLink only)"), public

@@ -158,3 +158,20 @@ def test_resources_left_at_unchanged_are_not_users() -> None:
 def test_bad_settings_are_refused(raw: dict[str, Any]) -> None:
     with pytest.raises(ValidationError):
         PublicAccess.model_validate(raw)
+
+
+def test_diagnosis_says_whether_the_list_stands_as_set_and_what_an_unset_list_admits() -> None:
+    assert pa.diagnosis(None, [ANYWHERE], "svc") == (
+        None,
+        "publicAccess is Unchanged: the operator leaves the IP access list of svc alone (it admits: 0.0.0.0/0)",
+    )
+    assert pa.diagnosis(PRIVATE, [], "svc") == (
+        True,
+        "the IP access list of svc is as publicAccess asks: no public entry (PrivateLink only)",
+    )
+    met, detail = pa.diagnosis(allow("203.0.113.0/24"), [ANYWHERE], "svc")
+    assert met is False
+    assert detail == (
+        "the IP access list of svc differs from publicAccess (only 203.0.113.0/24): 0.0.0.0/0 listed; "
+        "203.0.113.0/24 missing; see the resource's PublicAccessRestricted condition"
+    )

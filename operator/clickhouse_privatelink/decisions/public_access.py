@@ -307,6 +307,14 @@ class Standing:
     def met(self) -> bool:
         return not self.extra and not self.missing
 
+    def differences(self) -> str:
+        parts = []
+        if self.extra:
+            parts.append(f"{describe_entries(self.extra)} listed")
+        if self.missing:
+            parts.append(f"{', '.join(self.missing)} missing")
+        return "; ".join(parts)
+
 
 def standing(setting: Setting, live: Sequence[Entry]) -> Standing:
     wanted = setting.wanted()
@@ -345,15 +353,10 @@ def verdict(
         )
     state = standing(mine, live)
     if not state.met:
-        parts = []
-        if state.extra:
-            parts.append(f"{describe_entries(state.extra)} listed")
-        if state.missing:
-            parts.append(f"{', '.join(state.missing)} missing")
         return (
             False,
             Reason.PUBLIC_ACCESS_CHANGED_BY_OTHERS,
-            f"{where} was changed since the operator set it to {mine.describe()}: {'; '.join(parts)}. The "
+            f"{where} was changed since the operator set it to {mine.describe()}: {state.differences()}. The "
             "operator leaves changes made since alone: edit the list, or set publicAccess to Unchanged and "
             "back to apply it again",
         )
@@ -366,3 +369,22 @@ def verdict(
     if force is not None and force.uid != me.uid:
         message += f" (the setting of {force.resource}, its oldest resource with one, is the same)"
     return True, reason, message
+
+
+def diagnosis(setting: Setting | None, live: Sequence[Entry], service_name: str) -> tuple[bool | None, str]:
+    """The diagnose command's line on the service's public IP access list: (met, what it says).
+
+    ``met`` is None where the resource sets nothing (Unchanged): the line only says what the list admits, as a
+    person asking why the service is still reachable publicly wants to know.
+    """
+    where = f"the IP access list of {service_name}"
+    if setting is None:
+        listed = describe_entries(live)
+        return None, f"publicAccess is Unchanged: the operator leaves {where} alone (it admits: {listed})"
+    state = standing(setting, live)
+    if state.met:
+        return True, f"{where} is as publicAccess asks: {setting.describe()}"
+    return False, (
+        f"{where} differs from publicAccess ({setting.describe()}): {state.differences()}; see the resource's "
+        "PublicAccessRestricted condition"
+    )
