@@ -14,18 +14,13 @@ import uuid
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from clickhouse_privatelink import constants as c
-from clickhouse_privatelink.adapters.aws import route53, vpc_endpoints
-from clickhouse_privatelink.adapters.aws.clients import error_code
 from clickhouse_privatelink.adapters.aws.route53 import only_soa_and_ns, record_changes
 from clickhouse_privatelink.adapters.clickhouse.client import (
     ClickHouseApiError,
     Forbidden,
     PrivateEndpointConfig,
 )
-from clickhouse_privatelink.adapters.clickhouse.gateway import ClickHouseGateway
 from clickhouse_privatelink.api.models import DnsMode
 from clickhouse_privatelink.decisions.ownership import (
     dns_owner_is,
@@ -73,10 +68,10 @@ from clickhouse_privatelink.engine.context import (
     Pass,
     StepFailed,
     aws_await,
-    aws_call,
     aws_failure,
     clickhouse_call,
 )
+from clickhouse_privatelink.engine.ports import AwsError, ClickHousePort
 from clickhouse_privatelink.engine.security_group_component import SecurityGroupComponent
 
 CREDENTIAL_REASONS = frozenset(
@@ -224,10 +219,9 @@ class EndpointComponent:
             if found is not None and c.TAG_RETAINED in found.tags:
                 # Left by a user with deletionPolicy Retain as its last user: that claim ended with it, and
                 # this resource is responsible for the endpoint now (so its own policy decides its fate).
-                await aws_call(
-                    ConditionType.VPC_ENDPOINT_READY, vpc_endpoints.unmark_retained, p.aws.ec2, found.id
+                await aws_await(
+                    ConditionType.VPC_ENDPOINT_READY, p.aws.unmark_retained(aws_spec.vpc_id, found.id)
                 )
-                p.aws.forget_endpoints(aws_spec.vpc_id)
                 p.out.event(
                     "EndpointTakenOver",
                     f"endpoint {found.id} was kept by deletionPolicy Retain of {found.tags[c.TAG_RETAINED]}: "
@@ -247,7 +241,7 @@ class EndpointComponent:
 
     async def _adopted(self, p: Pass, desired: DesiredEndpoint, endpoint_id: str) -> None:
         step = ConditionType.VPC_ENDPOINT_READY
-        observed = await aws_call(step, vpc_endpoints.get, p.aws.ec2, endpoint_id)
+        observed = await aws_await(step, p.aws.endpoint(endpoint_id))
         decision = plan_endpoint(desired, observed, adopted=True)
         if decision.action is EndpointAction.FAIL or observed is None:
             raise StepFailed(step, decision.reason, decision.message)
@@ -270,21 +264,17 @@ class EndpointComponent:
             if p.res.deleting():
                 raise StepFailed(step, Reason.DELETING, "being deleted: no new endpoint")
             await p.before_write(step)
-            observed = await aws_call(
-                step, vpc_endpoints.create, p.aws.ec2, desired, tags=tags, client_token=token
-            )
+            observed = await aws_await(step, p.aws.create_endpoint(desired, tags=tags, client_token=token))
             p.wrote(crash.ENDPOINT_CREATE)
             where = f" (cross-region to {desired.service_region})" if desired.cross_region else ""
-            p.aws.forget_endpoints(desired.vpc_id)
             p.out.event("EndpointCreated", f"created VPC endpoint {observed.id}{where}")
             p.out.changes.append("endpoint_created")
         elif decision.action is EndpointAction.MODIFY:
             assert observed is not None
-            await aws_call(step, vpc_endpoints.modify, p.aws.ec2, observed.id, decision)
-            p.aws.forget_endpoints(desired.vpc_id)
+            modified = await aws_await(step, p.aws.modify_endpoint(observed, decision))
             p.out.event("EndpointModified", _modification(observed.id, decision))
             p.out.changes.append("endpoint_modified")
-            observed = await aws_call(step, vpc_endpoints.get, p.aws.ec2, observed.id)
+            observed = modified
             if observed is None:
                 raise StepFailed(
                     step, Reason.ENDPOINT_NOT_FOUND, "the endpoint vanished while being modified"
@@ -378,9 +368,8 @@ class EndpointComponent:
                         awaited += shared
             for endpoint in doomed:
                 if endpoint.state != "deleting":
-                    await aws_call(step, vpc_endpoints.delete, p.aws.ec2, endpoint.id)
+                    await aws_await(step, p.aws.delete_endpoint(aws_spec.vpc_id, endpoint.id))
                     p.wrote(crash.ENDPOINT_DELETE)
-                    p.aws.forget_endpoints(aws_spec.vpc_id)
                     p.out.event("EndpointDeleting", f"deleting VPC endpoint {endpoint.id}")
         if awaited:
             message = f"waiting for AWS to delete {', '.join(e.id for e in awaited)}"
@@ -399,7 +388,7 @@ class ReleasePending(Exception):
     """Release cannot finish this pass (AWS is still deleting): look again soon."""
 
 
-async def _gateway_for_release(p: Pass, reason: str, left: str) -> ClickHouseGateway | None:
+async def _gateway_for_release(p: Pass, reason: str, left: str) -> ClickHousePort | None:
     """The ClickHouse gateway, or None with a Warning naming what stays (``left``) when the key is gone.
 
     Cleanup goes on without the key (a namespace torn down Secret first): the AWS objects still go.
@@ -465,7 +454,7 @@ class ZoneComponent:
         aws_spec = p.res.spec.aws
         zone_id = p.res.spec.dns.hosted_zone_id
         if zone_id is not None:
-            zone = await aws_call(step, route53.get_zone, p.aws.route53, zone_id)
+            zone = await aws_await(step, p.aws.zone(zone_id))
             if zone is None:
                 raise StepFailed(step, Reason.HOSTED_ZONE_NOT_FOUND, f"hosted zone {zone_id} does not exist")
             if not zone_contains(zone.name, hostname):
@@ -503,18 +492,17 @@ class ZoneComponent:
                 )
                 if zone is None:
                     await p.before_write(step)
-                    zone = await aws_call(
+                    zone = await aws_await(
                         step,
-                        route53.create_private_zone,
-                        p.aws.route53,
-                        name,
-                        vpc_id=aws_spec.vpc_id,
-                        vpc_region=aws_spec.region,
-                        tags=zone_tags(p.cluster, aws_spec.vpc_id),
-                        caller_reference=f"chpl-{uuid.uuid4()}",
+                        p.aws.create_private_zone(
+                            name,
+                            vpc_id=aws_spec.vpc_id,
+                            vpc_region=aws_spec.region,
+                            tags=zone_tags(p.cluster, aws_spec.vpc_id),
+                            caller_reference=f"chpl-{uuid.uuid4()}",
+                        ),
                     )
                     p.wrote(crash.ZONE_CREATE)
-                    p.aws.forget_zone(aws_spec.vpc_id, name)
                     p.out.event("HostedZoneCreated", f"created private zone {name} ({zone.id})")
                     p.out.changes.append("zone_created")
         p.zone_id = zone.id
@@ -536,13 +524,11 @@ class ZoneComponent:
             sets = await aws_await(step, p.aws.zone_sets(zone_id, max_age=p.read_age))
             if sets is None or not only_soa_and_ns(sets):
                 return
-            zone = await aws_call(step, route53.get_zone, p.aws.route53, zone_id, with_tags=True)
+            zone = await aws_await(step, p.aws.zone(zone_id, with_tags=True))
             if zone is None or not is_managed(zone.tags, p.cluster):
                 return
-            if await aws_call(step, route53.delete_zone_if_empty, p.aws.route53, zone.id):
+            if await aws_await(step, p.aws.delete_zone_if_empty(zone.id, vpc_id=p.me.vpc_id, name=zone.name)):
                 p.wrote(crash.ZONE_DELETE)
-                p.aws.forget_zone(p.me.vpc_id, zone.name)
-                p.aws.forget_records(zone.id)
                 p.out.event("HostedZoneDeleted", f"deleted the empty private zone {zone.name}")
 
 
@@ -580,13 +566,8 @@ class RecordComponent:
                 await p.before_write(step)
                 try:
                     await p.aws.change_records(p.zone_id, changes)
-                except (ClientError, BotoCoreError) as exc:
-                    if (
-                        vacant
-                        and max_age
-                        and isinstance(exc, ClientError)
-                        and error_code(exc) == "InvalidChangeBatch"
-                    ):
+                except AwsError as exc:
+                    if vacant and max_age and exc.code == "InvalidChangeBatch":
                         continue  # made by someone since the read
                     raise aws_failure(step, exc) from None
                 p.wrote(crash.RECORD_CHANGE)
@@ -619,11 +600,11 @@ class RecordComponent:
                 ]
                 try:
                     await p.aws.change_records(zone_id, ours)
-                except (ClientError, BotoCoreError) as exc:
+                except AwsError as exc:
                     # A set changed or vanished since it was read: look again; still there is an error.
-                    if not isinstance(exc, ClientError) or error_code(exc) != "InvalidChangeBatch":
+                    if exc.code != "InvalidChangeBatch":
                         raise aws_failure(step, exc) from None
-                    again, sets = await aws_call(step, route53.read_records, p.aws.route53, zone_id, hostname)
+                    again, sets = await aws_await(step, p.aws.read_records(zone_id, hostname))
                     if dns_owner_is(again.owner, p.cluster, p.me.vpc_id, p.me.uid):
                         ours = [
                             {"Action": "DELETE", "ResourceRecordSet": rs}

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from clickhouse_privatelink.adapters.aws.clients import classify
-from clickhouse_privatelink.adapters.aws.gateway import AwsGateway
 from clickhouse_privatelink.adapters.clickhouse.client import (
     ClickHouseApiError,
     Forbidden,
@@ -19,7 +14,6 @@ from clickhouse_privatelink.adapters.clickhouse.client import (
     Service,
     Unauthorized,
 )
-from clickhouse_privatelink.adapters.clickhouse.gateway import ClickHouseGateway
 from clickhouse_privatelink.adapters.kubernetes.api import KubernetesApiError
 from clickhouse_privatelink.api.models import ClickHousePrivateLinkSpec
 from clickhouse_privatelink.decisions.ownership import ResourceRef
@@ -29,6 +23,7 @@ from clickhouse_privatelink.decisions.status import StepResult, summarise_ready
 from clickhouse_privatelink.decisions.tenancy import Verdict
 from clickhouse_privatelink.decisions.usage import Usage
 from clickhouse_privatelink.engine.crash_points import Wrote
+from clickhouse_privatelink.engine.ports import AwsError, AwsPort, ClickHousePort
 from clickhouse_privatelink.engine.usage_book import UsageBook
 
 T = TypeVar("T")
@@ -122,11 +117,11 @@ class Pass:
 
     res: Resource
     out: Outcome
-    aws: AwsGateway
+    aws: AwsPort
     book: UsageBook
     indexed: Sequence[Usage]  # the durable users of this resource's VPC
     me: Usage
-    clickhouse: Callable[[], Awaitable[ClickHouseGateway]]
+    clickhouse: Callable[[], Awaitable[ClickHousePort]]
     read_age: float  # how old a shared read (services list, endpoints) may be for this pass
     zone_indexed: Iterable[Usage] = ()  # the durable users of this resource's zone (any VPC)
     durable: dict[str, Any] = field(default_factory=dict)  # the status as written (its intent included)
@@ -184,22 +179,16 @@ class Pass:
         )
 
 
-def aws_failure(step: ConditionType, exc: ClientError | BotoCoreError) -> StepFailed:
+def aws_failure(step: ConditionType, exc: AwsError) -> StepFailed:
     """The failed step an AWS error means (reason and message from the error's classification)."""
-    problem = classify(exc)
-    return StepFailed(step, problem.reason, f"AWS {problem.message}")
-
-
-async def aws_call(step: ConditionType, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run a blocking boto3 adapter call off the event loop; turn AWS errors into a failed step."""
-    return await aws_await(step, asyncio.to_thread(fn, *args, **kwargs))
+    return StepFailed(step, exc.reason, f"AWS {exc.message}")
 
 
 async def aws_await(step: ConditionType, call: Awaitable[T]) -> T:
-    """Await an AWS call (a gateway's or a thread's); turn AWS errors into a failed step."""
+    """Await an AWS call (through the gateway); turn AWS errors into a failed step."""
     try:
         return await call
-    except (ClientError, BotoCoreError) as exc:
+    except AwsError as exc:
         raise aws_failure(step, exc) from None
 
 

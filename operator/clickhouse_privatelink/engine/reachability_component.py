@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from clickhouse_privatelink.adapters.aws import vpc_endpoints
 from clickhouse_privatelink.adapters.network.probe import PlacementFinder, Prober
 from clickhouse_privatelink.api.models import DnsMode
 from clickhouse_privatelink.decisions.reachability import (
@@ -70,15 +69,9 @@ class ReachabilityComponent:
     async def _measure(self, p: Pass) -> StepResult:
         assert p.endpoint is not None and p.config is not None and p.service is not None
         endpoint = p.endpoint
-        ec2 = p.aws.ec2
         try:
             interfaces = await aws_await(
-                ConditionType.REACHABLE,
-                p.aws.shared_read(
-                    ("endpoint-interfaces", endpoint.id),
-                    lambda: vpc_endpoints.interface_addresses(ec2, endpoint.id),
-                    max_age=p.read_age,
-                ),
+                ConditionType.REACHABLE, p.aws.interface_addresses(endpoint.id, max_age=p.read_age)
             )
         except StepFailed:
             interfaces = ()  # not readable (ec2:DescribeNetworkInterfaces): the answer is not compared

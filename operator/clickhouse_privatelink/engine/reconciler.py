@@ -12,9 +12,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from clickhouse_privatelink.adapters.aws import vpc_endpoints
-from clickhouse_privatelink.adapters.aws.gateway import AwsGateway
-from clickhouse_privatelink.adapters.clickhouse.gateway import ClickHouseGateway
 from clickhouse_privatelink.adapters.kubernetes.secrets import ApiKey, CredentialsError, SecretReader
 from clickhouse_privatelink.api.models import DeletionPolicy
 from clickhouse_privatelink.decisions.ownership import is_shared_endpoint_for
@@ -38,18 +35,19 @@ from clickhouse_privatelink.engine.context import (
     Resource,
     StepFailed,
     aws_await,
-    aws_call,
     no_intent,
 )
+from clickhouse_privatelink.engine.crash_points import Wrote
+from clickhouse_privatelink.engine.ports import AwsPort, ClickHousePort
 from clickhouse_privatelink.engine.usage_book import UsageBook
 from clickhouse_privatelink.settings import Settings
 
 log = logging.getLogger(__name__)
 
 # The gateway of (API URL, key, organization).
-ClickHouseFactory = Callable[[str, ApiKey, str], ClickHouseGateway]
+ClickHouseFactory = Callable[[str, ApiKey, str], ClickHousePort]
 # The AWS gateway of (region, role).
-AwsFactory = Callable[[str, str | None], AwsGateway]
+AwsFactory = Callable[[str, str | None], AwsPort]
 
 
 class Reconciler:
@@ -65,7 +63,10 @@ class Reconciler:
         components: Sequence[Component] = FORWARD,
         book: UsageBook | None = None,
         intend: Intend = no_intent,
+        wrote: Wrote | None = None,
     ) -> None:
+        """``wrote``: told after each external write (engine/crash_points.py); by default the test hook that
+        ``settings.test_crash_after`` arms (a SIGKILL), or nothing."""
         self.settings = settings
         self.secrets = secrets
         self._clickhouse = clickhouse
@@ -73,8 +74,10 @@ class Reconciler:
         self._components = tuple(components)
         self.book = book or UsageBook()
         self._intend = intend
-        crash = settings.test_crash_after
-        self._wrote = crash_points.kill_after(crash) if crash else crash_points.never
+        if wrote is None:
+            crash = settings.test_crash_after
+            wrote = crash_points.kill_after(crash) if crash else crash_points.never
+        self._wrote = wrote
 
     def _pass(
         self,
@@ -85,9 +88,9 @@ class Reconciler:
         read_age: float,
         key_age: float,
     ) -> Pass:
-        gateway: ClickHouseGateway | None = None
+        gateway: ClickHousePort | None = None
 
-        async def clickhouse() -> ClickHouseGateway:
+        async def clickhouse() -> ClickHousePort:
             nonlocal gateway
             if gateway is None:
                 gateway = await self._gateway(res, key_age=key_age)
@@ -210,21 +213,17 @@ class Reconciler:
             return False
         if decision.mark:
             # Left to no one: marked, so that the operator never deletes it until a resource uses it again.
-            await aws_call(
+            await aws_await(
                 ConditionType.VPC_ENDPOINT_READY,
-                vpc_endpoints.mark_retained,
-                p.aws.ec2,
-                str(endpoint_id),
-                res.ref.key,
+                p.aws.mark_retained(res.spec.aws.vpc_id, str(endpoint_id), res.ref.key),
             )
-            p.aws.forget_endpoints(res.spec.aws.vpc_id)  # the shared read must show the mark
         p.out.event(
             "Retained",
             f"deletionPolicy is Retain: left {endpoint_id or 'no endpoint'}, its DNS record and allow-list entry",
         )
         return True
 
-    async def _gateway(self, res: Resource, *, key_age: float) -> ClickHouseGateway:
+    async def _gateway(self, res: Resource, *, key_age: float) -> ClickHousePort:
         spec = res.spec.clickhouse
         if not api_url_allowed(spec.api_url, self.settings.clickhouse_api_urls):
             raise StepFailed(

@@ -9,7 +9,6 @@ from the VPC, False (``SecurityGroupPortsClosed``) naming the ports that are not
 
 from __future__ import annotations
 
-from clickhouse_privatelink.adapters.aws import security_groups
 from clickhouse_privatelink.decisions.plan import ObservedEndpoint
 from clickhouse_privatelink.decisions.reasons import ConditionType, Reason
 from clickhouse_privatelink.decisions.security_groups import (
@@ -33,30 +32,13 @@ async def read_port_check(p: Pass, endpoint: ObservedEndpoint) -> PortCheck:
     the VPC's CIDRs), however many resources share the endpoint; a second look in the same period is free.
     """
     step = ConditionType.SECURITY_GROUP_READY
-    ec2, vpc_id = p.aws.ec2, endpoint.vpc_id
+    vpc_id = endpoint.vpc_id
     ids = sorted(endpoint.security_group_ids)
     if ids:
-        groups = await aws_await(
-            step,
-            p.aws.shared_read(
-                ("security-groups", *ids), lambda: security_groups.describe(ec2, ids), max_age=p.read_age
-            ),
-        )
+        groups = await aws_await(step, p.aws.security_groups(ids, max_age=p.read_age))
     else:
-        groups = await aws_await(
-            step,
-            p.aws.shared_read(
-                ("default-group", vpc_id),
-                lambda: security_groups.default_group(ec2, vpc_id),
-                max_age=p.read_age,
-            ),
-        )
-    cidrs = await aws_await(
-        step,
-        p.aws.shared_read(
-            ("vpc-cidrs", vpc_id), lambda: security_groups.vpc_cidrs(ec2, vpc_id), max_age=p.read_age
-        ),
-    )
+        groups = await aws_await(step, p.aws.default_group(vpc_id, max_age=p.read_age))
+    cidrs = await aws_await(step, p.aws.vpc_cidrs(vpc_id, max_age=p.read_age))
     return check_ports(groups, cidrs)
 
 

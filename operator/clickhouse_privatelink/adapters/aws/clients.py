@@ -173,5 +173,24 @@ def classify(error: Exception) -> AwsProblem:
     raise error
 
 
+class AwsError(Exception):
+    """An AWS call that failed, as the operator sees it: the AWS error code and what it means (``classify``).
+
+    The gateway raises it instead of botocore's exceptions, so nothing past the gateway imports botocore.
+    """
+
+    def __init__(self, problem: AwsProblem) -> None:
+        super().__init__(problem.message)
+        self.problem = problem
+        self.code = problem.code
+        self.reason = problem.reason
+        self.message = problem.message
+        self.retryable = problem.retryable
+
+    @classmethod
+    def of(cls, error: ClientError | BotoCoreError) -> AwsError:
+        return cls(classify(error))
+
+
 def error_code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))

@@ -14,7 +14,11 @@
   Each caller's changes stay together; a batch that fails is split in halves until the bad callers' changes
   stand alone, so one bad record does not block the others (external-dns splits a failed batch too).
 
-Blocking boto3 calls run in threads; errors reach the caller as botocore exceptions.
+- Every other call the engine makes (an endpoint by ID, create, modify, delete, the Retain mark, a zone by ID,
+  create and delete a zone, a fresh read of one name, security groups, a VPC's CIDRs, an endpoint's
+  addresses) is a method here too, and each write drops the cached reads it makes stale: callers never do.
+
+Blocking boto3 calls run in threads; errors reach the caller as ``AwsError`` (never a botocore exception).
 """
 
 from __future__ import annotations
@@ -30,10 +34,18 @@ from typing import Any, TypeVar
 from botocore.exceptions import BotoCoreError, ClientError
 
 from clickhouse_privatelink.adapters.aws import route53 as route53_api
+from clickhouse_privatelink.adapters.aws import security_groups as security_groups_api
 from clickhouse_privatelink.adapters.aws import vpc_endpoints
-from clickhouse_privatelink.adapters.aws.clients import AwsClients
+from clickhouse_privatelink.adapters.aws.clients import AwsClients, AwsError
 from clickhouse_privatelink.adapters.coalesce import SingleFlight
-from clickhouse_privatelink.decisions.plan import CHANGING_ENDPOINT_STATES, ObservedEndpoint, ObservedRecords
+from clickhouse_privatelink.decisions.plan import (
+    CHANGING_ENDPOINT_STATES,
+    DesiredEndpoint,
+    EndpointDecision,
+    ObservedEndpoint,
+    ObservedRecords,
+)
+from clickhouse_privatelink.decisions.security_groups import SecurityGroup
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -74,7 +86,11 @@ class AwsGateway:
         return self.clients.route53
 
     async def _thread(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        return await asyncio.to_thread(fn, *args, **kwargs)
+        """A blocking boto3 call in a thread; its botocore errors become ``AwsError``."""
+        try:
+            return await asyncio.to_thread(fn, *args, **kwargs)
+        except (ClientError, BotoCoreError) as exc:
+            raise AwsError.of(exc) from exc
 
     # ---- EC2
 
@@ -98,13 +114,81 @@ class AwsGateway:
         if vpc_id in self._endpoints:
             self._endpoints[vpc_id].forget()
 
-    async def shared_read(self, key: tuple[str, ...], fn: Callable[[], T], *, max_age: float) -> T:
+    async def _shared_read(self, key: tuple[str, ...], fn: Callable[[], T], *, max_age: float) -> T:
         """Any other read (security groups, a VPC's CIDRs): one in flight per key, kept ``max_age``."""
         flight = self._reads.get(key)
         if flight is None:
             flight = self._reads[key] = SingleFlight(lambda: self._thread(fn))
         value: T = await flight.get(max_age)
         return value
+
+    async def endpoint(self, endpoint_id: str) -> ObservedEndpoint | None:
+        """The endpoint with this ID, read now; None when AWS does not know it (or only as deleted)."""
+        return await self._thread(vpc_endpoints.get, self.clients.ec2, endpoint_id)
+
+    async def create_endpoint(
+        self, desired: DesiredEndpoint, *, tags: dict[str, str], client_token: str
+    ) -> ObservedEndpoint:
+        """Create the endpoint, tagged at creation, idempotent through ``client_token``."""
+        made = await self._thread(
+            vpc_endpoints.create, self.clients.ec2, desired, tags=tags, client_token=client_token
+        )
+        self.forget_endpoints(desired.vpc_id)
+        return made
+
+    async def modify_endpoint(
+        self, endpoint: ObservedEndpoint, decision: EndpointDecision
+    ) -> ObservedEndpoint | None:
+        """Apply the decision's subnet and group changes; the endpoint as read after (None: it vanished)."""
+        await self._thread(vpc_endpoints.modify, self.clients.ec2, endpoint.id, decision)
+        self.forget_endpoints(endpoint.vpc_id)
+        return await self.endpoint(endpoint.id)
+
+    async def delete_endpoint(self, vpc_id: str, endpoint_id: str) -> None:
+        """Ask AWS to delete the endpoint (one already gone counts as deleted)."""
+        await self._thread(vpc_endpoints.delete, self.clients.ec2, endpoint_id)
+        self.forget_endpoints(vpc_id)
+
+    async def mark_retained(self, vpc_id: str, endpoint_id: str, by: str) -> None:
+        """Tag the endpoint as kept by ``by``'s deletionPolicy Retain; the VPC's read shows the mark."""
+        await self._thread(vpc_endpoints.mark_retained, self.clients.ec2, endpoint_id, by)
+        self.forget_endpoints(vpc_id)
+
+    async def unmark_retained(self, vpc_id: str, endpoint_id: str) -> None:
+        """Take the Retain mark off an endpoint a resource uses again."""
+        await self._thread(vpc_endpoints.unmark_retained, self.clients.ec2, endpoint_id)
+        self.forget_endpoints(vpc_id)
+
+    async def security_groups(self, ids: Sequence[str], *, max_age: float) -> list[SecurityGroup]:
+        """The security groups with these IDs and their inbound rules, shared by the readers of the same IDs."""
+        wanted = sorted(ids)
+        ec2 = self.clients.ec2
+        return await self._shared_read(
+            ("security-groups", *wanted), lambda: security_groups_api.describe(ec2, wanted), max_age=max_age
+        )
+
+    async def default_group(self, vpc_id: str, *, max_age: float) -> list[SecurityGroup]:
+        """The VPC's default security group (what an endpoint created without groups gets)."""
+        ec2 = self.clients.ec2
+        return await self._shared_read(
+            ("default-group", vpc_id), lambda: security_groups_api.default_group(ec2, vpc_id), max_age=max_age
+        )
+
+    async def vpc_cidrs(self, vpc_id: str, *, max_age: float) -> list[str]:
+        """The VPC's IPv4 and IPv6 CIDR blocks, primary first."""
+        ec2 = self.clients.ec2
+        return await self._shared_read(
+            ("vpc-cidrs", vpc_id), lambda: security_groups_api.vpc_cidrs(ec2, vpc_id), max_age=max_age
+        )
+
+    async def interface_addresses(self, endpoint_id: str, *, max_age: float) -> tuple[str, ...]:
+        """The private addresses of the endpoint's network interfaces, sorted."""
+        ec2 = self.clients.ec2
+        return await self._shared_read(
+            ("endpoint-interfaces", endpoint_id),
+            lambda: vpc_endpoints.interface_addresses(ec2, endpoint_id),
+            max_age=max_age,
+        )
 
     # ---- Route 53
 
@@ -133,6 +217,38 @@ class AwsGateway:
         flight = self._zones.get((vpc_id, name.lower()))
         if flight is not None:
             flight.forget()
+
+    async def zone(self, zone_id: str, *, with_tags: bool = False) -> route53_api.ObservedZone | None:
+        """The hosted zone with this ID, read now (None when it does not exist); its tags only when asked."""
+        return await self._thread(route53_api.get_zone, self.clients.route53, zone_id, with_tags=with_tags)
+
+    async def create_private_zone(
+        self, name: str, *, vpc_id: str, vpc_region: str, tags: dict[str, str], caller_reference: str
+    ) -> route53_api.ObservedZone:
+        """Create a private zone associated with the VPC, tagged (the one already there when another won)."""
+        zone = await self._thread(
+            route53_api.create_private_zone,
+            self.clients.route53,
+            name,
+            vpc_id=vpc_id,
+            vpc_region=vpc_region,
+            tags=tags,
+            caller_reference=caller_reference,
+        )
+        self.forget_zone(vpc_id, name)
+        return zone
+
+    async def delete_zone_if_empty(self, zone_id: str, *, vpc_id: str, name: str) -> bool:
+        """Delete the zone when only its SOA and NS records are left; True when it is gone."""
+        gone = await self._thread(route53_api.delete_zone_if_empty, self.clients.route53, zone_id)
+        if gone:
+            self.forget_zone(vpc_id, name)
+            self.forget_records(zone_id)
+        return gone
+
+    async def read_records(self, zone_id: str, hostname: str) -> tuple[ObservedRecords, list[dict[str, Any]]]:
+        """What is at ``hostname`` in the zone, read now on its own (not from the shared listing)."""
+        return await self._thread(route53_api.read_records, self.clients.route53, zone_id, hostname)
 
     async def zone_sets(self, zone_id: str, *, max_age: float) -> list[dict[str, Any]] | None:
         """Every record set of the zone from one listing shared by its readers; None when the zone is gone."""
@@ -208,7 +324,7 @@ class AwsGateway:
         summary = ", ".join(f"{n} {action}" for action, n in sorted(actions.items()))
         try:
             await self._thread(route53_api.change_record_sets, self.clients.route53, zone_id, changes)
-        except (ClientError, BotoCoreError) as exc:
+        except AwsError as exc:
             log.info("Route 53 zone %s: %s for %d callers failed: %s", zone_id, summary, len(groups), exc)
             if len(groups) == 1:
                 self.forget_records(zone_id)  # what the zone holds now is not known: read it again
