@@ -9,10 +9,14 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from clickhouse_privatelink import constants as c
 from clickhouse_privatelink.adapters.aws import route53 as route53_api
+from clickhouse_privatelink.adapters.aws import security_groups as security_groups_api
 from clickhouse_privatelink.adapters.aws import vpc_endpoints
 from clickhouse_privatelink.adapters.aws.clients import AwsClients, AwsError
 from clickhouse_privatelink.adapters.aws.gateway import AwsGateway
+from clickhouse_privatelink.decisions.plan import DesiredEndpoint, EndpointAction, EndpointDecision
+from clickhouse_privatelink.decisions.reasons import Reason
 from clickhouse_privatelink_testkit.standins.aws import Network
 from tests.fixtures.aws import AwsTarget
 
@@ -172,3 +176,118 @@ async def test_a_batch_beyond_route53s_request_limits_goes_out_in_as_few_request
     assert len(calls) == -(-400 * per_txt // route53_api.MAX_VALUE_CHARACTERS)  # as few as the limit allows
     observed, _ = await gateway.records(zone_id, f"c399.{zone_name}", max_age=0)
     assert observed.alias is not None and observed.owner is not None
+
+
+def desired(network: Network, *, subnet_ids: list[str] | None = None) -> DesiredEndpoint:
+    return DesiredEndpoint(
+        vpc_id=network.vpc_id,
+        vpc_region=network.region,
+        service_name="com.amazonaws.vpce.us-east-1.vpce-svc-gateway0000000",
+        service_region=network.region,
+        subnet_ids=frozenset(network.subnet_ids[:1] if subnet_ids is None else subnet_ids),
+        security_group_ids=frozenset({network.security_group_id}),
+    )
+
+
+MANAGED = {c.TAG_MANAGED_BY: c.OPERATOR_NAME}
+
+
+async def test_endpoint_writes_drop_the_vpcs_cached_read(gateway: AwsGateway, aws_network: Network) -> None:
+    vpc = aws_network.vpc_id
+    assert await gateway.endpoints(vpc, max_age=300) == []  # kept for five minutes from now on
+    made = await gateway.create_endpoint(desired(aws_network), tags=MANAGED, client_token=uuid.uuid4().hex)
+    assert [e.id for e in await gateway.endpoints(vpc, max_age=300)] == [made.id]
+    fetched = await gateway.endpoint(made.id)
+    assert fetched is not None and fetched.id == made.id
+
+    await gateway.mark_retained(vpc, made.id, "ns/a")
+    (marked,) = await gateway.endpoints(vpc, max_age=300)
+    assert marked.tags[c.TAG_RETAINED] == "ns/a"
+    await gateway.unmark_retained(vpc, made.id)
+    (unmarked,) = await gateway.endpoints(vpc, max_age=300)
+    assert c.TAG_RETAINED not in unmarked.tags
+
+    decision = EndpointDecision(
+        EndpointAction.MODIFY, Reason.RECONCILING, "", add_subnet_ids=(aws_network.subnet_ids[1],)
+    )
+    after = await gateway.modify_endpoint(made, decision)
+    assert after is not None and after.subnet_ids == frozenset(aws_network.subnet_ids[:2])
+    (listed,) = await gateway.endpoints(vpc, max_age=300)
+    assert listed.subnet_ids == after.subnet_ids
+
+    await gateway.delete_endpoint(vpc, made.id)
+    assert all(
+        e.id != made.id or e.state in ("deleting", "deleted")
+        for e in await gateway.endpoints(vpc, max_age=300)
+    )
+    await gateway.delete_endpoint(vpc, made.id)  # gone already counts as deleted
+    assert await gateway.endpoint("vpce-0123456789abcdef0") is None
+
+
+async def test_zone_writes_drop_the_cached_reads(gateway: AwsGateway, aws_network: Network) -> None:
+    vpc, region = aws_network.vpc_id, aws_network.region
+    name = f"{uuid.uuid4().hex[:8]}.us-east-1.vpce.aws.clickhouse.cloud"
+    assert await gateway.private_zone(name, vpc_id=vpc, vpc_region=region, max_age=300) is None
+    zone = await gateway.create_private_zone(
+        name, vpc_id=vpc, vpc_region=region, tags={"test": "gateway"}, caller_reference=uuid.uuid4().hex
+    )
+    found = await gateway.private_zone(name, vpc_id=vpc, vpc_region=region, max_age=300)
+    assert found is not None and found.id == zone.id
+    read = await gateway.zone(zone.id, with_tags=True)
+    assert read is not None and read.private and vpc in read.vpc_ids and read.tags == {"test": "gateway"}
+    sets = await gateway.zone_sets(zone.id, max_age=300)  # kept: the delete below must drop it
+
+    host = f"h.{name}"
+    await gateway.change_records(zone.id, upserts(name, "h"))
+    assert not await gateway.delete_zone_if_empty(zone.id, vpc_id=vpc, name=name)  # a record is left
+    fresh, raw = await gateway.read_records(zone.id, host)
+    assert fresh.alias is not None and {rs["Type"] for rs in raw} == {"A", "TXT"}
+    await gateway.change_records(zone.id, [{"Action": "DELETE", "ResourceRecordSet": rs} for rs in raw])
+
+    assert sets is not None and await gateway.delete_zone_if_empty(zone.id, vpc_id=vpc, name=name)
+    assert await gateway.zone_sets(zone.id, max_age=300) is None
+    assert await gateway.private_zone(name, vpc_id=vpc, vpc_region=region, max_age=300) is None
+    assert await gateway.zone(zone.id) is None
+
+
+async def test_a_refused_record_change_arrives_as_an_aws_error_with_its_code(
+    gateway: AwsGateway, aws_network: Network
+) -> None:
+    zone_id, zone_name = private_zone(gateway, aws_network)
+    creates = route53_api.record_changes(
+        f"dup.{zone_name}", ("vpce-1.example.com", "Z1HUB23NMQ6GUK"), cluster="c", vpc_id="vpc-1", create=True
+    )
+    await gateway.change_records(zone_id, creates)
+    with pytest.raises(AwsError) as refused:
+        await gateway.change_records(zone_id, creates)  # CREATE of a set that is there
+    assert refused.value.code == "InvalidChangeBatch"
+
+
+async def test_ec2_errors_arrive_as_aws_errors_with_their_meaning(
+    gateway: AwsGateway, aws_network: Network
+) -> None:
+    with pytest.raises(AwsError) as bad_subnet:
+        await gateway.create_endpoint(
+            desired(aws_network, subnet_ids=["subnet-0123456789abcdef0"]), tags=MANAGED, client_token="t"
+        )
+    assert bad_subnet.value.reason is Reason.INVALID_AWS_CONFIGURATION
+    assert bad_subnet.value.code.startswith("InvalidSubnet")
+    with pytest.raises(AwsError) as no_group:
+        await gateway.security_groups(["sg-0123456789abcdef0"], max_age=0)
+    assert no_group.value.code.startswith("InvalidGroup")
+
+
+async def test_check_reads_are_shared_by_key_and_kept_for_their_age(
+    gateway: AwsGateway, aws_network: Network, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    vpc = aws_network.vpc_id
+    calls = counting(monkeypatch, security_groups_api, "vpc_cidrs")
+    cidrs = await asyncio.gather(*(gateway.vpc_cidrs(vpc, max_age=300) for _ in range(5)))
+    assert cidrs[0] == ["10.42.0.0/16"] and len(calls) == 1
+    (group,) = await gateway.security_groups([aws_network.security_group_id], max_age=300)
+    assert group.id == aws_network.security_group_id and group.rules
+    (default,) = await gateway.default_group(vpc, max_age=300)
+    assert default.id != aws_network.security_group_id
+    made = await gateway.create_endpoint(desired(aws_network), tags=MANAGED, client_token=uuid.uuid4().hex)
+    addresses = await gateway.interface_addresses(made.id, max_age=300)
+    assert len(addresses) == 1  # one network interface per subnet (the stand-in's addresses are its own)
