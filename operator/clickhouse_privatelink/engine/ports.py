@@ -13,6 +13,8 @@ from typing import Any, Protocol
 from clickhouse_privatelink.adapters.aws.clients import AwsError
 from clickhouse_privatelink.adapters.aws.route53 import ObservedZone
 from clickhouse_privatelink.adapters.clickhouse.client import IpAccessEntry, PrivateEndpointConfig, Service
+from clickhouse_privatelink.adapters.kubernetes.secrets import ApiKey
+from clickhouse_privatelink.api.models import SecretKeyRef
 from clickhouse_privatelink.decisions.plan import (
     DesiredEndpoint,
     EndpointDecision,
@@ -116,4 +118,16 @@ class ClickHousePort(Protocol):
     ) -> list[str]: ...
 
 
-__all__ = ["AwsError", "AwsPort", "ClickHousePort"]
+class SecretsPort(Protocol):
+    """The API-key Secrets, as the engine reads them (adapters/kubernetes/secrets.py SecretReader)."""
+
+    async def api_key(
+        self, namespace: str, ref: SecretKeyRef, *, max_age: float = 0.0, require_opt_in: bool = True
+    ) -> ApiKey:
+        """The key ``ref`` names, or ``CredentialsError`` saying what is wrong."""
+        ...
+
+    def forget(self, namespace: str, name: str) -> None: ...
+
+
+__all__ = ["AwsError", "AwsPort", "ClickHousePort", "SecretsPort"]

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from clickhouse_privatelink.adapters.kubernetes.secrets import ApiKey, CredentialsError, SecretReader
+from clickhouse_privatelink.adapters.kubernetes.secrets import ApiKey, CredentialsError
 from clickhouse_privatelink.api.models import DeletionPolicy
 from clickhouse_privatelink.decisions.ownership import is_shared_endpoint_for
 from clickhouse_privatelink.decisions.plan import pick_owned_endpoint, zone_name_for
@@ -38,7 +38,7 @@ from clickhouse_privatelink.engine.context import (
     no_intent,
 )
 from clickhouse_privatelink.engine.crash_points import Wrote
-from clickhouse_privatelink.engine.ports import AwsPort, ClickHousePort
+from clickhouse_privatelink.engine.ports import AwsPort, ClickHousePort, SecretsPort
 from clickhouse_privatelink.engine.usage_book import UsageBook
 from clickhouse_privatelink.settings import Settings
 
@@ -56,7 +56,7 @@ class Reconciler:
     def __init__(
         self,
         settings: Settings,
-        secrets: SecretReader,
+        secrets: SecretsPort,
         clickhouse: ClickHouseFactory,
         aws: AwsFactory,
         *,
