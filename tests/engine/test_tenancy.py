@@ -1,0 +1,54 @@
+"""Across tenants in memory: a record another VPC's resource owns is never overwritten, and a named zone
+must be a private zone of the resource's VPC."""
+
+from __future__ import annotations
+
+import copy
+
+from clickhouse_privatelink.decisions.reasons import ConditionType, Reason
+from tests.engine.harness import SERVICE_A, SERVICES, VPC_A, VPC_B, ZONE_NAME, Harness
+
+HOST_A = SERVICES[SERVICE_A][2]
+
+
+async def test_a_record_whose_marker_names_another_vpc_is_a_conflict_and_stays_as_it_is() -> None:
+    h = Harness()
+    shared_zone = h.aws.add_zone(ZONE_NAME, vpc_ids={VPC_A, VPC_B})
+    tenant_b = h.create("b", namespace="other", vpc_id=VPC_B, hosted_zone_id=shared_zone.id)
+    await h.settle()
+    before = copy.deepcopy(h.aws.record_sets(shared_zone.id, HOST_A))
+    assert {rs["Type"] for rs in before} == {"A", "TXT"}
+
+    tenant_a = h.create("a", vpc_id=VPC_A, hosted_zone_id=shared_zone.id)
+    for _ in range(3):
+        h.clock.advance(20.0)
+        h.aws.settle()
+        await h.run(tenant_a)
+    assert h.reason(tenant_a, ConditionType.DNS_READY) == Reason.DNS_RECORD_CONFLICT.value
+    assert h.aws.record_sets(shared_zone.id, HOST_A) == before
+
+    h.delete(tenant_a)
+    await h.settle()
+    assert h.aws.record_sets(shared_zone.id, HOST_A) == before
+    ready = h.ready(tenant_b)
+    assert ready is not None and ready["status"] == "True"
+    assert shared_zone.id in h.aws.zones  # a zone the operator did not make is never deleted
+
+
+async def test_a_named_zone_not_associated_with_the_vpc_is_refused_and_nothing_is_written_into_it() -> None:
+    h = Harness()
+    foreign_zone = h.aws.add_zone(ZONE_NAME, vpc_ids={VPC_B})
+    before = copy.deepcopy(foreign_zone.sets)
+    uid = h.create("a", vpc_id=VPC_A, hosted_zone_id=foreign_zone.id)
+    for _ in range(3):
+        h.clock.advance(20.0)
+        h.aws.settle()
+        out = await h.run(uid)
+        assert out is not None and not out.done
+    assert h.reason(uid, ConditionType.DNS_READY) == Reason.HOSTED_ZONE_NOT_FOUND.value
+    assert Reason.HOSTED_ZONE_NOT_FOUND.value in {e.reason for e in h.events if e.type == "Warning"}
+    assert foreign_zone.sets == before
+    assert h.clickhouse.allow_list(SERVICE_A) == []
+    h.delete(uid)
+    await h.settle()
+    assert foreign_zone.sets == before and h.aws.endpoints == {}
