@@ -442,6 +442,57 @@ def _modification(endpoint_id: str, decision: EndpointDecision) -> str:
 # ---------------------------------------------------------------------------------------------------- DNS
 
 
+async def _check_named_zone(p: Pass, zone_id: str) -> None:
+    """The zone named in dns.hostedZoneId must be able to serve the resource: it exists, holds the hostname,
+    is private and is associated with the resource's VPC; else a terminal reason (HostedZoneNotFound)."""
+    assert p.config is not None
+    step = ConditionType.DNS_READY
+    hostname = p.config.private_dns_hostname
+    vpc_id = p.res.spec.aws.vpc_id
+    zone = await aws_await(step, p.aws.zone(zone_id))
+    if zone is None:
+        raise StepFailed(step, Reason.HOSTED_ZONE_NOT_FOUND, f"hosted zone {zone_id} does not exist")
+    if not zone_contains(zone.name, hostname):
+        raise StepFailed(
+            step,
+            Reason.HOSTED_ZONE_NOT_FOUND,
+            f"hosted zone {zone_id} ({zone.name}) cannot hold {hostname}",
+        )
+    # A public zone would publish the name; a zone of other VPCs does not resolve it in this one (and
+    # may hold another tenant's record for it).
+    if not zone.private:
+        raise StepFailed(
+            step,
+            Reason.HOSTED_ZONE_NOT_FOUND,
+            f"hosted zone {zone_id} ({zone.name}) is public: name a private zone associated with "
+            f"VPC {vpc_id}, or leave dns.hostedZoneId unset",
+        )
+    if vpc_id not in zone.vpc_ids:
+        raise StepFailed(
+            step,
+            Reason.HOSTED_ZONE_NOT_FOUND,
+            f"hosted zone {zone_id} ({zone.name}) is not associated with VPC {vpc_id}: "
+            "associate it with this VPC, or leave dns.hostedZoneId unset",
+        )
+    p.zone_id = zone.id
+    p.learn(hosted_zone_id=zone.id)
+    p.out.status["hostedZoneId"] = zone.id
+
+
+class NamedZoneComponent:
+    """A zone named in dns.hostedZoneId, checked right after the service, before anything is made: a zone that
+    cannot serve the resource's VPC is a terminal reason with no endpoint created for it (read only)."""
+
+    async def apply(self, p: Pass) -> None:
+        zone_id = p.res.spec.dns.hosted_zone_id
+        if p.res.spec.dns.mode is DnsMode.NONE or p.config is None or zone_id is None:
+            return
+        await _check_named_zone(p, zone_id)
+
+    async def release(self, p: Pass) -> None:
+        return None
+
+
 class ZoneComponent:
     """The private zone of the VPC (``<region>.vpce.aws.clickhouse.cloud``), shared by its resources."""
 
@@ -454,57 +505,34 @@ class ZoneComponent:
         aws_spec = p.res.spec.aws
         zone_id = p.res.spec.dns.hosted_zone_id
         if zone_id is not None:
-            zone = await aws_await(step, p.aws.zone(zone_id))
+            if p.zone_id != zone_id:  # not checked yet this pass (NamedZoneComponent)
+                await _check_named_zone(p, zone_id)
+            return
+        name = zone_name_for(hostname)
+        # One creator at a time per VPC and name; Route 53 refuses a second zone of the same name for
+        # the VPC (ConflictingDomainExists), which the adapter answers by using the one that exists.
+        async with p.book.lock(("zone", aws_spec.vpc_id, name)):
+            zone = await aws_await(
+                step,
+                p.aws.private_zone(
+                    name, vpc_id=aws_spec.vpc_id, vpc_region=aws_spec.region, max_age=p.read_age
+                ),
+            )
             if zone is None:
-                raise StepFailed(step, Reason.HOSTED_ZONE_NOT_FOUND, f"hosted zone {zone_id} does not exist")
-            if not zone_contains(zone.name, hostname):
-                raise StepFailed(
-                    step,
-                    Reason.HOSTED_ZONE_NOT_FOUND,
-                    f"hosted zone {zone_id} ({zone.name}) cannot hold {hostname}",
-                )
-            # A public zone would publish the name; a zone of other VPCs does not resolve it in this one (and
-            # may hold another tenant's record for it).
-            if not zone.private:
-                raise StepFailed(
-                    step,
-                    Reason.HOSTED_ZONE_NOT_FOUND,
-                    f"hosted zone {zone_id} ({zone.name}) is public: name a private zone associated with "
-                    f"VPC {aws_spec.vpc_id}, or leave dns.hostedZoneId unset",
-                )
-            if aws_spec.vpc_id not in zone.vpc_ids:
-                raise StepFailed(
-                    step,
-                    Reason.HOSTED_ZONE_NOT_FOUND,
-                    f"hosted zone {zone_id} ({zone.name}) is not associated with VPC {aws_spec.vpc_id}: "
-                    "associate it with this VPC, or leave dns.hostedZoneId unset",
-                )
-        else:
-            name = zone_name_for(hostname)
-            # One creator at a time per VPC and name; Route 53 refuses a second zone of the same name for
-            # the VPC (ConflictingDomainExists), which the adapter answers by using the one that exists.
-            async with p.book.lock(("zone", aws_spec.vpc_id, name)):
+                await p.before_write(step)
                 zone = await aws_await(
                     step,
-                    p.aws.private_zone(
-                        name, vpc_id=aws_spec.vpc_id, vpc_region=aws_spec.region, max_age=p.read_age
+                    p.aws.create_private_zone(
+                        name,
+                        vpc_id=aws_spec.vpc_id,
+                        vpc_region=aws_spec.region,
+                        tags=zone_tags(p.cluster, aws_spec.vpc_id),
+                        caller_reference=f"chpl-{uuid.uuid4()}",
                     ),
                 )
-                if zone is None:
-                    await p.before_write(step)
-                    zone = await aws_await(
-                        step,
-                        p.aws.create_private_zone(
-                            name,
-                            vpc_id=aws_spec.vpc_id,
-                            vpc_region=aws_spec.region,
-                            tags=zone_tags(p.cluster, aws_spec.vpc_id),
-                            caller_reference=f"chpl-{uuid.uuid4()}",
-                        ),
-                    )
-                    p.wrote(crash.ZONE_CREATE)
-                    p.out.event("HostedZoneCreated", f"created private zone {name} ({zone.id})")
-                    p.out.changes.append("zone_created")
+                p.wrote(crash.ZONE_CREATE)
+                p.out.event("HostedZoneCreated", f"created private zone {name} ({zone.id})")
+                p.out.changes.append("zone_created")
         p.zone_id = zone.id
         p.learn(hosted_zone_id=zone.id)
         p.out.status["hostedZoneId"] = zone.id
@@ -757,6 +785,7 @@ class Together:
 
 FORWARD: tuple[Component, ...] = (
     ServiceComponent(),
+    NamedZoneComponent(),
     EndpointComponent(),
     SecurityGroupComponent(),
     ZoneComponent(),
