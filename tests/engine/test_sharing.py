@@ -4,6 +4,7 @@ only by their last user; deletionPolicy Retain; an endpoint made per resource be
 from __future__ import annotations
 
 from clickhouse_privatelink import constants as c
+from clickhouse_privatelink.adapters.aws.route53 import record_changes
 from tests.engine.harness import (
     ENDPOINT_SERVICE,
     GROUP,
@@ -11,6 +12,7 @@ from tests.engine.harness import (
     SERVICE_B,
     SERVICES,
     SUBNETS,
+    VPC_A,
     Harness,
 )
 
@@ -155,3 +157,25 @@ async def test_an_endpoint_made_per_resource_before_sharing_serves_until_its_res
     await h.settle()
     assert h.aws.endpoints == {} and h.aws.zones == {}
     assert h.clickhouse.allow_list(SERVICE_A) == [] and h.clickhouse.organization_entries == []
+
+
+async def test_a_record_made_since_the_shared_read_is_looked_at_again_not_overwritten() -> None:
+    h = Harness()
+    h.create("a", service_id=SERVICE_A)
+    await h.settle()
+    (endpoint,) = h.aws.endpoints.values()
+    (zone,) = h.aws.zones.values()
+    target = endpoint.observed().regional_dns
+    assert target is not None
+    await h.aws_view.zone_sets(zone.id, max_age=0)  # this process's listing of the zone, read now
+    # Another pass (of this cluster, for this VPC) wrote B's record after this process's listing was read:
+    # the listing still shows the name vacant, so the engine's CREATE is refused (InvalidChangeBatch).
+    h.aws.change(zone.id, record_changes(HOST_B, target, cluster=h.cluster, vpc_id=VPC_A, create=True))
+    written, read = len(h.aws.writes), len(h.aws_view.calls)
+    b = h.create("b", service_id=SERVICE_B)
+    out = await h.run(b)  # no time passes: the zone's listing is the kept one
+    assert out is not None and out.done
+    assert h.aws.writes[written:] == []  # refused, looked again, found it ours: nothing rewritten
+    # the kept listing, then the one fresh look after the refusal
+    assert h.aws_view.calls[read:].count("ListResourceRecordSets") == 1
+    assert types_at(h, HOST_B) == {"A", "TXT"}
