@@ -2,7 +2,8 @@
 
 The crash-point tests (tests/e2e/test_chaos_crash_points.py) start the operator with it, so that a kill lands
 deterministically between a write to AWS or ClickHouse and the status write that would have recorded it:
-the window that random kills rarely hit. Off (empty) in production; the chart never sets it.
+the window that random kills rarely hit. Off (empty) in production; the chart never sets it. The in-process
+engine tests (tests/engine) give ``Reconciler(wrote=...)`` a hook of their own that raises instead.
 """
 
 from __future__ import annotations
