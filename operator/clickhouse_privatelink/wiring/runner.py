@@ -13,6 +13,9 @@ import kopf
 
 from clickhouse_privatelink import metrics
 from clickhouse_privatelink.api.models import ClickHousePrivateLinkSpec  # noqa: F401 - fail fast on a broken install, before kopf starts
+from clickhouse_privatelink.settings import Settings
+from clickhouse_privatelink.wiring import handlers
+from clickhouse_privatelink.wiring.state import ProcessState
 
 
 def configure_logging(*, verbose: bool) -> None:
@@ -116,11 +119,15 @@ def run_operator(
     if bool(namespaces) == all_namespaces:
         print("error: pass either --all-namespaces or one or more --namespace", file=sys.stderr)
         return 2
+    # The settings are read once, here: a wrong value stops the operator before kopf starts.
+    try:
+        settings = Settings.from_env()
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     configure_logging(verbose=verbose)
-    # Log in with kopf's built-in logins (no Kubernetes client library), shared with the Secret reader.
-    from clickhouse_privatelink.adapters.kubernetes import login  # noqa: F401 - registers @kopf.on.login()
-    from clickhouse_privatelink.wiring import handlers  # registers the handlers with kopf's default registry
-
+    registry = handlers.register(kopf.OperatorRegistry(), settings)
+    state = ProcessState(settings, metrics_port=metrics_port)
     follow_peering(standalone=standalone)
     tune_garbage_collection()
     try:
@@ -131,7 +138,8 @@ def run_operator(
             priority=priority,
             peering_name=None if standalone else peering,
             liveness_endpoint=liveness or None,
-            memo=kopf.Memo(handlers.metrics_memo(metrics_port)),
+            registry=registry,
+            memo=kopf.Memo(state=state),
         )
     except kopf.LoginError as exc:
         print(
