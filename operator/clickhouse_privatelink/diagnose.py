@@ -28,6 +28,7 @@ from clickhouse_privatelink.adapters.clickhouse.client import (
     ClickHouseApiError,
     ClickHouseCloudClient,
     Service,
+    rate_limiter,
 )
 from clickhouse_privatelink.adapters.kubernetes.api import KubernetesApiError, custom_object_path, get_json
 from clickhouse_privatelink.adapters.kubernetes.secrets import CredentialsError, SecretReader
@@ -163,7 +164,10 @@ async def _checklist(
     except KubernetesApiError as exc:
         report.add("clickhouse service", "fail", f"API key Secret not readable: {exc}")
         return
-    async with ClickHouseCloudClient(ch.api_url, key.key_id, key.key_secret, timeout=15) as api:
+    limiter = rate_limiter(settings.clickhouse_rate_limit)
+    async with ClickHouseCloudClient(
+        ch.api_url, key.key_id, key.key_secret, limiter=limiter, timeout=15
+    ) as api:
         try:
             service_id = ch.service_id or status.get("serviceId")
             if not service_id:
@@ -342,7 +346,12 @@ def run(target: str, *, output: str, probe: bool) -> int:
     if not sep or not namespace or not name:
         print("diagnose: give the resource as NAMESPACE/NAME")
         return 2
-    report = asyncio.run(_with_timeout(diagnose(namespace, name, Settings.from_env(), probe=probe)))
+    try:
+        settings = Settings.from_env()
+    except ValueError as exc:
+        print(f"diagnose: {exc}")
+        return 2
+    report = asyncio.run(_with_timeout(diagnose(namespace, name, settings, probe=probe)))
     print(report.to_json() if output == "json" else report.to_text())
     return 0 if report.first_to_fix is None else 1
 

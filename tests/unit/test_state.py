@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import collections
 import enum
@@ -13,11 +14,13 @@ import sys
 import types
 import weakref
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import kopf
 import pytest
 
+import clickhouse_privatelink
 from clickhouse_privatelink.settings import Settings
 from clickhouse_privatelink.wiring import handlers
 from clickhouse_privatelink.wiring.runner import run_operator
@@ -176,3 +179,61 @@ def test_a_wrong_setting_stops_the_operator_at_start_with_its_name(
     )  # fmt: skip
     assert code == 2
     assert capsys.readouterr().err.strip() == f"error: {message}"
+
+
+PACKAGE = Path(clickhouse_privatelink.__file__).parent
+
+
+def environment_reads(tree: ast.AST) -> Iterator[ast.AST]:
+    """``os.environ.get(...)``, ``os.environ[...]`` and ``os.getenv(...)`` in ``tree``."""
+    for node in ast.walk(tree):
+        target = (
+            node.func
+            if isinstance(node, ast.Call)
+            else node.value
+            if isinstance(node, ast.Subscript)
+            else None
+        )
+        text = ast.unparse(target) if target is not None else ""
+        if text in ("os.environ.get", "os.getenv", "os.environ"):
+            yield node
+
+
+def test_the_operator_reads_no_environment_at_import() -> None:
+    """Nothing outside a function body reads the environment or the settings: importing a module decides
+    nothing, and the settings are read when the operator starts."""
+    found: list[str] = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        tree = ast.parse(path.read_text(), str(path))
+        top = [
+            n for n in tree.body if not isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+        ]
+        for statement in top:
+            reads = list(environment_reads(statement))
+            reads += [
+                n
+                for n in ast.walk(statement)
+                if isinstance(n, ast.Call) and "from_env" in ast.unparse(n.func)
+            ]
+            found += [f"{path.relative_to(PACKAGE)}:{n.lineno}" for n in reads]  # type: ignore[attr-defined]
+    assert not found, f"read at import: {found}"
+
+
+def test_the_chpl_variables_are_read_in_settings_only() -> None:
+    elsewhere: list[str] = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.name == "settings.py" and path.parent == PACKAGE:
+            continue
+        tree = ast.parse(path.read_text(), str(path))
+        for node in environment_reads(tree):
+            if "CHPL_" in ast.unparse(node):
+                elsewhere.append(f"{path.relative_to(PACKAGE)}:{node.lineno}")  # type: ignore[attr-defined]
+    assert not elsewhere, f"CHPL_* read outside settings.py: {elsewhere}"
+
+
+def test_the_log_format_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CHPL_LOG_FORMAT", "TEXT")
+    assert Settings.from_env().log_format == "text"
+    monkeypatch.setenv("CHPL_LOG_FORMAT", "xml")
+    with pytest.raises(ValueError, match="CHPL_LOG_FORMAT must be one of json, text, full, got 'xml'"):
+        Settings.from_env()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -17,16 +16,13 @@ from clickhouse_privatelink.settings import Settings
 from clickhouse_privatelink.wiring import handlers
 from clickhouse_privatelink.wiring.state import ProcessState
 
+LOG_FORMATS = {"json": kopf.LogFormat.JSON, "text": kopf.LogFormat.PLAIN, "full": kopf.LogFormat.FULL}
 
-def configure_logging(*, verbose: bool) -> None:
-    """JSON lines by default (each line carries the resource's namespace and name), text on request."""
-    fmt = os.environ.get("CHPL_LOG_FORMAT", "json").lower()
-    log_format = {"json": kopf.LogFormat.JSON, "text": kopf.LogFormat.PLAIN, "full": kopf.LogFormat.FULL}.get(
-        fmt
-    )
-    if log_format is None:
-        raise SystemExit(f"CHPL_LOG_FORMAT must be json, text or full, not {fmt!r}")
-    kopf.configure(verbose=verbose, log_format=log_format, log_refkey="k8s")
+
+def configure_logging(log_format: str, *, verbose: bool) -> None:
+    """JSON lines by default (each line carries the resource's namespace and name), text on request
+    (``log_format``: a key of ``LOG_FORMATS``, Settings.log_format)."""
+    kopf.configure(verbose=verbose, log_format=LOG_FORMATS[log_format], log_refkey="k8s")
     # botocore and httpx log request details (headers included) at DEBUG: keep them quiet even with -v.
     for noisy in ("botocore", "boto3", "urllib3", "httpx", "httpcore", "kubernetes"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -125,7 +121,7 @@ def run_operator(
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    configure_logging(verbose=verbose)
+    configure_logging(settings.log_format, verbose=verbose)
     registry = handlers.register(kopf.OperatorRegistry(), settings)
     state = ProcessState(settings, metrics_port=metrics_port)
     follow_peering(standalone=standalone)

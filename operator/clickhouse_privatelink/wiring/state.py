@@ -76,6 +76,7 @@ class ProcessState:
             ),
             batch_window=settings.clickhouse_batch_window,
             on_call=metrics.record_clickhouse_call,
+            rate_limit=settings.clickhouse_rate_limit,
         )
         self.aws = AwsGateways(
             clients_for,
