@@ -130,7 +130,7 @@ def test_the_registry_is_built_from_the_settings() -> None:
     assert registered(watching)["watching"] == ["namespace_changed", "policy_changed", "secret_changed"]
     assert "watch_opted_in_secrets_only" not in registered(plain)["activities"]
     assert registered(watching)["activities"] == [
-        "close_clients", "configure", "login_for_kopf_and_secrets", "watch_opted_in_secrets_only",
+        "close_clients", "configure", "log_in", "watch_opted_in_secrets_only",
     ]  # fmt: skip
 
 

@@ -20,7 +20,6 @@ from pydantic import ValidationError
 
 from clickhouse_privatelink import constants as c
 from clickhouse_privatelink import metrics
-from clickhouse_privatelink.adapters.kubernetes.api import custom_object_path, merge_patch
 from clickhouse_privatelink.adapters.kubernetes.login import login_for_kopf_and_secrets
 from clickhouse_privatelink.api.models import ClickHousePrivateLinkPolicySpec, ClickHousePrivateLinkSpec
 from clickhouse_privatelink.decisions import public_access
@@ -44,6 +43,11 @@ def _state(memo: kopf.Memo) -> ProcessState:
     """The process's settings and state (wiring/state.py), put in kopf's memo by wiring/runner.py."""
     state: ProcessState = memo.state
     return state
+
+
+def log_in(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> kopf.ConnectionInfo | None:
+    """kopf's own login, kept for the process's Secret reads and status writes too."""
+    return login_for_kopf_and_secrets(settings, _state(memo).connection)
 
 
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
@@ -94,13 +98,11 @@ async def secret_changed(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> Non
     users = kwargs["chpl_secret_refs"].get((namespace, name), [])
     if not users or kwargs["event"].get("type") is None:
         return  # not used, or the listing at start-up (the resume handlers reconcile everything then)
-    _state(memo).reconciler.secrets.forget(namespace, name)
+    state = _state(memo)
+    state.reconciler.secrets.forget(namespace, name)
     version = body.metadata.get("resourceVersion") or ""
     for resource in sorted(set(users)):
-        await merge_patch(
-            custom_object_path(c.GROUP, c.VERSION, namespace, c.PLURAL, resource),
-            {"metadata": {"annotations": {c.ANNOTATION_SECRET_VERSION: version}}},
-        )
+        await state.annotate(namespace, resource, c.ANNOTATION_SECRET_VERSION, version)
 
 
 def _policy(body: kopf.Body) -> Policy | None:
@@ -133,17 +135,16 @@ def chpl_refused(body: kopf.Body, **_: Any) -> dict[str, str]:
     return {body.metadata.namespace or "": body.metadata.name or ""}
 
 
-async def _look_again(refused: kopf.Index[str, str], namespaces: list[str], version: str) -> None:
+async def _look_again(
+    state: ProcessState, refused: kopf.Index[str, str], namespaces: list[str], version: str
+) -> None:
     """Stamp the refused resources of ``namespaces`` so that each gets a pass now, under the new policy."""
     for namespace in namespaces:
         for resource in sorted(set(refused.get(namespace, []))):
-            await merge_patch(
-                custom_object_path(c.GROUP, c.VERSION, namespace, c.PLURAL, resource),
-                {"metadata": {"annotations": {c.ANNOTATION_POLICY_VERSION: version}}},
-            )
+            await state.annotate(namespace, resource, c.ANNOTATION_POLICY_VERSION, version)
 
 
-async def policy_changed(body: kopf.Body, **kwargs: Any) -> None:
+async def policy_changed(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
     """A policy was created or changed: the resources it may now permit are looked at again at once.
 
     (A policy deleted or narrowed permits nothing new: the resources it no longer permits are refused at
@@ -162,16 +163,18 @@ async def policy_changed(body: kopf.Body, **kwargs: Any) -> None:
         if applies_to(policy, namespace, next(iter(labels.get(namespace, [])), None))
     ]
     version = f"{policy.name}@{body.metadata.get('resourceVersion') or ''}"
-    await _look_again(refused, selected, version)
+    await _look_again(_state(memo), refused, selected, version)
 
 
-async def namespace_changed(body: kopf.Body, **kwargs: Any) -> None:
+async def namespace_changed(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
     """A namespace's labels may now match a policy's selector: look again at its refused resources."""
     refused: kopf.Index[str, str] = kwargs["chpl_refused"]
     name = body.metadata.name or ""
     if kwargs["event"].get("type") is None or name not in refused:
         return
-    await _look_again(refused, [name], f"namespace@{body.metadata.get('resourceVersion') or ''}")
+    await _look_again(
+        _state(memo), refused, [name], f"namespace@{body.metadata.get('resourceVersion') or ''}"
+    )
 
 
 def chpl_usages(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Usage]:
@@ -447,7 +450,7 @@ async def cleanup(
 def register(registry: kopf.OperatorRegistry, settings: Settings) -> kopf.OperatorRegistry:
     """Put every handler on ``registry``: the drift timer at ``settings.drift_interval``, the Secret watch
     only with ``settings.watch_secrets``. Returns ``registry``, for ``kopf.run(registry=...)``."""
-    kopf.on.login(registry=registry)(login_for_kopf_and_secrets)
+    kopf.on.login(registry=registry)(log_in)
     kopf.on.startup(registry=registry)(configure)
     kopf.on.cleanup(registry=registry)(close_clients)
     kopf.index(*RESOURCE, registry=registry)(chpl_secret_refs)

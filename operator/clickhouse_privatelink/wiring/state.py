@@ -14,11 +14,11 @@ from typing import Any
 
 from clickhouse_privatelink import constants as c
 from clickhouse_privatelink import metrics
-from clickhouse_privatelink.adapters.aws.clients import clients_for
+from clickhouse_privatelink.adapters.aws.clients import AwsClients
 from clickhouse_privatelink.adapters.aws.gateway import AwsGateways
 from clickhouse_privatelink.adapters.clickhouse.client import RetryPolicy
 from clickhouse_privatelink.adapters.clickhouse.gateway import ClickHouseGateway, Gateways
-from clickhouse_privatelink.adapters.kubernetes.api import custom_object_path, merge_patch
+from clickhouse_privatelink.adapters.kubernetes.api import ConnectionHolder, custom_object_path, merge_patch
 from clickhouse_privatelink.adapters.kubernetes.secrets import ApiKey, SecretReader
 from clickhouse_privatelink.adapters.network.probe import PlacementFinder, ProbeConfig, Prober
 from clickhouse_privatelink.decisions import public_access
@@ -68,6 +68,9 @@ class ProcessState:
         # Our status writes the watch has not brought back yet.
         self.written = WrittenStatus()
         self.public_users = ServiceUsers()
+        # The Kubernetes connection kopf logged in with (the login handler keeps it here), for the Secret
+        # reads and our own status and annotation writes.
+        self.connection = ConnectionHolder()
         self.clickhouse = Gateways(
             retry=RetryPolicy(
                 backoff_base=settings.clickhouse_backoff_base,
@@ -79,7 +82,7 @@ class ProcessState:
             rate_limit=settings.clickhouse_rate_limit,
         )
         self.aws = AwsGateways(
-            clients_for,
+            AwsClients,
             batch_window=settings.route53_batch_window,
             max_window=settings.route53_max_batch_window,
         )
@@ -101,7 +104,7 @@ class ProcessState:
         )
         self.reconciler = Reconciler(
             settings,
-            SecretReader(),
+            SecretReader(self.connection),
             self._clickhouse_gateway,
             self.aws.get,
             components=(*FORWARD, public, reachability),
@@ -149,8 +152,13 @@ class ProcessState:
         """Write status fields now, mid-pass: an intent before the external write it announces (the pass's own
         status write comes later). ``shown``: the status as it reads afterwards, where it differs from ``fields``."""
         path = custom_object_path(c.GROUP, c.VERSION, namespace, c.PLURAL, name) + "/status"
-        await merge_patch(path, {"status": fields})
+        await merge_patch(path, {"status": fields}, connection=self.connection)
         self.written.record(uid, fields if shown is None else shown)
+
+    async def annotate(self, namespace: str, name: str, key: str, value: str) -> None:
+        """Set one annotation on a resource (a changed Secret or policy: kopf sees an update and passes it)."""
+        path = custom_object_path(c.GROUP, c.VERSION, namespace, c.PLURAL, name)
+        await merge_patch(path, {"metadata": {"annotations": {key: value}}}, connection=self.connection)
 
     def _clickhouse_gateway(self, api_url: str, key: ApiKey, org_id: str) -> ClickHouseGateway:
         return self.clickhouse.get(api_url, key.key_id, key.key_secret, org_id)
