@@ -23,13 +23,19 @@ from pydantic import ValidationError
 from clickhouse_privatelink import constants as c
 from clickhouse_privatelink.adapters.aws import route53 as route53_api
 from clickhouse_privatelink.adapters.aws import security_groups, vpc_endpoints
-from clickhouse_privatelink.adapters.aws.clients import classify, clients_for
+from clickhouse_privatelink.adapters.aws.clients import AwsClients, classify
 from clickhouse_privatelink.adapters.clickhouse.client import (
     ClickHouseApiError,
     ClickHouseCloudClient,
     Service,
+    rate_limiter,
 )
-from clickhouse_privatelink.adapters.kubernetes.api import KubernetesApiError, custom_object_path, get_json
+from clickhouse_privatelink.adapters.kubernetes.api import (
+    ConnectionHolder,
+    KubernetesApiError,
+    custom_object_path,
+    get_json,
+)
 from clickhouse_privatelink.adapters.kubernetes.secrets import CredentialsError, SecretReader
 from clickhouse_privatelink.adapters.network.probe import ProbeConfig, Prober
 from clickhouse_privatelink.api.models import ClickHousePrivateLinkSpec, DnsMode
@@ -102,8 +108,11 @@ def _aws_problem(exc: Exception) -> str:
 async def diagnose(namespace: str, name: str, settings: Settings, *, probe: bool = True) -> Report:
     """Run the checklist; stop at a check the next ones need (they could only repeat its failure)."""
     report = Report(f"{namespace}/{name}")
+    connection = ConnectionHolder()
     try:
-        body = await get_json(custom_object_path(c.GROUP, c.VERSION, namespace, c.PLURAL, name))
+        body = await get_json(
+            custom_object_path(c.GROUP, c.VERSION, namespace, c.PLURAL, name), connection=connection
+        )
     except KubernetesApiError as exc:
         report.add("resource", "fail", f"could not read it: {exc}")
         return report
@@ -127,7 +136,7 @@ async def diagnose(namespace: str, name: str, settings: Settings, *, probe: bool
         report.add("tenancy policy", "fail", str(ready.get("message", "")), "NotPermitted")
         return report
     public: list[Check] = []
-    await _checklist(report, namespace, spec, status, settings, probe=probe, public=public)
+    await _checklist(report, namespace, spec, status, settings, connection, probe=probe, public=public)
     # Last: the public IP access list is no part of a private connection, so it is never the first thing
     # to fix while the connection fails (and it is said however far the checklist got).
     report.checks.extend(public)
@@ -140,6 +149,7 @@ async def _checklist(
     spec: ClickHousePrivateLinkSpec,
     status: dict[str, Any],
     settings: Settings,
+    connection: ConnectionHolder,
     *,
     probe: bool,
     public: list[Check],
@@ -155,7 +165,7 @@ async def _checklist(
         )
         return
     try:
-        key = await SecretReader().api_key(namespace, ch.credentials_secret_ref)
+        key = await SecretReader(connection).api_key(namespace, ch.credentials_secret_ref)
     except CredentialsError as exc:
         reason = "CredentialsSecretNotFound" if exc.missing else "CredentialsInvalid"
         report.add("clickhouse service", "fail", f"API key: {exc}", reason)
@@ -163,7 +173,10 @@ async def _checklist(
     except KubernetesApiError as exc:
         report.add("clickhouse service", "fail", f"API key Secret not readable: {exc}")
         return
-    async with ClickHouseCloudClient(ch.api_url, key.key_id, key.key_secret, timeout=15) as api:
+    limiter = rate_limiter(settings.clickhouse_rate_limit)
+    async with ClickHouseCloudClient(
+        ch.api_url, key.key_id, key.key_secret, limiter=limiter, timeout=15
+    ) as api:
         try:
             service_id = ch.service_id or status.get("serviceId")
             if not service_id:
@@ -200,7 +213,7 @@ async def _checklist(
     if not endpoint_id:
         report.add("endpoint", "fail", "the resource has no VPC endpoint yet: see its Ready condition")
         return
-    aws = clients_for(spec.aws.region, spec.aws.role_arn)
+    aws = AwsClients(spec.aws.region, spec.aws.role_arn)
     try:
         endpoint = await _aws(vpc_endpoints.get, aws.ec2, endpoint_id)
     except (ClientError, BotoCoreError) as exc:
@@ -342,7 +355,12 @@ def run(target: str, *, output: str, probe: bool) -> int:
     if not sep or not namespace or not name:
         print("diagnose: give the resource as NAMESPACE/NAME")
         return 2
-    report = asyncio.run(_with_timeout(diagnose(namespace, name, Settings.from_env(), probe=probe)))
+    try:
+        settings = Settings.from_env()
+    except ValueError as exc:
+        print(f"diagnose: {exc}")
+        return 2
+    report = asyncio.run(_with_timeout(diagnose(namespace, name, settings, probe=probe)))
     print(report.to_json() if output == "json" else report.to_text())
     return 0 if report.first_to_fix is None else 1
 

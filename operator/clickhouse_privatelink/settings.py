@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -52,6 +53,22 @@ def _urls(name: str, default: tuple[str, ...]) -> tuple[str, ...]:
     return urls
 
 
+def _rate_limit(name: str, default: tuple[int, float] | None) -> tuple[int, float] | None:
+    """``N/PERIOD`` such as ``10/10s`` or ``600/1m`` (units s, m, h) -> ``(N, seconds)``; ``off`` -> None."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    if raw.strip().lower() in ("off", "none", "0", ""):
+        return None
+    m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)?\s*([smh]?)\s*", raw)
+    if not m or int(m.group(1)) <= 0:
+        raise ValueError(f"{name} must be N/PERIOD such as 10/10s, or off, got {raw!r}")
+    period = float(m.group(2) or 1) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(3)]
+    if period <= 0:
+        raise ValueError(f"{name} must have a positive period, got {raw!r}")
+    return int(m.group(1)), period
+
+
 @dataclass(frozen=True)
 class Settings:
     """How the operator paces itself. Every value has an environment variable (see README)."""
@@ -76,6 +93,9 @@ class Settings:
     clickhouse_backoff_base: float = 4.0
     clickhouse_backoff_max: float = 60.0
     clickhouse_reset_padding: float = 1.0
+    # Client-side pace per ClickHouse API key: (requests, seconds), ClickHouse Cloud's own 10 per 10 s;
+    # None: no client-side limit (the server's 429s are still honoured).
+    clickhouse_rate_limit: tuple[int, float] | None = (10, 10.0)
     # Allow-list changes for one service (and organization-entry removals) within this window: one PATCH.
     clickhouse_batch_window: float = 0.2
     # A reconcile pass accepts shared reads (the services list, the VPC's endpoints, a zone's records) this
@@ -106,9 +126,12 @@ class Settings:
     # TEST ONLY: SIGKILL the process right after this kind of external write (engine/crash_points.py);
     # empty (the default) in production.
     test_crash_after: str = ""
+    # The log: JSON lines carrying the resource's namespace and name, or kopf's plain or full text.
+    log_format: str = "json"
 
     @classmethod
     def from_env(cls) -> Settings:
+        """Every setting from its environment variable; ValueError names the first one it cannot use."""
         return cls(
             cluster_name=os.environ.get("CHPL_CLUSTER_NAME", "") or "default",
             clickhouse_api_urls=_urls("CHPL_CLICKHOUSE_API_URLS", cls.clickhouse_api_urls),
@@ -120,6 +143,7 @@ class Settings:
             clickhouse_backoff_base=_float("CHPL_CLICKHOUSE_BACKOFF_BASE", cls.clickhouse_backoff_base),
             clickhouse_backoff_max=_float("CHPL_CLICKHOUSE_BACKOFF_MAX", cls.clickhouse_backoff_max),
             clickhouse_reset_padding=_float("CHPL_CLICKHOUSE_RESET_PADDING", cls.clickhouse_reset_padding),
+            clickhouse_rate_limit=_rate_limit("CHPL_CLICKHOUSE_RATE_LIMIT", cls.clickhouse_rate_limit),
             clickhouse_batch_window=_float("CHPL_CLICKHOUSE_BATCH_WINDOW", cls.clickhouse_batch_window),
             read_window=_float("CHPL_READ_WINDOW", cls.read_window),
             route53_batch_window=_float("CHPL_ROUTE53_BATCH_WINDOW", cls.route53_batch_window),
@@ -132,6 +156,7 @@ class Settings:
             test_address_map=os.environ.get("CHPL_TEST_ADDRESS_MAP") or None,
             test_ca_file=os.environ.get("CHPL_TEST_CA_FILE") or None,
             test_crash_after=os.environ.get("CHPL_TEST_CRASH_AFTER", "").strip(),
+            log_format=_choice("CHPL_LOG_FORMAT", cls.log_format, ("json", "text", "full")),
         )
 
     def backoff(self, attempt: int) -> float:

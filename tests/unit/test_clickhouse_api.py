@@ -32,8 +32,9 @@ from clickhouse_privatelink.adapters.clickhouse.client import (
     Start,
     TransportError,
     Unauthorized,
-    limiter_for,
 )
+from clickhouse_privatelink.adapters.clickhouse.gateway import Gateways
+from clickhouse_privatelink.settings import Settings
 from clickhouse_privatelink_testkit.compressed_clock import retry_policy
 from clickhouse_privatelink_testkit.standins.clickhouse_cloud import ApiKey, ClickHouseCloudStandIn, Fault
 from clickhouse_privatelink_testkit.standins.clickhouse_cloud import Organization as StandInOrg
@@ -460,29 +461,45 @@ async def test_limiter_lets_an_urgent_waiter_ahead_and_forgets_a_cancelled_one()
     assert order == ["w0", "w1", "w2", "shared read", "w3", "w4", "w5"]
 
 
-def test_limiter_registry_shares_one_budget_per_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ch, "_REGISTRY", {})
-    monkeypatch.setenv(ch.RATE_LIMIT_ENV, "3/1m")
-    a = limiter_for("https://api.example/", "K1")
-    assert a is limiter_for("https://API.example", "K1")
-    assert a is not limiter_for("https://api.example", "K2")
+async def test_the_clients_of_one_key_share_one_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CHPL_CLICKHOUSE_RATE_LIMIT", "3/1m")
+    gateways = Gateways(rate_limit=Settings.from_env().clickhouse_rate_limit)
+    a = gateways.limiter("https://api.example/", "K1")
+    assert a is gateways.limiter("https://API.example", "K1")
+    assert a is not gateways.limiter("https://api.example", "K2")
     assert (a.max_rate, a.period) == (3, 60.0)
-    first = ClickHouseCloudClient("https://api.example", "K1", SECRET)
-    second = ClickHouseCloudClient("https://api.example", "K1", "other")
-    assert first.limiter is second.limiter is a
-    monkeypatch.setenv(ch.RATE_LIMIT_ENV, "off")
-    assert limiter_for("https://api.example", "K3").max_rate is None
-    monkeypatch.setenv(ch.RATE_LIMIT_ENV, "lots")
-    with pytest.raises(ValueError, match="N/PERIOD"):
-        limiter_for("https://api.example", "K4")
+    # A rotated secret, another organization: the same key, the same budget.
+    first = gateways.get("https://api.example", "K1", SECRET, "org-1")
+    second = gateways.get("https://api.example", "K1", "other", "org-2")
+    assert first.client is not second.client and first.client.limiter is second.client.limiter is a
+    # Another process state keeps budgets of its own.
+    assert Gateways().limiter("https://api.example", "K1") is not a
+    assert Gateways(rate_limit=None).limiter("https://api.example", "K3").max_rate is None
+    await gateways.close()
+
+
+@pytest.mark.parametrize(
+    ("value", "rate"),
+    [("10/10s", (10, 10.0)), ("600/1m", (600, 60.0)), ("5/1h", (5, 3600.0)), ("off", None), ("", None)],
+)
+def test_the_rate_limit_setting(monkeypatch: pytest.MonkeyPatch, value: str, rate: object) -> None:
+    monkeypatch.setenv("CHPL_CLICKHOUSE_RATE_LIMIT", value)
+    assert Settings.from_env().clickhouse_rate_limit == rate
+
+
+def test_a_wrong_rate_limit_is_refused_with_its_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CHPL_CLICKHOUSE_RATE_LIMIT", "lots")
+    with pytest.raises(ValueError, match="CHPL_CLICKHOUSE_RATE_LIMIT must be N/PERIOD such as 10/10s"):
+        Settings.from_env()
+    monkeypatch.delenv("CHPL_CLICKHOUSE_RATE_LIMIT")
+    assert Settings.from_env().clickhouse_rate_limit == (10, 10.0)  # ClickHouse Cloud's own budget
 
 
 async def test_clients_sharing_a_key_share_the_budget(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ch, "_REGISTRY", {})
     # Server: 4 per 0.25 s; clients: 4 per 0.3 s, a margin for scheduling jitter between send and arrival.
     world.standin.state.time_scale = 1.0
     world.standin.state.rate_limit = (4, 0.25)
-    shared = limiter_for(world.standin.url, world.key.id, max_rate=4, period=0.3)
+    shared = RateLimiter(4, 0.3)
     calls = Calls()
     clients = [
         world.client(limiter=shared, retry=RetryPolicy(max_attempts=1), on_call=calls) for _ in range(2)

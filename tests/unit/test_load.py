@@ -1,5 +1,5 @@
 """Keeping the operator's own work cheap under load: drift checks step aside while many create, update and
-delete passes are in flight (wiring/handlers.py); garbage collection tuned for a large heap (wiring/runner.py)."""
+delete passes are in flight (wiring/handlers.py, wiring/state.py); garbage collection tuned for a large heap (wiring/runner.py)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,13 @@ import subprocess
 import sys
 from typing import Any
 
+import kopf
 import pytest
 
 from clickhouse_privatelink import metrics
+from clickhouse_privatelink.settings import Settings
 from clickhouse_privatelink.wiring import handlers
+from clickhouse_privatelink.wiring.state import DRIFT_STEPS_ASIDE_AT, ProcessState
 
 
 def deferred() -> float:
@@ -27,19 +30,21 @@ async def test_drift_checks_step_aside_while_many_passes_are_in_flight(
         checked.append(kind)
 
     monkeypatch.setattr(handlers, "_run", run)
+    state = ProcessState(Settings())
+    memo = kopf.Memo(state=state)
     kwargs: dict[str, Any] = {"chpl_usages": {}, "chpl_zone_usages": {}, "stopped": None}
     before = deferred()
     with contextlib.ExitStack() as passes:
-        for _ in range(handlers.DRIFT_STEPS_ASIDE_AT):
-            passes.enter_context(handlers._in_flight())
-        await handlers.repair_drift(body={}, patch={}, memo={}, **kwargs)  # type: ignore[arg-type]
+        for _ in range(DRIFT_STEPS_ASIDE_AT):
+            passes.enter_context(state.in_flight())
+        await handlers.repair_drift(body={}, patch={}, memo=memo, **kwargs)  # type: ignore[arg-type]
         assert checked == ["drift"] and deferred() == before  # at the threshold: checks go on
 
-        passes.enter_context(handlers._in_flight())
-        await handlers.repair_drift(body={}, patch={}, memo={}, **kwargs)  # type: ignore[arg-type]
+        passes.enter_context(state.in_flight())
+        await handlers.repair_drift(body={}, patch={}, memo=memo, **kwargs)  # type: ignore[arg-type]
         assert checked == ["drift"] and deferred() == before + 1  # above it: deferred, and counted
-    assert handlers._busy == 0  # every pass counted out again
-    await handlers.repair_drift(body={}, patch={}, memo={}, **kwargs)  # type: ignore[arg-type]
+    assert state.busy == 0  # every pass counted out again
+    await handlers.repair_drift(body={}, patch={}, memo=memo, **kwargs)  # type: ignore[arg-type]
     assert checked == ["drift", "drift"]
 
 

@@ -279,15 +279,15 @@ async def test_no_credentials_at_all(tmp_path: pathlib.Path, monkeypatch: pytest
 
 
 async def test_the_kopf_login_handler_shares_its_connection_with_the_reader(
-    kubeconfig: pathlib.Path, akube: AsyncKube, monkeypatch: pytest.MonkeyPatch
+    kubeconfig: pathlib.Path, akube: AsyncKube
 ) -> None:
     holder = ConnectionHolder()
-    monkeypatch.setattr(kube_api_module, "CONNECTION", holder)
-    monkeypatch.setattr("clickhouse_privatelink.adapters.kubernetes.login.CONNECTION", holder)
-    info = login_for_kopf_and_secrets(settings=kopf.OperatorSettings())
+    info = login_for_kopf_and_secrets(kopf.OperatorSettings(), holder)
     assert info is not None and info.token == TOKEN and holder.info is info
     await _secret(akube, "clickhouse-api", {"keyId": KEY_ID, "keySecret": KEY_SECRET})
-    assert (await SecretReader().api_key("default", SecretKeyRef(name="clickhouse-api"))).key_id == KEY_ID
+    reader = SecretReader(holder)
+    assert (await reader.api_key("default", SecretKeyRef(name="clickhouse-api"))).key_id == KEY_ID
+    assert holder.info is info  # the reader used the login, it did not log in again
 
 
 def test_the_operator_runs_without_the_kubernetes_client() -> None:

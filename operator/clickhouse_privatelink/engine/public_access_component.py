@@ -4,7 +4,7 @@ The decisions are in decisions/public_access.py. This component reads nothing of
 its ``ipAccessList`` come from the pass's shared services list. It does nothing at all for a resource left
 at Unchanged that holds no record (the default), and a steady state writes nothing. Every change of the
 record (``status.publicAccess``) is written on the resource at once, the intent before its PATCH, through
-``write`` (wiring/handlers.py); records another pass may be reading are changed under one lock per service.
+``write`` (wiring/state.py); records another pass may be reading are changed under one lock per service.
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""kopf wiring: thin handlers that hand a resource to the reconciler and write its outcome back."""
+"""kopf wiring: thin handlers that hand a resource to the reconciler and write its outcome back.
+
+Nothing registers at import: ``register`` puts the handlers on a registry built from the settings (the drift
+interval, the Secret watch), and each handler takes the process's state from kopf's memo (wiring/state.py).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ import datetime
 import logging
 import time
 import zlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import kopf
@@ -16,48 +20,38 @@ from pydantic import ValidationError
 
 from clickhouse_privatelink import constants as c
 from clickhouse_privatelink import metrics
-from clickhouse_privatelink.adapters.aws.clients import clients_for
-from clickhouse_privatelink.adapters.aws.gateway import AwsGateways
-from clickhouse_privatelink.adapters.clickhouse.client import RetryPolicy
-from clickhouse_privatelink.adapters.clickhouse.gateway import ClickHouseGateway, Gateways
-from clickhouse_privatelink.adapters.kubernetes.api import custom_object_path, merge_patch
-from clickhouse_privatelink.adapters.kubernetes.secrets import ApiKey, SecretReader
-from clickhouse_privatelink.adapters.network.probe import PlacementFinder, ProbeConfig, Prober
+from clickhouse_privatelink.adapters.kubernetes.login import login_for_kopf_and_secrets
 from clickhouse_privatelink.api.models import ClickHousePrivateLinkPolicySpec, ClickHousePrivateLinkSpec
 from clickhouse_privatelink.decisions import public_access
 from clickhouse_privatelink.decisions.ownership import ResourceRef
 from clickhouse_privatelink.decisions.reasons import ConditionType, Reason
-from clickhouse_privatelink.decisions.status import StepResult, WrittenStatus, condition, steps_to_conditions
+from clickhouse_privatelink.decisions.status import StepResult, condition, steps_to_conditions
 from clickhouse_privatelink.decisions.tenancy import Policy, applies_to, decide
 from clickhouse_privatelink.decisions.usage import Usage, usage_from_body, vpc_index_key, zone_index_key
-from clickhouse_privatelink.engine.components import FORWARD
-from clickhouse_privatelink.engine.public_access_component import PublicAccessComponent
-from clickhouse_privatelink.engine.reachability_component import ReachabilityComponent
 from clickhouse_privatelink.engine.reconciler import Outcome, Reconciler, Resource
 from clickhouse_privatelink.settings import Settings
 from clickhouse_privatelink.wiring.progress import FreshOnChangeProgressStorage
+from clickhouse_privatelink.wiring.state import ProcessState
 
 RESOURCE = (c.GROUP, c.VERSION, c.PLURAL)
 POLICY = (c.GROUP, c.VERSION, c.POLICY_PLURAL)
 SECRETS = ("", "v1", "secrets")
 log = logging.getLogger(__name__)
-SETTINGS = Settings.from_env()
 
 
-_locks: dict[str, asyncio.Lock] = {}
-_posted: dict[str, set[tuple[str, str, str]]] = {}
-_settled_uids: set[str] = set()  # resources whose create/update handler is done (drift checks may run)
-_busy = 0  # create, update and delete passes in flight (waiting their turn included)
-# Above this many, drift checks step aside until the next interval: they are the least urgent work, and a
-# thousand resources created or deleted at once should not share the event loop and the API budget with
-# the drift checks of everything else.
-DRIFT_STEPS_ASIDE_AT = 50
-_written = WrittenStatus()  # our status writes the watch has not brought back yet
+def _state(memo: kopf.Memo) -> ProcessState:
+    """The process's settings and state (wiring/state.py), put in kopf's memo by wiring/runner.py."""
+    state: ProcessState = memo.state
+    return state
 
 
-@kopf.on.startup()
+def log_in(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> kopf.ConnectionInfo | None:
+    """kopf's own login, kept for the process's Secret reads and status writes too."""
+    return login_for_kopf_and_secrets(settings, _state(memo).connection)
+
+
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    """Operator-wide objects, built once here and handed to every handler through kopf's memo."""
+    """kopf's own settings, and what the process's state needs the running loop for."""
     settings.persistence.finalizer = c.FINALIZER
     # A fix (new generation, changed Secret or policy, restart) starts a pass at once, whatever retry time a
     # failed pass stored (wiring/progress.py).
@@ -78,62 +72,13 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.execution.max_workers = 20
-    gateways = Gateways(
-        retry=RetryPolicy(
-            backoff_base=SETTINGS.clickhouse_backoff_base,
-            backoff_max=SETTINGS.clickhouse_backoff_max,
-            reset_padding=SETTINGS.clickhouse_reset_padding,
-        ),
-        batch_window=SETTINGS.clickhouse_batch_window,
-        on_call=metrics.record_clickhouse_call,
-    )
-    memo.gateways = gateways
-
-    def gateway(api_url: str, key: ApiKey, org_id: str) -> ClickHouseGateway:
-        return gateways.get(api_url, key.key_id, key.key_secret, org_id)
-
-    aws = AwsGateways(
-        clients_for,
-        batch_window=SETTINGS.route53_batch_window,
-        max_window=SETTINGS.route53_max_batch_window,
-    )
-    # The Reachable check runs last, after every other component (engine/reachability_component.py).
-    placement = PlacementFinder(SETTINGS)
-    # Where the operator runs is found once, now (at most a second's look at the instance metadata service),
-    # not by the first pass that needs it.
-    memo.placement = asyncio.ensure_future(placement.placement())
-    reachability = ReachabilityComponent(
-        Prober(ProbeConfig.from_settings(SETTINGS)), placement, required=SETTINGS.reachability_required
-    )
-    # The service's IP access list (spec.clickhouse.publicAccess) after the allow-list entry; nothing for
-    # resources left at Unchanged (engine/public_access_component.py).
-    public = PublicAccessComponent(
-        _PUBLIC_USERS.of,
-        _write_public_access,
-        retry_after=SETTINGS.poll_interval,
-        error_retry_after=SETTINGS.error_retry_interval,
-    )
-    memo.reconciler = Reconciler(
-        SETTINGS,
-        SecretReader(),
-        gateway,
-        aws.get,
-        components=(*FORWARD, public, reachability),
-        intend=_intend,
-    )
-    port = int(memo.get("metrics_port", 0) or 0)
-    if port:
-        metrics.serve(port)
+    _state(memo).start()
 
 
-@kopf.on.cleanup()
 async def close_clients(memo: kopf.Memo, **_: Any) -> None:
-    gateways = memo.get("gateways")
-    if gateways is not None:
-        await gateways.close()
+    await _state(memo).close()
 
 
-@kopf.index(*RESOURCE)
 def chpl_secret_refs(body: kopf.Body, **_: Any) -> dict[tuple[str, str], str]:
     """Which resources use which API-key Secret: (namespace, Secret name) -> resource name."""
     ref = (body.spec.get("clickhouse") or {}).get("credentialsSecretRef") or {}
@@ -141,28 +86,23 @@ def chpl_secret_refs(body: kopf.Body, **_: Any) -> dict[tuple[str, str], str]:
     return {(body.metadata.namespace or "", str(name)): body.metadata.name or ""} if name else {}
 
 
-if SETTINGS.watch_secrets:
+async def watch_opted_in_secrets_only(settings: kopf.OperatorSettings, **_: Any) -> None:
+    """The Secret watch asks the API server for opted-in Secrets only (a server-side label selector): no
+    other Secret is ever sent to the operator."""
+    settings.watching.label_selectors[SECRETS] = f"{c.LABEL_API_KEY}=true"
 
-    @kopf.on.startup()
-    async def watch_opted_in_secrets_only(settings: kopf.OperatorSettings, **_: Any) -> None:
-        """The Secret watch asks the API server for opted-in Secrets only (a server-side label selector): no
-        other Secret is ever sent to the operator."""
-        settings.watching.label_selectors[SECRETS] = f"{c.LABEL_API_KEY}=true"
 
-    @kopf.on.event(*SECRETS, labels={c.LABEL_API_KEY: "true"})
-    async def secret_changed(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
-        """A used API-key Secret changed: read it again and reconcile the resources that use it now."""
-        namespace, name = body.metadata.namespace or "", body.metadata.name or ""
-        users = kwargs["chpl_secret_refs"].get((namespace, name), [])
-        if not users or kwargs["event"].get("type") is None:
-            return  # not used, or the listing at start-up (the resume handlers reconcile everything then)
-        memo.reconciler.secrets.forget(namespace, name)
-        version = body.metadata.get("resourceVersion") or ""
-        for resource in sorted(set(users)):
-            await merge_patch(
-                custom_object_path(c.GROUP, c.VERSION, namespace, c.PLURAL, resource),
-                {"metadata": {"annotations": {c.ANNOTATION_SECRET_VERSION: version}}},
-            )
+async def secret_changed(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
+    """A used API-key Secret changed: read it again and reconcile the resources that use it now."""
+    namespace, name = body.metadata.namespace or "", body.metadata.name or ""
+    users = kwargs["chpl_secret_refs"].get((namespace, name), [])
+    if not users or kwargs["event"].get("type") is None:
+        return  # not used, or the listing at start-up (the resume handlers reconcile everything then)
+    state = _state(memo)
+    state.reconciler.secrets.forget(namespace, name)
+    version = body.metadata.get("resourceVersion") or ""
+    for resource in sorted(set(users)):
+        await state.annotate(namespace, resource, c.ANNOTATION_SECRET_VERSION, version)
 
 
 def _policy(body: kopf.Body) -> Policy | None:
@@ -176,20 +116,17 @@ def _policy(body: kopf.Body) -> Policy | None:
         return None
 
 
-@kopf.index(*POLICY)
 def chpl_policies(body: kopf.Body, **_: Any) -> dict[str, Policy]:
     """Every ClickHousePrivateLinkPolicy (cluster-scoped), validated: one key, read by every pass."""
     policy = _policy(body)
     return {"all": policy} if policy is not None else {}
 
 
-@kopf.index("", "v1", "namespaces")
 def chpl_namespace_labels(body: kopf.Body, **_: Any) -> dict[str, dict[str, str]]:
     """Every namespace's labels, for the policies that select namespaces by label."""
     return {body.metadata.name or "": dict(body.metadata.labels or {})}
 
 
-@kopf.index(*RESOURCE)
 def chpl_refused(body: kopf.Body, **_: Any) -> dict[str, str]:
     """Resources the tenancy policy refused, by namespace: looked at again when a policy or namespace changes."""
     ready = condition(list(body.status.get("conditions") or []), ConditionType.READY)
@@ -198,18 +135,16 @@ def chpl_refused(body: kopf.Body, **_: Any) -> dict[str, str]:
     return {body.metadata.namespace or "": body.metadata.name or ""}
 
 
-async def _look_again(refused: kopf.Index[str, str], namespaces: list[str], version: str) -> None:
+async def _look_again(
+    state: ProcessState, refused: kopf.Index[str, str], namespaces: list[str], version: str
+) -> None:
     """Stamp the refused resources of ``namespaces`` so that each gets a pass now, under the new policy."""
     for namespace in namespaces:
         for resource in sorted(set(refused.get(namespace, []))):
-            await merge_patch(
-                custom_object_path(c.GROUP, c.VERSION, namespace, c.PLURAL, resource),
-                {"metadata": {"annotations": {c.ANNOTATION_POLICY_VERSION: version}}},
-            )
+            await state.annotate(namespace, resource, c.ANNOTATION_POLICY_VERSION, version)
 
 
-@kopf.on.event(*POLICY)
-async def policy_changed(body: kopf.Body, **kwargs: Any) -> None:
+async def policy_changed(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
     """A policy was created or changed: the resources it may now permit are looked at again at once.
 
     (A policy deleted or narrowed permits nothing new: the resources it no longer permits are refused at
@@ -228,51 +163,32 @@ async def policy_changed(body: kopf.Body, **kwargs: Any) -> None:
         if applies_to(policy, namespace, next(iter(labels.get(namespace, [])), None))
     ]
     version = f"{policy.name}@{body.metadata.get('resourceVersion') or ''}"
-    await _look_again(refused, selected, version)
+    await _look_again(_state(memo), refused, selected, version)
 
 
-@kopf.on.event("", "v1", "namespaces")
-async def namespace_changed(body: kopf.Body, **kwargs: Any) -> None:
+async def namespace_changed(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
     """A namespace's labels may now match a policy's selector: look again at its refused resources."""
     refused: kopf.Index[str, str] = kwargs["chpl_refused"]
     name = body.metadata.name or ""
     if kwargs["event"].get("type") is None or name not in refused:
         return
-    await _look_again(refused, [name], f"namespace@{body.metadata.get('resourceVersion') or ''}")
+    await _look_again(
+        _state(memo), refused, [name], f"namespace@{body.metadata.get('resourceVersion') or ''}"
+    )
 
 
-@kopf.index(*RESOURCE)
 def chpl_usages(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Usage]:
     """Every resource's usage of shared objects, by (region, VPC): the durable count of their users."""
     usage = usage_from_body(body)
     return {vpc_index_key(usage): usage}
 
 
-@kopf.index(*RESOURCE)
 def chpl_public_access(body: kopf.Body, **_: Any) -> dict[str, public_access.User]:
     """Resources with a publicAccess setting or record, by service ID (none for those left at Unchanged)."""
     user = public_access.user_from_body(body)
     return {user.service_id: user} if user is not None else {}
 
 
-class _ServiceUsers:
-    """The chpl_public_access index as kopf hands it to handlers (the same live object every time)."""
-
-    index: Mapping[str, Any] = {}
-
-    def of(self, service_id: str) -> list[public_access.User]:
-        return list(self.index.get(service_id, ()))
-
-    def follow(self, handler_kwargs: Mapping[str, Any]) -> None:
-        index = handler_kwargs.get("chpl_public_access")
-        if index is not None:  # kopf always passes it; unit tests of other handlers may not
-            self.index = index
-
-
-_PUBLIC_USERS = _ServiceUsers()
-
-
-@kopf.index(*RESOURCE)
 def chpl_zone_usages(body: kopf.Body, **_: Any) -> dict[str, Usage]:
     """Every resource's usage, by the zone it writes into: a zone named in the spec may serve several VPCs."""
     usage = usage_from_body(body)
@@ -280,38 +196,16 @@ def chpl_zone_usages(body: kopf.Body, **_: Any) -> dict[str, Usage]:
     return {key: usage} if key else {}
 
 
-async def _write_status_now(
-    namespace: str, name: str, uid: str, fields: dict[str, Any], shown: dict[str, Any] | None = None
-) -> None:
-    """Write status fields now, mid-pass: an intent before the external write it announces (the pass's own
-    status write comes later). ``shown``: the status as it reads afterwards, where it differs from ``fields``."""
-    path = custom_object_path(c.GROUP, c.VERSION, namespace, c.PLURAL, name) + "/status"
-    await merge_patch(path, {"status": fields})
-    _written.record(uid, fields if shown is None else shown)
-
-
-async def _intend(res: Resource, fields: dict[str, Any]) -> None:
-    """What a pass has learned, before its next external write (engine: Pass.intend)."""
-    await _write_status_now(res.ref.namespace, res.ref.name, res.ref.uid, fields)
-
-
-async def _write_public_access(key: str, uid: str, record: dict[str, Any] | None) -> None:
-    """``status.publicAccess`` before its PATCH (a merge patch of null removes it)."""
-    namespace, name = key.split("/", 1)
-    shown = None if record is None else {k: v for k, v in record.items() if v is not None}
-    await _write_status_now(namespace, name, uid, {"publicAccess": record}, {"publicAccess": shown})
-
-
-def _resource(body: kopf.Body, indices: Mapping[str, Any]) -> Resource:
+def _resource(state: ProcessState, body: kopf.Body, indices: Mapping[str, Any]) -> Resource:
     meta = body.metadata
     ref = ResourceRef(
         namespace=meta.namespace or "",
         name=meta.name or "",
         uid=meta.uid or "",
-        cluster=SETTINGS.cluster_name,
+        cluster=state.settings.cluster_name,
     )
     spec = ClickHousePrivateLinkSpec.model_validate(dict(body.spec))
-    status = _written.view(ref.uid, body.status)
+    status = state.written.view(ref.uid, body.status)
     labels = list(indices["chpl_namespace_labels"].get(ref.namespace, []))
     policies = list(indices["chpl_policies"].get("all", []))
     return Resource(
@@ -336,7 +230,9 @@ def _invalid_spec(body: kopf.Body, patch: kopf.Patch, error: ValidationError) ->
     metrics.BOOK.record(body.metadata.uid or "", ready=False, reason=Reason.INVALID_SPEC.value)
 
 
-def _write(body: kopf.Body, patch: kopf.Patch, res: Resource, outcome: Outcome, *, kind: str) -> None:
+def _write(
+    state: ProcessState, body: kopf.Body, patch: kopf.Patch, res: Resource, outcome: Outcome, *, kind: str
+) -> None:
     """Put the outcome on the resource: only the status fields that changed, and Events posted once.
 
     A pass that finds everything as it was writes nothing: no status PATCH, no Event.
@@ -353,9 +249,9 @@ def _write(body: kopf.Body, patch: kopf.Patch, res: Resource, outcome: Outcome, 
     for key, value in wanted.items():
         if res.status.get(key) != value:
             patch.status[key] = value
-    _written.record(res.ref.uid, dict(patch.status))
+    state.written.record(res.ref.uid, dict(patch.status))
     ready = condition(conditions, ConditionType.READY)
-    posted = _posted.setdefault(res.ref.uid, set())
+    posted = state.posted.setdefault(res.ref.uid, set())
     for event in outcome.events:
         repeated = previous is not None and event.type == "Warning" and event.reason == previous.get("reason")
         # Cleanup may take several passes (AWS deletes an endpoint in minutes): say each thing once.
@@ -390,17 +286,6 @@ def _deletion_time(body: kopf.Body) -> float | None:
         return datetime.datetime.fromisoformat(str(stamp)).timestamp()
     except ValueError:
         return time.time()
-
-
-@contextlib.contextmanager
-def _in_flight() -> Iterator[None]:
-    """Count a create, update or delete pass while it runs (drift checks step aside when there are many)."""
-    global _busy
-    _busy += 1
-    try:
-        yield
-    finally:
-        _busy -= 1
 
 
 async def _take_turn(lock: asyncio.Lock, stopped: Any) -> bool:
@@ -440,20 +325,21 @@ async def _run(
 ) -> Outcome | None:
     # One pass at a time per resource, and each builds its view inside the lock: a pass that waited sees
     # the status the one before it wrote (the body it was handed may be older than that write).
-    lock = _locks.setdefault(body.metadata.uid or "", asyncio.Lock())
+    state = _state(memo)
+    lock = state.lock(body.metadata.uid or "")
     if not await _take_turn(lock, stopped):
         return None
     try:
         if kind == "drift" and body.metadata.get("deletionTimestamp"):
             return None  # being deleted: cleanup has it now
         try:
-            res = _resource(body, indices)
+            res = _resource(state, body, indices)
         except ValidationError as exc:
             _invalid_spec(body, patch, exc)
             metrics.RECONCILES.labels(kind, "invalid").inc()
             return None
         started = time.monotonic()
-        reconciler: Reconciler = memo.reconciler
+        reconciler: Reconciler = state.reconciler
         usages: kopf.Index[tuple[str, str], Usage] = indices["chpl_usages"]
         indexed = list(usages.get(vpc_index_key(res.usage), []))
         zone = zone_index_key(res.usage)
@@ -480,21 +366,12 @@ async def _run(
                     reason="DriftRepaired",
                     message=f"repaired: {', '.join(outcome.changes)}",
                 )
-        _write(body, patch, res, outcome, kind=kind)
+        _write(state, body, patch, res, outcome, kind=kind)
     finally:
         lock.release()
     return outcome
 
 
-@kopf.on.resume(*RESOURCE)
-@kopf.on.create(*RESOURCE)
-@kopf.on.update(*RESOURCE, field="spec")
-@kopf.on.update(
-    *RESOURCE, field=("metadata", "annotations", c.ANNOTATION_SECRET_VERSION), id="secret-changed"
-)
-@kopf.on.update(
-    *RESOURCE, field=("metadata", "annotations", c.ANNOTATION_POLICY_VERSION), id="policy-changed"
-)
 async def reconcile(
     body: kopf.Body,
     patch: kopf.Patch,
@@ -503,51 +380,51 @@ async def reconcile(
     **kwargs: Any,
 ) -> None:
     uid = body.metadata.uid or ""
-    _settled_uids.discard(uid)
-    _PUBLIC_USERS.follow(kwargs)
-    with _in_flight():
+    state = _state(memo)
+    state.settled_uids.discard(uid)
+    state.public_users.follow(kwargs)
+    with state.in_flight():
         outcome = await _run("reconcile", body, patch, retry, memo, kwargs)
     if outcome is not None and outcome.requeue_after is not None:
         ready = outcome.ready()
         raise kopf.TemporaryError(f"{ready.reason.value}: {ready.message}", delay=outcome.requeue_after)
-    _settled_uids.add(uid)
+    state.settled_uids.add(uid)
 
 
-def _settled(uid: str, **_: Any) -> bool:
+def _settled(uid: str, memo: kopf.Memo, **_: Any) -> bool:
     """Drift checks run once the create/update handler is done (Ready, or an invalid spec), not before it
     has run (a pass may wait its turn at the rate limit for a while) nor between its retries.
 
     A problem a drift check finds is looked at again by the next drift check.
     """
-    return uid in _settled_uids
+    return uid in _state(memo).settled_uids
 
 
-def _drift_phase(uid: str, **_: Any) -> float:
+def _drift_phase(uid: str, memo: kopf.Memo, **_: Any) -> float:
     """The first drift check comes one interval plus this resource's own share of another after it is seen.
 
     Each resource keeps its own phase within the interval (a fraction from its UID), so a thousand resources
     created together do not all check at once, every interval, in step.
     """
-    return SETTINGS.drift_interval * (1 + zlib.crc32(uid.encode()) / 2**32)
+    return _state(memo).settings.drift_interval * (1 + zlib.crc32(uid.encode()) / 2**32)
 
 
-@kopf.timer(*RESOURCE, interval=SETTINGS.drift_interval, initial_delay=_drift_phase, when=_settled)
 async def repair_drift(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
     """One drift check, skipped for a resource being deleted, and deferred to the next interval while more
-    than ``DRIFT_STEPS_ASIDE_AT`` create, update and delete passes are in flight.
+    than ``DRIFT_STEPS_ASIDE_AT`` (wiring/state.py) create, update and delete passes are in flight.
 
     kopf keeps the finalizer until the resource's timers have stopped: a check still waiting for the
     resource's turn (cleanup has it) gives up when kopf stops the timer, instead of holding the deletion for
     kopf's polling interval. A check that has begun finishes: it may be writing.
     """
-    if _busy > DRIFT_STEPS_ASIDE_AT:
+    state = _state(memo)
+    if state.drift_steps_aside():
         metrics.RECONCILES.labels("drift", "deferred").inc()
         return
-    _PUBLIC_USERS.follow(kwargs)
+    state.public_users.follow(kwargs)
     await _run("drift", body, patch, 0, memo, kwargs, stopped=kwargs["stopped"])
 
 
-@kopf.on.delete(*RESOURCE)
 async def cleanup(
     body: kopf.Body,
     patch: kopf.Patch,
@@ -555,8 +432,9 @@ async def cleanup(
     memo: kopf.Memo,
     **kwargs: Any,
 ) -> None:
-    _PUBLIC_USERS.follow(kwargs)
-    with _in_flight():
+    state = _state(memo)
+    state.public_users.follow(kwargs)
+    with state.in_flight():
         outcome = await _run("cleanup", body, patch, retry, memo, kwargs)
     if outcome is None:
         metrics.BOOK.forget(body.metadata.uid or "")
@@ -566,12 +444,48 @@ async def cleanup(
         raise kopf.TemporaryError(f"{ready.reason.value}: {ready.message}", delay=outcome.requeue_after or 1)
     uid = body.metadata.uid or ""
     metrics.BOOK.forget(uid)
-    _locks.pop(uid, None)
-    _posted.pop(uid, None)
-    _written.drop(uid)
-    _settled_uids.discard(uid)
+    state.forget(uid)
 
 
-def metrics_memo(port: int) -> Mapping[str, Any]:
-    """What ``kopf.run`` carries into the start-up handler."""
-    return {"metrics_port": port}
+def register(registry: kopf.OperatorRegistry, settings: Settings) -> kopf.OperatorRegistry:
+    """Put every handler on ``registry``: the drift timer at ``settings.drift_interval``, the Secret watch
+    only with ``settings.watch_secrets``. Returns ``registry``, for ``kopf.run(registry=...)``."""
+    kopf.on.login(registry=registry)(log_in)
+    kopf.on.startup(registry=registry)(configure)
+    kopf.on.cleanup(registry=registry)(close_clients)
+    kopf.index(*RESOURCE, registry=registry)(chpl_secret_refs)
+    kopf.index(*POLICY, registry=registry)(chpl_policies)
+    kopf.index("", "v1", "namespaces", registry=registry)(chpl_namespace_labels)
+    for index in (chpl_refused, chpl_usages, chpl_public_access, chpl_zone_usages):
+        kopf.index(*RESOURCE, registry=registry)(index)
+    if settings.watch_secrets:
+        kopf.on.startup(registry=registry)(watch_opted_in_secrets_only)
+        kopf.on.event(*SECRETS, labels={c.LABEL_API_KEY: "true"}, registry=registry)(secret_changed)
+    kopf.on.event(*POLICY, registry=registry)(policy_changed)
+    kopf.on.event("", "v1", "namespaces", registry=registry)(namespace_changed)
+    # One handler for every cause of a pass; the ids (kept in each resource's progress annotations) are
+    # the ones the decorators gave before.
+    kopf.on.update(
+        *RESOURCE,
+        field=("metadata", "annotations", c.ANNOTATION_POLICY_VERSION),
+        id="policy-changed",
+        registry=registry,
+    )(reconcile)
+    kopf.on.update(
+        *RESOURCE,
+        field=("metadata", "annotations", c.ANNOTATION_SECRET_VERSION),
+        id="secret-changed",
+        registry=registry,
+    )(reconcile)
+    kopf.on.update(*RESOURCE, field="spec", registry=registry)(reconcile)
+    kopf.on.create(*RESOURCE, registry=registry)(reconcile)
+    kopf.on.resume(*RESOURCE, registry=registry)(reconcile)
+    kopf.timer(
+        *RESOURCE,
+        interval=settings.drift_interval,
+        initial_delay=_drift_phase,
+        when=_settled,
+        registry=registry,
+    )(repair_drift)
+    kopf.on.delete(*RESOURCE, registry=registry)(cleanup)
+    return registry

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -13,17 +12,17 @@ import kopf
 
 from clickhouse_privatelink import metrics
 from clickhouse_privatelink.api.models import ClickHousePrivateLinkSpec  # noqa: F401 - fail fast on a broken install, before kopf starts
+from clickhouse_privatelink.settings import Settings
+from clickhouse_privatelink.wiring import handlers
+from clickhouse_privatelink.wiring.state import ProcessState
+
+LOG_FORMATS = {"json": kopf.LogFormat.JSON, "text": kopf.LogFormat.PLAIN, "full": kopf.LogFormat.FULL}
 
 
-def configure_logging(*, verbose: bool) -> None:
-    """JSON lines by default (each line carries the resource's namespace and name), text on request."""
-    fmt = os.environ.get("CHPL_LOG_FORMAT", "json").lower()
-    log_format = {"json": kopf.LogFormat.JSON, "text": kopf.LogFormat.PLAIN, "full": kopf.LogFormat.FULL}.get(
-        fmt
-    )
-    if log_format is None:
-        raise SystemExit(f"CHPL_LOG_FORMAT must be json, text or full, not {fmt!r}")
-    kopf.configure(verbose=verbose, log_format=log_format, log_refkey="k8s")
+def configure_logging(log_format: str, *, verbose: bool) -> None:
+    """JSON lines by default (each line carries the resource's namespace and name), text on request
+    (``log_format``: a key of ``LOG_FORMATS``, Settings.log_format)."""
+    kopf.configure(verbose=verbose, log_format=LOG_FORMATS[log_format], log_refkey="k8s")
     # botocore and httpx log request details (headers included) at DEBUG: keep them quiet even with -v.
     for noisy in ("botocore", "boto3", "urllib3", "httpx", "httpcore", "kubernetes"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -116,11 +115,15 @@ def run_operator(
     if bool(namespaces) == all_namespaces:
         print("error: pass either --all-namespaces or one or more --namespace", file=sys.stderr)
         return 2
-    configure_logging(verbose=verbose)
-    # Log in with kopf's built-in logins (no Kubernetes client library), shared with the Secret reader.
-    from clickhouse_privatelink.adapters.kubernetes import login  # noqa: F401 - registers @kopf.on.login()
-    from clickhouse_privatelink.wiring import handlers  # registers the handlers with kopf's default registry
-
+    # The settings are read once, here: a wrong value stops the operator before kopf starts.
+    try:
+        settings = Settings.from_env()
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_format, verbose=verbose)
+    registry = handlers.register(kopf.OperatorRegistry(), settings)
+    state = ProcessState(settings, metrics_port=metrics_port)
     follow_peering(standalone=standalone)
     tune_garbage_collection()
     try:
@@ -131,7 +134,8 @@ def run_operator(
             priority=priority,
             peering_name=None if standalone else peering,
             liveness_endpoint=liveness or None,
-            memo=kopf.Memo(handlers.metrics_memo(metrics_port)),
+            registry=registry,
+            memo=kopf.Memo(state=state),
         )
     except kopf.LoginError as exc:
         print(

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import functools
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -36,7 +35,8 @@ _CONFIG = Config(
 
 
 class AwsClients:
-    """EC2 and Route 53 clients for one region, optionally through an assumed role."""
+    """EC2 and Route 53 clients for one region, optionally through an assumed role (made once per region and
+    role by the operator's ``AwsGateways``; boto3 clients are thread-safe, sessions are not)."""
 
     def __init__(self, region: str, role_arn: str | None = None) -> None:
         self.region = region
@@ -71,19 +71,6 @@ def _session(role_arn: str | None) -> boto3.Session:
         method="assume-role", refresh_using=fetcher.fetch_credentials
     )
     return boto3.Session(botocore_session=assumed)
-
-
-_cache: dict[tuple[str, str | None], AwsClients] = {}
-_cache_lock = threading.Lock()
-
-
-def clients_for(region: str, role_arn: str | None = None) -> AwsClients:
-    """Shared clients for a region and role (boto3 clients are thread-safe; sessions are not)."""
-    key = (region, role_arn)
-    with _cache_lock:
-        if key not in _cache:
-            _cache[key] = AwsClients(region, role_arn)
-        return _cache[key]
 
 
 @dataclass(frozen=True)

@@ -8,12 +8,9 @@ Retries follow the official Terraform provider's policy (:class:`RetryPolicy`): 
 4xx. Every attempt counts against the client-side rate limit.
 
 Client-side rate limit: ClickHouse Cloud allows 10 requests per 10-second window per API key. All clients
-for one ``(base_url, key_id)`` in a process share one :class:`RateLimiter` (see :func:`limiter_for`), so many
-resources reconciled with the same key stay within that budget together. Environment variable:
-
-``CHPL_CLICKHOUSE_RATE_LIMIT``
-    ``N/PERIOD`` such as ``10/10s`` (the default), ``600/1m``; units ``s``, ``m``, ``h``. ``off`` disables the
-    client-side limit (the server's 429s are still honoured). Read when a key's limiter is first created.
+for one ``(base_url, key_id)`` share one :class:`RateLimiter` (the operator's ``Gateways`` keeps one per key,
+paced by ``CHPL_CLICKHOUSE_RATE_LIMIT``: settings.py), so many resources reconciled with the same key stay
+within that budget together. A client made without one gets a limiter of its own at ClickHouse's pace.
 
 Secrets: the key secret only ever travels in the ``Authorization`` header; no exception message, log line
 or ``repr`` carries it (upstream error text is scrubbed of it too).
@@ -26,7 +23,6 @@ import base64
 import heapq
 import itertools
 import logging
-import os
 import re
 import time
 import weakref
@@ -45,8 +41,6 @@ from clickhouse_privatelink.adapters.clickhouse.lane import Lane
 
 log = logging.getLogger(__name__)
 
-RATE_LIMIT_ENV = "CHPL_CLICKHOUSE_RATE_LIMIT"
-DEFAULT_RATE_LIMIT = "10/10s"
 MAX_MESSAGE_CHARS = 500
 
 # Values seen (or plausible) in privateEndpointConfig while a service is still being set up.
@@ -293,19 +287,6 @@ def _client_retries(error: BaseException) -> bool:
 # ------------------------------------------------------------------------------------------ rate limiting
 
 
-def parse_rate_limit(text: str) -> tuple[int, float] | None:
-    """``"10/10s"`` -> ``(10, 10.0)``; ``"off"`` -> None."""
-    if text.strip().lower() in ("off", "none", "0", ""):
-        return None
-    m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)?\s*([smh]?)\s*", text)
-    if not m or int(m.group(1)) <= 0:
-        raise ValueError(f"{RATE_LIMIT_ENV}={text!r}: expected N/PERIOD such as 10/10s, or 'off'")
-    period = float(m.group(2) or 1) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(3)]
-    if period <= 0:
-        raise ValueError(f"{RATE_LIMIT_ENV}={text!r}: the period must be positive")
-    return int(m.group(1)), period
-
-
 # (0 urgent or 1, order of arrival): the lower goes first.
 Place = tuple[int, int]
 
@@ -431,6 +412,11 @@ class RateLimiter:
         return f"RateLimiter(max_rate={self.max_rate}, period={self.period})"
 
 
+def rate_limiter(rate: tuple[int, float] | None) -> RateLimiter:
+    """A limiter at ``rate`` (requests, seconds), as settings.py reads CHPL_CLICKHOUSE_RATE_LIMIT; None: no limit."""
+    return RateLimiter(None) if rate is None else RateLimiter(*rate)
+
+
 class _Turns:
     """A lock whose waiters are served in the order of their places."""
 
@@ -461,32 +447,6 @@ class _Turns:
                 turn.set_result(None)
                 return
         self._held = False
-
-
-_REGISTRY: dict[tuple[str, str], RateLimiter] = {}
-
-
-def limiter_for(
-    base_url: str, key_id: str, max_rate: int | None = None, period: float | None = None
-) -> RateLimiter:
-    """The process-wide limiter of one API key (created on first use from the arguments or the env var)."""
-    key = (base_url.rstrip("/").lower(), key_id)
-    limiter = _REGISTRY.get(key)
-    if limiter is None:
-        if max_rate is None and period is None:
-            parsed = parse_rate_limit(os.environ.get(RATE_LIMIT_ENV, DEFAULT_RATE_LIMIT))
-            limiter = RateLimiter(None) if parsed is None else RateLimiter(*parsed)
-        else:
-            limiter = RateLimiter(
-                max_rate if max_rate is not None else 10, period if period is not None else 10.0
-            )
-        _REGISTRY[key] = limiter
-    return limiter
-
-
-def reset_limiters() -> None:
-    """Forget every key's limiter (tests; a changed env var takes effect on next use)."""
-    _REGISTRY.clear()
 
 
 # ------------------------------------------------------------------------------------------ client
@@ -522,7 +482,7 @@ class ClickHouseCloudClient:
         # Kept only to scrub them from upstream text: the secret and the Basic credentials it travels in.
         basic = base64.b64encode(f"{key_id}:{key_secret}".encode()).decode()
         self._sensitive = tuple(s for s in (key_secret, basic) if s)
-        self.limiter = limiter if limiter is not None else limiter_for(self.base_url, key_id)
+        self.limiter = limiter if limiter is not None else RateLimiter()
         self.retry = retry
         self._on_call = on_call
         self._lane = lane  # where the HTTP calls run (rate limit, retries, requests); None: the caller's loop

@@ -31,8 +31,10 @@ from clickhouse_privatelink.adapters.clickhouse.client import (
     Organization,
     OrganizationPrivateEndpoint,
     PrivateEndpointConfig,
+    RateLimiter,
     RetryPolicy,
     Service,
+    rate_limiter,
 )
 from clickhouse_privatelink.adapters.clickhouse.lane import Lane
 from clickhouse_privatelink.adapters.coalesce import SingleFlight
@@ -194,8 +196,10 @@ class ClickHouseGateway:
 class Gateways:
     """One client per (URL, key) and one gateway per (URL, key, organization), made on first use.
 
-    The secret's digest is part of the identity, so a rotated secret gets a fresh client. Every client's
-    HTTP calls run on one lane (lane.py): paced by the rate limiter, not by how busy the operator's loop is.
+    The secret's digest is part of the identity, so a rotated secret gets a fresh client; the clients of one
+    key (any secret, any organization) share one rate limiter, ``rate_limit`` (requests, seconds; None: no
+    client-side limit). Every client's HTTP calls run on one lane (lane.py): paced by the rate limiter, not
+    by how busy the operator's loop is.
     """
 
     def __init__(
@@ -204,10 +208,13 @@ class Gateways:
         retry: RetryPolicy = DEFAULT_RETRY_POLICY,
         batch_window: float = 0.2,
         on_call: OnCall | None = None,
+        rate_limit: tuple[int, float] | None = (10, 10.0),
     ) -> None:
         self._retry = retry
         self._batch_window = batch_window
         self._on_call = on_call
+        self._rate_limit = rate_limit
+        self._limiters: dict[tuple[str, str], RateLimiter] = {}
         self._clients: dict[tuple[str, str, str], ClickHouseCloudClient] = {}
         self._gateways: dict[tuple[str, str, str, str], ClickHouseGateway] = {}
         self._lane: Lane | None = None
@@ -221,12 +228,26 @@ class Gateways:
                 if self._lane is None:
                     self._lane = Lane("clickhouse-api")
                 client = self._clients[ident] = ClickHouseCloudClient(
-                    api_url, key_id, key_secret, retry=self._retry, on_call=self._on_call, lane=self._lane
+                    api_url,
+                    key_id,
+                    key_secret,
+                    limiter=self.limiter(api_url, key_id),
+                    retry=self._retry,
+                    on_call=self._on_call,
+                    lane=self._lane,
                 )
             gateway = self._gateways[(*ident, org_id)] = ClickHouseGateway(
                 client, org_id, write_window=self._batch_window
             )
         return gateway
+
+    def limiter(self, api_url: str, key_id: str) -> RateLimiter:
+        """The one rate limiter of an API key (its budget is the key's, whatever the secret or organization)."""
+        key = (api_url.rstrip("/").lower(), key_id)
+        limiter = self._limiters.get(key)
+        if limiter is None:
+            limiter = self._limiters[key] = rate_limiter(self._rate_limit)
+        return limiter
 
     async def close(self) -> None:
         for client in self._clients.values():

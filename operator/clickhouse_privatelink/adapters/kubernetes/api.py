@@ -1,10 +1,11 @@
 """Kubernetes API access without the Kubernetes client library: kopf's login, a holder, and plain GETs.
 
 kopf logs in with its built-in ``login_with_service_account`` / ``login_with_kubeconfig`` (no client
-library needed); ``login.py`` registers that as the operator's ``@kopf.on.login()`` handler and keeps the
-resulting ``kopf.ConnectionInfo`` in ``CONNECTION``. ``get_json`` then reads one object with httpx using that
-connection: server, CA (path or data), insecure flag, bearer token, basic auth, client certificate and key,
-proxy. Outside kopf (tests, tools) the holder logs in by itself on first use.
+library needed); the operator's ``@kopf.on.login()`` handler (``login.py``) keeps the resulting
+``kopf.ConnectionInfo`` in a ``ConnectionHolder`` (one per operator process: wiring/state.py). ``get_json``
+and ``merge_patch`` then send one request with httpx using that connection: server, CA (path or data),
+insecure flag, bearer token, basic auth, client certificate and key, proxy. Outside kopf (tests, tools) a
+holder logs in by itself on first use.
 
 Neither the token nor any response body ever goes into an exception or a log line.
 """
@@ -102,9 +103,6 @@ class ConnectionHolder:
         return self._info, self._ssl
 
 
-CONNECTION = ConnectionHolder()
-
-
 def _status_message(response: httpx.Response) -> str:
     """The ``message`` of an error answer's Status object (never the body of anything else)."""
     try:
@@ -156,17 +154,16 @@ def _failed(verb: str, path: str, response: httpx.Response) -> KubernetesApiErro
 
 
 async def get_json(
-    path: str, *, connection: ConnectionHolder | None = None, request_timeout: float = 10.0
+    path: str, *, connection: ConnectionHolder, request_timeout: float = 10.0
 ) -> dict[str, Any] | None:
     """GET ``path`` (e.g. /api/v1/namespaces/ns/secrets/name): the object, None when it is not found.
 
     A 401 logs in once more and retries (a rotated service-account token); other errors raise
     ``KubernetesApiError`` with the status and the API's own message.
     """
-    holder = connection or CONNECTION
     for attempt in (1, 2):
         response = await _send(
-            holder,
+            connection,
             lambda http, auth: http.get(path, headers={"Accept": "application/json", **auth}),
             refresh=attempt == 2,
             request_timeout=request_timeout,
@@ -188,12 +185,12 @@ async def merge_patch(
     path: str,
     body: dict[str, Any],
     *,
-    connection: ConnectionHolder | None = None,
+    connection: ConnectionHolder,
     request_timeout: float = 10.0,
 ) -> None:
     """PATCH ``path`` with a JSON merge patch; a 404 (the object is gone) is not an error."""
     response = await _send(
-        connection or CONNECTION,
+        connection,
         lambda http, auth: http.patch(
             path, headers={"Content-Type": "application/merge-patch+json", **auth}, json=body
         ),

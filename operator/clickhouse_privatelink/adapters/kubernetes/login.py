@@ -1,22 +1,23 @@
-"""The operator's ``@kopf.on.login()`` handler: kopf's built-in logins, shared with the Secret reader.
+"""The operator's kopf login: kopf's built-in logins, shared with the Secret reader and the status writes.
 
-Importing this module registers the handler with kopf's default registry (``wiring/runner.py`` does). It
-replaces kopf's automatic choice, which would pick the Kubernetes client library when it happens to be
-installed: the operator logs in the same way whether it is (tests) or not (the image).
+wiring/handlers.py registers a ``@kopf.on.login()`` handler that calls this with the process's connection
+holder (nothing registers at import). It replaces kopf's automatic choice, which would pick the Kubernetes
+client library when it happens to be installed: the operator logs in the same way whether it is (tests) or
+not (the image).
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import kopf
 
-from clickhouse_privatelink.adapters.kubernetes.api import CONNECTION, login
+from clickhouse_privatelink.adapters.kubernetes.api import ConnectionHolder, login
 
 
-@kopf.on.login()
-def login_for_kopf_and_secrets(settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo | None:
-    """Called by kopf at start-up and again whenever the API answers 401 (e.g. a rotated token)."""
+def login_for_kopf_and_secrets(
+    settings: kopf.OperatorSettings, connection: ConnectionHolder
+) -> kopf.ConnectionInfo | None:
+    """kopf's login, kept in ``connection`` too. Called at start-up and again whenever the API answers 401
+    (e.g. a rotated token)."""
     info = login(settings)
-    CONNECTION.set(info)
+    connection.set(info)
     return info

@@ -41,12 +41,12 @@ class CredentialsError(Exception):
 class SecretReader:
     """Reads Secrets through the Kubernetes API with the connection kopf logged in with.
 
-    ``connection`` defaults to the operator's shared holder (filled by the ``@kopf.on.login()`` handler,
-    or by logging in on first use: $KUBECONFIG, the pod's service account, ~/.kube/config).
+    ``connection``: the operator's holder (filled by the ``@kopf.on.login()`` handler); without one, a holder
+    of its own that logs in on first use ($KUBECONFIG, the pod's service account, ~/.kube/config).
     """
 
     def __init__(self, connection: ConnectionHolder | None = None, *, timeout: float = 10.0) -> None:
-        self._connection = connection
+        self._connection = connection if connection is not None else ConnectionHolder()
         self._timeout = timeout
         # Keys read recently, by (namespace, name, keyId key, keySecret key, opt-in required): a drift period
         # reads each Secret once, not once per resource. Errors are never kept.

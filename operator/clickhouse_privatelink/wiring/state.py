@@ -1,0 +1,174 @@
+"""One operator process's settings and state, built once at start-up and carried in kopf's memo.
+
+wiring/runner.py reads the settings, builds a ``ProcessState`` from them and hands it to ``kopf.run`` as
+``memo.state``; every handler takes what it needs from there. Nothing here is kept in module globals, so two
+states (two operators in one test process) share nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from clickhouse_privatelink import constants as c
+from clickhouse_privatelink import metrics
+from clickhouse_privatelink.adapters.aws.clients import AwsClients
+from clickhouse_privatelink.adapters.aws.gateway import AwsGateways
+from clickhouse_privatelink.adapters.clickhouse.client import RetryPolicy
+from clickhouse_privatelink.adapters.clickhouse.gateway import ClickHouseGateway, Gateways
+from clickhouse_privatelink.adapters.kubernetes.api import ConnectionHolder, custom_object_path, merge_patch
+from clickhouse_privatelink.adapters.kubernetes.secrets import ApiKey, SecretReader
+from clickhouse_privatelink.adapters.network.probe import PlacementFinder, ProbeConfig, Prober
+from clickhouse_privatelink.decisions import public_access
+from clickhouse_privatelink.decisions.reachability import Placement
+from clickhouse_privatelink.decisions.status import WrittenStatus
+from clickhouse_privatelink.engine.components import FORWARD
+from clickhouse_privatelink.engine.public_access_component import PublicAccessComponent
+from clickhouse_privatelink.engine.reachability_component import ReachabilityComponent
+from clickhouse_privatelink.engine.reconciler import Reconciler, Resource
+from clickhouse_privatelink.settings import Settings
+
+# Above this many create, update and delete passes in flight, drift checks step aside until the next
+# interval: they are the least urgent work, and a thousand resources created or deleted at once should not
+# share the event loop and the API budget with the drift checks of everything else.
+DRIFT_STEPS_ASIDE_AT = 50
+
+
+class ServiceUsers:
+    """The chpl_public_access index as kopf hands it to handlers (the same live object every time)."""
+
+    def __init__(self) -> None:
+        self.index: Mapping[str, Iterable[public_access.User]] = {}
+
+    def of(self, service_id: str) -> list[public_access.User]:
+        return list(self.index.get(service_id, ()))
+
+    def follow(self, handler_kwargs: Mapping[str, Any]) -> None:
+        index = handler_kwargs.get("chpl_public_access")
+        if index is not None:  # kopf always passes it; unit tests of other handlers may not
+            self.index = index
+
+
+class ProcessState:
+    """The settings, the reconciler with its gateways, and what the handlers remember between calls."""
+
+    def __init__(self, settings: Settings, *, metrics_port: int = 0) -> None:
+        self.settings = settings
+        self.metrics_port = metrics_port
+        # One pass at a time per resource (by UID).
+        self.locks: dict[str, asyncio.Lock] = {}
+        # The Events a resource's cleanup posted: said once, though cleanup may take several passes.
+        self.posted: dict[str, set[tuple[str, str, str]]] = {}
+        # Resources whose create/update handler is done (their drift checks may run).
+        self.settled_uids: set[str] = set()
+        # Create, update and delete passes in flight (waiting their turn included).
+        self.busy = 0
+        # Our status writes the watch has not brought back yet.
+        self.written = WrittenStatus()
+        self.public_users = ServiceUsers()
+        # The Kubernetes connection kopf logged in with (the login handler keeps it here), for the Secret
+        # reads and our own status and annotation writes.
+        self.connection = ConnectionHolder()
+        self.clickhouse = Gateways(
+            retry=RetryPolicy(
+                backoff_base=settings.clickhouse_backoff_base,
+                backoff_max=settings.clickhouse_backoff_max,
+                reset_padding=settings.clickhouse_reset_padding,
+            ),
+            batch_window=settings.clickhouse_batch_window,
+            on_call=metrics.record_clickhouse_call,
+            rate_limit=settings.clickhouse_rate_limit,
+        )
+        self.aws = AwsGateways(
+            AwsClients,
+            batch_window=settings.route53_batch_window,
+            max_window=settings.route53_max_batch_window,
+        )
+        self.placement = PlacementFinder(settings)
+        self._placement_lookup: asyncio.Future[Placement] | None = None
+        # The Reachable check runs last, after every other component (engine/reachability_component.py).
+        reachability = ReachabilityComponent(
+            Prober(ProbeConfig.from_settings(settings)),
+            self.placement,
+            required=settings.reachability_required,
+        )
+        # The service's IP access list (spec.clickhouse.publicAccess) after the allow-list entry; nothing for
+        # resources left at Unchanged (engine/public_access_component.py).
+        public = PublicAccessComponent(
+            self.public_users.of,
+            self._write_public_access,
+            retry_after=settings.poll_interval,
+            error_retry_after=settings.error_retry_interval,
+        )
+        self.reconciler = Reconciler(
+            settings,
+            SecretReader(self.connection),
+            self._clickhouse_gateway,
+            self.aws.get,
+            components=(*FORWARD, public, reachability),
+            intend=self._intend,
+        )
+
+    def start(self) -> None:
+        """What needs the running loop, at kopf's start-up: the metrics server, and where the operator runs
+        (at most a second's look at the instance metadata service, now rather than by the first pass)."""
+        self._placement_lookup = asyncio.ensure_future(self.placement.placement())
+        if self.metrics_port:
+            metrics.serve(self.metrics_port)
+
+    async def close(self) -> None:
+        """Close the ClickHouse clients (kopf's cleanup at exit)."""
+        await self.clickhouse.close()
+
+    def lock(self, uid: str) -> asyncio.Lock:
+        """The resource's own lock: one pass at a time."""
+        return self.locks.setdefault(uid, asyncio.Lock())
+
+    @contextlib.contextmanager
+    def in_flight(self) -> Iterator[None]:
+        """Count a create, update or delete pass while it runs (drift checks step aside when there are many)."""
+        self.busy += 1
+        try:
+            yield
+        finally:
+            self.busy -= 1
+
+    def drift_steps_aside(self) -> bool:
+        """Whether drift checks wait for the next interval: too many other passes are in flight."""
+        return self.busy > DRIFT_STEPS_ASIDE_AT
+
+    def forget(self, uid: str) -> None:
+        """The resource is gone: nothing of it is kept."""
+        self.locks.pop(uid, None)
+        self.posted.pop(uid, None)
+        self.written.drop(uid)
+        self.settled_uids.discard(uid)
+
+    async def write_status_now(
+        self, namespace: str, name: str, uid: str, fields: dict[str, Any], shown: dict[str, Any] | None = None
+    ) -> None:
+        """Write status fields now, mid-pass: an intent before the external write it announces (the pass's own
+        status write comes later). ``shown``: the status as it reads afterwards, where it differs from ``fields``."""
+        path = custom_object_path(c.GROUP, c.VERSION, namespace, c.PLURAL, name) + "/status"
+        await merge_patch(path, {"status": fields}, connection=self.connection)
+        self.written.record(uid, fields if shown is None else shown)
+
+    async def annotate(self, namespace: str, name: str, key: str, value: str) -> None:
+        """Set one annotation on a resource (a changed Secret or policy: kopf sees an update and passes it)."""
+        path = custom_object_path(c.GROUP, c.VERSION, namespace, c.PLURAL, name)
+        await merge_patch(path, {"metadata": {"annotations": {key: value}}}, connection=self.connection)
+
+    def _clickhouse_gateway(self, api_url: str, key: ApiKey, org_id: str) -> ClickHouseGateway:
+        return self.clickhouse.get(api_url, key.key_id, key.key_secret, org_id)
+
+    async def _intend(self, res: Resource, fields: dict[str, Any]) -> None:
+        """What a pass has learned, before its next external write (engine: Pass.intend)."""
+        await self.write_status_now(res.ref.namespace, res.ref.name, res.ref.uid, fields)
+
+    async def _write_public_access(self, key: str, uid: str, record: dict[str, Any] | None) -> None:
+        """``status.publicAccess`` before its PATCH (a merge patch of null removes it)."""
+        namespace, name = key.split("/", 1)
+        shown = None if record is None else {k: v for k, v in record.items() if v is not None}
+        await self.write_status_now(namespace, name, uid, {"publicAccess": record}, {"publicAccess": shown})
