@@ -46,10 +46,12 @@ tools: $(TOOLS)/.version
 $(TOOLS)/.version: $(UV) scripts/install-tools.sh scripts/tools/checkov/uv.lock scripts/tools/hadolint/uv.lock
 	UV=$(UV) scripts/install-tools.sh
 
+# mypy twice: the operator and the test kit, then the in-memory fakes against the engine's Protocols.
 lint: venv
 	$(BIN)/ruff check operator tests scripts benchmarks
 	$(BIN)/ruff format --check operator tests scripts benchmarks
 	$(BIN)/mypy
+	$(BIN)/mypy tests/engine
 
 crd: venv
 	$(BIN)/clickhouse-privatelink-operator crd --output crds/clickhouseprivatelinks.yaml
