@@ -133,8 +133,10 @@ async def close_clients(memo: kopf.Memo, **_: Any) -> None:
         await gateways.close()
 
 
+# The index functions are coroutines, though they never await: kopf runs a plain function in its thread pool,
+# a hop there and back for every index on every watch event (at N=1000, more CPU than the indexing itself).
 @kopf.index(*RESOURCE)
-def chpl_secret_refs(body: kopf.Body, **_: Any) -> dict[tuple[str, str], str]:
+async def chpl_secret_refs(body: kopf.Body, **_: Any) -> dict[tuple[str, str], str]:
     """Which resources use which API-key Secret: (namespace, Secret name) -> resource name."""
     ref = (body.spec.get("clickhouse") or {}).get("credentialsSecretRef") or {}
     name = ref.get("name") if isinstance(ref, dict) else None
@@ -177,20 +179,20 @@ def _policy(body: kopf.Body) -> Policy | None:
 
 
 @kopf.index(*POLICY)
-def chpl_policies(body: kopf.Body, **_: Any) -> dict[str, Policy]:
+async def chpl_policies(body: kopf.Body, **_: Any) -> dict[str, Policy]:
     """Every ClickHousePrivateLinkPolicy (cluster-scoped), validated: one key, read by every pass."""
     policy = _policy(body)
     return {"all": policy} if policy is not None else {}
 
 
 @kopf.index("", "v1", "namespaces")
-def chpl_namespace_labels(body: kopf.Body, **_: Any) -> dict[str, dict[str, str]]:
+async def chpl_namespace_labels(body: kopf.Body, **_: Any) -> dict[str, dict[str, str]]:
     """Every namespace's labels, for the policies that select namespaces by label."""
     return {body.metadata.name or "": dict(body.metadata.labels or {})}
 
 
 @kopf.index(*RESOURCE)
-def chpl_refused(body: kopf.Body, **_: Any) -> dict[str, str]:
+async def chpl_refused(body: kopf.Body, **_: Any) -> dict[str, str]:
     """Resources the tenancy policy refused, by namespace: looked at again when a policy or namespace changes."""
     ready = condition(list(body.status.get("conditions") or []), ConditionType.READY)
     if ready is None or ready.get("reason") != Reason.NOT_PERMITTED.value:
@@ -242,14 +244,14 @@ async def namespace_changed(body: kopf.Body, **kwargs: Any) -> None:
 
 
 @kopf.index(*RESOURCE)
-def chpl_usages(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Usage]:
+async def chpl_usages(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Usage]:
     """Every resource's usage of shared objects, by (region, VPC): the durable count of their users."""
     usage = usage_from_body(body)
     return {vpc_index_key(usage): usage}
 
 
 @kopf.index(*RESOURCE)
-def chpl_public_access(body: kopf.Body, **_: Any) -> dict[str, public_access.User]:
+async def chpl_public_access(body: kopf.Body, **_: Any) -> dict[str, public_access.User]:
     """Resources with a publicAccess setting or record, by service ID (none for those left at Unchanged)."""
     user = public_access.user_from_body(body)
     return {user.service_id: user} if user is not None else {}
@@ -273,7 +275,7 @@ _PUBLIC_USERS = _ServiceUsers()
 
 
 @kopf.index(*RESOURCE)
-def chpl_zone_usages(body: kopf.Body, **_: Any) -> dict[str, Usage]:
+async def chpl_zone_usages(body: kopf.Body, **_: Any) -> dict[str, Usage]:
     """Every resource's usage, by the zone it writes into: a zone named in the spec may serve several VPCs."""
     usage = usage_from_body(body)
     key = zone_index_key(usage)
