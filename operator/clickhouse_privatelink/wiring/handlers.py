@@ -35,7 +35,7 @@ from clickhouse_privatelink.engine.public_access_component import PublicAccessCo
 from clickhouse_privatelink.engine.reachability_component import ReachabilityComponent
 from clickhouse_privatelink.engine.reconciler import Outcome, Reconciler, Resource
 from clickhouse_privatelink.settings import Settings
-from clickhouse_privatelink.wiring.progress import FreshOnChangeProgressStorage
+from clickhouse_privatelink.wiring.progress import EssenceDiffBaseStorage, FreshOnChangeProgressStorage
 
 RESOURCE = (c.GROUP, c.VERSION, c.PLURAL)
 POLICY = (c.GROUP, c.VERSION, c.POLICY_PLURAL)
@@ -62,7 +62,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     # A fix (new generation, changed Secret or policy, restart) starts a pass at once, whatever retry time a
     # failed pass stored (wiring/progress.py).
     settings.persistence.progress_storage = FreshOnChangeProgressStorage(prefix=c.GROUP)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+    settings.persistence.diffbase_storage = EssenceDiffBaseStorage(
         prefix=c.GROUP, key="last-handled-configuration"
     )
     # Our own Events are posted explicitly; kopf's logs become Events only from warnings up (no "Handler
