@@ -135,7 +135,6 @@ async def close_clients(memo: kopf.Memo, **_: Any) -> None:
 
 # The index functions are coroutines, though they never await: kopf runs a plain function in its thread pool,
 # a hop there and back for every index on every watch event (at N=1000, more CPU than the indexing itself).
-@kopf.index(*RESOURCE)
 async def chpl_secret_refs(body: kopf.Body, **_: Any) -> dict[tuple[str, str], str]:
     """Which resources use which API-key Secret: (namespace, Secret name) -> resource name."""
     ref = (body.spec.get("clickhouse") or {}).get("credentialsSecretRef") or {}
@@ -144,6 +143,8 @@ async def chpl_secret_refs(body: kopf.Body, **_: Any) -> dict[tuple[str, str], s
 
 
 if SETTINGS.watch_secrets:
+    # An index only while Secrets are watched (its one reader is below): kopf runs every index on every event.
+    kopf.index(*RESOURCE)(chpl_secret_refs)
 
     @kopf.on.startup()
     async def watch_opted_in_secrets_only(settings: kopf.OperatorSettings, **_: Any) -> None:
@@ -244,10 +245,16 @@ async def namespace_changed(body: kopf.Body, **kwargs: Any) -> None:
 
 
 @kopf.index(*RESOURCE)
-async def chpl_usages(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Usage]:
-    """Every resource's usage of shared objects, by (region, VPC): the durable count of their users."""
+async def chpl_usages(body: kopf.Body, **_: Any) -> dict[tuple[str, str] | str, Usage]:
+    """Every resource's usage of shared objects, by (region, VPC): the durable count of their users; and by
+    the zone it writes into (a zone named in the spec may serve several VPCs).
+
+    One index with both kinds of key (a pair, a zone ID: never equal), not two: kopf runs each index on
+    every watch event.
+    """
     usage = usage_from_body(body)
-    return {vpc_index_key(usage): usage}
+    zone = zone_index_key(usage)
+    return {vpc_index_key(usage): usage, zone: usage} if zone else {vpc_index_key(usage): usage}
 
 
 @kopf.index(*RESOURCE)
@@ -272,14 +279,6 @@ class _ServiceUsers:
 
 
 _PUBLIC_USERS = _ServiceUsers()
-
-
-@kopf.index(*RESOURCE)
-async def chpl_zone_usages(body: kopf.Body, **_: Any) -> dict[str, Usage]:
-    """Every resource's usage, by the zone it writes into: a zone named in the spec may serve several VPCs."""
-    usage = usage_from_body(body)
-    key = zone_index_key(usage)
-    return {key: usage} if key else {}
 
 
 async def _write_status_now(
@@ -456,12 +455,11 @@ async def _run(
             return None
         started = time.monotonic()
         reconciler: Reconciler = memo.reconciler
-        usages: kopf.Index[tuple[str, str], Usage] = indices["chpl_usages"]
+        usages: kopf.Index[tuple[str, str] | str, Usage] = indices["chpl_usages"]
         indexed = list(usages.get(vpc_index_key(res.usage), []))
         zone = zone_index_key(res.usage)
-        zone_usages: kopf.Index[str, Usage] = indices["chpl_zone_usages"]
         # Read only by a release (never copied: a thousand users of one zone, on every pass).
-        zone_indexed: Iterable[Usage] = zone_usages.get(zone, ()) if zone else ()
+        zone_indexed: Iterable[Usage] = usages.get(zone, ()) if zone else ()
         if kind == "cleanup":
             outcome = await reconciler.cleanup(res, indexed=indexed, zone_indexed=zone_indexed, attempt=retry)
         else:
