@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import heapq
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import compress, filterfalse, repeat
 from operator import attrgetter, eq, ne
@@ -131,16 +131,31 @@ def _host(hostname: str) -> str:
 
 _uid = attrgetter("uid")
 _deleting = attrgetter("deleting")
-_endpoint_match = attrgetter("endpoint_match")
-_zone_match = attrgetter("zone_match")
-_record_match = attrgetter("record_match")
-_service_id = attrgetter("service_id")
+# The values the lookups below compare, by name: a book of users may keep its users grouped by them.
+LOOKUPS = ("endpoint_match", "zone_match", "record_match", "service_id")
+_GETTERS = {name: attrgetter(name) for name in LOOKUPS}
+
+Find = Callable[[str, object], "list[Usage] | None"]
 
 
-def _matching(usages: Iterable[Usage], match: attrgetter[Any], value: object) -> list[Usage]:
-    """The usages whose ``match`` equals ``value`` (a filter run in C, with no Python call per usage)."""
+class Users(list[Usage]):
+    """Users as a plain list, with ``find``: the users whose lookup value ``name`` equals ``value`` (in no
+    particular order), from groups kept beside the list, or None once they no longer describe this list."""
+
+    def __init__(self, users: Iterable[Usage], find: Find) -> None:
+        super().__init__(users)
+        self.find = find
+
+
+def _matching(usages: Iterable[Usage], name: str, value: object) -> list[Usage]:
+    """The usages whose ``name`` equals ``value``: found in their groups, else filtered in C (no Python call
+    per usage)."""
+    if isinstance(usages, Users):
+        found = usages.find(name, value)
+        if found is not None:
+            return found
     usages = usages if isinstance(usages, list | tuple) else list(usages)
-    return list(compress(usages, map(eq, map(match, usages), repeat(value))))
+    return list(compress(usages, map(eq, map(_GETTERS[name], usages), repeat(value))))
 
 
 def others(users: Iterable[Usage], me: str) -> list[Usage]:
@@ -155,7 +170,7 @@ def endpoint_users(usages: Iterable[Usage], key: EndpointKey) -> list[Usage]:
     (``u.endpoint_key(key.cluster) == key``, and unsorted: every pass of every resource asks, at scale;
     sorting a thousand users on every call cost more than all the rest.)
     """
-    return _matching(usages, _endpoint_match, (key.service_name, key.service_region, key.vpc_id, key.region))
+    return _matching(usages, "endpoint_match", (key.service_name, key.service_region, key.vpc_id, key.region))
 
 
 # Oldest first; the UID breaks ties between resources created in the same second.
@@ -191,12 +206,12 @@ def record_users(usages: Iterable[Usage], zone_id: str, hostname: str, vpc_id: s
     A record serves one VPC's endpoint (its marker names the VPC): resources of other VPCs naming the same
     zone and hostname never share it, so they neither hold it nor release it.
     """
-    return _matching(usages, _record_match, (zone_id, vpc_id, _host(hostname)))
+    return _matching(usages, "record_match", (zone_id, vpc_id, _host(hostname)))
 
 
 def zone_users(usages: Iterable[Usage], zone_id: str) -> list[Usage]:
     """Resources writing into the private zone ``zone_id`` (from any VPC associated with it)."""
-    return _matching(usages, _zone_match, zone_id)
+    return _matching(usages, "zone_match", zone_id)
 
 
 def zone_index_key(usage: Usage) -> str | None:
@@ -206,7 +221,7 @@ def zone_index_key(usage: Usage) -> str | None:
 
 def allow_list_users(usages: Iterable[Usage], service_id: str, endpoint_id: str) -> list[Usage]:
     """Resources that need ``endpoint_id`` on the allow list of service ``service_id``."""
-    return [u for u in _matching(usages, _service_id, service_id) if u.endpoint_id == endpoint_id]
+    return [u for u in _matching(usages, "service_id", service_id) if u.endpoint_id == endpoint_id]
 
 
 @dataclass(frozen=True)
