@@ -58,7 +58,7 @@ def test_calls_are_counted_per_api_and_operation(report: tuple[dict[str, Any], s
 
 
 def test_steady_state_throttling_and_process_figures(report: tuple[dict[str, Any], str]) -> None:
-    doc, _ = report
+    doc, stdout = report
     r = doc["results"][str(N)]
     per_period = r["steady"]["per_period"]
     for key in ("external_calls", "clickhouse_writes", "aws_writes", "kubernetes_writes", "cpu_seconds"):
@@ -69,12 +69,19 @@ def test_steady_state_throttling_and_process_figures(report: tuple[dict[str, Any
     op = r["operator"]
     assert 10 < op["peak_rss_mib"] < 4096
     assert op["cpu_seconds_total"] > 0
+    # CPU per resource per phase: the phase's CPU seconds over N, in milliseconds.
+    for phase in ("creation", "deletion"):
+        assert op[f"cpu_ms_per_resource_{phase}"] == pytest.approx(
+            1000 * op[f"cpu_seconds_{phase}"] / N, abs=0.01
+        ), phase
+    assert "per resource: creation " in stdout
 
 
 def test_targets_are_reported_with_a_verdict_each(report: tuple[dict[str, Any], str]) -> None:
     doc, stdout = report
     names = [t["name"] for t in doc["targets"]]
-    assert len(names) == 9
+    assert len(names) == 10
+    assert "N=1000 operator CPU per resource <= 10 ms (creation and deletion)" in names
     assert {t["verdict"] for t in doc["targets"]} <= {"PASS", "FAIL", "SKIP"}
     # The N=1000 and N=100 targets cannot be judged at N=5: they say so rather than pass.
     assert all(t["verdict"] == "SKIP" for t in doc["targets"] if "1000" in t["name"])

@@ -9,7 +9,7 @@ import pytest
 
 from clickhouse_privatelink import constants as c
 from clickhouse_privatelink.wiring import progress
-from clickhouse_privatelink.wiring.progress import FreshOnChangeProgressStorage
+from clickhouse_privatelink.wiring.progress import EssenceDiffBaseStorage, FreshOnChangeProgressStorage
 
 KEY: Any = "reconcile"
 
@@ -69,3 +69,41 @@ def test_a_finished_handler_stays_finished() -> None:
     done = stored(storage, {**FAILED, "success": True}, body())
     changed = kopf.Body({"metadata": {**done["metadata"], "generation": 5}})
     assert (storage.fetch(key=KEY, body=changed) or {}).get("success") is True
+
+
+def test_the_diff_base_is_kopfs_own_essence_built_from_less() -> None:
+    """The essence, from the parts it keeps only, is the one kopf's storage builds from the whole body."""
+    raw = {
+        "apiVersion": f"{c.GROUP}/{c.VERSION}",
+        "kind": "ClickHousePrivateLink",
+        "metadata": {
+            "name": "x",
+            "namespace": "ns",
+            "uid": "u-1",
+            "generation": 3,
+            "resourceVersion": "17",
+            "finalizers": [c.FINALIZER],
+            "labels": {"team": "a"},
+            "annotations": {
+                "note": "kept",
+                c.ANNOTATION_SECRET_VERSION: "5",
+                f"{c.GROUP}/last-handled-configuration": '{"spec": {}}',
+                f"{c.GROUP}/kopf-managed": "yes",
+                "kubectl.kubernetes.io/last-applied-configuration": "{}",
+            },
+            "managedFields": [{"manager": "kopf", "fieldsV1": {"f:status": {}}}],
+        },
+        "spec": {"aws": {"region": "us-east-1", "vpcId": "vpc-1", "tags": {"a": "b"}}},
+        "status": {"conditions": [{"type": "Ready", "status": "True"}], "vpcEndpointId": "vpce-1"},
+    }
+    ours = EssenceDiffBaseStorage(prefix=c.GROUP, key="last-handled-configuration")
+    kopfs = kopf.AnnotationsDiffBaseStorage(prefix=c.GROUP, key="last-handled-configuration")
+    extra = [("spec",), ("metadata", "annotations", c.ANNOTATION_SECRET_VERSION)]
+    for fields in ([], extra, [*extra, ("status", "vpcEndpointId")], ["metadata.generation"]):
+        built = ours.build(body=kopf.Body(raw), extra_fields=fields)
+        assert built == kopfs.build(body=kopf.Body(raw), extra_fields=fields), fields
+    built = ours.build(body=kopf.Body(raw), extra_fields=extra)
+    assert "status" not in built and set(built["metadata"]) == {"labels", "annotations"}
+    # The essence is a copy: changing it leaves the body as it was.
+    built["spec"]["aws"]["tags"]["a"] = "changed"
+    assert raw["spec"]["aws"]["tags"] == {"a": "b"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from dataclasses import replace
 
 from clickhouse_privatelink.decisions.usage import (
@@ -164,6 +165,118 @@ def test_a_claim_made_before_a_deletion_the_index_has_seen_reads_as_deleting_fro
     # Corrected once in the book (a deletion is never taken back), not on every call.
     claimed = book.claimed(live.uid)
     assert claimed is not None and claimed.deleting
+
+
+def _merged_whole(claims: dict[str, Usage], durable: list[Usage], vpc: tuple[str, str]) -> dict[str, Usage]:
+    """The book's answer as it was computed before it kept views: the index merged whole with the claims."""
+    merged = {u.uid: u for u in durable}
+    for uid, claim in list(claims.items()):
+        if (claim.region, claim.vpc_id) != vpc:
+            continue
+        seen = merged.get(uid)
+        if seen is not None and seen.deleting and not claim.deleting:
+            claims[uid] = claim = replace(claim, deleting=True)
+        merged[uid] = claim
+    return merged
+
+
+def _by_uid(u: Usage) -> str:
+    return u.uid
+
+
+def _assert_lookups_read_the_list(users: list[Usage]) -> None:
+    """Each lookup on the book's list (from its groups, when they still describe it) finds what filtering a
+    plain copy of the list finds."""
+    plain = list(users)
+    for uid in ("r1", "r2"):
+        zone, host = "Z1", f"{uid}.us-east-1.vpce.aws.clickhouse.cloud"
+        for lookup, args in (
+            (endpoint_users, (KEY,)),
+            (zone_users, (zone,)),
+            (record_users, (zone, host, "vpc-1")),
+            (allow_list_users, (f"svc-{uid}", "vpce-1")),
+        ):
+            found = lookup(users, *args)  # type: ignore[operator]
+            assert sorted(found, key=_by_uid) == sorted(lookup(plain, *args), key=_by_uid)  # type: ignore[operator]
+
+
+def test_the_kept_view_answers_as_a_whole_merge_would_through_any_changes() -> None:
+    """Entries replaced in place, added, removed and marked deleting, claims made, moved and dropped, in
+    random order: the book, which only looks at what changed since the last call, answers as a whole merge."""
+    rng = random.Random(17)  # seeded: the same sequences every run
+    vpc = ("us-east-1", "vpc-1")
+    for _ in range(200):
+        book, claims = UsageBook(), {}
+        store: dict[str, Usage] = {}  # kopf's store: insertion-ordered, replaced in place
+        for step in range(120):
+            uid = f"r{rng.randrange(12)}"
+            action = rng.randrange(8)
+            if action == 0:
+                store.pop(uid, None)
+            elif action in (1, 2):
+                store[uid] = usage(uid, endpoint_id=f"vpce-{step}")
+            elif action == 3 and uid in store:
+                store[uid] = replace(store[uid], deleting=True)
+            elif action == 4:
+                claim = usage(uid, service_id=f"svc-{step}", deleting=rng.random() < 0.2)
+                book.claim(claim)
+                claims[uid] = claim
+            elif action == 5:
+                moved = usage(uid, vpc_id="vpc-2")
+                book.claim(moved)
+                claims[uid] = moved
+            elif action == 6:
+                book.drop(uid)
+                claims.pop(uid, None)
+            if rng.random() < 0.5:
+                continue  # several changes between two calls
+            durable = list(store.values())
+            expected = _merged_whole(claims, durable, vpc)
+            got = book.users(durable, *vpc)
+            assert sorted(got, key=_by_uid) == sorted(expected.values(), key=_by_uid)
+            assert {uid: book.claimed(uid) for uid in claims} == claims
+            _assert_lookups_read_the_list(got)
+            if rng.random() < 0.3:  # a claim since the list was made: its groups no longer answer for it
+                book.claim(usage(uid, endpoint_id="vpce-late"))
+                claims[uid] = book.claimed(uid)  # type: ignore[assignment]
+                _assert_lookups_read_the_list(got)
+
+
+def test_lookups_compare_what_they_compared_field_by_field() -> None:
+    """The C-speed lookups pick the users the field-by-field rules name."""
+    rng = random.Random(7)
+    users = [
+        usage(
+            f"u{i}",
+            vpc_id=rng.choice(["vpc-1", "vpc-2"]),
+            endpoint_service_id=rng.choice([SVC, None, "svc-other"]),
+            adopted_endpoint_id=rng.choice([None, None, "vpce-9"]),
+            dns_route53=rng.random() < 0.8,
+            hosted_zone_id=rng.choice(["Z1", "Z2", None]),
+            hostname=rng.choice(["h.example", "H.example.", "g.example", None]),
+            service_id=rng.choice(["svc-a", "svc-b"]),
+            endpoint_id=rng.choice(["vpce-1", "vpce-2"]),
+            deleting=rng.random() < 0.3,
+        )
+        for i in range(300)
+    ]
+    assert endpoint_users(iter(users), KEY) == [u for u in users if u.endpoint_key("prod") == KEY]
+    assert zone_users(users, "Z1") == [u for u in users if u.dns_route53 and u.hosted_zone_id == "Z1"]
+    assert record_users(users, "Z1", "h.example", "vpc-1") == [
+        u
+        for u in users
+        if u.dns_route53
+        and u.hosted_zone_id == "Z1"
+        and u.vpc_id == "vpc-1"
+        and u.hostname is not None
+        and u.hostname.rstrip(".").lower() == "h.example"
+    ]
+    assert allow_list_users(users, "svc-a", "vpce-1") == [
+        u for u in users if u.service_id == "svc-a" and u.endpoint_id == "vpce-1"
+    ]
+    assert others(users, "u3") == [u for u in users if u.uid != "u3" and not u.deleting]
+    live = [u for u in users if not u.deleting]
+    assert settings_leader(users) == min(live, key=lambda u: (u.created, u.uid))
 
 
 def test_retain_keeps_and_marks_only_what_its_resource_is_the_last_user_of() -> None:

@@ -30,7 +30,7 @@ from clickhouse_privatelink.decisions.tenancy import Policy, applies_to, decide
 from clickhouse_privatelink.decisions.usage import Usage, usage_from_body, vpc_index_key, zone_index_key
 from clickhouse_privatelink.engine.reconciler import Outcome, Reconciler, Resource
 from clickhouse_privatelink.settings import Settings
-from clickhouse_privatelink.wiring.progress import FreshOnChangeProgressStorage
+from clickhouse_privatelink.wiring.progress import EssenceDiffBaseStorage, FreshOnChangeProgressStorage
 from clickhouse_privatelink.wiring.state import ProcessState
 
 RESOURCE = (c.GROUP, c.VERSION, c.PLURAL)
@@ -56,7 +56,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     # A fix (new generation, changed Secret or policy, restart) starts a pass at once, whatever retry time a
     # failed pass stored (wiring/progress.py).
     settings.persistence.progress_storage = FreshOnChangeProgressStorage(prefix=c.GROUP)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+    settings.persistence.diffbase_storage = EssenceDiffBaseStorage(
         prefix=c.GROUP, key="last-handled-configuration"
     )
     # Our own Events are posted explicitly; kopf's logs become Events only from warnings up (no "Handler
@@ -79,7 +79,9 @@ async def close_clients(memo: kopf.Memo, **_: Any) -> None:
     await _state(memo).close()
 
 
-def chpl_secret_refs(body: kopf.Body, **_: Any) -> dict[tuple[str, str], str]:
+# The index functions are coroutines, though they never await: kopf runs a plain function in its thread pool,
+# a hop there and back for every index on every watch event (at N=1000, more CPU than the indexing itself).
+async def chpl_secret_refs(body: kopf.Body, **_: Any) -> dict[tuple[str, str], str]:
     """Which resources use which API-key Secret: (namespace, Secret name) -> resource name."""
     ref = (body.spec.get("clickhouse") or {}).get("credentialsSecretRef") or {}
     name = ref.get("name") if isinstance(ref, dict) else None
@@ -116,18 +118,18 @@ def _policy(body: kopf.Body) -> Policy | None:
         return None
 
 
-def chpl_policies(body: kopf.Body, **_: Any) -> dict[str, Policy]:
+async def chpl_policies(body: kopf.Body, **_: Any) -> dict[str, Policy]:
     """Every ClickHousePrivateLinkPolicy (cluster-scoped), validated: one key, read by every pass."""
     policy = _policy(body)
     return {"all": policy} if policy is not None else {}
 
 
-def chpl_namespace_labels(body: kopf.Body, **_: Any) -> dict[str, dict[str, str]]:
+async def chpl_namespace_labels(body: kopf.Body, **_: Any) -> dict[str, dict[str, str]]:
     """Every namespace's labels, for the policies that select namespaces by label."""
     return {body.metadata.name or "": dict(body.metadata.labels or {})}
 
 
-def chpl_refused(body: kopf.Body, **_: Any) -> dict[str, str]:
+async def chpl_refused(body: kopf.Body, **_: Any) -> dict[str, str]:
     """Resources the tenancy policy refused, by namespace: looked at again when a policy or namespace changes."""
     ready = condition(list(body.status.get("conditions") or []), ConditionType.READY)
     if ready is None or ready.get("reason") != Reason.NOT_PERMITTED.value:
@@ -177,23 +179,22 @@ async def namespace_changed(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> 
     )
 
 
-def chpl_usages(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Usage]:
-    """Every resource's usage of shared objects, by (region, VPC): the durable count of their users."""
+async def chpl_usages(body: kopf.Body, **_: Any) -> dict[tuple[str, str] | str, Usage]:
+    """Every resource's usage of shared objects, by (region, VPC): the durable count of their users; and by
+    the zone it writes into (a zone named in the spec may serve several VPCs).
+
+    One index with both kinds of key (a pair, a zone ID: never equal), not two: kopf runs each index on
+    every watch event.
+    """
     usage = usage_from_body(body)
-    return {vpc_index_key(usage): usage}
+    zone = zone_index_key(usage)
+    return {vpc_index_key(usage): usage, zone: usage} if zone else {vpc_index_key(usage): usage}
 
 
-def chpl_public_access(body: kopf.Body, **_: Any) -> dict[str, public_access.User]:
+async def chpl_public_access(body: kopf.Body, **_: Any) -> dict[str, public_access.User]:
     """Resources with a publicAccess setting or record, by service ID (none for those left at Unchanged)."""
     user = public_access.user_from_body(body)
     return {user.service_id: user} if user is not None else {}
-
-
-def chpl_zone_usages(body: kopf.Body, **_: Any) -> dict[str, Usage]:
-    """Every resource's usage, by the zone it writes into: a zone named in the spec may serve several VPCs."""
-    usage = usage_from_body(body)
-    key = zone_index_key(usage)
-    return {key: usage} if key else {}
 
 
 def _resource(state: ProcessState, body: kopf.Body, indices: Mapping[str, Any]) -> Resource:
@@ -340,12 +341,11 @@ async def _run(
             return None
         started = time.monotonic()
         reconciler: Reconciler = state.reconciler
-        usages: kopf.Index[tuple[str, str], Usage] = indices["chpl_usages"]
+        usages: kopf.Index[tuple[str, str] | str, Usage] = indices["chpl_usages"]
         indexed = list(usages.get(vpc_index_key(res.usage), []))
         zone = zone_index_key(res.usage)
-        zone_usages: kopf.Index[str, Usage] = indices["chpl_zone_usages"]
         # Read only by a release (never copied: a thousand users of one zone, on every pass).
-        zone_indexed: Iterable[Usage] = zone_usages.get(zone, ()) if zone else ()
+        zone_indexed: Iterable[Usage] = usages.get(zone, ()) if zone else ()
         if kind == "cleanup":
             outcome = await reconciler.cleanup(res, indexed=indexed, zone_indexed=zone_indexed, attempt=retry)
         else:
@@ -453,12 +453,13 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> kopf.Operat
     kopf.on.login(registry=registry)(log_in)
     kopf.on.startup(registry=registry)(configure)
     kopf.on.cleanup(registry=registry)(close_clients)
-    kopf.index(*RESOURCE, registry=registry)(chpl_secret_refs)
     kopf.index(*POLICY, registry=registry)(chpl_policies)
     kopf.index("", "v1", "namespaces", registry=registry)(chpl_namespace_labels)
-    for index in (chpl_refused, chpl_usages, chpl_public_access, chpl_zone_usages):
+    for index in (chpl_refused, chpl_usages, chpl_public_access):
         kopf.index(*RESOURCE, registry=registry)(index)
     if settings.watch_secrets:
+        # An index only while Secrets are watched (its one reader): kopf runs every index on every event.
+        kopf.index(*RESOURCE, registry=registry)(chpl_secret_refs)
         kopf.on.startup(registry=registry)(watch_opted_in_secrets_only)
         kopf.on.event(*SECRETS, labels={c.LABEL_API_KEY: "true"}, registry=registry)(secret_changed)
     kopf.on.event(*POLICY, registry=registry)(policy_changed)

@@ -167,6 +167,7 @@ async def get_json(
             lambda http, auth: http.get(path, headers={"Accept": "application/json", **auth}),
             refresh=attempt == 2,
             request_timeout=request_timeout,
+            pooled=True,  # Secrets: a thousand first passes read them (a client costs milliseconds to make)
         )
         if response.status_code == 401 and attempt == 1:
             continue
