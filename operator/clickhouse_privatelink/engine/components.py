@@ -24,7 +24,6 @@ from clickhouse_privatelink.adapters.clickhouse.client import (
 from clickhouse_privatelink.api.models import DnsMode
 from clickhouse_privatelink.decisions.ownership import (
     dns_owner_is,
-    is_managed,
     is_owned_by,
     is_shared_endpoint_for,
     shared_endpoint_tags,
@@ -36,6 +35,7 @@ from clickhouse_privatelink.decisions.plan import (
     EndpointAction,
     EndpointDecision,
     ObservedEndpoint,
+    ObservedRecords,
     RecordAction,
     ServiceSummary,
     choose_service,
@@ -49,19 +49,21 @@ from clickhouse_privatelink.decisions.plan import (
     zone_name_for,
 )
 from clickhouse_privatelink.decisions.reasons import ConditionType, Reason
+from clickhouse_privatelink.decisions.release import (
+    EndpointRelease,
+    plan_allow_list_release,
+    plan_endpoint_release,
+    plan_record_release,
+    plan_zone_release,
+)
 from clickhouse_privatelink.decisions.status import StepResult
 from clickhouse_privatelink.decisions.usage import (
     EndpointKey,
     Usage,
     allow_list_users,
-    deletion_steward,
     endpoint_client_token,
     endpoint_users,
-    oldest,
-    others,
-    record_users,
     settings_leader,
-    zone_users,
 )
 from clickhouse_privatelink.engine import crash_points as crash
 from clickhouse_privatelink.engine.context import (
@@ -85,11 +87,6 @@ class Component(Protocol):
     async def apply(self, p: Pass) -> None: ...
 
     async def release(self, p: Pass) -> None: ...
-
-
-def _names(users: list[Usage]) -> str:
-    shown = ", ".join(u.resource for u in oldest(users, 3))
-    return shown + (f" and {len(users) - 3} more" if len(users) > 3 else "")
 
 
 # ------------------------------------------------------------------------------------------------ service
@@ -334,54 +331,31 @@ class EndpointComponent:
             return
         key = p.me.endpoint_key(p.cluster)
         async with p.book.lock(("endpoint", key or p.me.uid)):
-            users = endpoint_users(p.users(), key) if key is not None else []
-            holders = others(users, p.me.uid)
             # One shared read of the VPC's endpoints serves every resource being deleted in it.
-            managed = await p.managed_endpoints()
-            doomed = [e for e in _legacy(managed, p) if e.state != "deleted"]
-            awaited = list(doomed)  # what this resource stays for until AWS has deleted it
-            kept: set[str] = set()
-            if key is not None:
-                shared = _shared(managed, key)
-                if not holders and any(
-                    e.state != "deleting" and c.TAG_RETAINED not in e.tags for e in shared
-                ):
-                    # Before a delete, a fresh look: a Retain mark made since the shared read keeps it.
-                    shared = _shared(await p.managed_endpoints(fresh=True), key)
-                retained = [e for e in shared if c.TAG_RETAINED in e.tags]
-                for endpoint in retained:
-                    by = endpoint.tags[c.TAG_RETAINED]
-                    p.out.event(
-                        "EndpointKept", f"endpoint {endpoint.id} is kept: deletionPolicy Retain of {by}"
-                    )
-                kept = {e.id for e in retained}
-                shared = [e for e in shared if e.id not in kept]
-                if holders:
-                    kept |= {e.id for e in shared}
-                    if shared:
-                        ids = ", ".join(sorted(kept))
-                        p.out.event("EndpointKept", f"endpoint {ids} is still used by {_names(holders)}")
-                else:
-                    doomed += shared
-                    steward = deletion_steward(users)
-                    if steward is None or steward.uid == p.me.uid:
-                        awaited += shared
-            for endpoint in doomed:
+            plan = await self._release_plan(p, key, fresh=False)
+            if plan.look_again:
+                # Before a delete, a fresh look: a Retain mark or a user made since the shared read keeps it.
+                plan = await self._release_plan(p, key, fresh=True)
+            for kept in plan.kept:
+                p.out.event("EndpointKept", kept.why)
+            for endpoint in plan.delete:
                 if endpoint.state != "deleting":
                     await aws_await(step, p.aws.delete_endpoint(aws_spec.vpc_id, endpoint.id))
                     p.wrote(crash.ENDPOINT_DELETE)
                     p.out.event("EndpointDeleting", f"deleting VPC endpoint {endpoint.id}")
+        awaited = plan.wait_for
         if awaited:
             message = f"waiting for AWS to delete {', '.join(e.id for e in awaited)}"
             p.out.steps.append(StepResult(step, False, Reason.DELETING, message))
             raise ReleasePending()
         # Organization entries of what we deleted (AWS forgets deleted endpoints; the status remembers).
-        if p.out.status.get("vpcEndpointOwned") and p.me.endpoint_id and p.me.endpoint_id not in kept:
+        if p.out.status.get("vpcEndpointOwned") and p.me.endpoint_id and not plan.keeps(p.me.endpoint_id):
             await _remove_org_entries(p, [p.me.endpoint_id])
 
-
-def _shared(managed: list[ObservedEndpoint], key: EndpointKey) -> list[ObservedEndpoint]:
-    return [e for e in managed if is_shared_endpoint_for(e.tags, key) and e.state != "deleted"]
+    async def _release_plan(self, p: Pass, key: EndpointKey | None, *, fresh: bool) -> EndpointRelease:
+        managed = await p.managed_endpoints(fresh=fresh)
+        shared = [e for e in managed if is_shared_endpoint_for(e.tags, key)] if key is not None else []
+        return plan_endpoint_release(p.me, p.users(), p.cluster, shared=shared, legacy=_legacy(managed, p))
 
 
 class ReleasePending(Exception):
@@ -545,7 +519,8 @@ class ZoneComponent:
         async with p.book.lock(("zone-release", zone_id)):
             # Its users from any VPC (a zone named in dns.hostedZoneId may serve several): only a zone this
             # cluster made (its tags, below) is ever deleted, whether found or named.
-            if others(zone_users(p.zone_users(), zone_id), p.me.uid):
+            users = p.zone_users()
+            if not plan_zone_release(p.me, users, p.cluster, only_soa_and_ns=True, zone_tags=None).remove:
                 return
             # The zone's shared listing says whether records are left (other resources being deleted at the
             # same time release theirs first): only the last one reads the zone itself and deletes it.
@@ -553,7 +528,11 @@ class ZoneComponent:
             if sets is None or not only_soa_and_ns(sets):
                 return
             zone = await aws_await(step, p.aws.zone(zone_id, with_tags=True))
-            if zone is None or not is_managed(zone.tags, p.cluster):
+            if zone is None:
+                return
+            if not plan_zone_release(
+                p.me, users, p.cluster, only_soa_and_ns=True, zone_tags=zone.tags
+            ).remove:
                 return
             if await aws_await(step, p.aws.delete_zone_if_empty(zone.id, vpc_id=p.me.vpc_id, name=zone.name)):
                 p.wrote(crash.ZONE_DELETE)
@@ -613,16 +592,19 @@ class RecordComponent:
         async with p.book.lock(("record", zone_id, hostname.lower())):
             # A record serves one VPC (its marker names it), so its users are all in this VPC's view; other
             # VPCs' resources naming the zone (the zone index) neither hold nor release it.
-            holders = others(record_users(p.users(), zone_id, hostname, p.me.vpc_id), p.me.uid)
-            if holders:
-                p.out.event("DnsRecordKept", f"the record for {hostname} is still used by {_names(holders)}")
+            users = p.users()
+            # Held by another user of this VPC: said, and nothing is read (an empty observation decides that).
+            held = plan_record_release(p.me, users, p.cluster, ObservedRecords())
+            if held.why:
+                p.out.event("DnsRecordKept", held.why)
                 return
             # One listing of the zone, shared by every resource released in the same window.
             zone_sets = await aws_await(step, p.aws.zone_sets(zone_id, max_age=p.read_age))
             if zone_sets is None:
                 return  # the zone is gone, and the record with it
             observed, sets = await aws_await(step, p.aws.records(zone_id, hostname, max_age=p.read_age))
-            if dns_owner_is(observed.owner, p.cluster, p.me.vpc_id, p.me.uid):
+            release = plan_record_release(p.me, users, p.cluster, observed)
+            if release.remove:
                 ours = [
                     {"Action": "DELETE", "ResourceRecordSet": rs} for rs in sets if rs["Type"] in ("A", "TXT")
                 ]
@@ -642,8 +624,8 @@ class RecordComponent:
                         await aws_await(step, p.aws.change_records(zone_id, ours))
                 p.wrote(crash.RECORD_CHANGE)
                 p.out.event("DnsRecordDeleted", f"deleted the record for {hostname}")
-            elif observed.alias is not None or observed.other_address:
-                p.out.event("DnsRecordKept", f"the record for {hostname} is not ours: left in place")
+            elif release.why:
+                p.out.event("DnsRecordKept", release.why)
 
 
 # --------------------------------------------------------------------------------------------- allow list
@@ -720,20 +702,14 @@ class AllowListComponent:
         if not service_id or not endpoint_id:
             return  # never resolved or never had an endpoint: nothing was allow-listed
         async with p.book.lock(("allow", service_id, endpoint_id)):
-            users = allow_list_users(p.users(), service_id, endpoint_id)
-            holders = others(users, p.me.uid)
-            # The entry of an endpoint this cluster made is ours, whoever added it (it is no use without it).
-            owned = not p.res.spec.aws.vpc_endpoint_id
-            ours = owned or p.me.allow_list_added or any(u.allow_list_added for u in users)
-            if not ours and p.res.status.get("allowListEntryAdded") is False:
-                p.out.event(
-                    "AllowListKept", f"{endpoint_id} was on the allow list before the operator: left there"
-                )
-                return
-            if holders:
-                p.out.event(
-                    "AllowListKept", f"{endpoint_id} stays on the allow list: used by {_names(holders)}"
-                )
+            release = plan_allow_list_release(
+                p.me,
+                p.users(),
+                adopted=bool(p.res.spec.aws.vpc_endpoint_id),
+                recorded=p.res.status.get("allowListEntryAdded"),
+            )
+            if not release.remove:
+                p.out.event("AllowListKept", release.why)
                 return
             left = f"{endpoint_id} is left on the allow list of service {service_id}"
             api = await _gateway_for_release(p, "AllowListEntryLeft", left)
