@@ -217,10 +217,11 @@ class Reconciler:
                 ConditionType.VPC_ENDPOINT_READY,
                 p.aws.mark_retained(res.spec.aws.vpc_id, str(endpoint_id), res.ref.key),
             )
-        p.out.event(
-            "Retained",
-            f"deletionPolicy is Retain: left {endpoint_id or 'no endpoint'}, its DNS record and allow-list entry",
-        )
+        left = f"{endpoint_id or 'no endpoint'}, its DNS record and allow-list entry"
+        if res.status.get("publicAccess"):
+            # Its publicAccess change is part of the connection it leaves: not undone, and no longer recorded.
+            left += ", and the service's IP access list as publicAccess set it"
+        p.out.event("Retained", f"deletionPolicy is Retain: left {left}")
         return True
 
     async def _gateway(self, res: Resource, *, key_age: float) -> ClickHousePort:
