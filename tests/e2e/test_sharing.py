@@ -206,8 +206,10 @@ def test_a_retain_user_alone_keeps_the_endpoint_until_a_new_user_takes_it_over(
     delete_all([user])
     wait_for(lambda: not cloud.live_endpoints(), timeout=60, message="the endpoint to go")
     assert cloud.allow_list(other["id"]) == []
-    # The Retain resource's own entry on its service stays: that resource asked for it to be kept.
-    assert cloud.allow_list() == [endpoint_id]
+    # The Retain ended with the takeover: its record and entry, left pointing at the endpoint and tracked by
+    # no resource, went with it, and the zone (empty now) and the organization entry with them.
+    assert cloud.allow_list() == []
+    assert cloud.zones() == [] and cloud.org_entries() == []
 
 
 def test_when_every_user_goes_at_once_only_the_oldest_waits_for_aws_to_delete_the_endpoint(

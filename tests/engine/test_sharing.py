@@ -124,13 +124,14 @@ async def test_a_later_user_takes_over_a_retained_endpoint_and_its_own_policy_de
     assert c.TAG_RETAINED not in kept.tags
     assert h.posted("EndpointTakenOver")
     assert len([w for w in h.aws.writes if w[0] == "CreateVpcEndpoint"]) == 1
+    assert types_at(h, HOST_A) == {"A", "TXT"} and h.clickhouse.allow_list(SERVICE_A) == [kept.id]
     h.delete(c_uid)
     await h.settle()
-    assert h.aws.endpoints == {}
-    assert h.clickhouse.allow_list(SERVICE_B) == [] and types_at(h, HOST_B) == set()
-    # What a's Retain left besides the endpoint (its record, its entry) nobody tracks any more: today's
-    # engine leaves them (issue 17: a Retain should not outlive its own user's claim).
-    assert types_at(h, HOST_A) == {"A", "TXT"} and h.clickhouse.allow_list(SERVICE_A) == [kept.id]
+    # a's Retain ended with the takeover: what it left (its record, its entry) goes with the endpoint
+    # (issue 17: a Retain never outlives its own user's claim), and the zone, empty now, with them.
+    assert h.aws.endpoints == {} and h.aws.zones == {}
+    assert h.clickhouse.allow_list(SERVICE_A) == h.clickhouse.allow_list(SERVICE_B) == []
+    assert h.clickhouse.organization_entries == []
 
 
 async def test_an_endpoint_made_per_resource_before_sharing_serves_until_its_resource_goes() -> None:
@@ -179,3 +180,25 @@ async def test_a_record_made_since_the_shared_read_is_looked_at_again_not_overwr
     # the kept listing, then the one fresh look after the refusal
     assert h.aws_view.calls[read:].count("ListResourceRecordSets") == 1
     assert types_at(h, HOST_B) == {"A", "TXT"}
+
+
+async def test_deleting_the_last_user_removes_untracked_records_and_entries_pointing_at_its_endpoint() -> (
+    None
+):
+    h = Harness()
+    a = h.create("a", service_id=SERVICE_A)
+    await h.settle()
+    (endpoint,) = h.aws.endpoints.values()
+    (zone,) = h.aws.zones.values()
+    target = endpoint.observed().regional_dns
+    assert target is not None
+    # Left by a resource gone since (say, deleted while its API key was missing): B's record, ours by its
+    # marker, and the endpoint on B's allow list; no resource uses either.
+    h.aws.change(zone.id, record_changes(HOST_B, target, cluster=h.cluster, vpc_id=VPC_A, create=True))
+    h.clickhouse._set(SERVICE_B, [endpoint.id])
+    h.delete(a)
+    await h.settle()
+    assert h.bodies == {} and h.aws.endpoints == {} and h.aws.zones == {}
+    assert h.clickhouse.allow_list(SERVICE_A) == h.clickhouse.allow_list(SERVICE_B) == []
+    assert h.clickhouse.organization_entries == []
+    assert any(HOST_B in e.message for e in h.posted("DnsRecordDeleted"))

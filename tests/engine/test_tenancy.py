@@ -5,10 +5,20 @@ from __future__ import annotations
 
 import copy
 
+from clickhouse_privatelink.adapters.aws.route53 import record_changes
 from clickhouse_privatelink.decisions.reasons import ConditionType, Reason
-from tests.engine.harness import SERVICE_A, SERVICES, VPC_A, VPC_B, ZONE_NAME, Harness
+from tests.engine.harness import (
+    SERVICE_A,
+    SERVICE_B,
+    SERVICE_C,
+    SERVICES,
+    VPC_A,
+    VPC_B,
+    ZONE_NAME,
+    Harness,
+)
 
-HOST_A = SERVICES[SERVICE_A][2]
+HOST_A, HOST_B, HOST_C = (SERVICES[s][2] for s in (SERVICE_A, SERVICE_B, SERVICE_C))
 
 
 async def test_a_record_whose_marker_names_another_vpc_is_a_conflict_and_stays_as_it_is() -> None:
@@ -52,3 +62,32 @@ async def test_a_named_zone_not_associated_with_the_vpc_is_refused_before_anythi
     h.delete(uid)
     await h.settle()
     assert foreign_zone.sets == before and h.aws.endpoints == {}
+
+
+async def test_deleting_an_endpoint_leaves_other_tenants_records_and_entries_pointing_elsewhere_alone() -> (
+    None
+):
+    h = Harness()
+    shared_zone = h.aws.add_zone(ZONE_NAME, vpc_ids={VPC_A, VPC_B})
+    a = h.create("a", vpc_id=VPC_A, hosted_zone_id=shared_zone.id)
+    await h.settle()
+    (endpoint,) = h.aws.endpoints.values()
+    target = endpoint.observed().regional_dns
+    assert target is not None
+    # Records at the endpoint's DNS name that are not ours to remove: another VPC's marker, another cluster's.
+    other_vpc = record_changes(HOST_B, target, cluster=h.cluster, vpc_id=VPC_B, create=True)
+    other_cluster = record_changes(HOST_C, target, cluster="staging", vpc_id=VPC_A, create=True)
+    h.aws.change(shared_zone.id, other_vpc + other_cluster)
+    foreign = {host: copy.deepcopy(h.aws.record_sets(shared_zone.id, host)) for host in (HOST_B, HOST_C)}
+    # An endpoint this cluster does not own, on the allow lists of A's service and another.
+    h.clickhouse._set(SERVICE_A, [*h.clickhouse.allow_list(SERVICE_A), "vpce-0f0f0f0f0f0f0f0f0"])
+    h.clickhouse._set(SERVICE_B, ["vpce-0f0f0f0f0f0f0f0f0"])
+    h.delete(a)
+    await h.settle()
+    assert h.bodies == {} and h.aws.endpoints == {}
+    assert {host: h.aws.record_sets(shared_zone.id, host) for host in (HOST_B, HOST_C)} == foreign
+    assert h.aws.record_sets(shared_zone.id, HOST_A) == []
+    assert (
+        h.clickhouse.allow_list(SERVICE_A) == h.clickhouse.allow_list(SERVICE_B) == ["vpce-0f0f0f0f0f0f0f0f0"]
+    )
+    assert shared_zone.id in h.aws.zones

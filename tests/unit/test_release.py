@@ -13,6 +13,8 @@ from clickhouse_privatelink.decisions.release import (
     plan_endpoint_release,
     plan_record_release,
     plan_zone_release,
+    stray_entries,
+    stray_records,
 )
 from tests.unit.test_usage import usage
 
@@ -134,3 +136,45 @@ def test_a_zone_goes_only_when_empty_unused_from_any_vpc_and_tagged_ours() -> No
 def test_names_shows_the_oldest_three_and_counts_the_rest() -> None:
     users = [usage(f"u{i}", created=f"2026-01-0{i}T00:00:00Z") for i in range(1, 6)]
     assert names(users) == "ns/u1, ns/u2, ns/u3 and 2 more"
+
+
+TARGET = ("vpce-1-abc.vpce-svc.us-east-1.vpce.amazonaws.com", "Z7HUB22UULQXV")
+
+
+def record(cluster: str = CLUSTER, vpc: str = "vpc-1", target: tuple[str, str] = TARGET) -> ObservedRecords:
+    return ObservedRecords(alias=target, owner=DnsOwner(cluster=cluster, vpc=vpc))
+
+
+def test_a_record_ours_at_a_doomed_endpoint_that_no_user_has_is_stray() -> None:
+    a = usage("a")  # has a.us-east-1... in Z1
+    records = {
+        "a.us-east-1.vpce.aws.clickhouse.cloud.": record(),  # a's own: its user releases it
+        "r.us-east-1.vpce.aws.clickhouse.cloud.": record(),  # a Retain's, taken over: nobody's
+        "S.us-east-1.vpce.aws.clickhouse.cloud.": record(target=(TARGET[0].upper() + ".", TARGET[1])),
+    }
+    assert stray_records([a], CLUSTER, "vpc-1", "Z1", TARGET, records) == [
+        "S.us-east-1.vpce.aws.clickhouse.cloud.",
+        "r.us-east-1.vpce.aws.clickhouse.cloud.",
+    ]
+    # the same names in another zone are not a's
+    assert len(stray_records([a], CLUSTER, "vpc-1", "Z2", TARGET, records)) == 3
+
+
+def test_a_record_of_another_vpc_cluster_or_endpoint_or_a_user_being_deleted_is_never_stray() -> None:
+    leaving = usage("b", deleting=True)  # releases its own record
+    records = {
+        "x.": record(vpc="vpc-2"),
+        "y.": record(cluster="staging"),
+        "z.": record(target=("vpce-2-def.vpce-svc.us-east-1.vpce.amazonaws.com", TARGET[1])),
+        "w.": ObservedRecords(alias=TARGET),  # no marker: someone else's
+        "b.us-east-1.vpce.aws.clickhouse.cloud.": record(),
+    }
+    assert stray_records([leaving], CLUSTER, "vpc-1", "Z1", TARGET, records) == []
+
+
+def test_entries_of_a_doomed_endpoint_on_services_no_user_needs_it_on_are_stray() -> None:
+    a, leaving = usage("a"), usage("b", deleting=True)
+    listed = {"svc-a": ["vpce-1"], "svc-b": ["vpce-1"], "svc-r": ["vpce-9", "vpce-1"], "svc-x": ["vpce-9"]}
+    assert stray_entries([a, leaving], "vpce-1", listed) == ["svc-r"]
+    # another endpoint's entries (ours or not) are never touched
+    assert stray_entries([], "vpce-7", listed) == []

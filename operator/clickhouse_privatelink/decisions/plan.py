@@ -275,7 +275,8 @@ class RecordDecision:
     message: str
 
 
-def _same_target(a: tuple[str, str], b: tuple[str, str]) -> bool:
+def same_target(a: tuple[str, str], b: tuple[str, str]) -> bool:
+    """Whether two alias targets (DNSName, HostedZoneId) are the same, as Route 53 compares names."""
     return a[0].rstrip(".").lower() == b[0].rstrip(".").lower() and a[1] == b[1]
 
 
@@ -303,7 +304,7 @@ def plan_record(
             f"{hostname} is managed by the operator of cluster {owner.cluster}: "
             "give each cluster its own CHPL_CLUSTER_NAME and VPC, or set dns.mode None",
         )
-    same = observed.alias is not None and _same_target(observed.alias, target)
+    same = observed.alias is not None and same_target(observed.alias, target)
     if owner is not None and owner.vpc and owner.vpc != vpc_id:
         return RecordDecision(
             RecordAction.CONFLICT,

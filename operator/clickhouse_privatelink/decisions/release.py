@@ -8,12 +8,12 @@ ClickHouse hold, ask these functions, and carry out the answer (engine/component
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from clickhouse_privatelink import constants as c
 from clickhouse_privatelink.decisions.ownership import dns_owner_is, is_managed
-from clickhouse_privatelink.decisions.plan import ObservedEndpoint, ObservedRecords
+from clickhouse_privatelink.decisions.plan import ObservedEndpoint, ObservedRecords, same_target
 from clickhouse_privatelink.decisions.usage import (
     Usage,
     allow_list_users,
@@ -165,6 +165,45 @@ def plan_zone_release(
     return Release(True)
 
 
+def stray_records(
+    users: Iterable[Usage],
+    cluster: str,
+    vpc_id: str,
+    zone_id: str,
+    target: tuple[str, str],
+    records: Mapping[str, ObservedRecords],
+) -> list[str]:
+    """The hostnames of zone ``zone_id`` whose record points at an endpoint being deleted (``target``: its
+    regional DNS name) and that no user tracks: left by a Retain whose endpoint another user took over.
+
+    ``records``: what the zone holds, by hostname. A record is removed only when its marker names this
+    cluster and ``vpc_id`` (another VPC's or cluster's record is never touched) and no user of the VPC,
+    live or being deleted (those release their own), has it; a record a user has is reported as kept.
+    """
+    claimed = {
+        (u.hosted_zone_id, (u.hostname or "").rstrip(".").lower()) for u in users if u.vpc_id == vpc_id
+    }
+    stray = []
+    for hostname, observed in records.items():
+        owner = observed.owner
+        if owner is None or owner.cluster != cluster or owner.vpc != vpc_id:
+            continue
+        if observed.alias is None or not same_target(observed.alias, target):
+            continue
+        if (zone_id, hostname.rstrip(".").lower()) not in claimed:
+            stray.append(hostname)
+    return sorted(stray)
+
+
+def stray_entries(users: Iterable[Usage], endpoint_id: str, listed: Mapping[str, Sequence[str]]) -> list[str]:
+    """The services whose allow list holds ``endpoint_id`` (an endpoint of ours being deleted) that no user,
+    live or being deleted (those release their own), needs it on: the entry is of no use without the
+    endpoint, whoever added it. ``listed``: each service's ``privateEndpointIds``, by service ID.
+    """
+    claimed = {u.service_id for u in users if u.endpoint_id == endpoint_id}
+    return sorted(s for s, ids in listed.items() if endpoint_id in ids and s not in claimed)
+
+
 __all__ = [
     "EndpointRelease",
     "Kept",
@@ -174,4 +213,6 @@ __all__ = [
     "plan_endpoint_release",
     "plan_record_release",
     "plan_zone_release",
+    "stray_entries",
+    "stray_records",
 ]

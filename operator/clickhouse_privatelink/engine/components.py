@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from clickhouse_privatelink import constants as c
-from clickhouse_privatelink.adapters.aws.route53 import only_soa_and_ns, record_changes
+from clickhouse_privatelink.adapters.aws.route53 import by_name, only_soa_and_ns, record_changes, records_at
 from clickhouse_privatelink.adapters.clickhouse.client import (
     ClickHouseApiError,
     Forbidden,
@@ -55,6 +55,8 @@ from clickhouse_privatelink.decisions.release import (
     plan_endpoint_release,
     plan_record_release,
     plan_zone_release,
+    stray_entries,
+    stray_records,
 )
 from clickhouse_privatelink.decisions.status import StepResult
 from clickhouse_privatelink.decisions.usage import (
@@ -338,6 +340,8 @@ class EndpointComponent:
                 plan = await self._release_plan(p, key, fresh=True)
             for kept in plan.kept:
                 p.out.event("EndpointKept", kept.why)
+            for endpoint in plan.wait_for:
+                await _release_strays(p, endpoint)
             for endpoint in plan.delete:
                 if endpoint.state != "deleting":
                     await aws_await(step, p.aws.delete_endpoint(aws_spec.vpc_id, endpoint.id))
@@ -356,6 +360,78 @@ class EndpointComponent:
         managed = await p.managed_endpoints(fresh=fresh)
         shared = [e for e in managed if is_shared_endpoint_for(e.tags, key)] if key is not None else []
         return plan_endpoint_release(p.me, p.users(), p.cluster, shared=shared, legacy=_legacy(managed, p))
+
+
+async def _release_strays(p: Pass, endpoint: ObservedEndpoint) -> None:
+    """What still points at an endpoint of ours being deleted that no user tracks (a Retain's record and
+    allow-list entry, its endpoint taken over since): removed with it (decisions/release.py).
+
+    Done by whoever waits for the deletion (the steward, or a legacy endpoint's resource), on every pass
+    until AWS has deleted it, so a process killed half way does it again.
+    """
+    await _release_stray_records(p, endpoint)
+    await _release_stray_entries(p, endpoint)
+
+
+async def _release_stray_records(p: Pass, endpoint: ObservedEndpoint) -> None:
+    step = ConditionType.DNS_READY
+    target = endpoint.regional_dns
+    if target is None:
+        return
+    users = p.users()
+    zone_ids = {u.hosted_zone_id for u in [p.me, *users] if u.vpc_id == p.me.vpc_id and u.hosted_zone_id}
+    for zone_id in sorted(zone_ids):
+        for max_age in (p.read_age, 0.0):
+            sets = await aws_await(step, p.aws.zone_sets(zone_id, max_age=max_age))
+            if sets is None:
+                break  # the zone is gone, and its records with it
+            named = by_name(sets)
+            records = {name: records_at(named[name], name)[0] for name in named}
+            stray = stray_records(users, p.cluster, p.me.vpc_id, zone_id, target, records)
+            if not stray:
+                break
+            changes = [
+                {"Action": "DELETE", "ResourceRecordSet": rs}
+                for name in stray
+                for rs in named[name]
+                if rs["Type"] in ("A", "TXT")
+            ]
+            try:
+                await p.aws.change_records(zone_id, changes)
+            except AwsError as exc:
+                if max_age and exc.code == "InvalidChangeBatch":
+                    continue  # a set changed since the (shared) listing: look again, fresh
+                raise aws_failure(step, exc) from None
+            p.wrote(crash.RECORD_CHANGE)
+            p.out.event(
+                "DnsRecordDeleted",
+                f"deleted the record for {', '.join(stray)}: it pointed at {endpoint.id}, which is being "
+                "deleted, and no resource uses it",
+            )
+            break
+
+
+async def _release_stray_entries(p: Pass, endpoint: ObservedEndpoint) -> None:
+    step = ConditionType.ALLOW_LISTED
+    try:
+        api = await p.clickhouse()
+    except StepFailed as failed:
+        if failed.reason not in CREDENTIAL_REASONS:
+            raise
+        return  # without the key nothing can be read: the entry's own release has said what stays
+    services = await clickhouse_call(step, api.services(max_age=p.read_age))
+    listed = {s.id: s.private_endpoint_ids for s in services}
+    for service_id in stray_entries(p.users(), endpoint.id, listed):
+        try:
+            await clickhouse_call(step, api.detach(service_id, endpoint.id), write=True)
+        except StepFailed as failed:
+            if failed.upstream_status != 404:
+                raise
+        p.wrote(crash.ALLOW_LIST_PATCH)
+        p.out.event(
+            "AllowListRemoved",
+            f"removed {endpoint.id} from service {service_id}: it is being deleted, and no resource uses it there",
+        )
 
 
 class ReleasePending(Exception):
