@@ -71,7 +71,7 @@ class Resource:
     verdict: Verdict = field(default_factory=lambda: Verdict(True, "", require_opt_in=False))
 
 
-# Write status fields on the resource now, mid-pass (wiring/handlers.py: a merge patch of /status).
+# Write status fields on the resource now, mid-pass (wiring/state.py: a merge patch of /status).
 Intend = Callable[[Resource, dict[str, Any]], Awaitable[None]]
 
 # The status fields that say what a resource uses (decisions.usage reads them): written before an external
