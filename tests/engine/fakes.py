@@ -9,7 +9,7 @@ raise what the real gateways raise (``AwsError`` with AWS's code, ``NotFound``).
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -354,6 +354,10 @@ class FakeAws:
             return [dict(rs) for rs in zone.sets] if zone is not None else None
 
         return await self.reads.get(("sets", zone_id), max_age, read)
+
+    async def zone_names(self, zone_id: str, *, max_age: float) -> Mapping[str, list[dict[str, Any]]] | None:
+        sets = await self.zone_sets(zone_id, max_age=max_age)
+        return None if sets is None else route53_api.by_name(sets)
 
     async def records(
         self, zone_id: str, hostname: str, *, max_age: float

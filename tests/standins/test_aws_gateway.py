@@ -45,7 +45,7 @@ def counting(monkeypatch: pytest.MonkeyPatch, module: Any, name: str) -> list[An
 def private_zone(gateway: AwsGateway, network: Network) -> tuple[str, str]:
     """A new private zone of the VPC: (ID, name)."""
     zone = route53_api.create_private_zone(
-        gateway.route53,
+        gateway.clients.route53,
         f"{uuid.uuid4().hex[:8]}.us-east-1.vpce.aws.clickhouse.cloud",
         vpc_id=network.vpc_id,
         vpc_region=network.region,
@@ -159,7 +159,7 @@ async def test_a_batch_beyond_route53s_request_limits_goes_out_in_as_few_request
     zone_id, zone_name = private_zone(gateway, aws_network)
     too_big = [change for i in range(400) for change in upserts(zone_name, f"big{i}")]
     with pytest.raises(ClientError, match="32000"):
-        route53_api.change_record_sets(gateway.route53, zone_id, too_big)
+        route53_api.change_record_sets(gateway.clients.route53, zone_id, too_big)
     calls = counting(monkeypatch, route53_api, "change_record_sets")
     creates = [
         route53_api.record_changes(

@@ -5,16 +5,18 @@ from __future__ import annotations
 from dataclasses import replace
 
 from clickhouse_privatelink import constants as c
-from clickhouse_privatelink.decisions.ownership import DnsOwner, zone_tags
+from clickhouse_privatelink.adapters.aws.route53 import only_soa_and_ns
+from clickhouse_privatelink.decisions.ownership import DnsOwner, is_managed, zone_tags
 from clickhouse_privatelink.decisions.plan import ObservedEndpoint, ObservedRecords
 from clickhouse_privatelink.decisions.release import (
     names,
     plan_allow_list_release,
     plan_endpoint_release,
     plan_record_release,
-    plan_zone_release,
+    record_holders,
     stray_entries,
     stray_records,
+    zone_in_use,
 )
 from tests.unit.test_usage import usage
 
@@ -85,22 +87,24 @@ def test_an_adopting_resource_releases_no_shared_endpoint() -> None:
 def test_a_record_goes_with_its_last_user_of_the_vpc_when_its_marker_names_this_cluster_and_vpc() -> None:
     me = usage("a")
     ours = ObservedRecords(alias=("x", "Z"), owner=DnsOwner(cluster=CLUSTER, vpc="vpc-1"))
-    assert plan_record_release(me, [me], CLUSTER, ours).remove
+    assert record_holders(me, [me]) is None
+    assert plan_record_release(me, CLUSTER, ours).remove
     # the same hostname written for another VPC (another tenant's) is never ours to delete
     theirs = ObservedRecords(alias=("x", "Z"), owner=DnsOwner(cluster=CLUSTER, vpc="vpc-2"))
-    kept = plan_record_release(me, [me], CLUSTER, theirs)
+    kept = plan_record_release(me, CLUSTER, theirs)
     assert not kept.remove and "not ours" in kept.why
-    assert not plan_record_release(me, [me], CLUSTER, None).remove  # the zone is gone
+    assert not plan_record_release(me, CLUSTER, None).remove  # the zone is gone
 
 
 def test_a_record_stays_while_a_user_of_the_same_vpc_holds_it_but_not_for_another_vpcs_user() -> None:
     me = usage("a", hostname="h.example", service_id="svc")
     same_vpc = usage("b", hostname="h.example", service_id="svc")
     other_vpc = usage("c", hostname="h.example", service_id="svc", vpc_id="vpc-2")
-    ours = ObservedRecords(alias=("x", "Z"), owner=DnsOwner(cluster=CLUSTER, vpc="vpc-1"))
-    held = plan_record_release(me, [me, same_vpc], CLUSTER, ours)
-    assert not held.remove and held.why == "the record for h.example is still used by ns/b"
-    assert plan_record_release(me, [me, other_vpc], CLUSTER, ours).remove
+    held = record_holders(me, [me, same_vpc])
+    assert held is not None and not held.remove
+    assert held.why == "the record for h.example is still used by ns/b"
+    assert record_holders(me, [me, other_vpc]) is None
+    assert record_holders(me, [me, replace(same_vpc, deleting=True)]) is None  # letting go too
 
 
 def test_the_entry_of_an_endpoint_we_made_is_ours_and_goes_with_its_last_user() -> None:
@@ -124,13 +128,14 @@ def test_an_adopted_endpoints_entry_that_was_there_before_the_operator_is_left()
 
 def test_a_zone_goes_only_when_empty_unused_from_any_vpc_and_tagged_ours() -> None:
     me = usage("a")
-    ours = zone_tags(CLUSTER, "vpc-1")
-    assert plan_zone_release(me, [me], CLUSTER, only_soa_and_ns=True, zone_tags=ours).remove
-    assert plan_zone_release(me, [me], CLUSTER, only_soa_and_ns=True, zone_tags=None).remove
-    assert not plan_zone_release(me, [me], CLUSTER, only_soa_and_ns=False, zone_tags=ours).remove
-    assert not plan_zone_release(me, [me], CLUSTER, only_soa_and_ns=True, zone_tags={}).remove
+    assert not zone_in_use(me, [me])
     other_vpc = usage("b", vpc_id="vpc-2")  # writes into the same zone from another VPC
-    assert not plan_zone_release(me, [me, other_vpc], CLUSTER, only_soa_and_ns=True, zone_tags=ours).remove
+    assert zone_in_use(me, [me, other_vpc])
+    assert not zone_in_use(me, [me, replace(other_vpc, deleting=True)])
+    # What the component reads next: only SOA and NS left, and this cluster's tags on the zone.
+    soa_ns = [{"Name": "z.", "Type": "SOA"}, {"Name": "z.", "Type": "NS"}]
+    assert only_soa_and_ns(soa_ns) and not only_soa_and_ns([*soa_ns, {"Name": "h.z.", "Type": "A"}])
+    assert is_managed(zone_tags(CLUSTER, "vpc-1"), CLUSTER) and not is_managed({}, CLUSTER)
 
 
 def test_names_shows_the_oldest_three_and_counts_the_rest() -> None:

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from clickhouse_privatelink import constants as c
-from clickhouse_privatelink.decisions.ownership import dns_owner_is, is_managed
+from clickhouse_privatelink.decisions.ownership import dns_owner_is
 from clickhouse_privatelink.decisions.plan import ObservedEndpoint, ObservedRecords, same_target
 from clickhouse_privatelink.decisions.usage import (
     Usage,
@@ -103,25 +103,30 @@ class Release:
     why: str = ""
 
 
-def plan_record_release(
-    me: Usage, users: Iterable[Usage], cluster: str, observed: ObservedRecords | None
-) -> Release:
-    """The record of ``me``'s private hostname in its zone (``observed``: what the zone holds; None: the zone
-    is gone, and the record with it).
+def record_holders(me: Usage, users: Iterable[Usage]) -> Release | None:
+    """Whether other users keep the record of ``me``'s private hostname (decided before anything is read).
 
     A record serves one VPC (its marker names it): its users are the live resources of that VPC for the same
-    zone and hostname. It is removed only when none is left and its marker names this cluster and VPC.
+    zone and hostname. None: nobody else holds it (``plan_record_release`` decides from what the zone holds).
     """
-    hostname, zone_id = me.hostname or "", me.hosted_zone_id or ""
-    holders = others(record_users(users, zone_id, hostname, me.vpc_id), me.uid)
+    hostname = me.hostname or ""
+    holders = others(record_users(users, me.hosted_zone_id or "", hostname, me.vpc_id), me.uid)
     if holders:
         return Release(False, f"the record for {hostname} is still used by {names(holders)}")
+    return None
+
+
+def plan_record_release(me: Usage, cluster: str, observed: ObservedRecords | None) -> Release:
+    """The record of ``me``'s private hostname, no other user holding it (``record_holders``): removed only
+    when its marker names this cluster and ``me``'s VPC. ``observed``: what the zone holds at the hostname;
+    None: the zone is gone, and the record with it.
+    """
     if observed is None:
         return Release(False)
     if dns_owner_is(observed.owner, cluster, me.vpc_id, me.uid):
         return Release(True)
     if observed.alias is not None or observed.other_address:
-        return Release(False, f"the record for {hostname} is not ours: left in place")
+        return Release(False, f"the record for {me.hostname} is not ours: left in place")
     return Release(False)
 
 
@@ -146,23 +151,12 @@ def plan_allow_list_release(
     return Release(True)
 
 
-def plan_zone_release(
-    me: Usage,
-    users: Iterable[Usage],
-    cluster: str,
-    *,
-    only_soa_and_ns: bool,
-    zone_tags: dict[str, str] | None,
-) -> Release:
-    """The private zone ``me`` wrote into: deleted only when no live user (of any VPC) writes into it, it
-    holds nothing but its SOA and NS, and its tags say this cluster made it (``zone_tags``: None when not
-    read yet: the caller reads them only when the rest allows the deletion).
+def zone_in_use(me: Usage, users: Iterable[Usage]) -> bool:
+    """Whether a live user other than ``me`` writes into ``me``'s zone, from any VPC (a zone named in
+    dns.hostedZoneId may serve several): then it stays, and nothing about it is read. Otherwise it goes only
+    when it holds nothing but its SOA and NS and its tags say this cluster made it (the component reads both).
     """
-    if others(zone_users(users, me.hosted_zone_id or ""), me.uid) or not only_soa_and_ns:
-        return Release(False)
-    if zone_tags is not None and not is_managed(zone_tags, cluster):
-        return Release(False)
-    return Release(True)
+    return bool(others(zone_users(users, me.hosted_zone_id or ""), me.uid))
 
 
 def stray_records(
@@ -212,7 +206,8 @@ __all__ = [
     "plan_allow_list_release",
     "plan_endpoint_release",
     "plan_record_release",
-    "plan_zone_release",
+    "record_holders",
     "stray_entries",
     "stray_records",
+    "zone_in_use",
 ]

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
 from clickhouse_privatelink import constants as c
-from clickhouse_privatelink.adapters.aws.route53 import by_name, only_soa_and_ns, record_changes, records_at
+from clickhouse_privatelink.adapters.aws.route53 import only_soa_and_ns, record_changes, records_at
 from clickhouse_privatelink.adapters.clickhouse.client import (
     ClickHouseApiError,
     Forbidden,
@@ -23,7 +23,7 @@ from clickhouse_privatelink.adapters.clickhouse.client import (
 )
 from clickhouse_privatelink.api.models import DnsMode
 from clickhouse_privatelink.decisions.ownership import (
-    dns_owner_is,
+    is_managed,
     is_owned_by,
     is_shared_endpoint_for,
     shared_endpoint_tags,
@@ -35,7 +35,6 @@ from clickhouse_privatelink.decisions.plan import (
     EndpointAction,
     EndpointDecision,
     ObservedEndpoint,
-    ObservedRecords,
     RecordAction,
     ServiceSummary,
     choose_service,
@@ -54,9 +53,10 @@ from clickhouse_privatelink.decisions.release import (
     plan_allow_list_release,
     plan_endpoint_release,
     plan_record_release,
-    plan_zone_release,
+    record_holders,
     stray_entries,
     stray_records,
+    zone_in_use,
 )
 from clickhouse_privatelink.decisions.status import StepResult
 from clickhouse_privatelink.decisions.usage import (
@@ -347,9 +347,8 @@ class EndpointComponent:
                     await aws_await(step, p.aws.delete_endpoint(aws_spec.vpc_id, endpoint.id))
                     p.wrote(crash.ENDPOINT_DELETE)
                     p.out.event("EndpointDeleting", f"deleting VPC endpoint {endpoint.id}")
-        awaited = plan.wait_for
-        if awaited:
-            message = f"waiting for AWS to delete {', '.join(e.id for e in awaited)}"
+        if plan.wait_for:
+            message = f"waiting for AWS to delete {', '.join(e.id for e in plan.wait_for)}"
             p.out.steps.append(StepResult(step, False, Reason.DELETING, message))
             raise ReleasePending()
         # Organization entries of what we deleted (AWS forgets deleted endpoints; the status remembers).
@@ -382,22 +381,15 @@ async def _release_stray_records(p: Pass, endpoint: ObservedEndpoint) -> None:
     zone_ids = {u.hosted_zone_id for u in [p.me, *users] if u.vpc_id == p.me.vpc_id and u.hosted_zone_id}
     for zone_id in sorted(zone_ids):
         for max_age in (p.read_age, 0.0):
-            sets = await aws_await(step, p.aws.zone_sets(zone_id, max_age=max_age))
-            if sets is None:
+            named = await aws_await(step, p.aws.zone_names(zone_id, max_age=max_age))
+            if named is None:
                 break  # the zone is gone, and its records with it
-            named = by_name(sets)
             records = {name: records_at(named[name], name)[0] for name in named}
             stray = stray_records(users, p.cluster, p.me.vpc_id, zone_id, target, records)
             if not stray:
                 break
-            changes = [
-                {"Action": "DELETE", "ResourceRecordSet": rs}
-                for name in stray
-                for rs in named[name]
-                if rs["Type"] in ("A", "TXT")
-            ]
             try:
-                await p.aws.change_records(zone_id, changes)
+                await p.aws.change_records(zone_id, _deletions(rs for name in stray for rs in named[name]))
             except AwsError as exc:
                 if max_age and exc.code == "InvalidChangeBatch":
                     continue  # a set changed since the (shared) listing: look again, fresh
@@ -555,9 +547,7 @@ class ZoneComponent:
         aws_spec = p.res.spec.aws
         zone_id = p.res.spec.dns.hosted_zone_id
         if zone_id is not None:
-            if p.zone_id != zone_id:  # not checked yet this pass (NamedZoneComponent)
-                await _check_named_zone(p, zone_id)
-            return
+            return  # the user's zone, checked (and put in the status) by NamedZoneComponent
         name = zone_name_for(hostname)
         # One creator at a time per VPC and name; Route 53 refuses a second zone of the same name for
         # the VPC (ConflictingDomainExists), which the adapter answers by using the one that exists.
@@ -595,8 +585,7 @@ class ZoneComponent:
         async with p.book.lock(("zone-release", zone_id)):
             # Its users from any VPC (a zone named in dns.hostedZoneId may serve several): only a zone this
             # cluster made (its tags, below) is ever deleted, whether found or named.
-            users = p.zone_users()
-            if not plan_zone_release(p.me, users, p.cluster, only_soa_and_ns=True, zone_tags=None).remove:
+            if zone_in_use(p.me, p.zone_users()):
                 return
             # The zone's shared listing says whether records are left (other resources being deleted at the
             # same time release theirs first): only the last one reads the zone itself and deletes it.
@@ -604,15 +593,16 @@ class ZoneComponent:
             if sets is None or not only_soa_and_ns(sets):
                 return
             zone = await aws_await(step, p.aws.zone(zone_id, with_tags=True))
-            if zone is None:
-                return
-            if not plan_zone_release(
-                p.me, users, p.cluster, only_soa_and_ns=True, zone_tags=zone.tags
-            ).remove:
+            if zone is None or not is_managed(zone.tags, p.cluster):
                 return
             if await aws_await(step, p.aws.delete_zone_if_empty(zone.id, vpc_id=p.me.vpc_id, name=zone.name)):
                 p.wrote(crash.ZONE_DELETE)
                 p.out.event("HostedZoneDeleted", f"deleted the empty private zone {zone.name}")
+
+
+def _deletions(sets: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The changes that delete the operator's sets of a name: its alias A record and its TXT marker."""
+    return [{"Action": "DELETE", "ResourceRecordSet": rs} for rs in sets if rs["Type"] in ("A", "TXT")]
 
 
 class RecordComponent:
@@ -668,10 +658,8 @@ class RecordComponent:
         async with p.book.lock(("record", zone_id, hostname.lower())):
             # A record serves one VPC (its marker names it), so its users are all in this VPC's view; other
             # VPCs' resources naming the zone (the zone index) neither hold nor release it.
-            users = p.users()
-            # Held by another user of this VPC: said, and nothing is read (an empty observation decides that).
-            held = plan_record_release(p.me, users, p.cluster, ObservedRecords())
-            if held.why:
+            held = record_holders(p.me, p.users())
+            if held is not None:
                 p.out.event("DnsRecordKept", held.why)
                 return
             # One listing of the zone, shared by every resource released in the same window.
@@ -679,25 +667,17 @@ class RecordComponent:
             if zone_sets is None:
                 return  # the zone is gone, and the record with it
             observed, sets = await aws_await(step, p.aws.records(zone_id, hostname, max_age=p.read_age))
-            release = plan_record_release(p.me, users, p.cluster, observed)
+            release = plan_record_release(p.me, p.cluster, observed)
             if release.remove:
-                ours = [
-                    {"Action": "DELETE", "ResourceRecordSet": rs} for rs in sets if rs["Type"] in ("A", "TXT")
-                ]
                 try:
-                    await p.aws.change_records(zone_id, ours)
+                    await p.aws.change_records(zone_id, _deletions(sets))
                 except AwsError as exc:
                     # A set changed or vanished since it was read: look again; still there is an error.
                     if exc.code != "InvalidChangeBatch":
                         raise aws_failure(step, exc) from None
                     again, sets = await aws_await(step, p.aws.read_records(zone_id, hostname))
-                    if dns_owner_is(again.owner, p.cluster, p.me.vpc_id, p.me.uid):
-                        ours = [
-                            {"Action": "DELETE", "ResourceRecordSet": rs}
-                            for rs in sets
-                            if rs["Type"] in ("A", "TXT")
-                        ]
-                        await aws_await(step, p.aws.change_records(zone_id, ours))
+                    if plan_record_release(p.me, p.cluster, again).remove:
+                        await aws_await(step, p.aws.change_records(zone_id, _deletions(sets)))
                 p.wrote(crash.RECORD_CHANGE)
                 p.out.event("DnsRecordDeleted", f"deleted the record for {hostname}")
             elif release.why:

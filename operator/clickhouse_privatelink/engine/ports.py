@@ -7,7 +7,7 @@ errors arrive as ``AwsError`` (code and meaning), never as botocore exceptions.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from clickhouse_privatelink.adapters.aws.clients import AwsError
@@ -81,6 +81,10 @@ class AwsPort(Protocol):
 
     async def zone_sets(self, zone_id: str, *, max_age: float) -> list[dict[str, Any]] | None:
         """Every record set of the zone (None when the zone is gone), read at most ``max_age`` ago."""
+        ...
+
+    async def zone_names(self, zone_id: str, *, max_age: float) -> Mapping[str, list[dict[str, Any]]] | None:
+        """The same listing by name (``route53.name_key``); None when the zone is gone."""
         ...
 
     async def records(

@@ -169,10 +169,18 @@ class AwsError(Exception):
     def __init__(self, problem: AwsProblem) -> None:
         super().__init__(problem.message)
         self.problem = problem
-        self.code = problem.code
-        self.reason = problem.reason
-        self.message = problem.message
-        self.retryable = problem.retryable
+
+    @property
+    def code(self) -> str:
+        return self.problem.code
+
+    @property
+    def reason(self) -> Reason:
+        return self.problem.reason
+
+    @property
+    def message(self) -> str:
+        return self.problem.message
 
     @classmethod
     def of(cls, error: ClientError | BotoCoreError) -> AwsError:

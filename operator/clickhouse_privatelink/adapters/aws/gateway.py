@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypeVar
@@ -76,14 +76,6 @@ class AwsGateway:
         self._batches: dict[str, _ZoneBatch] = {}
         self._reads: dict[tuple[str, ...], SingleFlight[Any]] = {}
         self._tasks: set[asyncio.Future[None]] = set()
-
-    @property
-    def ec2(self) -> Any:
-        return self.clients.ec2
-
-    @property
-    def route53(self) -> Any:
-        return self.clients.route53
 
     async def _thread(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """A blocking boto3 call in a thread; its botocore errors become ``AwsError``."""
@@ -266,11 +258,19 @@ class AwsGateway:
 
         The listing is indexed by name once per version, not scanned by each of a thousand readers.
         """
-        sets = await self.zone_sets(zone_id, max_age=max_age) or []
+        named = await self.zone_names(zone_id, max_age=max_age) or {}
+        return route53_api.records_at(named.get(route53_api.name_key(hostname), []), hostname)
+
+    async def zone_names(self, zone_id: str, *, max_age: float) -> Mapping[str, list[dict[str, Any]]] | None:
+        """The zone's shared listing by name (``route53.name_key``), indexed once per listing; None when the
+        zone is gone."""
+        sets = await self.zone_sets(zone_id, max_age=max_age)
+        if sets is None:
+            return None
         indexed = self._by_name.get(zone_id)
         if indexed is None or indexed[0] is not sets:
             indexed = self._by_name[zone_id] = (sets, route53_api.by_name(sets))
-        return route53_api.records_at(indexed[1].get(route53_api.name_key(hostname), []), hostname)
+        return indexed[1]
 
     def forget_records(self, zone_id: str) -> None:
         if zone_id in self._records:
