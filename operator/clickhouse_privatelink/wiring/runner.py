@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 import kopf
+import uvloop
 
 from clickhouse_privatelink import metrics
 from clickhouse_privatelink.api.models import ClickHousePrivateLinkSpec  # noqa: F401 - fail fast on a broken install, before kopf starts
@@ -126,8 +127,12 @@ def run_operator(
     state = ProcessState(settings, metrics_port=metrics_port)
     follow_peering(standalone=standalone)
     tune_garbage_collection()
+    # libuv's loop, as kopf's own CLI runs on when uvloop is installed (kopf.run alone does not pick it).
+    loop = uvloop.new_event_loop()
+    asyncio.set_event_loop(loop)
     try:
         kopf.run(
+            loop=loop,
             standalone=standalone or None,
             clusterwide=all_namespaces,
             namespaces=list(namespaces),
@@ -143,4 +148,7 @@ def run_operator(
             file=sys.stderr,
         )
         return 1
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
     return 0

@@ -8,7 +8,7 @@ bunch, so the budget went unused at first and the bunch was refused (429). On a 
 else, a call is sent within milliseconds of its turn, and requests leave paced as the limiter meant.
 
 The callers stay on the operator's loop: ``Lane.run`` hands a coroutine to the lane's loop and waits for
-its result; cancelling the caller cancels the call.
+its result; cancelling the caller cancels the call. The lane's loop is libuv's (uvloop), as the operator's is.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+import uvloop
+
 T = TypeVar("T")
 
 
@@ -25,7 +27,7 @@ class Lane:
     """A daemon thread running an event loop for API calls, until :meth:`close`."""
 
     def __init__(self, name: str) -> None:
-        self._loop = asyncio.new_event_loop()
+        self._loop = uvloop.new_event_loop()
         self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
         self._thread.start()
 
