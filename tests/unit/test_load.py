@@ -32,7 +32,7 @@ async def test_drift_checks_step_aside_while_many_passes_are_in_flight(
     monkeypatch.setattr(handlers, "_run", run)
     state = ProcessState(Settings())
     memo = kopf.Memo(state=state)
-    kwargs: dict[str, Any] = {"chpl_usages": {}, "stopped": None}
+    kwargs: dict[str, Any] = {"chpl_resources": {}, "stopped": None}
     before = deferred()
     with contextlib.ExitStack() as passes:
         for _ in range(DRIFT_STEPS_ASIDE_AT):

@@ -12,7 +12,7 @@ import datetime
 import logging
 import time
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import kopf
@@ -22,14 +22,14 @@ from clickhouse_privatelink import constants as c
 from clickhouse_privatelink import metrics
 from clickhouse_privatelink.adapters.kubernetes.login import login_for_kopf_and_secrets
 from clickhouse_privatelink.api.models import ClickHousePrivateLinkPolicySpec, ClickHousePrivateLinkSpec
-from clickhouse_privatelink.decisions import public_access
 from clickhouse_privatelink.decisions.ownership import ResourceRef
 from clickhouse_privatelink.decisions.reasons import ConditionType, Reason
 from clickhouse_privatelink.decisions.status import StepResult, condition, steps_to_conditions
 from clickhouse_privatelink.decisions.tenancy import Policy, applies_to, decide
-from clickhouse_privatelink.decisions.usage import Usage, usage_from_body, vpc_index_key, zone_index_key
+from clickhouse_privatelink.decisions.usage import usage_from_body
 from clickhouse_privatelink.engine.reconciler import Outcome, Reconciler, Resource
 from clickhouse_privatelink.settings import Settings
+from clickhouse_privatelink.wiring import index
 from clickhouse_privatelink.wiring.progress import EssenceDiffBaseStorage, FreshOnChangeProgressStorage
 from clickhouse_privatelink.wiring.state import ProcessState
 
@@ -81,13 +81,6 @@ async def close_clients(memo: kopf.Memo, **_: Any) -> None:
 
 # The index functions are coroutines, though they never await: kopf runs a plain function in its thread pool,
 # a hop there and back for every index on every watch event (at N=1000, more CPU than the indexing itself).
-async def chpl_secret_refs(body: kopf.Body, **_: Any) -> dict[tuple[str, str], str]:
-    """Which resources use which API-key Secret: (namespace, Secret name) -> resource name."""
-    ref = (body.spec.get("clickhouse") or {}).get("credentialsSecretRef") or {}
-    name = ref.get("name") if isinstance(ref, dict) else None
-    return {(body.metadata.namespace or "", str(name)): body.metadata.name or ""} if name else {}
-
-
 async def watch_opted_in_secrets_only(settings: kopf.OperatorSettings, **_: Any) -> None:
     """The Secret watch asks the API server for opted-in Secrets only (a server-side label selector): no
     other Secret is ever sent to the operator."""
@@ -97,13 +90,13 @@ async def watch_opted_in_secrets_only(settings: kopf.OperatorSettings, **_: Any)
 async def secret_changed(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
     """A used API-key Secret changed: read it again and reconcile the resources that use it now."""
     namespace, name = body.metadata.namespace or "", body.metadata.name or ""
-    users = kwargs["chpl_secret_refs"].get((namespace, name), [])
+    users = index.secret_users(index.of(kwargs), namespace, name)
     if not users or kwargs["event"].get("type") is None:
         return  # not used, or the listing at start-up (the resume handlers reconcile everything then)
     state = _state(memo)
     state.reconciler.secrets.forget(namespace, name)
     version = body.metadata.get("resourceVersion") or ""
-    for resource in sorted(set(users)):
+    for resource in users:
         await state.annotate(namespace, resource, c.ANNOTATION_SECRET_VERSION, version)
 
 
@@ -129,20 +122,12 @@ async def chpl_namespace_labels(body: kopf.Body, **_: Any) -> dict[str, dict[str
     return {body.metadata.name or "": dict(body.metadata.labels or {})}
 
 
-async def chpl_refused(body: kopf.Body, **_: Any) -> dict[str, str]:
-    """Resources the tenancy policy refused, by namespace: looked at again when a policy or namespace changes."""
-    ready = condition(list(body.status.get("conditions") or []), ConditionType.READY)
-    if ready is None or ready.get("reason") != Reason.NOT_PERMITTED.value:
-        return {}
-    return {body.metadata.namespace or "": body.metadata.name or ""}
-
-
 async def _look_again(
-    state: ProcessState, refused: kopf.Index[str, str], namespaces: list[str], version: str
+    state: ProcessState, resources: index.Index, namespaces: list[str], version: str
 ) -> None:
     """Stamp the refused resources of ``namespaces`` so that each gets a pass now, under the new policy."""
     for namespace in namespaces:
-        for resource in sorted(set(refused.get(namespace, []))):
+        for resource in index.refused_in(resources, namespace):
             await state.annotate(namespace, resource, c.ANNOTATION_POLICY_VERSION, version)
 
 
@@ -157,44 +142,26 @@ async def policy_changed(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> Non
     policy = _policy(body)
     if policy is None:
         return
-    refused: kopf.Index[str, str] = kwargs["chpl_refused"]
+    resources = index.of(kwargs)
     labels: kopf.Index[str, dict[str, str]] = kwargs["chpl_namespace_labels"]
     selected = [
         namespace
-        for namespace in refused
+        for namespace in index.refused_namespaces(resources)
         if applies_to(policy, namespace, next(iter(labels.get(namespace, [])), None))
     ]
     version = f"{policy.name}@{body.metadata.get('resourceVersion') or ''}"
-    await _look_again(_state(memo), refused, selected, version)
+    await _look_again(_state(memo), resources, selected, version)
 
 
 async def namespace_changed(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
     """A namespace's labels may now match a policy's selector: look again at its refused resources."""
-    refused: kopf.Index[str, str] = kwargs["chpl_refused"]
+    resources = index.of(kwargs)
     name = body.metadata.name or ""
-    if kwargs["event"].get("type") is None or name not in refused:
+    if kwargs["event"].get("type") is None or not index.refused_in(resources, name):
         return
     await _look_again(
-        _state(memo), refused, [name], f"namespace@{body.metadata.get('resourceVersion') or ''}"
+        _state(memo), resources, [name], f"namespace@{body.metadata.get('resourceVersion') or ''}"
     )
-
-
-async def chpl_usages(body: kopf.Body, **_: Any) -> dict[tuple[str, str] | str, Usage]:
-    """Every resource's usage of shared objects, by (region, VPC): the durable count of their users; and by
-    the zone it writes into (a zone named in the spec may serve several VPCs).
-
-    One index with both kinds of key (a pair, a zone ID: never equal), not two: kopf runs each index on
-    every watch event.
-    """
-    usage = usage_from_body(body)
-    zone = zone_index_key(usage)
-    return {vpc_index_key(usage): usage, zone: usage} if zone else {vpc_index_key(usage): usage}
-
-
-async def chpl_public_access(body: kopf.Body, **_: Any) -> dict[str, public_access.User]:
-    """Resources with a publicAccess setting or record, by service ID (none for those left at Unchanged)."""
-    user = public_access.user_from_body(body)
-    return {user.service_id: user} if user is not None else {}
 
 
 def _resource(state: ProcessState, body: kopf.Body, indices: Mapping[str, Any]) -> Resource:
@@ -341,11 +308,9 @@ async def _run(
             return None
         started = time.monotonic()
         reconciler: Reconciler = state.reconciler
-        usages: kopf.Index[tuple[str, str] | str, Usage] = indices["chpl_usages"]
-        indexed = list(usages.get(vpc_index_key(res.usage), []))
-        zone = zone_index_key(res.usage)
-        # Read only by a release (never copied: a thousand users of one zone, on every pass).
-        zone_indexed: Iterable[Usage] = usages.get(zone, ()) if zone else ()
+        resources = index.of(indices)
+        indexed = index.vpc_users(resources, res.usage)
+        zone_indexed = index.zone_users(resources, res.usage)
         if kind == "cleanup":
             outcome = await reconciler.cleanup(res, indexed=indexed, zone_indexed=zone_indexed, attempt=retry)
         else:
@@ -455,11 +420,12 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> kopf.Operat
     kopf.on.cleanup(registry=registry)(close_clients)
     kopf.index(*POLICY, registry=registry)(chpl_policies)
     kopf.index("", "v1", "namespaces", registry=registry)(chpl_namespace_labels)
-    for index in (chpl_refused, chpl_usages, chpl_public_access):
-        kopf.index(*RESOURCE, registry=registry)(index)
+    # One index of the resources (wiring/index.py): kopf runs every index on every event. Resources are filed
+    # under the Secret they name only while Secrets are watched (its one reader).
+    kopf.index(*RESOURCE, id=index.NAME, registry=registry)(
+        index.index_function(secrets=settings.watch_secrets)
+    )
     if settings.watch_secrets:
-        # An index only while Secrets are watched (its one reader): kopf runs every index on every event.
-        kopf.index(*RESOURCE, registry=registry)(chpl_secret_refs)
         kopf.on.startup(registry=registry)(watch_opted_in_secrets_only)
         kopf.on.event(*SECRETS, labels={c.LABEL_API_KEY: "true"}, registry=registry)(secret_changed)
     kopf.on.event(*POLICY, registry=registry)(policy_changed)

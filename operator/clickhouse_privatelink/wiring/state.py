@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from clickhouse_privatelink import constants as c
@@ -29,6 +29,7 @@ from clickhouse_privatelink.engine.public_access_component import PublicAccessCo
 from clickhouse_privatelink.engine.reachability_component import ReachabilityComponent
 from clickhouse_privatelink.engine.reconciler import Reconciler, Resource
 from clickhouse_privatelink.settings import Settings
+from clickhouse_privatelink.wiring import index
 
 # Above this many create, update and delete passes in flight, drift checks step aside until the next
 # interval: they are the least urgent work, and a thousand resources created or deleted at once should not
@@ -37,18 +38,19 @@ DRIFT_STEPS_ASIDE_AT = 50
 
 
 class ServiceUsers:
-    """The chpl_public_access index as kopf hands it to handlers (the same live object every time)."""
+    """The resources with a publicAccess setting, from the resource index as kopf hands it to handlers (the same
+    live object every time: wiring/index.py)."""
 
     def __init__(self) -> None:
-        self.index: Mapping[str, Iterable[public_access.User]] = {}
+        self.index: index.Index = {}
 
     def of(self, service_id: str) -> list[public_access.User]:
-        return list(self.index.get(service_id, ()))
+        return index.public_access_users(self.index, service_id)
 
     def follow(self, handler_kwargs: Mapping[str, Any]) -> None:
-        index = handler_kwargs.get("chpl_public_access")
-        if index is not None:  # kopf always passes it; unit tests of other handlers may not
-            self.index = index
+        resources = handler_kwargs.get(index.NAME)
+        if resources is not None:  # kopf always passes it; unit tests of other handlers may not
+            self.index = resources
 
 
 class ProcessState:
