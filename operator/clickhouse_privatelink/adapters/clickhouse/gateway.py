@@ -62,6 +62,8 @@ class ClickHouseGateway:
             lambda: self.client.get_organization(self.org_id)
         )
         self._org_turn = asyncio.Lock()
+        self._positions_of: list[Service] | None = None
+        self._position: dict[str, int] = {}
         self._configs: dict[str, PrivateEndpointConfig] = {}
         self._batches: dict[str, _Batch] = {}
         self._org_batch: tuple[set[str], asyncio.Future[list[str]]] | None = None
@@ -74,10 +76,19 @@ class ClickHouseGateway:
 
     async def service(self, service_id: str, *, max_age: float) -> Service:
         """One service from the shared list; a service missing there is asked for directly (a 404 says why)."""
-        for service in await self.services(max_age=max_age):
-            if service.id == service_id:
-                return service
+        services = await self.services(max_age=max_age)
+        at = self._positions(services).get(service_id)
+        if at is not None:
+            return services[at]
         return await self.client.get_service(self.org_id, service_id)
+
+    def _positions(self, services: list[Service]) -> dict[str, int]:
+        """Where each service is in ``services``, by ID: worked out once per list read, kept for the lists our
+        own writes derive from it (they replace services in place: the positions stay)."""
+        if self._positions_of is not services:
+            self._positions_of = services
+            self._position = {s.id: at for at, s in enumerate(services)}
+        return self._position
 
     async def private_endpoint_config(self, service_id: str) -> PrivateEndpointConfig:
         """The service's PrivateLink configuration, read once it is ready and kept from then on."""
@@ -147,7 +158,13 @@ class ClickHouseGateway:
         """Keep the list in step with a write, so the next reader does not undo or repeat it."""
 
         def apply(services: list[Service]) -> list[Service]:
-            return [updated if s.id == updated.id else s for s in services]
+            at = self._positions(services).get(updated.id)
+            if at is None:
+                return services
+            replaced = list(services)  # a new list: a caller may still hold the old one
+            replaced[at] = updated
+            self._positions_of = replaced  # the same positions
+            return replaced
 
         self._services.wrote(apply)
 
