@@ -239,12 +239,13 @@ def _write(
     A pass that finds everything as it was writes nothing: no status PATCH, no Event.
     """
     previous = condition(list(res.status.get("conditions", [])), ConditionType.READY)
-    if "hostedZoneId" in res.status and "hostedZoneId" not in outcome.status:
+    status = outcome.status.to_json()
+    if "hostedZoneId" in res.status and "hostedZoneId" not in status:
         patch.status["hostedZoneId"] = None  # merge-patch null removes it: dns.mode is None now
     conditions = steps_to_conditions(
         list(res.status.get("conditions", [])), outcome.steps, generation=res.generation
     )
-    wanted = {**outcome.status, "conditions": conditions, "observedGeneration": res.generation}
+    wanted = {**status, "conditions": conditions, "observedGeneration": res.generation}
     if kind == "cleanup" and outcome.done:
         wanted = {}  # the resource goes now: its last status would only be one more write
     for key, value in wanted.items():

@@ -28,6 +28,7 @@ from clickhouse_privatelink.engine.components import FORWARD
 from clickhouse_privatelink.engine.public_access_component import PublicAccessComponent
 from clickhouse_privatelink.engine.reachability_component import ReachabilityComponent
 from clickhouse_privatelink.engine.reconciler import Reconciler, Resource
+from clickhouse_privatelink.engine.status import EngineStatus
 from clickhouse_privatelink.settings import Settings
 
 # Above this many create, update and delete passes in flight, drift checks step aside until the next
@@ -163,9 +164,9 @@ class ProcessState:
     def _clickhouse_gateway(self, api_url: str, key: ApiKey, org_id: str) -> ClickHouseGateway:
         return self.clickhouse.get(api_url, key.key_id, key.key_secret, org_id)
 
-    async def _intend(self, res: Resource, fields: dict[str, Any]) -> None:
+    async def _intend(self, res: Resource, fields: EngineStatus) -> None:
         """What a pass has learned, before its next external write (engine: Pass.intend)."""
-        await self.write_status_now(res.ref.namespace, res.ref.name, res.ref.uid, fields)
+        await self.write_status_now(res.ref.namespace, res.ref.name, res.ref.uid, fields.to_json())
 
     async def _write_public_access(self, key: str, uid: str, record: dict[str, Any] | None) -> None:
         """``status.publicAccess`` before its PATCH (a merge patch of null removes it)."""
