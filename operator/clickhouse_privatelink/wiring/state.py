@@ -68,6 +68,9 @@ class ProcessState:
         self.busy = 0
         # Our status writes the watch has not brought back yet.
         self.written = WrittenStatus()
+        # Each resource's Ready status and deletion for the resource gauges (the Prometheus registry itself
+        # is process-wide).
+        self.resource_book = metrics.ResourceBook()
         self.public_users = ServiceUsers()
         # The Kubernetes connection kopf logged in with (the login handler keeps it here), for the Secret
         # reads and our own status and annotation writes.
