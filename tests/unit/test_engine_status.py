@@ -7,7 +7,8 @@ from typing import Any
 
 from clickhouse_privatelink.api.models import ClickHousePrivateLinkStatus
 from clickhouse_privatelink.decisions.plan import connection_endpoints
-from clickhouse_privatelink.engine.status import KEYS, EngineStatus
+from clickhouse_privatelink.engine.context import INTENT_FIELDS
+from clickhouse_privatelink.engine.status import KEYS, NAMES, EngineStatus
 
 MODEL_FIELDS = ClickHousePrivateLinkStatus.model_fields
 
@@ -16,6 +17,7 @@ def test_every_field_is_a_field_of_the_api_model_under_its_alias() -> None:
     names = [f.name for f in fields(EngineStatus)]
     assert set(names) <= set(MODEL_FIELDS), "a field the CRD's status does not have"
     assert list(KEYS) == [MODEL_FIELDS[name].alias or name for name in names]
+    assert set(INTENT_FIELDS) <= set(NAMES)  # the intent written before an external write names fields
 
 
 def test_a_status_read_and_written_again_is_the_same_json() -> None:

@@ -77,7 +77,7 @@ Intend = Callable[[Resource, EngineStatus], Awaitable[None]]
 
 # The status fields that say what a resource uses (decisions.usage reads them): written before an external
 # write whenever the pass has learned one the resource does not show yet.
-INTENT_FIELDS = (
+INTENT_FIELDS: tuple[str, ...] = (
     "service_id",
     "service_region",
     "endpoint_service_id",
@@ -199,7 +199,6 @@ class Pass:
         A pass whose status already names it all writes nothing here: only first passes pay this write.
         ``also``: fields this write needs durable besides (an adopted endpoint's ``allow_list_entry_added``).
         """
-        wanted = EngineStatus()
         names = [
             name
             for name in INTENT_FIELDS + also
@@ -207,6 +206,7 @@ class Pass:
         ]
         if not names:
             return
+        wanted = EngineStatus()  # only the fields to write are present
         for name in names:
             setattr(wanted, name, getattr(self.out.status, name))
         try:
