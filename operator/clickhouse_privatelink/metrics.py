@@ -116,9 +116,6 @@ class ResourceBook:
         return 0.0 if oldest is None else max(0.0, time.time() - oldest)
 
 
-BOOK = ResourceBook()
-
-
 def record_clickhouse_call(operation: str, status: int | str) -> None:
     """The ClickHouse client's call hook: count calls; throttling (a 429, or our own limiter) separately."""
     if str(status) in ("429", "throttled"):

@@ -22,6 +22,7 @@ from clickhouse_privatelink.decisions.usage import Usage, usage_from_body, vpc_i
 from clickhouse_privatelink.engine.components import FORWARD
 from clickhouse_privatelink.engine.context import Outcome, Resource
 from clickhouse_privatelink.engine.reconciler import Reconciler
+from clickhouse_privatelink.engine.status import EngineStatus
 from clickhouse_privatelink.settings import Settings
 from tests.engine.fakes import AwsCloud, ClickHouseCloud, Clock, FakeAws, FakeClickHouse, FakeSecrets
 
@@ -106,8 +107,8 @@ class Harness:
             self._armed = None
             raise Crash(point)
 
-    async def _intend(self, res: Resource, fields: dict[str, Any]) -> None:
-        self.bodies[res.ref.uid]["status"].update(fields)  # a merge patch of /status, now
+    async def _intend(self, res: Resource, fields: EngineStatus) -> None:
+        self.bodies[res.ref.uid]["status"].update(fields.to_json())  # a merge patch of /status, now
 
     # ---- the resources (the Kubernetes API)
 
@@ -227,9 +228,10 @@ class Harness:
             del self.bodies[uid]
             return
         status = self.bodies[uid]["status"]
-        if "hostedZoneId" in status and "hostedZoneId" not in out.status:
+        written = out.status.to_json()
+        if "hostedZoneId" in status and "hostedZoneId" not in written:
             del status["hostedZoneId"]
-        status.update(out.status)
+        status.update(written)
         status["conditions"] = steps_to_conditions(
             list(status.get("conditions", [])), out.steps, generation=res.generation
         )

@@ -95,10 +95,11 @@ class FakeCluster:
         self.healthy = [False, True]  # whether replica 1 answers /healthz, in turn (the last one repeats)
         self.active = [False, True]
         self.served = True
+        self.book = metrics.ResourceBook()  # the replicas' gauges, in turn (the registry is process-wide)
 
     def answer(self, path: str, auth: str | None) -> tuple[int, bytes]:
         if path.startswith("/metrics/"):
-            metrics.BOOK.set_active(self.active[int(path.rsplit("/", 1)[1])])
+            self.book.set_active(self.active[int(path.rsplit("/", 1)[1])])
             return 200, generate_latest()
         if path.startswith("/healthz/"):
             healthy = self.healthy.pop(0) if len(self.healthy) > 1 else self.healthy[0]
@@ -135,7 +136,7 @@ def cluster(tmp_path: Path) -> Iterator[tuple[FakeCluster, str]]:
         yield fake, f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
-        metrics.BOOK.set_active(False)
+        fake.book.set_active(False)
 
 
 def pod_env(timeout: float) -> dict[str, str]:

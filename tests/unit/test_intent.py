@@ -16,6 +16,7 @@ from clickhouse_privatelink.decisions.reasons import ConditionType, Reason
 from clickhouse_privatelink.decisions.usage import usage_from_body
 from clickhouse_privatelink.engine import crash_points
 from clickhouse_privatelink.engine.context import Outcome, Pass, Resource, StepFailed
+from clickhouse_privatelink.engine.status import EngineStatus
 from clickhouse_privatelink.engine.usage_book import UsageBook
 
 SPEC = {
@@ -42,24 +43,26 @@ def a_pass(status: dict[str, Any], writes: list[dict[str, Any]], *, fail: bool =
         usage=usage_from_body(body),
     )
 
-    async def intend(_: Resource, fields: dict[str, Any]) -> None:
+    async def intend(_: Resource, fields: EngineStatus) -> None:
         if fail:
             raise KubernetesApiError("PATCH: 503", status=503)
-        writes.append(fields)
+        writes.append(fields.to_json())
 
     async def no_clickhouse() -> Any:
         raise AssertionError("not used")
 
+    recorded = EngineStatus.from_status(status)
     return Pass(
         res=res,
-        out=Outcome(status=dict(status)),
+        out=Outcome(status=recorded.copy()),
         aws=cast(AwsGateway, None),
         book=UsageBook(),
         indexed=[],
         me=res.usage,
         clickhouse=no_clickhouse,
         read_age=1.0,
-        durable=dict(status),
+        recorded=recorded,
+        durable=recorded.copy(),
         intend=intend,
     )
 
@@ -67,13 +70,13 @@ def a_pass(status: dict[str, Any], writes: list[dict[str, Any]], *, fail: bool =
 async def test_what_a_pass_learned_is_written_before_its_first_external_write_and_only_once() -> None:
     writes: list[dict[str, Any]] = []
     p = a_pass({}, writes)
-    p.out.status.update(
-        serviceId="svc", endpointServiceId="com.amazonaws.vpce.x", privateDnsHostname="h.example"
-    )
-    p.out.status["conditions"] = []  # not what the resource uses: never part of the intent
+    p.out.status.service_id = "svc"
+    p.out.status.endpoint_service_id = "com.amazonaws.vpce.x"
+    p.out.status.private_dns_hostname = "h.example"
+    p.out.status.vpc_endpoint_state = "pending"  # not what the resource uses: never part of the intent
     await p.before_write(ConditionType.VPC_ENDPOINT_READY)
     await p.before_write(ConditionType.VPC_ENDPOINT_READY)  # nothing new: no second write
-    p.out.status.update(vpcEndpointId="vpce-1", vpcEndpointOwned=True)
+    p.out.status.vpc_endpoint_id, p.out.status.vpc_endpoint_owned = "vpce-1", True
     await p.before_write(ConditionType.DNS_READY)
     assert writes == [
         {"serviceId": "svc", "endpointServiceId": "com.amazonaws.vpce.x", "privateDnsHostname": "h.example"},
@@ -96,7 +99,7 @@ async def test_a_status_that_names_everything_already_costs_no_write() -> None:
 
 async def test_no_external_write_without_its_intent_written_first() -> None:
     p = a_pass({}, [], fail=True)
-    p.out.status["serviceId"] = "svc"
+    p.out.status.service_id = "svc"
     with pytest.raises(StepFailed) as failed:
         await p.before_write(ConditionType.VPC_ENDPOINT_READY)
     assert failed.value.reason is Reason.UPSTREAM_UNAVAILABLE

@@ -23,10 +23,11 @@ def sample(name: str, **labels: str) -> float | None:
 
 @pytest.fixture
 def book() -> Iterator[metrics.ResourceBook]:
-    """The operator's own book (its gauges are process-wide), active, and emptied afterwards."""
-    metrics.BOOK.set_active(True)
-    yield metrics.BOOK
-    metrics.BOOK.set_active(False)
+    """A process's book (its gauges are process-wide), active, and emptied afterwards."""
+    book = metrics.ResourceBook()
+    book.set_active(True)
+    yield book
+    book.set_active(False)
 
 
 def test_resources_are_counted_by_ready_and_reason_and_moved_when_they_change(

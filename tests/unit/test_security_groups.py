@@ -38,7 +38,7 @@ from clickhouse_privatelink.decisions.status import (
     steps_to_conditions,
     summarise_ready,
 )
-from clickhouse_privatelink.engine.context import Outcome, Pass
+from clickhouse_privatelink.engine.context import EndpointResult, Outcome, Pass, Resolved
 from clickhouse_privatelink.engine.security_group_component import SecurityGroupComponent
 
 VPC = ["10.0.0.0/16"]
@@ -316,13 +316,13 @@ def run(
 ) -> Outcome:
     out = Outcome()
     fake = SimpleNamespace(
-        endpoint=ep or endpoint(),
         res=SimpleNamespace(status={"conditions": previous or []}),
         aws=AwsGateway(cast(AwsClients, SimpleNamespace(ec2=ec2, route53=None))),
         out=out,
         read_age=0.0,
     )
-    asyncio.run(SecurityGroupComponent().apply(cast(Pass, fake)))
+    found = Resolved(endpoint=EndpointResult(ep or endpoint()))
+    asyncio.run(SecurityGroupComponent().apply(cast(Pass, fake), found))
     return out
 
 
@@ -382,12 +382,11 @@ def test_component_without_an_endpoint_does_nothing() -> None:
     ec2 = FakeEc2(ALL_OPEN)
     out = Outcome()
     fake = SimpleNamespace(
-        endpoint=None,
         res=SimpleNamespace(status={}),
         aws=AwsGateway(cast(AwsClients, SimpleNamespace(ec2=ec2, route53=None))),
         out=out,
         read_age=0.0,
     )
-    asyncio.run(SecurityGroupComponent().apply(cast(Pass, fake)))
+    asyncio.run(SecurityGroupComponent().apply(cast(Pass, fake), Resolved()))
     assert out.steps == [] and ec2.calls == []
     asyncio.run(SecurityGroupComponent().release(cast(Pass, fake)))

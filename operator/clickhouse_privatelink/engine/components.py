@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any, Protocol
 
 from clickhouse_privatelink import constants as c
@@ -20,6 +20,7 @@ from clickhouse_privatelink.adapters.clickhouse.client import (
     ClickHouseApiError,
     Forbidden,
     PrivateEndpointConfig,
+    Service,
 )
 from clickhouse_privatelink.api.models import DnsMode
 from clickhouse_privatelink.decisions.ownership import (
@@ -69,14 +70,20 @@ from clickhouse_privatelink.decisions.usage import (
 )
 from clickhouse_privatelink.engine import crash_points as crash
 from clickhouse_privatelink.engine.context import (
+    EndpointResult,
+    Found,
     Pass,
+    Resolved,
+    ResolvedService,
     StepFailed,
+    ZoneResult,
     aws_await,
     aws_failure,
     clickhouse_call,
 )
 from clickhouse_privatelink.engine.ports import AwsError, ClickHousePort
 from clickhouse_privatelink.engine.security_group_component import SecurityGroupComponent
+from clickhouse_privatelink.engine.status import EngineStatus
 
 CREDENTIAL_REASONS = frozenset(
     {Reason.CREDENTIALS_SECRET_NOT_FOUND, Reason.CREDENTIALS_INVALID, Reason.UNAUTHORIZED}
@@ -84,9 +91,13 @@ CREDENTIAL_REASONS = frozenset(
 
 
 class Component(Protocol):
-    """One external object: brought to its desired state forward, let go of in reverse."""
+    """One external object: brought to its desired state forward, let go of in reverse.
 
-    async def apply(self, p: Pass) -> None: ...
+    Forward, it is handed what the components before it found (``resolved``) and returns what it found for
+    those after it, if anything (the reconciler adds it).
+    """
+
+    async def apply(self, p: Pass, resolved: Resolved) -> Found: ...
 
     async def release(self, p: Pass) -> None: ...
 
@@ -97,7 +108,7 @@ class Component(Protocol):
 class ServiceComponent:
     """The ClickHouse service and its PrivateLink configuration (read only: nothing to release)."""
 
-    async def apply(self, p: Pass) -> None:
+    async def apply(self, p: Pass, resolved: Resolved) -> ResolvedService:
         step = ConditionType.SERVICE_RESOLVED
         spec = p.res.spec.clickhouse
         api = await p.clickhouse()
@@ -112,22 +123,21 @@ class ServiceComponent:
                 raise StepFailed(step, choice.reason, choice.message)
             service_id = choice.service.id
         service = await clickhouse_call(step, api.service(service_id, max_age=p.read_age))
-        p.out.status["serviceId"] = service.id
-        p.out.status["serviceRegion"] = service.region
+        p.out.status.service_id = service.id
+        p.out.status.service_region = service.region
         if service.provider != "aws":
             raise StepFailed(
                 step, Reason.SERVICE_NOT_AWS, f"service {service.name!r} runs on {service.provider}, not aws"
             )
-        config = _kept_config(p.res.status, service.id)
+        config = _kept_config(p.recorded, service.id)
         if config is None:
             config = await clickhouse_call(step, api.private_endpoint_config(service.id), private_link=True)
         usable, reason, message = service_readiness(service.state, config_ready=config.ready)
         if not usable:
             raise StepFailed(step, reason, f"{service.name}: {message}")
-        p.out.status["endpointServiceId"] = config.endpoint_service_id
-        p.out.status["privateDnsHostname"] = config.private_dns_hostname
-        p.out.status["endpoints"] = connection_endpoints(config.private_dns_hostname)
-        p.service, p.config = service, config
+        p.out.status.endpoint_service_id = config.endpoint_service_id
+        p.out.status.private_dns_hostname = config.private_dns_hostname
+        p.out.status.endpoints = connection_endpoints(config.private_dns_hostname)
         p.learn(
             service_id=service.id,
             service_region=service.region,
@@ -139,21 +149,22 @@ class ServiceComponent:
                 step, True, Reason.RESOLVED, f"service {service.name} ({service.id}) is {service.state}"
             )
         )
+        return ResolvedService(service, config)
 
     async def release(self, p: Pass) -> None:
         return None
 
 
-def _kept_config(status: Mapping[str, Any], service_id: str) -> PrivateEndpointConfig | None:
+def _kept_config(status: EngineStatus, service_id: str) -> PrivateEndpointConfig | None:
     """The PrivateLink configuration this resource's status already holds for the same service.
 
     It does not change while the service lives, so it is read from ClickHouse once, not every pass.
     """
-    if status.get("serviceId") != service_id:
+    if status.service_id != service_id:
         return None
     kept = PrivateEndpointConfig(
-        endpointServiceId=status.get("endpointServiceId") or "",
-        privateDnsHostname=status.get("privateDnsHostname") or "",
+        endpointServiceId=status.endpoint_service_id or "",
+        privateDnsHostname=status.private_dns_hostname or "",
     )
     return kept if kept.ready else None
 
@@ -169,20 +180,20 @@ def _legacy(endpoints: list[ObservedEndpoint], p: Pass) -> list[ObservedEndpoint
 class EndpointComponent:
     """The VPC endpoint: shared by every resource of the VPC whose service has the same endpoint service."""
 
-    async def apply(self, p: Pass) -> None:
-        assert p.service is not None and p.config is not None
+    async def apply(self, p: Pass, resolved: Resolved) -> EndpointResult:
+        assert resolved.service is not None
+        service, config = resolved.service.service, resolved.service.config
         aws_spec = p.res.spec.aws
         desired = DesiredEndpoint(
             vpc_id=aws_spec.vpc_id,
             vpc_region=aws_spec.region,
-            service_name=p.config.endpoint_service_id,
-            service_region=p.service.region,
+            service_name=config.endpoint_service_id,
+            service_region=service.region,
             subnet_ids=frozenset(aws_spec.subnet_ids),
             security_group_ids=frozenset(aws_spec.security_group_ids),
         )
         if aws_spec.vpc_endpoint_id is not None:
-            await self._adopted(p, desired, aws_spec.vpc_endpoint_id)
-            return
+            return await self._adopted(p, desired, aws_spec.vpc_endpoint_id)
         key = EndpointKey(
             p.cluster, aws_spec.region, aws_spec.vpc_id, desired.service_name, desired.service_region
         )
@@ -197,10 +208,9 @@ class EndpointComponent:
             if legacy is not None and legacy.service_name == desired.service_name:
                 decision = plan_endpoint(desired, legacy, adopted=False)
                 observed = await self._carry_out(p, desired, legacy, decision, tags={}, token="")
-                self._report(
+                return self._report(
                     p, observed, decision=plan_endpoint(desired, observed, adopted=False), owned=True
                 )
-                return
             p.book.claim(p.me)
             users = endpoint_users(p.users(), key)
             leader = settings_leader(users) or p.me
@@ -236,15 +246,15 @@ class EndpointComponent:
                 token=endpoint_client_token(key, leader.uid),
             )
         decision = plan_endpoint(desired, observed, adopted=False)
-        self._report(p, observed, decision=decision, owned=True, users=users, leader=leader)
+        return self._report(p, observed, decision=decision, owned=True, users=users, leader=leader)
 
-    async def _adopted(self, p: Pass, desired: DesiredEndpoint, endpoint_id: str) -> None:
+    async def _adopted(self, p: Pass, desired: DesiredEndpoint, endpoint_id: str) -> EndpointResult:
         step = ConditionType.VPC_ENDPOINT_READY
         observed = await aws_await(step, p.aws.endpoint(endpoint_id))
         decision = plan_endpoint(desired, observed, adopted=True)
         if decision.action is EndpointAction.FAIL or observed is None:
             raise StepFailed(step, decision.reason, decision.message)
-        self._report(p, observed, decision=decision, owned=False)
+        return self._report(p, observed, decision=decision, owned=False)
 
     async def _carry_out(
         self,
@@ -290,13 +300,12 @@ class EndpointComponent:
         owned: bool,
         users: list[Usage] | None = None,
         leader: Usage | None = None,
-    ) -> None:
+    ) -> EndpointResult:
         step = ConditionType.VPC_ENDPOINT_READY
-        p.endpoint = observed
         p.learn(endpoint_id=observed.id)
-        p.out.status["vpcEndpointId"] = observed.id
-        p.out.status["vpcEndpointState"] = observed.state
-        p.out.status["vpcEndpointOwned"] = owned
+        p.out.status.vpc_endpoint_id = observed.id
+        p.out.status.vpc_endpoint_state = observed.state
+        p.out.status.vpc_endpoint_owned = owned
         if decision.action is EndpointAction.FAIL:
             raise StepFailed(step, decision.reason, decision.message)
         if observed.state == "deleting":
@@ -324,6 +333,7 @@ class EndpointComponent:
                 if ok:
                     reason = Reason.ENDPOINT_SETTINGS_OF_OTHER_RESOURCE
         p.out.steps.append(StepResult(step, ok, reason, message))
+        return EndpointResult(observed)
 
     async def release(self, p: Pass) -> None:
         step = ConditionType.VPC_ENDPOINT_READY
@@ -352,7 +362,7 @@ class EndpointComponent:
             p.out.steps.append(StepResult(step, False, Reason.DELETING, message))
             raise ReleasePending()
         # Organization entries of what we deleted (AWS forgets deleted endpoints; the status remembers).
-        if p.out.status.get("vpcEndpointOwned") and p.me.endpoint_id and not plan.keeps(p.me.endpoint_id):
+        if p.out.status.vpc_endpoint_owned and p.me.endpoint_id and not plan.keeps(p.me.endpoint_id):
             await _remove_org_entries(p, [p.me.endpoint_id])
 
     async def _release_plan(self, p: Pass, key: EndpointKey | None, *, fresh: bool) -> EndpointRelease:
@@ -484,12 +494,10 @@ def _modification(endpoint_id: str, decision: EndpointDecision) -> str:
 # ---------------------------------------------------------------------------------------------------- DNS
 
 
-async def _check_named_zone(p: Pass, zone_id: str) -> None:
+async def _check_named_zone(p: Pass, zone_id: str, hostname: str) -> ZoneResult:
     """The zone named in dns.hostedZoneId must be able to serve the resource: it exists, holds the hostname,
     is private and is associated with the resource's VPC; else a terminal reason (HostedZoneNotFound)."""
-    assert p.config is not None
     step = ConditionType.DNS_READY
-    hostname = p.config.private_dns_hostname
     vpc_id = p.res.spec.aws.vpc_id
     zone = await aws_await(step, p.aws.zone(zone_id))
     if zone is None:
@@ -516,20 +524,20 @@ async def _check_named_zone(p: Pass, zone_id: str) -> None:
             f"hosted zone {zone_id} ({zone.name}) is not associated with VPC {vpc_id}: "
             "associate it with this VPC, or leave dns.hostedZoneId unset",
         )
-    p.zone_id = zone.id
     p.learn(hosted_zone_id=zone.id)
-    p.out.status["hostedZoneId"] = zone.id
+    p.out.status.hosted_zone_id = zone.id
+    return ZoneResult(zone.id)
 
 
 class NamedZoneComponent:
     """A zone named in dns.hostedZoneId, checked right after the service, before anything is made: a zone that
     cannot serve the resource's VPC is a terminal reason with no endpoint created for it (read only)."""
 
-    async def apply(self, p: Pass) -> None:
+    async def apply(self, p: Pass, resolved: Resolved) -> ZoneResult | None:
         zone_id = p.res.spec.dns.hosted_zone_id
-        if p.res.spec.dns.mode is DnsMode.NONE or p.config is None or zone_id is None:
-            return
-        await _check_named_zone(p, zone_id)
+        if p.res.spec.dns.mode is DnsMode.NONE or resolved.service is None or zone_id is None:
+            return None
+        return await _check_named_zone(p, zone_id, resolved.service.config.private_dns_hostname)
 
     async def release(self, p: Pass) -> None:
         return None
@@ -538,16 +546,16 @@ class NamedZoneComponent:
 class ZoneComponent:
     """The private zone of the VPC (``<region>.vpce.aws.clickhouse.cloud``), shared by its resources."""
 
-    async def apply(self, p: Pass) -> None:
-        if p.res.spec.dns.mode is DnsMode.NONE or p.config is None:
-            p.out.status.pop("hostedZoneId", None)
-            return
+    async def apply(self, p: Pass, resolved: Resolved) -> ZoneResult | None:
+        if p.res.spec.dns.mode is DnsMode.NONE or resolved.service is None:
+            p.out.status.hosted_zone_id = None
+            return None
         step = ConditionType.DNS_READY
-        hostname = p.config.private_dns_hostname
+        hostname = resolved.service.config.private_dns_hostname
         aws_spec = p.res.spec.aws
         zone_id = p.res.spec.dns.hosted_zone_id
         if zone_id is not None:
-            return  # the user's zone, checked (and put in the status) by NamedZoneComponent
+            return None  # the user's zone, checked (and put in the status) by NamedZoneComponent
         name = zone_name_for(hostname)
         # One creator at a time per VPC and name; Route 53 refuses a second zone of the same name for
         # the VPC (ConflictingDomainExists), which the adapter answers by using the one that exists.
@@ -573,9 +581,9 @@ class ZoneComponent:
                 p.wrote(crash.ZONE_CREATE)
                 p.out.event("HostedZoneCreated", f"created private zone {name} ({zone.id})")
                 p.out.changes.append("zone_created")
-        p.zone_id = zone.id
         p.learn(hosted_zone_id=zone.id)
-        p.out.status["hostedZoneId"] = zone.id
+        p.out.status.hosted_zone_id = zone.id
+        return ZoneResult(zone.id)
 
     async def release(self, p: Pass) -> None:
         step = ConditionType.DNS_READY
@@ -608,10 +616,10 @@ def _deletions(sets: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 class RecordComponent:
     """The alias record of the service's private hostname, shared by resources for the same service."""
 
-    async def apply(self, p: Pass) -> None:
+    async def apply(self, p: Pass, resolved: Resolved) -> None:
         step = ConditionType.DNS_READY
-        assert p.config is not None and p.endpoint is not None
-        hostname, endpoint = p.config.private_dns_hostname, p.endpoint
+        assert resolved.service is not None and resolved.endpoint is not None
+        hostname, endpoint = resolved.service.config.private_dns_hostname, resolved.endpoint.observed
         if p.res.spec.dns.mode is DnsMode.NONE:
             message = f"dns.mode is None: point {hostname} at {endpoint.id} yourself"
             p.out.steps.append(StepResult(step, True, Reason.DNS_DISABLED, message))
@@ -621,12 +629,13 @@ class RecordComponent:
             message = f"endpoint {endpoint.id} has no DNS name yet"
             p.out.steps.append(StepResult(step, False, Reason.WAITING_FOR_ENDPOINT, message))
             return
-        assert p.zone_id is not None
-        async with p.book.lock(("record", p.zone_id, hostname.lower())):
+        assert resolved.zone is not None
+        zone_id = resolved.zone.zone_id
+        async with p.book.lock(("record", zone_id, hostname.lower())):
             # The zone's shared listing may be older than this pass; a record found vacant is written with
             # CREATE, which Route 53 refuses if someone made one since: then look again, fresh, and decide.
             for max_age in (p.read_age, 0.0):
-                observed, _ = await aws_await(step, p.aws.records(p.zone_id, hostname, max_age=max_age))
+                observed, _ = await aws_await(step, p.aws.records(zone_id, hostname, max_age=max_age))
                 decision = plan_record(p.cluster, p.res.spec.aws.vpc_id, hostname, target, observed)
                 if decision.action is RecordAction.CONFLICT:
                     raise StepFailed(step, decision.reason, decision.message)
@@ -638,7 +647,7 @@ class RecordComponent:
                 )
                 await p.before_write(step)
                 try:
-                    await p.aws.change_records(p.zone_id, changes)
+                    await p.aws.change_records(zone_id, changes)
                 except AwsError as exc:
                     if vacant and max_age and exc.code == "InvalidChangeBatch":
                         continue  # made by someone since the read
@@ -690,12 +699,12 @@ class RecordComponent:
 class AllowListComponent:
     """The endpoint's entry on the service's allow list (privateEndpointIds), shared by its users."""
 
-    async def apply(self, p: Pass) -> None:
+    async def apply(self, p: Pass, resolved: Resolved) -> None:
         step = ConditionType.ALLOW_LISTED
-        assert p.service is not None and p.endpoint is not None
-        service, endpoint = p.service, p.endpoint
+        assert resolved.service is not None and resolved.endpoint is not None
+        service, endpoint = resolved.service.service, resolved.endpoint.observed
         # The entry of an endpoint this replaced goes first: by the time the new entry shows, the old is gone.
-        await self._retire_replaced(p)
+        await self._retire_replaced(p, service, endpoint)
         async with p.book.lock(("allow", service.id, endpoint.id)):
             change = plan_allow_list(service.private_endpoint_ids, endpoint.id, attach=True)
             # Whether the entry is ours to remove one day: the entry of an endpoint this cluster made is ours
@@ -704,7 +713,10 @@ class AllowListComponent:
             sharing = allow_list_users(p.users(), service.id, endpoint.id)
             # (A status from before this field, with an endpoint already, was made by an operator that always
             # added the entry itself.)
-            earlier = p.res.status.get("allowListEntryAdded", "vpcEndpointId" in p.res.status)
+            recorded = p.recorded
+            earlier = recorded.allow_list_entry_added
+            if earlier is None:
+                earlier = recorded.vpc_endpoint_id is not None
             added = (
                 not change.empty
                 or not p.res.spec.aws.vpc_endpoint_id
@@ -712,13 +724,13 @@ class AllowListComponent:
                 or p.me.allow_list_added
                 or any(u.allow_list_added for u in sharing if u.uid != p.me.uid)
             )
-            p.out.status["allowListEntryAdded"] = added
+            p.out.status.allow_list_entry_added = added
             p.learn(allow_list_added=added)
             if not change.empty:
                 # The entry of an endpoint this cluster made is ours by that alone; only an adopted one's
                 # needs its flag on the resource before the PATCH.
                 adopted = bool(p.res.spec.aws.vpc_endpoint_id)
-                await p.before_write(step, also=("allowListEntryAdded",) if adopted else ())
+                await p.before_write(step, also=("allow_list_entry_added",) if adopted else ())
                 api = await p.clickhouse()
                 await clickhouse_call(step, api.attach(service.id, endpoint.id), write=True)
                 p.wrote(crash.ALLOW_LIST_PATCH)
@@ -727,28 +739,27 @@ class AllowListComponent:
         message = f"{endpoint.id} is on the allow list of {service.name}"
         p.out.steps.append(StepResult(step, True, Reason.ALLOW_LISTED, message))
 
-    async def _retire_replaced(self, p: Pass) -> None:
+    async def _retire_replaced(self, p: Pass, service: Service, endpoint: ObservedEndpoint) -> None:
         """An endpoint of ours that is gone (deleted out of band, replaced): its entries go too.
 
         Only an endpoint AWS no longer has, and only one the operator made: an adopted one is never touched.
         """
-        assert p.service is not None and p.endpoint is not None
-        previous = p.res.status.get("vpcEndpointId")
+        previous = p.recorded.vpc_endpoint_id
         if (
             not previous
-            or previous == p.endpoint.id
-            or not p.res.status.get("vpcEndpointOwned")
-            or previous not in p.service.private_endpoint_ids
+            or previous == endpoint.id
+            or not p.recorded.vpc_endpoint_owned
+            or previous not in service.private_endpoint_ids
             or any(e.id == previous and e.state in LIVE_ENDPOINT_STATES for e in await p.managed_endpoints())
         ):
             return
         api = await p.clickhouse()
-        async with p.book.lock(("allow", p.service.id, previous)):
-            await clickhouse_call(ConditionType.ALLOW_LISTED, api.detach(p.service.id, previous), write=True)
+        async with p.book.lock(("allow", service.id, previous)):
+            await clickhouse_call(ConditionType.ALLOW_LISTED, api.detach(service.id, previous), write=True)
             p.wrote(crash.ALLOW_LIST_PATCH)
         p.out.event(
             "AllowListRemoved",
-            f"removed {previous} (gone, replaced by {p.endpoint.id}) from {p.service.name}",
+            f"removed {previous} (gone, replaced by {endpoint.id}) from {service.name}",
         )
         await _remove_org_entries(p, [previous])
 
@@ -762,7 +773,7 @@ class AllowListComponent:
                 p.me,
                 p.users(),
                 adopted=bool(p.res.spec.aws.vpc_endpoint_id),
-                recorded=p.res.status.get("allowListEntryAdded"),
+                recorded=p.recorded.allow_list_entry_added,
             )
             if not release.remove:
                 p.out.event("AllowListKept", release.why)
@@ -804,9 +815,10 @@ class Together:
     def __init__(self, *parts: Component) -> None:
         self.parts = parts
 
-    async def apply(self, p: Pass) -> None:
+    async def apply(self, p: Pass, resolved: Resolved) -> None:
+        """Each part in turn, handed what the parts before it found (nothing is passed on after them)."""
         for part in self.parts:
-            await part.apply(p)
+            resolved = resolved.adding(await part.apply(p, resolved))
 
     async def release(self, p: Pass) -> None:
         outcomes = await asyncio.gather(*(part.release(p) for part in self.parts), return_exceptions=True)

@@ -24,6 +24,7 @@ from clickhouse_privatelink.decisions.tenancy import Verdict
 from clickhouse_privatelink.decisions.usage import Usage
 from clickhouse_privatelink.engine.crash_points import Wrote
 from clickhouse_privatelink.engine.ports import AwsError, AwsPort, ClickHousePort
+from clickhouse_privatelink.engine.status import EngineStatus
 from clickhouse_privatelink.engine.usage_book import UsageBook
 
 T = TypeVar("T")
@@ -40,7 +41,7 @@ class Event:
 class Outcome:
     """What a pass found and did: status fields, conditions, Events, and when to look again."""
 
-    status: dict[str, Any] = field(default_factory=dict)
+    status: EngineStatus = field(default_factory=EngineStatus)
     steps: list[StepResult] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     requeue_after: float | None = None
@@ -71,23 +72,23 @@ class Resource:
     verdict: Verdict = field(default_factory=lambda: Verdict(True, "", require_opt_in=False))
 
 
-# Write status fields on the resource now, mid-pass (wiring/state.py: a merge patch of /status).
-Intend = Callable[[Resource, dict[str, Any]], Awaitable[None]]
+# Write the present status fields on the resource now, mid-pass (wiring/state.py: a merge patch of /status).
+Intend = Callable[[Resource, EngineStatus], Awaitable[None]]
 
 # The status fields that say what a resource uses (decisions.usage reads them): written before an external
 # write whenever the pass has learned one the resource does not show yet.
-INTENT_FIELDS = (
-    "serviceId",
-    "serviceRegion",
-    "endpointServiceId",
-    "privateDnsHostname",
-    "vpcEndpointId",
-    "vpcEndpointOwned",
-    "hostedZoneId",
+INTENT_FIELDS: tuple[str, ...] = (
+    "service_id",
+    "service_region",
+    "endpoint_service_id",
+    "private_dns_hostname",
+    "vpc_endpoint_id",
+    "vpc_endpoint_owned",
+    "hosted_zone_id",
 )
 
 
-async def no_intent(res: Resource, fields: dict[str, Any]) -> None:
+async def no_intent(res: Resource, fields: EngineStatus) -> None:
     """Where nothing is durable (in-process engine tests): the pass goes on."""
 
 
@@ -111,9 +112,55 @@ class StepFailed(Exception):
         self.upstream_status = upstream_status
 
 
+@dataclass(frozen=True, slots=True)
+class ResolvedService:
+    """The service and its PrivateLink configuration (ServiceComponent)."""
+
+    service: Service
+    config: PrivateEndpointConfig
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointResult:
+    """The VPC endpoint in use, as AWS showed it (EndpointComponent)."""
+
+    observed: ObservedEndpoint
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneResult:
+    """The private zone that holds the hostname's record (NamedZoneComponent, ZoneComponent)."""
+
+    zone_id: str
+
+
+# What a forward component found for the components after it (None: nothing).
+Found = ResolvedService | EndpointResult | ZoneResult | None
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """What the forward components have found so far in a pass: the reconciler adds each one's result and
+    hands the whole to the next (a field is None until its component has found it)."""
+
+    service: ResolvedService | None = None
+    endpoint: EndpointResult | None = None
+    zone: ZoneResult | None = None
+
+    def adding(self, found: Found) -> Resolved:
+        """These results with ``found`` added (a later result of a kind replaces an earlier one)."""
+        if found is None:
+            return self
+        if isinstance(found, ResolvedService):
+            return replace(self, service=found)
+        if isinstance(found, EndpointResult):
+            return replace(self, endpoint=found)
+        return replace(self, zone=found)
+
+
 @dataclass
 class Pass:
-    """One reconcile or cleanup pass of one resource: inputs, what earlier components found, the outcome."""
+    """One reconcile or cleanup pass of one resource: its inputs, shared services, and the outcome."""
 
     res: Resource
     out: Outcome
@@ -123,14 +170,12 @@ class Pass:
     me: Usage
     clickhouse: Callable[[], Awaitable[ClickHousePort]]
     read_age: float  # how old a shared read (services list, endpoints) may be for this pass
+    recorded: EngineStatus  # the resource's status as the pass began (``out.status`` starts as a copy)
     zone_indexed: Iterable[Usage] = ()  # the durable users of this resource's zone (any VPC)
-    durable: dict[str, Any] = field(default_factory=dict)  # the status as written (its intent included)
+    # The status as written (its intent included): what ``before_write`` need not write again.
+    durable: EngineStatus = field(default_factory=EngineStatus)
     intend: Intend = no_intent
     wrote: Wrote = lambda point: None  # told after each external write (engine/crash_points.py)
-    service: Service | None = None
-    config: PrivateEndpointConfig | None = None
-    endpoint: ObservedEndpoint | None = None
-    zone_id: str | None = None
 
     @property
     def cluster(self) -> str:
@@ -152,19 +197,26 @@ class Pass:
         after that write leaves a status that names what it was making (and counts this resource as a user).
 
         A pass whose status already names it all writes nothing here: only first passes pay this write.
-        ``also``: fields this write needs durable besides (an adopted endpoint's ``allowListEntryAdded``).
+        ``also``: fields this write needs durable besides (an adopted endpoint's ``allow_list_entry_added``).
         """
-        fields = INTENT_FIELDS + also
-        wanted = {k: v for k, v in self.out.status.items() if k in fields and self.durable.get(k) != v}
-        if not wanted:
+        names = [
+            name
+            for name in INTENT_FIELDS + also
+            if (value := getattr(self.out.status, name)) is not None and getattr(self.durable, name) != value
+        ]
+        if not names:
             return
+        wanted = EngineStatus()  # only the fields to write are present
+        for name in names:
+            setattr(wanted, name, getattr(self.out.status, name))
         try:
             await self.intend(self.res, wanted)
         except KubernetesApiError as exc:
             raise StepFailed(
                 step, Reason.UPSTREAM_UNAVAILABLE, f"could not record intent on the resource first: {exc}"
             ) from None
-        self.durable.update(wanted)
+        for name in names:
+            setattr(self.durable, name, getattr(wanted, name))
 
     def learn(self, **values: Any) -> None:
         """Update what this resource uses (and claim it) as the pass discovers it."""

@@ -17,7 +17,7 @@ from clickhouse_privatelink.adapters.clickhouse.client import IpAccessEntry, Ser
 from clickhouse_privatelink.decisions import public_access as pa
 from clickhouse_privatelink.decisions.reasons import TERMINAL_REASONS, ConditionType, Reason
 from clickhouse_privatelink.decisions.status import StepResult, condition
-from clickhouse_privatelink.engine.context import Pass, StepFailed, clickhouse_call
+from clickhouse_privatelink.engine.context import Pass, Resolved, StepFailed, clickhouse_call
 
 STEP = ConditionType.PUBLIC_ACCESS_RESTRICTED
 CREDENTIAL_REASONS = frozenset(
@@ -45,7 +45,7 @@ class PublicAccessComponent:
 
     # ------------------------------------------------------------------------------------------ forward
 
-    async def apply(self, p: Pass) -> None:
+    async def apply(self, p: Pass, resolved: Resolved) -> None:
         raw = p.res.spec.clickhouse.public_access
         setting = pa.setting_from_spec(raw.model_dump() if raw is not None else None)
         own = self._record(p.res.ref.uid, p.res.status)
@@ -55,9 +55,9 @@ class PublicAccessComponent:
                 message = "publicAccess is Unchanged: the operator does not touch the IP access list"
                 p.out.steps.append(StepResult(STEP, False, Reason.PUBLIC_ACCESS_UNCHANGED, message))
             return  # the default: no lock, no call, no write
-        if p.service is None:
+        if resolved.service is None:
             return
-        service = p.service
+        service = resolved.service.service
         try:
             if own is not None and own.service_id != service.id:
                 # The resource now names another service: let go of the old one's list first.

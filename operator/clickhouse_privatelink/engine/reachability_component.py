@@ -14,6 +14,7 @@ from dataclasses import replace
 
 from clickhouse_privatelink.adapters.network.probe import PlacementFinder, Prober
 from clickhouse_privatelink.api.models import DnsMode
+from clickhouse_privatelink.decisions.plan import ObservedEndpoint
 from clickhouse_privatelink.decisions.reachability import (
     Context,
     changed_to_problem,
@@ -24,7 +25,14 @@ from clickhouse_privatelink.decisions.reachability import (
 )
 from clickhouse_privatelink.decisions.reasons import ConditionType, Reason
 from clickhouse_privatelink.decisions.status import StepResult, condition
-from clickhouse_privatelink.engine.context import Pass, StepFailed, aws_await, clickhouse_call
+from clickhouse_privatelink.engine.context import (
+    Pass,
+    Resolved,
+    ResolvedService,
+    StepFailed,
+    aws_await,
+    clickhouse_call,
+)
 from clickhouse_privatelink.engine.security_group_component import read_port_check
 
 # Failures that a change made by the same pass explains (the change, as Outcome.changes says it, and why).
@@ -47,13 +55,13 @@ class ReachabilityComponent:
         self.placement = placement
         self.required = required
 
-    async def apply(self, p: Pass) -> None:
-        if p.endpoint is None or p.config is None or not p.out.ready().ok:
+    async def apply(self, p: Pass, resolved: Resolved) -> None:
+        if resolved.endpoint is None or resolved.service is None or not p.out.ready().ok:
             return  # nothing to measure yet: the steps say why
         step = ConditionType.REACHABLE
         result = skip_result(await self.placement.placement(), p.res.spec.aws.vpc_id)
         if result is None:
-            result = await self._measure(p)
+            result = await self._measure(p, resolved.service, resolved.endpoint.observed)
         previous = condition(list(p.res.status.get("conditions", [])), step)
         before_status = None if previous is None else str(previous.get("status"))
         before_reason = None if previous is None else str(previous.get("reason"))
@@ -66,20 +74,19 @@ class ReachabilityComponent:
         if ready is not None:
             p.out.steps.append(ready)
 
-    async def _measure(self, p: Pass) -> StepResult:
-        assert p.endpoint is not None and p.config is not None and p.service is not None
-        endpoint = p.endpoint
+    async def _measure(self, p: Pass, resolved: ResolvedService, endpoint: ObservedEndpoint) -> StepResult:
+        service = resolved.service
         try:
             interfaces = await aws_await(
                 ConditionType.REACHABLE, p.aws.interface_addresses(endpoint.id, max_age=p.read_age)
             )
         except StepFailed:
             interfaces = ()  # not readable (ec2:DescribeNetworkInterfaces): the answer is not compared
-        report = await self.prober.measure(p.config.private_dns_hostname)
+        report = await self.prober.measure(resolved.config.private_dns_hostname)
         ctx = Context(
             endpoint_id=endpoint.id,
             interface_addresses=interfaces,
-            service_name=p.service.name,
+            service_name=service.name,
             dns_managed=p.res.spec.dns.mode is not DnsMode.NONE,
             security_groups=tuple(sorted(endpoint.security_group_ids)),
         )
@@ -94,13 +101,11 @@ class ReachabilityComponent:
         elif needs_allow_list(report):
             try:
                 api = await p.clickhouse()
-                service = await clickhouse_call(
-                    ConditionType.REACHABLE, api.service(p.service.id, max_age=0.0)
-                )
+                fresh = await clickhouse_call(ConditionType.REACHABLE, api.service(service.id, max_age=0.0))
             except StepFailed:
                 pass  # unreadable: the message says the entry may be missing
             else:
-                ctx = replace(ctx, allow_list=tuple(service.private_endpoint_ids))
+                ctx = replace(ctx, allow_list=tuple(fresh.private_endpoint_ids))
         result = classify(report, ctx)
         settling = _SETTLING.get(result.reason)
         if settling is not None and settling[0] in p.out.changes:

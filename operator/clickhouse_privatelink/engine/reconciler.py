@@ -8,9 +8,8 @@ outcomes to Kubernetes.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
-from typing import Any
 
 from clickhouse_privatelink.adapters.kubernetes.secrets import ApiKey, CredentialsError
 from clickhouse_privatelink.api.models import DeletionPolicy
@@ -32,6 +31,7 @@ from clickhouse_privatelink.engine.context import (
     Intend,
     Outcome,
     Pass,
+    Resolved,
     Resource,
     StepFailed,
     aws_await,
@@ -39,6 +39,7 @@ from clickhouse_privatelink.engine.context import (
 )
 from clickhouse_privatelink.engine.crash_points import Wrote
 from clickhouse_privatelink.engine.ports import AwsPort, ClickHousePort, SecretsPort
+from clickhouse_privatelink.engine.status import EngineStatus
 from clickhouse_privatelink.engine.usage_book import UsageBook
 from clickhouse_privatelink.settings import Settings
 
@@ -102,17 +103,19 @@ class Reconciler:
         if earlier is not None and earlier.allow_list_added and not me.allow_list_added:
             # A handler may hold a body from before the status write that recorded this: never lose it.
             me = replace(me, allow_list_added=True)
+        recorded = EngineStatus.from_status(res.status)
         return Pass(
             res=res,
-            out=Outcome(status=_carried_status(res.status)),
+            out=Outcome(status=recorded.copy()),
             aws=self._aws(aws_spec.region, aws_spec.role_arn),
             book=self.book,
             indexed=indexed,
             me=me,
             clickhouse=clickhouse,
             read_age=read_age,
+            recorded=recorded,
             zone_indexed=zone_indexed,
-            durable=dict(res.status),
+            durable=recorded.copy(),
             intend=self._intend,
             wrote=self._wrote,
         )
@@ -136,7 +139,7 @@ class Reconciler:
         key_age = self.settings.drift_interval if drift else self.settings.read_window
         if not res.verdict.permitted:
             # Refused before anything else: no AWS or ClickHouse call, no Secret read, no claim on shared objects.
-            out = Outcome(status=_carried_status(res.status))
+            out = Outcome(status=EngineStatus.from_status(res.status))
             refused = StepFailed(ConditionType.READY, Reason.NOT_PERMITTED, res.verdict.message)
             self._fail(res, out, refused, attempt)
             if not res.verdict.settled:  # the namespace's labels are not known yet: look again soon
@@ -145,8 +148,9 @@ class Reconciler:
         p = self._pass(res, indexed, zone_indexed, read_age=read_age, key_age=key_age)
         self.book.claim(p.me)
         try:
+            resolved = Resolved()
             for component in self._components:
-                await component.apply(p)
+                resolved = resolved.adding(await component.apply(p, resolved))
         except StepFailed as failed:
             self._fail(res, p.out, failed, attempt)
         out = p.out
@@ -200,9 +204,9 @@ class Reconciler:
         users), so that nothing is left pointing at an endpoint they will delete one day.
         """
         res = p.res
-        owned = bool(p.out.status.get("vpcEndpointOwned")) and not res.spec.aws.vpc_endpoint_id
+        owned = bool(p.out.status.vpc_endpoint_owned) and not res.spec.aws.vpc_endpoint_id
         decision = decide_retain(p.users(), p.me, p.cluster, owned=owned)
-        endpoint_id = p.out.status.get("vpcEndpointId")
+        endpoint_id = p.out.status.vpc_endpoint_id
         if not decision.keep:
             names = ", ".join(u.resource for u in decision.holders)
             p.out.event(
@@ -288,7 +292,7 @@ async def _discover(p: Pass) -> None:
         )
         if found is not None:
             p.learn(endpoint_id=found.id)
-            p.out.status.update(vpcEndpointId=found.id, vpcEndpointOwned=True)
+            p.out.status.vpc_endpoint_id, p.out.status.vpc_endpoint_owned = found.id, True
     if me.dns_route53 and me.hostname and not me.hosted_zone_id:
         aws_spec = p.res.spec.aws
         zone = await aws_await(
@@ -302,13 +306,7 @@ async def _discover(p: Pass) -> None:
         )
         if zone is not None:
             p.learn(hosted_zone_id=zone.id)
-            p.out.status["hostedZoneId"] = zone.id
-
-
-def _carried_status(status: Mapping[str, Any]) -> dict[str, Any]:
-    keep = ("serviceId", "serviceRegion", "endpointServiceId", "privateDnsHostname", "vpcEndpointId", "vpcEndpointState",
-            "vpcEndpointOwned", "hostedZoneId", "endpoints", "allowListEntryAdded")  # fmt: skip
-    return {k: status[k] for k in keep if k in status}
+            p.out.status.hosted_zone_id = zone.id
 
 
 __all__ = ["AwsFactory", "ClickHouseFactory", "Event", "Outcome", "Reconciler", "Resource", "StepFailed"]

@@ -1,6 +1,6 @@
 """The security-group preflight: an advisory condition, read only, that never fails a pass.
 
-After the endpoint component has found the endpoint (``p.endpoint``), read its security groups' inbound rules
+After the endpoint component has found the endpoint (``resolved.endpoint``), read its security groups' inbound rules
 and the VPC's CIDR blocks, and write ``SecurityGroupReady``: True when 443, 8443, 9440 and 3306 are admitted
 from the VPC, False (``SecurityGroupPortsClosed``) naming the ports that are not, Unknown
 (``SecurityGroupsUnreadable``) when AWS refused the reads. ``Ready`` does not depend on it
@@ -19,7 +19,7 @@ from clickhouse_privatelink.decisions.security_groups import (
     unreadable_result,
 )
 from clickhouse_privatelink.decisions.status import StepResult, condition
-from clickhouse_privatelink.engine.context import Pass, StepFailed, aws_await
+from clickhouse_privatelink.engine.context import Pass, Resolved, StepFailed, aws_await
 
 # Failures that pass by themselves: keep the last word rather than flip to Unknown and back.
 _TRANSIENT = frozenset({Reason.THROTTLED, Reason.UPSTREAM_UNAVAILABLE})
@@ -45,10 +45,10 @@ async def read_port_check(p: Pass, endpoint: ObservedEndpoint) -> PortCheck:
 class SecurityGroupComponent:
     """Checks (never changes) that the endpoint's security groups admit ClickHouse's ports from the VPC."""
 
-    async def apply(self, p: Pass) -> None:
-        endpoint = p.endpoint
-        if endpoint is None:
+    async def apply(self, p: Pass, resolved: Resolved) -> None:
+        if resolved.endpoint is None:
             return
+        endpoint = resolved.endpoint.observed
         step = ConditionType.SECURITY_GROUP_READY
         previous = condition(list(p.res.status.get("conditions", [])), step)
         result: StepResult

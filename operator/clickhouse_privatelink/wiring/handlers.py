@@ -187,7 +187,7 @@ def _resource(state: ProcessState, body: kopf.Body, indices: Mapping[str, Any]) 
     )
 
 
-def _invalid_spec(body: kopf.Body, patch: kopf.Patch, error: ValidationError) -> None:
+def _invalid_spec(state: ProcessState, body: kopf.Body, patch: kopf.Patch, error: ValidationError) -> None:
     problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors())
     step = StepResult(ConditionType.READY, False, Reason.INVALID_SPEC, f"invalid spec: {problems}")
     generation = int(body.metadata.get("generation") or 0)
@@ -195,7 +195,7 @@ def _invalid_spec(body: kopf.Body, patch: kopf.Patch, error: ValidationError) ->
     patch.status["conditions"] = conditions
     patch.status["observedGeneration"] = generation
     kopf.warn(body, reason=Reason.INVALID_SPEC.value, message=step.message)
-    metrics.BOOK.record(body.metadata.uid or "", ready=False, reason=Reason.INVALID_SPEC.value)
+    state.resource_book.record(body.metadata.uid or "", ready=False, reason=Reason.INVALID_SPEC.value)
 
 
 def _write(
@@ -206,12 +206,13 @@ def _write(
     A pass that finds everything as it was writes nothing: no status PATCH, no Event.
     """
     previous = condition(list(res.status.get("conditions", [])), ConditionType.READY)
-    if "hostedZoneId" in res.status and "hostedZoneId" not in outcome.status:
+    status = outcome.status.to_json()
+    if "hostedZoneId" in res.status and "hostedZoneId" not in status:
         patch.status["hostedZoneId"] = None  # merge-patch null removes it: dns.mode is None now
     conditions = steps_to_conditions(
         list(res.status.get("conditions", [])), outcome.steps, generation=res.generation
     )
-    wanted = {**outcome.status, "conditions": conditions, "observedGeneration": res.generation}
+    wanted = {**status, "conditions": conditions, "observedGeneration": res.generation}
     if kind == "cleanup" and outcome.done:
         wanted = {}  # the resource goes now: its last status would only be one more write
     for key, value in wanted.items():
@@ -237,7 +238,7 @@ def _write(
         and (previous is None or previous.get("status") != "True")
     ):
         kopf.event(body, type="Normal", reason="Ready", message=str(ready.get("message")))
-    metrics.BOOK.record(
+    state.resource_book.record(
         res.ref.uid,
         ready=bool(ready and ready.get("status") == "True"),
         reason=str((ready or {}).get("reason") or "Unknown"),
@@ -303,7 +304,7 @@ async def _run(
         try:
             res = _resource(state, body, indices)
         except ValidationError as exc:
-            _invalid_spec(body, patch, exc)
+            _invalid_spec(state, body, patch, exc)
             metrics.RECONCILES.labels(kind, "invalid").inc()
             return None
         started = time.monotonic()
@@ -402,13 +403,13 @@ async def cleanup(
     with state.in_flight():
         outcome = await _run("cleanup", body, patch, retry, memo, kwargs)
     if outcome is None:
-        metrics.BOOK.forget(body.metadata.uid or "")
+        state.resource_book.forget(body.metadata.uid or "")
         return  # an invalid spec never created anything
     if not outcome.done:
         ready = outcome.ready()
         raise kopf.TemporaryError(f"{ready.reason.value}: {ready.message}", delay=outcome.requeue_after or 1)
     uid = body.metadata.uid or ""
-    metrics.BOOK.forget(uid)
+    state.resource_book.forget(uid)
     state.forget(uid)
 
 

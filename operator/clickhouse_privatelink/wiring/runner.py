@@ -86,13 +86,13 @@ class PeeringActivity(logging.Filter):
 PEERING_LOGGER = "kopf._core.engines.peering"
 
 
-def follow_peering(*, standalone: bool) -> None:
-    """Keep ``chpl_active`` and the resource gauges true to this replica's part in the peering."""
+def follow_peering(book: metrics.ResourceBook, *, standalone: bool) -> None:
+    """Keep ``chpl_active`` and the resource gauges (``book``) true to this replica's part in the peering."""
     if standalone:
-        metrics.BOOK.set_active(True)
+        book.set_active(True)
         return
     logger = logging.getLogger(PEERING_LOGGER)
-    logger.addFilter(PeeringActivity(metrics.BOOK.set_active))
+    logger.addFilter(PeeringActivity(book.set_active))
     if not logger.isEnabledFor(logging.INFO):
         logger.setLevel(logging.INFO)  # the announcements are INFO records
 
@@ -125,7 +125,7 @@ def run_operator(
     configure_logging(settings.log_format, verbose=verbose)
     registry = handlers.register(kopf.OperatorRegistry(), settings)
     state = ProcessState(settings, metrics_port=metrics_port)
-    follow_peering(standalone=standalone)
+    follow_peering(state.resource_book, standalone=standalone)
     tune_garbage_collection()
     # libuv's loop, as kopf's own CLI runs on when uvloop is installed (kopf.run alone does not pick it).
     loop = uvloop.new_event_loop()

@@ -28,6 +28,7 @@ from clickhouse_privatelink.engine.components import FORWARD
 from clickhouse_privatelink.engine.public_access_component import PublicAccessComponent
 from clickhouse_privatelink.engine.reachability_component import ReachabilityComponent
 from clickhouse_privatelink.engine.reconciler import Reconciler, Resource
+from clickhouse_privatelink.engine.status import EngineStatus
 from clickhouse_privatelink.settings import Settings
 from clickhouse_privatelink.wiring import index
 
@@ -69,6 +70,9 @@ class ProcessState:
         self.busy = 0
         # Our status writes the watch has not brought back yet.
         self.written = WrittenStatus()
+        # Each resource's Ready status and deletion for the resource gauges (the Prometheus registry itself
+        # is process-wide).
+        self.resource_book = metrics.ResourceBook()
         self.public_users = ServiceUsers()
         # The Kubernetes connection kopf logged in with (the login handler keeps it here), for the Secret
         # reads and our own status and annotation writes.
@@ -165,9 +169,9 @@ class ProcessState:
     def _clickhouse_gateway(self, api_url: str, key: ApiKey, org_id: str) -> ClickHouseGateway:
         return self.clickhouse.get(api_url, key.key_id, key.key_secret, org_id)
 
-    async def _intend(self, res: Resource, fields: dict[str, Any]) -> None:
+    async def _intend(self, res: Resource, fields: EngineStatus) -> None:
         """What a pass has learned, before its next external write (engine: Pass.intend)."""
-        await self.write_status_now(res.ref.namespace, res.ref.name, res.ref.uid, fields)
+        await self.write_status_now(res.ref.namespace, res.ref.name, res.ref.uid, fields.to_json())
 
     async def _write_public_access(self, key: str, uid: str, record: dict[str, Any] | None) -> None:
         """``status.publicAccess`` before its PATCH (a merge patch of null removes it)."""
