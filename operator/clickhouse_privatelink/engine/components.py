@@ -12,10 +12,16 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from clickhouse_privatelink import constants as c
-from clickhouse_privatelink.adapters.aws.route53 import only_soa_and_ns, record_changes, records_at
+from clickhouse_privatelink.adapters.aws.route53 import (
+    ObservedZone,
+    only_soa_and_ns,
+    record_changes,
+    records_at,
+)
 from clickhouse_privatelink.adapters.clickhouse.client import (
     ClickHouseApiError,
     Forbidden,
@@ -177,6 +183,26 @@ def _legacy(endpoints: list[ObservedEndpoint], p: Pass) -> list[ObservedEndpoint
     return [e for e in endpoints if is_owned_by(e.tags, p.res.ref) and c.TAG_ENDPOINT_KEY not in e.tags]
 
 
+@dataclass(frozen=True)
+class _SharedPlan:
+    """What a pass decided for its shared endpoint: the settings in force, what was found, what to do."""
+
+    desired: DesiredEndpoint
+    found: ObservedEndpoint | None
+    decision: EndpointDecision
+    users: list[Usage]
+    leader: Usage
+
+    @property
+    def writes_nothing(self) -> bool:
+        """Found, not left by a Retain, and no create or modify to make (waiting, ready or failed)."""
+        return (
+            self.found is not None
+            and c.TAG_RETAINED not in self.found.tags
+            and self.decision.action not in (EndpointAction.CREATE, EndpointAction.MODIFY)
+        )
+
+
 class EndpointComponent:
     """The VPC endpoint: shared by every resource of the VPC whose service has the same endpoint service."""
 
@@ -197,7 +223,25 @@ class EndpointComponent:
         key = EndpointKey(
             p.cluster, aws_spec.region, aws_spec.vpc_id, desired.service_name, desired.service_region
         )
-        async with p.book.lock(("endpoint", key)):
+        lock = p.book.lock(("endpoint", key))
+        if not lock.locked():
+            # Most passes find the endpoint as it should be and write nothing: they decide without queueing for
+            # the lock (a thousand passes handed it one by one, a loop turn each, held up their record writes
+            # for seconds). Only with the lock free at the decision: no release of this key is under way, and
+            # the claim below is made before one can begin (nothing is awaited in between).
+            managed = await p.managed_endpoints()
+            if not lock.locked() and pick_owned_endpoint(_legacy(managed, p)) is None:
+                plan = self._plan(p, desired, key, managed)
+                if plan.found is not None and plan.writes_nothing:
+                    return self._report(
+                        p,
+                        plan.found,
+                        decision=plan.decision,
+                        owned=True,
+                        users=plan.users,
+                        leader=plan.leader,
+                    )
+        async with lock:
             managed = await p.managed_endpoints()
             if not any(
                 is_shared_endpoint_for(e.tags, key) or is_owned_by(e.tags, p.res.ref) for e in managed
@@ -211,20 +255,8 @@ class EndpointComponent:
                 return self._report(
                     p, observed, decision=plan_endpoint(desired, observed, adopted=False), owned=True
                 )
-            p.book.claim(p.me)
-            users = endpoint_users(p.users(), key)
-            leader = settings_leader(users) or p.me
-            if leader.uid != p.me.uid:
-                desired = DesiredEndpoint(
-                    vpc_id=desired.vpc_id,
-                    vpc_region=desired.vpc_region,
-                    service_name=desired.service_name,
-                    service_region=desired.service_region,
-                    subnet_ids=frozenset(leader.subnet_ids),
-                    security_group_ids=frozenset(leader.security_group_ids),
-                )
-            shared = [e for e in managed if is_shared_endpoint_for(e.tags, key)]
-            found = pick_owned_endpoint(shared)
+            plan = self._plan(p, desired, key, managed)
+            found, leader = plan.found, plan.leader
             if found is not None and c.TAG_RETAINED in found.tags:
                 # Left by a user with deletionPolicy Retain as its last user: that claim ended with it, and
                 # this resource is responsible for the endpoint now (so its own policy decides its fate).
@@ -236,17 +268,36 @@ class EndpointComponent:
                     f"endpoint {found.id} was kept by deletionPolicy Retain of {found.tags[c.TAG_RETAINED]}: "
                     "this resource uses it now",
                 )
-            decision = plan_endpoint(desired, found, adopted=False)
             observed = await self._carry_out(
                 p,
-                desired,
+                plan.desired,
                 found,
-                decision,
+                plan.decision,
                 tags=shared_endpoint_tags(key, dict(leader.tags)),
                 token=endpoint_client_token(key, leader.uid),
             )
-        decision = plan_endpoint(desired, observed, adopted=False)
-        return self._report(p, observed, decision=decision, owned=True, users=users, leader=leader)
+        decision = plan_endpoint(plan.desired, observed, adopted=False)
+        return self._report(p, observed, decision=decision, owned=True, users=plan.users, leader=leader)
+
+    def _plan(
+        self, p: Pass, desired: DesiredEndpoint, key: EndpointKey, managed: list[ObservedEndpoint]
+    ) -> _SharedPlan:
+        """The shared endpoint of ``key`` as its users need it, decided from what was read (nothing awaited:
+        the claim and the decision see one state of the users). The oldest user's settings are in force."""
+        p.book.claim(p.me)
+        users = endpoint_users(p.users(), key)
+        leader = settings_leader(users) or p.me
+        if leader.uid != p.me.uid:
+            desired = DesiredEndpoint(
+                vpc_id=desired.vpc_id,
+                vpc_region=desired.vpc_region,
+                service_name=desired.service_name,
+                service_region=desired.service_region,
+                subnet_ids=frozenset(leader.subnet_ids),
+                security_group_ids=frozenset(leader.security_group_ids),
+            )
+        found = pick_owned_endpoint([e for e in managed if is_shared_endpoint_for(e.tags, key)])
+        return _SharedPlan(desired, found, plan_endpoint(desired, found, adopted=False), users, leader)
 
     async def _adopted(self, p: Pass, desired: DesiredEndpoint, endpoint_id: str) -> EndpointResult:
         step = ConditionType.VPC_ENDPOINT_READY
@@ -557,30 +608,37 @@ class ZoneComponent:
         if zone_id is not None:
             return None  # the user's zone, checked (and put in the status) by NamedZoneComponent
         name = zone_name_for(hostname)
-        # One creator at a time per VPC and name; Route 53 refuses a second zone of the same name for
-        # the VPC (ConflictingDomainExists), which the adapter answers by using the one that exists.
-        async with p.book.lock(("zone", aws_spec.vpc_id, name)):
-            zone = await aws_await(
+
+        async def find() -> ObservedZone | None:
+            return await aws_await(
                 step,
                 p.aws.private_zone(
                     name, vpc_id=aws_spec.vpc_id, vpc_region=aws_spec.region, max_age=p.read_age
                 ),
             )
-            if zone is None:
-                await p.before_write(step)
-                zone = await aws_await(
-                    step,
-                    p.aws.create_private_zone(
-                        name,
-                        vpc_id=aws_spec.vpc_id,
-                        vpc_region=aws_spec.region,
-                        tags=zone_tags(p.cluster, aws_spec.vpc_id),
-                        caller_reference=f"chpl-{uuid.uuid4()}",
-                    ),
-                )
-                p.wrote(crash.ZONE_CREATE)
-                p.out.event("HostedZoneCreated", f"created private zone {name} ({zone.id})")
-                p.out.changes.append("zone_created")
+
+        # A zone found needs no lock (it only orders creators): passes do not queue for it one by one.
+        zone = await find()
+        if zone is None:
+            # One creator at a time per VPC and name; Route 53 refuses a second zone of the same name for
+            # the VPC (ConflictingDomainExists), which the adapter answers by using the one that exists.
+            async with p.book.lock(("zone", aws_spec.vpc_id, name)):
+                zone = await find()
+                if zone is None:
+                    await p.before_write(step)
+                    zone = await aws_await(
+                        step,
+                        p.aws.create_private_zone(
+                            name,
+                            vpc_id=aws_spec.vpc_id,
+                            vpc_region=aws_spec.region,
+                            tags=zone_tags(p.cluster, aws_spec.vpc_id),
+                            caller_reference=f"chpl-{uuid.uuid4()}",
+                        ),
+                    )
+                    p.wrote(crash.ZONE_CREATE)
+                    p.out.event("HostedZoneCreated", f"created private zone {name} ({zone.id})")
+                    p.out.changes.append("zone_created")
         p.learn(hosted_zone_id=zone.id)
         p.out.status.hosted_zone_id = zone.id
         return ZoneResult(zone.id)
