@@ -26,7 +26,7 @@ import logging
 import re
 import time
 import weakref
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any, ClassVar, TypeVar
@@ -37,7 +37,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from clickhouse_privatelink import __version__
-from clickhouse_privatelink.adapters.clickhouse.lane import Lane
 
 log = logging.getLogger(__name__)
 
@@ -328,8 +327,7 @@ class RateLimiter:
     between wait on a busy event loop for a varying while, and the next call measured from the earlier time
     could reach the server inside the same window. A call is let go ahead by the least time the last calls
     took to leave (else every window would also wait out that way out), and a 1 % margin absorbs the rest
-    (network, the server's own queue). The client's calls run on a lane of their own (lane.py), so that
-    way out is short. Waiters queue in order, so no caller starves behind a batch; an *urgent* waiter (a shared
+    (network, the server's own queue). Waiters queue in order, so no caller starves behind a batch; an *urgent* waiter (a shared
     read that a crowd of passes waits on, such as the services list: one in flight at a time) goes to the
     front, or a thousand deletions would all wait behind each other's PATCHes for the one read they share.
     A call retried after a 429 keeps the place in line of its first try (``place``): sent to the back, it
@@ -453,7 +451,6 @@ class _Turns:
 
 OnCall = Callable[[str, int | str], None]
 _M = TypeVar("_M", bound=BaseModel)
-_T = TypeVar("_T")
 
 
 class ClickHouseCloudClient:
@@ -475,7 +472,6 @@ class ClickHouseCloudClient:
         timeout: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
         on_call: OnCall | None = None,
-        lane: Lane | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.key_id = key_id
@@ -485,7 +481,6 @@ class ClickHouseCloudClient:
         self.limiter = limiter if limiter is not None else RateLimiter()
         self.retry = retry
         self._on_call = on_call
-        self._lane = lane  # where the HTTP calls run (rate limit, retries, requests); None: the caller's loop
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
             auth=httpx.BasicAuth(key_id, key_secret),
@@ -501,7 +496,7 @@ class ClickHouseCloudClient:
         return f"ClickHouseCloudClient(base_url={self.base_url!r}, key_id={self.key_id!r})"
 
     async def aclose(self) -> None:
-        await self._on_lane(self._http.aclose())
+        await self._http.aclose()
 
     async def __aenter__(self) -> ClickHouseCloudClient:
         return self
@@ -622,10 +617,7 @@ class ClickHouseCloudClient:
             reraise=True,
         )
         place = self.limiter.place(urgent=urgent)
-        return await self._on_lane(retrying(self._attempt, operation, method, path, json, params, place))
-
-    async def _on_lane(self, call: Coroutine[Any, Any, _T]) -> _T:
-        return await (call if self._lane is None else self._lane.run(call))
+        return await retrying(self._attempt, operation, method, path, json, params, place)
 
     def _log_retry(self, state: RetryCallState) -> None:
         wait = state.next_action.sleep if state.next_action else 0.0

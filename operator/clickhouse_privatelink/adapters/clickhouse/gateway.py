@@ -36,7 +36,6 @@ from clickhouse_privatelink.adapters.clickhouse.client import (
     Service,
     rate_limiter,
 )
-from clickhouse_privatelink.adapters.clickhouse.lane import Lane
 from clickhouse_privatelink.adapters.coalesce import SingleFlight
 from clickhouse_privatelink.decisions.plan import org_entry_removable
 
@@ -215,8 +214,7 @@ class Gateways:
 
     The secret's digest is part of the identity, so a rotated secret gets a fresh client; the clients of one
     key (any secret, any organization) share one rate limiter, ``rate_limit`` (requests, seconds; None: no
-    client-side limit). Every client's HTTP calls run on one lane (lane.py): paced by the rate limiter, not
-    by how busy the operator's loop is.
+    client-side limit).
     """
 
     def __init__(
@@ -234,7 +232,6 @@ class Gateways:
         self._limiters: dict[tuple[str, str], RateLimiter] = {}
         self._clients: dict[tuple[str, str, str], ClickHouseCloudClient] = {}
         self._gateways: dict[tuple[str, str, str, str], ClickHouseGateway] = {}
-        self._lane: Lane | None = None
 
     def get(self, api_url: str, key_id: str, key_secret: str, org_id: str) -> ClickHouseGateway:
         ident = (api_url.rstrip("/"), key_id, hashlib.sha256(key_secret.encode()).hexdigest())
@@ -242,8 +239,6 @@ class Gateways:
         if gateway is None:
             client = self._clients.get(ident)
             if client is None:
-                if self._lane is None:
-                    self._lane = Lane("clickhouse-api")
                 client = self._clients[ident] = ClickHouseCloudClient(
                     api_url,
                     key_id,
@@ -251,7 +246,6 @@ class Gateways:
                     limiter=self.limiter(api_url, key_id),
                     retry=self._retry,
                     on_call=self._on_call,
-                    lane=self._lane,
                 )
             gateway = self._gateways[(*ident, org_id)] = ClickHouseGateway(
                 client, org_id, write_window=self._batch_window
@@ -271,6 +265,3 @@ class Gateways:
             await client.aclose()
         self._clients.clear()
         self._gateways.clear()
-        if self._lane is not None:
-            self._lane.close()
-            self._lane = None
