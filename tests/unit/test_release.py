@@ -41,6 +41,7 @@ def test_the_last_user_deletes_the_shared_endpoint_and_waits_for_it() -> None:
     assert [e.id for e in plan.delete] == ["vpce-1"]
     assert [e.id for e in plan.wait_for] == ["vpce-1"]
     assert plan.kept == () and plan.look_again
+    assert not plan.writes_nothing  # decided under the endpoint's lock
 
 
 def test_an_endpoint_another_live_user_holds_stays_and_says_who() -> None:
@@ -49,6 +50,7 @@ def test_an_endpoint_another_live_user_holds_stays_and_says_who() -> None:
     assert plan.delete == () and plan.wait_for == ()
     assert plan.keeps("vpce-1")
     assert plan.kept[0].why == "endpoint vpce-1 is still used by ns/b"
+    assert plan.writes_nothing  # decided without queueing for the lock
 
 
 def test_users_leaving_together_delete_once_and_only_the_steward_waits() -> None:

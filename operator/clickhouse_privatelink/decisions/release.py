@@ -54,6 +54,11 @@ class EndpointRelease:
     def keeps(self, endpoint_id: str) -> bool:
         return any(k.object_id == endpoint_id for k in self.kept)
 
+    @property
+    def writes_nothing(self) -> bool:
+        """Nothing to delete, wait for or look at again: every endpoint is kept, or there is none."""
+        return not (self.delete or self.wait_for or self.look_again)
+
 
 def plan_endpoint_release(
     me: Usage,

@@ -393,21 +393,30 @@ class EndpointComponent:
             p.out.event("EndpointKept", f"adopted endpoint {aws_spec.vpc_endpoint_id} is left in place")
             return
         key = p.me.endpoint_key(p.cluster)
-        async with p.book.lock(("endpoint", key or p.me.uid)):
-            # One shared read of the VPC's endpoints serves every resource being deleted in it.
+        lock = p.book.lock(("endpoint", key or p.me.uid))
+        plan: EndpointRelease | None = None
+        if not lock.locked():
+            # As on apply: a resource that leaves its endpoint to others (most of a mass deletion) decides
+            # without queueing for the lock, while no writer of this key holds it.
             plan = await self._release_plan(p, key, fresh=False)
-            if plan.look_again:
-                # Before a delete, a fresh look: a Retain mark or a user made since the shared read keeps it.
-                plan = await self._release_plan(p, key, fresh=True)
-            for kept in plan.kept:
-                p.out.event("EndpointKept", kept.why)
-            for endpoint in plan.wait_for:
-                await _release_strays(p, endpoint)
-            for endpoint in plan.delete:
-                if endpoint.state != "deleting":
-                    await aws_await(step, p.aws.delete_endpoint(aws_spec.vpc_id, endpoint.id))
-                    p.wrote(crash.ENDPOINT_DELETE)
-                    p.out.event("EndpointDeleting", f"deleting VPC endpoint {endpoint.id}")
+            if lock.locked() or not plan.writes_nothing:
+                plan = None
+        if plan is None:
+            async with lock:
+                # One shared read of the VPC's endpoints serves every resource being deleted in it.
+                plan = await self._release_plan(p, key, fresh=False)
+                if plan.look_again:
+                    # Before a delete, a fresh look: a Retain mark or a user made since the shared read keeps it.
+                    plan = await self._release_plan(p, key, fresh=True)
+                for endpoint in plan.wait_for:
+                    await _release_strays(p, endpoint)
+                for endpoint in plan.delete:
+                    if endpoint.state != "deleting":
+                        await aws_await(step, p.aws.delete_endpoint(aws_spec.vpc_id, endpoint.id))
+                        p.wrote(crash.ENDPOINT_DELETE)
+                        p.out.event("EndpointDeleting", f"deleting VPC endpoint {endpoint.id}")
+        for kept in plan.kept:
+            p.out.event("EndpointKept", kept.why)
         if plan.wait_for:
             message = f"waiting for AWS to delete {', '.join(e.id for e in plan.wait_for)}"
             p.out.steps.append(StepResult(step, False, Reason.DELETING, message))
