@@ -1,4 +1,5 @@
-"""kopf's progress records, made to forget a retry time once what the failed pass saw has changed.
+"""kopf's progress records, made to forget a retry time once what the failed pass saw has changed; and kopf's
+diff-base, kept in the status.
 
 kopf stores a handler's retry time on the resource (an annotation) and, until then, sleeps through every
 change: a spec fixed after a terminal failure waited out the whole retry interval (and an operator restarted
@@ -116,8 +117,9 @@ class StatusEssenceDiffBaseStorage(EssenceDiffBaseStorage):
     the status, the end of a pass is one PATCH of the status subresource. The field is a JSON string, as
     kopf's own status storage keeps it (a string is never merged into, so no stale key survives), named
     after the annotation it replaces and ``kubectl``'s last-applied-configuration. It is in the CRD's status
-    schema: the API server prunes status fields the schema does not have. The essence never holds it (the
-    build drops the whole status), so storing it is no change.
+    schema: the API server prunes status fields the schema does not have (so the CRD is upgraded first:
+    docs/upgrading.md). The essence never holds it (the build drops the whole status), so storing it is no
+    change.
 
     Resources handled by a version before this one have the annotation and no status field: the annotation
     is read then (without it kopf would take the resource for a new one, and create it again), and the
