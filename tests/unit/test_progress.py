@@ -15,6 +15,7 @@ from clickhouse_privatelink.wiring.progress import (
     FreshOnChangeProgressStorage,
     StatusEssenceDiffBaseStorage,
 )
+from clickhouse_privatelink_testkit.standins.kubernetes.patch import merge_patch
 
 KEY: Any = "reconcile"
 
@@ -76,49 +77,6 @@ def test_a_finished_handler_stays_finished() -> None:
     assert (storage.fetch(key=KEY, body=changed) or {}).get("success") is True
 
 
-def test_the_diff_base_is_kopfs_own_essence_built_from_less() -> None:
-    """The essence, from the parts it keeps only, is the one kopf's storage builds from the whole body."""
-    raw = {
-        "apiVersion": f"{c.GROUP}/{c.VERSION}",
-        "kind": "ClickHousePrivateLink",
-        "metadata": {
-            "name": "x",
-            "namespace": "ns",
-            "uid": "u-1",
-            "generation": 3,
-            "resourceVersion": "17",
-            "finalizers": [c.FINALIZER],
-            "labels": {"team": "a"},
-            "annotations": {
-                "note": "kept",
-                c.ANNOTATION_SECRET_VERSION: "5",
-                f"{c.GROUP}/last-handled-configuration": '{"spec": {}}',
-                f"{c.GROUP}/kopf-managed": "yes",
-                "kubectl.kubernetes.io/last-applied-configuration": "{}",
-            },
-            "managedFields": [{"manager": "kopf", "fieldsV1": {"f:status": {}}}],
-        },
-        "spec": {"aws": {"region": "us-east-1", "vpcId": "vpc-1", "tags": {"a": "b"}}},
-        "status": {"conditions": [{"type": "Ready", "status": "True"}], "vpcEndpointId": "vpce-1"},
-    }
-    ours = EssenceDiffBaseStorage(prefix=c.GROUP, key="last-handled-configuration")
-    kopfs = kopf.AnnotationsDiffBaseStorage(prefix=c.GROUP, key="last-handled-configuration")
-    extra = [("spec",), ("metadata", "annotations", c.ANNOTATION_SECRET_VERSION)]
-    for fields in ([], extra, [*extra, ("status", "vpcEndpointId")], ["metadata.generation"]):
-        built = ours.build(body=kopf.Body(raw), extra_fields=fields)
-        assert built == kopfs.build(body=kopf.Body(raw), extra_fields=fields), fields
-    built = ours.build(body=kopf.Body(raw), extra_fields=extra)
-    assert "status" not in built and set(built["metadata"]) == {"labels", "annotations"}
-    # The essence is a copy: changing it leaves the body as it was.
-    built["spec"]["aws"]["tags"]["a"] = "changed"
-    assert raw["spec"]["aws"]["tags"] == {"a": "b"}
-
-
-# ------------------------------------------------------------------------------------------ diff-base in the status
-
-ANNOTATION = f"{c.GROUP}/last-handled-configuration"
-
-
 def resource(**extra: Any) -> dict[str, Any]:
     """A handled resource as the API returns it (without any diff-base)."""
     return {
@@ -138,21 +96,42 @@ def resource(**extra: Any) -> dict[str, Any]:
     }
 
 
+def test_the_diff_base_is_kopfs_own_essence_built_from_less() -> None:
+    """The essence, from the parts it keeps only, is the one kopf's storage builds from the whole body."""
+    raw = resource()
+    raw["metadata"].update(
+        resourceVersion="17",
+        finalizers=[c.FINALIZER],
+        managedFields=[{"manager": "kopf", "fieldsV1": {"f:status": {}}}],
+    )
+    raw["metadata"]["annotations"].update({
+        f"{c.GROUP}/last-handled-configuration": '{"spec": {}}',
+        f"{c.GROUP}/kopf-managed": "yes",
+        "kubectl.kubernetes.io/last-applied-configuration": "{}",
+    })  # fmt: skip
+    raw["spec"]["aws"]["tags"] = {"a": "b"}
+    raw["status"]["vpcEndpointId"] = "vpce-1"
+    ours = EssenceDiffBaseStorage(prefix=c.GROUP, key="last-handled-configuration")
+    kopfs = kopf.AnnotationsDiffBaseStorage(prefix=c.GROUP, key="last-handled-configuration")
+    extra = [("spec",), ("metadata", "annotations", c.ANNOTATION_SECRET_VERSION)]
+    for fields in ([], extra, [*extra, ("status", "vpcEndpointId")], ["metadata.generation"]):
+        built = ours.build(body=kopf.Body(raw), extra_fields=fields)
+        assert built == kopfs.build(body=kopf.Body(raw), extra_fields=fields), fields
+    built = ours.build(body=kopf.Body(raw), extra_fields=extra)
+    assert "status" not in built and set(built["metadata"]) == {"labels", "annotations"}
+    # The essence is a copy: changing it leaves the body as it was.
+    built["spec"]["aws"]["tags"]["a"] = "changed"
+    assert raw["spec"]["aws"]["tags"] == {"a": "b"}
+
+
+# ------------------------------------------------------------------------------------------ diff-base in the status
+
+ANNOTATION = f"{c.GROUP}/last-handled-configuration"
+
+
 def applied(raw: dict[str, Any], patch: kopf.Patch) -> dict[str, Any]:
-    """``raw`` after the merge patch (as the API server applies it: null removes a key)."""
-
-    def merge(into: Any, change: Any) -> Any:
-        if not isinstance(change, dict) or not isinstance(into, dict):
-            return change
-        merged = dict(into)
-        for key, value in change.items():
-            if value is None:
-                merged.pop(key, None)
-            else:
-                merged[key] = merge(merged.get(key), value)
-        return merged
-
-    result: dict[str, Any] = merge(raw, dict(patch))
+    """``raw`` after the merge patch, as the API server (here its stand-in) applies it."""
+    result: dict[str, Any] = merge_patch(raw, dict(patch))
     return result
 
 
