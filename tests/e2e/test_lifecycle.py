@@ -5,14 +5,16 @@ Each test reads the AWS and ClickHouse stand-ins directly to prove what exists, 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
 import pytest
 
 from clickhouse_privatelink import constants as c
+from clickhouse_privatelink_testkit.sandbox import Kube
 from clickhouse_privatelink_testkit.standins.aws import Network
-from tests.e2e.conftest import Cloud, Link, LinkFactory, OperatorProcess
+from tests.e2e.conftest import Cloud, Link, LinkFactory, OperatorProcess, assert_quiet_over_drift_checks
 from tests.fixtures.clickhouse import ClickHouseApi, ClickHouseOrg
 from tests.fixtures.polling import wait_for
 
@@ -117,6 +119,74 @@ def test_reapplying_or_restarting_the_operator_creates_nothing_new(
     assert len(cloud.zones()) == 1
     assert cloud.allow_list() == [first["vpcEndpointId"]]
     assert cloud.writes() == writes
+
+
+DIFF_BASE_ANNOTATION = f"{c.GROUP}/last-handled-configuration"
+
+
+def diff_base(link: Link) -> Any:
+    """kopf's diff-base (the resource as last handled) from the status, once it is there."""
+    encoded = link.status().get("lastHandledConfiguration")
+    return None if encoded is None else json.loads(encoded)
+
+
+@pytest.mark.standin_only
+def test_kopfs_diff_base_is_kept_in_the_status_and_a_steady_state_writes_nothing(
+    make_link: LinkFactory, cloud: Cloud, clickhouse_org: ClickHouseOrg, operator: OperatorProcess, k8s: Kube
+) -> None:
+    link = make_link()
+    assert_connected(link, cloud, clickhouse_org)
+    wait_for(lambda: diff_base(link), timeout=30, message="kopf's diff-base in the status")
+    obj = link.get()
+    assert obj is not None
+    assert diff_base(link) == {"spec": obj["spec"]}  # nothing kopf must tell apart: spec, no labels
+    assert DIFF_BASE_ANNOTATION not in (obj["metadata"].get("annotations") or {})
+    assert_quiet_over_drift_checks(link, operator, k8s)
+
+
+@pytest.mark.standin_only
+def test_an_older_versions_diff_base_annotation_is_read_and_moved_into_the_status(
+    make_link: LinkFactory, cloud: Cloud, clickhouse_org: ClickHouseOrg, operator: OperatorProcess, k8s: Kube
+) -> None:
+    """Upgraded from a version that kept kopf's diff-base in an annotation, the operator does not take a
+    resource for a new one: it resumes it, finds everything in place and stores nothing; the next change
+    moves the diff-base into the status and removes the annotation."""
+    link = make_link()
+    assert_connected(link, cloud, clickhouse_org)
+    encoded = wait_for(lambda: link.status().get("lastHandledConfiguration"), timeout=30, message="diff-base")
+    operator.stop()
+    # As the older version left it: the diff-base in the annotation (kopf ends it with a newline), none in the status.
+    k8s.custom.patch_namespaced_custom_object(
+        c.GROUP, c.VERSION, link.namespace, c.PLURAL, link.name,
+        {"metadata": {"annotations": {DIFF_BASE_ANNOTATION: encoded + "\n"}}},
+    )  # fmt: skip
+    k8s.custom.patch_namespaced_custom_object_status(
+        c.GROUP,
+        c.VERSION,
+        link.namespace,
+        c.PLURAL,
+        link.name,
+        {"status": {"lastHandledConfiguration": None}},
+    )
+    before = link.get()
+    assert before is not None
+    writes = cloud.writes()
+    operator.start()
+    # kopf resumes it (a resource without a diff-base would be created: "Creation is processed").
+    wait_for(lambda: "Resuming is processed" in operator.log_path.read_text(), timeout=30, message="resume")
+    assert "Creation is processed" not in operator.log_path.read_text()
+    obj = link.get()
+    assert obj is not None
+    assert obj["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]  # nothing stored
+    assert obj["metadata"]["annotations"][DIFF_BASE_ANNOTATION] == encoded + "\n"
+    assert cloud.writes() == writes
+
+    link.patch_spec({"aws": {"tags": {"team": "data"}}})
+    wait_for(lambda: link.status().get("observedGeneration") == 2 and diff_base(link), timeout=30)
+    obj = link.get()
+    assert obj is not None
+    assert diff_base(link) == {"spec": obj["spec"]}
+    assert DIFF_BASE_ANNOTATION not in (obj["metadata"].get("annotations") or {})
 
 
 @pytest.mark.standin_only

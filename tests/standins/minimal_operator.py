@@ -1,14 +1,18 @@
 """A minimal kopf operator used to prove kopf runs against the Kubernetes stand-in.
 
 On create it writes ``status.privateDnsHostname`` and posts an event; a delete handler makes kopf hold the object with
-its finalizer until the handler has run.
+its finalizer until the handler has run. With ``MINIMAL_OPERATOR_STORAGES=operator`` kopf keeps its progress and
+diff-base as the operator has it keep them (clickhouse_privatelink/wiring/progress.py).
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import kopf
+
+from clickhouse_privatelink.wiring.progress import FreshOnChangeProgressStorage, StatusEssenceDiffBaseStorage
 
 GROUP, VERSION, PLURAL = "privatelink.clickhouse.dev", "v1alpha1", "clickhouseprivatelinks"
 
@@ -17,6 +21,9 @@ GROUP, VERSION, PLURAL = "privatelink.clickhouse.dev", "v1alpha1", "clickhousepr
 def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.server_timeout = 30
     settings.persistence.finalizer = "privatelink.clickhouse.dev/test-finalizer"
+    if os.environ.get("MINIMAL_OPERATOR_STORAGES") == "operator":
+        settings.persistence.progress_storage = FreshOnChangeProgressStorage(prefix=GROUP)
+        settings.persistence.diffbase_storage = StatusEssenceDiffBaseStorage()
 
 
 @kopf.on.create(GROUP, VERSION, PLURAL)

@@ -3,34 +3,47 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import pathlib
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
+import httpx
+import kopf
 import pytest
 
+from clickhouse_privatelink.wiring.progress import (
+    DIFF_BASE_FIELD,
+    MARKER,
+    EssenceDiffBaseStorage,
+    FreshOnChangeProgressStorage,
+)
 from clickhouse_privatelink_testkit.standins.kubernetes.server import (
     EmulatorThread,
     load_crd_file,
     write_kubeconfig,
 )
-from tests.fixtures.kubernetes import CRD_FILE, KubeApi, KubeClient
+from tests.fixtures.kubernetes import CRD_FILE, KubeApi, KubeClient, resource_path
 from tests.fixtures.polling import wait_for
 from tests.standins.kube_samples import API_VERSION, PLURAL, chpl
 
 OPERATOR = pathlib.Path(__file__).with_name("minimal_operator.py")
 FINALIZER = "privatelink.clickhouse.dev/test-finalizer"
+ANNOTATION = "privatelink.clickhouse.dev/last-handled-configuration"
 
 
 @contextlib.contextmanager
-def kopf_run(api: KubeApi, workdir: pathlib.Path) -> Iterator[pathlib.Path]:
-    """``kopf run`` of the minimal operator as a separate process against ``api``; yields its log file."""
+def kopf_run(api: KubeApi, workdir: pathlib.Path, *, storages: str = "kopf") -> Iterator[pathlib.Path]:
+    """``kopf run`` of the minimal operator as a separate process against ``api``; yields its log file.
+
+    ``storages="operator"``: kopf keeps its progress and diff-base as the operator has it keep them."""
     log = workdir / "kopf.log"
     with log.open("w") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "kopf", "run", "--standalone", "--all-namespaces", "--verbose", str(OPERATOR)],
-            stdout=out, stderr=subprocess.STDOUT, env=api.env(), cwd=workdir,
+            stdout=out, stderr=subprocess.STDOUT, env=api.env(MINIMAL_OPERATOR_STORAGES=storages), cwd=workdir,
         )  # fmt: skip
     try:
         yield log
@@ -90,6 +103,104 @@ def test_kopf_operator_handles_create_and_finalizes_delete(
         message="kopf to remove its finalizer",
     )
     assert "cleaning up kopf-demo" in kopf_operator.read_text()
+
+
+def writes_since(
+    kube: KubeClient, namespace: str, name: str, version: str, until: Callable[[dict[str, Any]], bool]
+) -> list[dict[str, Any]]:
+    """The object as each write after ``version`` left it (its watch events), up to the first ``until`` holds for."""
+    params = {
+        "watch": "true",
+        "resourceVersion": version,
+        "fieldSelector": f"metadata.name={name}",
+        "timeoutSeconds": "30",
+    }
+    seen: list[dict[str, Any]] = []
+    with kube.http.stream("GET", resource_path(API_VERSION, PLURAL, namespace), params=params) as response:
+        for line in response.iter_lines():
+            event = json.loads(line) if line.strip() else {"type": "BOOKMARK"}
+            if event["type"] != "BOOKMARK":
+                seen.append(event["object"])
+                if until(event["object"]):
+                    break
+    return seen
+
+
+def diff_base(obj: dict[str, Any]) -> Any:
+    encoded = obj.get("status", {}).get(DIFF_BASE_FIELD)
+    return None if encoded is None else json.loads(encoded)
+
+
+def ours(obj: dict[str, Any]) -> dict[str, str]:
+    """The object's annotations of our group (kopf's progress records, diff-base and marker)."""
+    annotations = obj["metadata"].get("annotations") or {}
+    return {k: v for k, v in annotations.items() if k.startswith("privatelink.clickhouse.dev/")}
+
+
+def test_a_first_pass_ends_with_one_status_write_holding_kopfs_diff_base(
+    kube_api: KubeApi, kube: KubeClient, kube_namespace: str, tmp_path: pathlib.Path
+) -> None:
+    """With the operator's storages, kopf writes a created object twice: its finalizer, then the status (the
+    handler's fields and the diff-base in one PATCH). Nothing of kopf's stays in the annotations."""
+    with kopf_run(kube_api, tmp_path, storages="operator") as log:
+        created = kube.create(API_VERSION, PLURAL, chpl("one-write"), kube_namespace)
+        try:
+            writes = writes_since(
+                kube, kube_namespace, "one-write", created["metadata"]["resourceVersion"], diff_base
+            )
+        except httpx.ReadTimeout:
+            raise AssertionError(log.read_text()) from None
+    assert len(writes) == 2, [(w["metadata"].get("finalizers"), w.get("status"), ours(w)) for w in writes]
+    finalizer, status = writes
+    assert finalizer["metadata"]["finalizers"] == [FINALIZER] and "status" not in finalizer
+    assert status["status"]["privateDnsHostname"] == f"one-write.{kube_namespace}.example"
+    assert diff_base(status) == {"spec": status["spec"]}
+    assert ours(finalizer) == ours(status) == {}
+
+
+def test_a_diff_base_an_older_version_left_in_the_annotation_is_used_then_moved(
+    kube_api: KubeApi, kube: KubeClient, kube_namespace: str, tmp_path: pathlib.Path
+) -> None:
+    """An object handled by an older version (diff-base annotation, no status field) is not created again:
+    kopf reads the annotation; its next change moves the diff-base into the status and drops the annotation."""
+    created = kube.create(API_VERSION, PLURAL, chpl("older"), kube_namespace)
+    # The annotation as the older version's storage wrote it, for the object as the server keeps it.
+    older = EssenceDiffBaseStorage(prefix="privatelink.clickhouse.dev", key="last-handled-configuration")
+    essence = FreshOnChangeProgressStorage(prefix="privatelink.clickhouse.dev").clear(
+        essence=older.build(body=kopf.Body(created))
+    )
+    patch = kopf.Patch()
+    older.store(body=kopf.Body(created), patch=patch, essence=essence)
+    handled = kube.patch(API_VERSION, PLURAL, "older", dict(patch), kube_namespace)
+    assert set(ours(handled)) == {ANNOTATION, MARKER}
+
+    with kopf_run(kube_api, tmp_path, storages="operator") as log:
+        # kopf adds its finalizer, sees no change (a create would write status.privateDnsHostname), and waits.
+        wait_for(
+            lambda: (
+                FINALIZER
+                in (
+                    kube.get(API_VERSION, PLURAL, "older", kube_namespace)["metadata"].get("finalizers") or []
+                )
+            ),
+            timeout=30,
+            message=f"kopf's finalizer: {log}",
+        )
+        changed = kube.patch(
+            API_VERSION, PLURAL, "older", {"spec": {"aws": {"tags": {"team": "a"}}}}, kube_namespace
+        )
+        try:
+            writes = writes_since(
+                kube, kube_namespace, "older", changed["metadata"]["resourceVersion"], diff_base
+            )
+        except httpx.ReadTimeout:
+            raise AssertionError(log.read_text()) from None
+    moved = writes[-1]
+    assert diff_base(moved) == {"spec": changed["spec"]}
+    assert ours(moved) == {MARKER: "yes"}  # the annotation went in the same patch; kopf's marker stays
+    # The older diff-base was read throughout: the create handler never ran.
+    assert "privateDnsHostname" not in moved["status"]
+    assert "Creation is in progress" not in log.read_text()
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -263,6 +264,30 @@ async def test_unknown_fields_are_pruned(akube: AsyncKube) -> None:
     assert (
         "unknown" not in created["spec"] and "bogus" not in created["spec"]["aws"] and "extra" not in created
     )
+
+
+async def test_the_status_keeps_kopfs_diff_base_and_prunes_unknown_fields(akube: AsyncKube) -> None:
+    """kube-apiserver 1.36 (checked on 2026-12-05): a status PATCH keeps ``lastHandledConfiguration`` (in the
+    CRD's status schema) and drops a field the schema does not have, with a Warning."""
+    await akube.request("POST", cr_path("default"), body=chpl("diffbase"))
+    patch = {
+        "status": {
+            "lastHandledConfiguration": '{"spec":{"a":1}}',
+            "observedGeneration": 1,
+            "notInSchema": "x",
+        }
+    }
+    response = await akube.http.patch(
+        cr_path("default", "diffbase") + "/status",
+        content=json.dumps(patch),
+        headers={"Content-Type": MERGE_PATCH},
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == {
+        "lastHandledConfiguration": '{"spec":{"a":1}}',
+        "observedGeneration": 1,
+    }
+    assert response.headers["Warning"] == '299 - "unknown field \\"status.notInSchema\\""'
 
 
 async def test_preserve_unknown_fields_keeps_them(akube: AsyncKube) -> None:

@@ -552,6 +552,13 @@ class ClickHousePrivateLinkStatus(_Model):
         description="The operator's changes to the service's IP access list (spec.clickhouse.publicAccess), "
         "held by the resource that restores them.",
     )
+    last_handled_configuration: str | None = Field(
+        None,
+        alias="lastHandledConfiguration",
+        description="The resource as the operator last handled it (JSON: spec, labels and annotations), to "
+        "tell what a change changed. Written by the operator's framework (kopf) at the end of a pass; "
+        "resources last handled by an older version keep it in an annotation instead.",
+    )
 
 
 class ClickHousePrivateLink(_Model):

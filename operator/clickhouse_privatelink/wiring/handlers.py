@@ -30,7 +30,7 @@ from clickhouse_privatelink.decisions.usage import usage_from_body
 from clickhouse_privatelink.engine.reconciler import Outcome, Reconciler, Resource
 from clickhouse_privatelink.settings import Settings
 from clickhouse_privatelink.wiring import index
-from clickhouse_privatelink.wiring.progress import EssenceDiffBaseStorage, FreshOnChangeProgressStorage
+from clickhouse_privatelink.wiring.progress import FreshOnChangeProgressStorage, StatusEssenceDiffBaseStorage
 from clickhouse_privatelink.wiring.state import ProcessState
 
 RESOURCE = (c.GROUP, c.VERSION, c.PLURAL)
@@ -56,9 +56,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     # A fix (new generation, changed Secret or policy, restart) starts a pass at once, whatever retry time a
     # failed pass stored (wiring/progress.py).
     settings.persistence.progress_storage = FreshOnChangeProgressStorage(prefix=c.GROUP)
-    settings.persistence.diffbase_storage = EssenceDiffBaseStorage(
-        prefix=c.GROUP, key="last-handled-configuration"
-    )
+    # The diff-base in the status: a pass's last write is one status PATCH (wiring/progress.py).
+    settings.persistence.diffbase_storage = StatusEssenceDiffBaseStorage()
     # Our own Events are posted explicitly; kopf's logs become Events only from warnings up (no "Handler
     # succeeded" or "Timer succeeded" Event on every pass: a steady state writes nothing).
     settings.posting.level = logging.WARNING

@@ -1,4 +1,5 @@
-"""kopf's progress records, made to forget a retry time once what the failed pass saw has changed.
+"""kopf's progress records, made to forget a retry time once what the failed pass saw has changed; and kopf's
+diff-base, kept in the status.
 
 kopf stores a handler's retry time on the resource (an annotation) and, until then, sleeps through every
 change: a spec fixed after a terminal failure waited out the whole retry interval (and an operator restarted
@@ -10,6 +11,7 @@ at zero. Failures still back off while nothing changes.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterable
 from typing import Any
@@ -21,6 +23,12 @@ from clickhouse_privatelink import constants as c
 # This process: a record left by another one (before a restart) is not waited on.
 BOOT = uuid.uuid4().hex[:12]
 STAMP_KEY = "inputs"
+# kopf's brand on annotations of a kopf-run operator's prefix (other kopf operators leave them out of their
+# essences).
+MARKER = f"{c.GROUP}/kopf-managed"
+# Where the diff-base lives (StatusEssenceDiffBaseStorage), and where versions before it kept it (an annotation).
+DIFF_BASE_FIELD = "lastHandledConfiguration"
+DIFF_BASE_ANNOTATION_KEY = "last-handled-configuration"
 
 
 def inputs_stamp(body: kopf.Body) -> str:
@@ -53,6 +61,22 @@ class FreshOnChangeProgressStorage(kopf.AnnotationsProgressStorage):
         stamped: Any = {**record, STAMP_KEY: inputs_stamp(body)}
         super().store(key=key, record=stamped, body=body, patch=patch)
 
+    def purge(self, *, key: Any, body: kopf.Body, patch: kopf.Patch) -> None:
+        """kopf's purge; and kopf's marker, added with a record this purge removed, goes with it.
+
+        kopf brands our prefix (``<group>/kopf-managed``) with the first record it stores, and a pass that ends
+        at once purges that record again in the same patch: the marker alone was then a PATCH of the resource
+        of its own (with its watch event) after every first pass, beside the status PATCH. It now goes with a
+        record that stays (a pass that retries), as before; a resource no record stays on is not branded.
+        """
+        super().purge(key=key, body=body, patch=patch)
+        if (
+            body.metadata.annotations.get(MARKER) is None
+            and set(patch) <= {"metadata", "status"}
+            and patch.get("metadata") == {"annotations": {MARKER: "yes"}}
+        ):
+            del patch["metadata"]
+
 
 _ESSENTIAL_METADATA = (("labels",), ("annotations",))
 
@@ -83,3 +107,46 @@ class EssenceDiffBaseStorage(kopf.AnnotationsDiffBaseStorage):
         names = [key for (key,) in _ESSENTIAL_METADATA] + ["ownerReferences"]
         kept["metadata"] = {key: metadata[key] for key in names if key in metadata}
         return super().build(body=kopf.Body(kept), extra_fields=fields)
+
+
+class StatusEssenceDiffBaseStorage(EssenceDiffBaseStorage):
+    """The diff-base (kopf's last handled essence) in ``status.lastHandledConfiguration``, not an annotation.
+
+    A pass that ends writes its status; with the diff-base in an annotation kopf split that into two PATCHes
+    (the status subresource, then the resource for the annotation), each with its watch event to handle. In
+    the status, the end of a pass is one PATCH of the status subresource. The field is a JSON string, as
+    kopf's own status storage keeps it (a string is never merged into, so no stale key survives), named
+    after the annotation it replaces and ``kubectl``'s last-applied-configuration. It is in the CRD's status
+    schema: the API server prunes status fields the schema does not have (so the CRD is upgraded first:
+    docs/upgrading.md). The essence never holds it (the build drops the whole status), so storing it is no
+    change.
+
+    Resources handled by a version before this one have the annotation and no status field: the annotation
+    is read then (without it kopf would take the resource for a new one, and create it again), and the
+    next store removes it in the same patch. Until something changes, a resource keeps its annotation (a
+    restart's resume pass stores nothing). An operator rolled back to an older version finds no annotation on
+    resources this one stored, and runs a create pass on each (reconciling finds everything in place).
+    """
+
+    def __init__(self) -> None:
+        super().__init__(prefix=c.GROUP, key=DIFF_BASE_ANNOTATION_KEY)
+
+    def build(self, *, body: kopf.Body, extra_fields: Iterable[Any] | None = None) -> Any:
+        essence = super().build(body=body, extra_fields=extra_fields)
+        status = essence.get("status")
+        if isinstance(status, dict) and DIFF_BASE_FIELD in status:  # only if kopf was asked for it
+            del status[DIFF_BASE_FIELD]
+            self.remove_empty_stanzas(essence)
+        return essence
+
+    def fetch(self, *, body: kopf.Body) -> Any:
+        encoded = (body.get("status") or {}).get(DIFF_BASE_FIELD)
+        if isinstance(encoded, str):
+            return json.loads(encoded)
+        return super().fetch(body=body)  # stored by an older version
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: Any) -> None:
+        patch.status[DIFF_BASE_FIELD] = json.dumps(essence, separators=(",", ":"))
+        for key in self.make_keys(self.key, body=body):
+            if key in body.metadata.annotations:
+                patch.metadata.annotations[key] = None  # once, on a resource an older version stored
