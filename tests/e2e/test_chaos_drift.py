@@ -125,3 +125,34 @@ def test_chaos_drift_out_of_band_changes_are_repaired_within_two_drift_intervals
         f"left behind after the endpoint {endpoint_id} was deleted out of band and replaced by "
         f"{new_endpoint}: org entries {org_entries}, allow-list entries {stale}"
     )
+
+
+def test_chaos_drift_checks_begin_again_after_a_restart(
+    make_link: LinkFactory, cloud: Cloud, operator: OperatorProcess, clickhouse_org: ClickHouseOrg
+) -> None:
+    """A restarted operator checks a quiet resource for drift: its resume pass finds everything as it was and
+    writes nothing (no watch event follows), and its drift checks still begin within two intervals."""
+    link: Link = make_link()
+    zone_id = link.wait_ready()["hostedZoneId"]
+    hostname = clickhouse_org.private_dns_hostname
+    operator.restart()
+    # The first drift check of the new process: after the resume pass, within two intervals of the start.
+    wait_for(
+        lambda: operator.metric("chpl_reconciles_total", kind="drift") >= 1,
+        timeout=DEADLINE + MARGIN,
+        interval=0.1,
+        message="a drift check after the restart",
+    )
+    records = cloud.records(zone_id, hostname)
+    cloud.r53.change_resource_record_sets(
+        HostedZoneId=zone_id,
+        ChangeBatch={"Changes": [{"Action": "DELETE", "ResourceRecordSet": r} for r in records]},
+    )
+    seconds = repaired_within_deadline(
+        "DNS records after a restart",
+        lambda: sorted(r["Type"] for r in cloud.records(zone_id, hostname)) == ["A", "TXT"],
+    )
+    chaos_report.record(drifts_repaired=1)
+    link.delete()
+    link.wait_gone()
+    print(f"\nchaos drift after a restart: records repaired in {seconds:.1f}s")

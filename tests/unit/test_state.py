@@ -86,11 +86,11 @@ def test_what_one_state_remembers_of_a_resource_the_other_does_not_know() -> Non
     with one.in_flight():
         assert (one.busy, two.busy) == (1, 0)
     assert one.lock("uid-1") is one.lock("uid-1") and one.lock("uid-1") is not two.lock("uid-1")
-    assert handlers._settled("uid-1", memo(one)) and not handlers._settled("uid-1", memo(two))
+    assert handlers._settled(one, "uid-1") and not handlers._settled(two, "uid-1")
     assert two.written.view("uid-1", {}) == {} and "uid-1" not in two.posted
 
     one.forget("uid-1")
-    assert not handlers._settled("uid-1", memo(one))
+    assert not handlers._settled(one, "uid-1")
     assert one.written.view("uid-1", {}) == {} and "uid-1" not in one.posted and "uid-1" not in one.locks
 
 

@@ -356,13 +356,15 @@ async def reconcile(
     state.settled_uids.add(uid)
 
 
-def _settled(uid: str, memo: kopf.Memo, **_: Any) -> bool:
+def _settled(state: ProcessState, uid: str) -> bool:
     """Drift checks run once the create/update handler is done (Ready, or an invalid spec), not before it
     has run (a pass may wait its turn at the rate limit for a while) nor between its retries.
 
-    A problem a drift check finds is looked at again by the next drift check.
+    A problem a drift check finds is looked at again by the next drift check. Asked by the check itself, not
+    as the timer's ``when`` filter: kopf looks at a filter only on a watch event, and a resume pass after a
+    restart that finds everything as it was writes nothing, so no event came and no drift check ever began.
     """
-    return uid in _state(memo).settled_uids
+    return uid in state.settled_uids
 
 
 def _drift_phase(uid: str, memo: kopf.Memo, **_: Any) -> float:
@@ -383,6 +385,8 @@ async def repair_drift(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kw
     kopf's polling interval. A check that has begun finishes: it may be writing.
     """
     state = _state(memo)
+    if not _settled(state, body.metadata.uid or ""):
+        return
     if state.drift_steps_aside():
         metrics.RECONCILES.labels("drift", "deferred").inc()
         return
@@ -451,7 +455,6 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> kopf.Operat
         *RESOURCE,
         interval=settings.drift_interval,
         initial_delay=_drift_phase,
-        when=_settled,
         registry=registry,
     )(repair_drift)
     kopf.on.delete(*RESOURCE, registry=registry)(cleanup)
