@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -868,30 +868,36 @@ class AllowListComponent:
 
 
 class Together:
-    """Components that need what came before them but not each other, released side by side.
+    """Components that need what came before them but not each other, applied and released side by side.
 
-    At deletion the record waits for its zone's Route 53 batch and the allow-list entry for its turn at the
-    ClickHouse rate limit: one after the other, a thousand deletions leave the rate limit idle while a batch
-    gathers. A failure of either is the pass's failure (the first, in order), once both have finished.
+    The record waits for its zone's Route 53 batch and the allow-list entry for its turn at the ClickHouse
+    rate limit: one after the other, a thousand passes leave the rate limit idle while a batch gathers, then
+    queue their PATCHes all at once when it goes, ahead of other passes' reads (whose records then stop coming,
+    and the next batch is sent early, split by the quiet gap). A failure of either is the pass's failure (the
+    first, in order), once both have finished.
 
-    Forward they stay in order, the allow-list entry last: the operator learns that it added an entry only
-    from the status written at the end of the pass, so the PATCH must be the pass's last step (a kill between
-    a PATCH and a record still waiting for its batch left an entry the next process could not call its own).
+    Side by side is safe for a kill at any instant: the intent is durable before either write (Pass.before_write,
+    taken in turns), and an entry of an endpoint this cluster made is its own whatever the status says (an
+    adopted endpoint's entry has ``allowListEntryAdded`` written before its PATCH).
     """
 
     def __init__(self, *parts: Component) -> None:
         self.parts = parts
 
     async def apply(self, p: Pass, resolved: Resolved) -> None:
-        """Each part in turn, handed what the parts before it found (nothing is passed on after them)."""
-        for part in self.parts:
-            resolved = resolved.adding(await part.apply(p, resolved))
+        """Every part, each handed what the components before them found (nothing is passed on after them)."""
+        await _all(part.apply(p, resolved) for part in self.parts)
 
     async def release(self, p: Pass) -> None:
-        outcomes = await asyncio.gather(*(part.release(p) for part in self.parts), return_exceptions=True)
-        for outcome in outcomes:
-            if isinstance(outcome, BaseException):
-                raise outcome
+        await _all(part.release(p) for part in self.parts)
+
+
+async def _all(calls: Iterable[Awaitable[object]]) -> None:
+    """Await the calls side by side; once all have finished, raise the first failure (in order)."""
+    outcomes = await asyncio.gather(*calls, return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
 
 
 FORWARD: tuple[Component, ...] = (

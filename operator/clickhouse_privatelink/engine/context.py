@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
@@ -176,6 +177,8 @@ class Pass:
     durable: EngineStatus = field(default_factory=EngineStatus)
     intend: Intend = no_intent
     wrote: Wrote = lambda point: None  # told after each external write (engine/crash_points.py)
+    # One intent write at a time: parts of a pass that run side by side (Together) write it once between them.
+    _intent_turn: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
 
     @property
     def cluster(self) -> str:
@@ -198,25 +201,28 @@ class Pass:
 
         A pass whose status already names it all writes nothing here: only first passes pay this write.
         ``also``: fields this write needs durable besides (an adopted endpoint's ``allow_list_entry_added``).
+        Parts of the pass running side by side take turns: the second finds written what the first wrote.
         """
-        names = [
-            name
-            for name in INTENT_FIELDS + also
-            if (value := getattr(self.out.status, name)) is not None and getattr(self.durable, name) != value
-        ]
-        if not names:
-            return
-        wanted = EngineStatus()  # only the fields to write are present
-        for name in names:
-            setattr(wanted, name, getattr(self.out.status, name))
-        try:
-            await self.intend(self.res, wanted)
-        except KubernetesApiError as exc:
-            raise StepFailed(
-                step, Reason.UPSTREAM_UNAVAILABLE, f"could not record intent on the resource first: {exc}"
-            ) from None
-        for name in names:
-            setattr(self.durable, name, getattr(wanted, name))
+        async with self._intent_turn:
+            names = [
+                name
+                for name in INTENT_FIELDS + also
+                if (value := getattr(self.out.status, name)) is not None
+                and getattr(self.durable, name) != value
+            ]
+            if not names:
+                return
+            wanted = EngineStatus()  # only the fields to write are present
+            for name in names:
+                setattr(wanted, name, getattr(self.out.status, name))
+            try:
+                await self.intend(self.res, wanted)
+            except KubernetesApiError as exc:
+                raise StepFailed(
+                    step, Reason.UPSTREAM_UNAVAILABLE, f"could not record intent on the resource first: {exc}"
+                ) from None
+            for name in names:
+                setattr(self.durable, name, getattr(wanted, name))
 
     def learn(self, **values: Any) -> None:
         """Update what this resource uses (and claim it) as the pass discovers it."""
