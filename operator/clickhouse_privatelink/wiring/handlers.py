@@ -78,8 +78,6 @@ async def close_clients(memo: kopf.Memo, **_: Any) -> None:
     await _state(memo).close()
 
 
-# The index functions are coroutines, though they never await: kopf runs a plain function in its thread pool,
-# a hop there and back for every index on every watch event (at N=1000, more CPU than the indexing itself).
 async def watch_opted_in_secrets_only(settings: kopf.OperatorSettings, **_: Any) -> None:
     """The Secret watch asks the API server for opted-in Secrets only (a server-side label selector): no
     other Secret is ever sent to the operator."""
@@ -110,6 +108,8 @@ def _policy(body: kopf.Body) -> Policy | None:
         return None
 
 
+# The index functions are coroutines, though they never await: kopf runs a plain function in its thread pool,
+# a hop there and back for every index on every watch event (at N=1000, more CPU than the indexing itself).
 async def chpl_policies(body: kopf.Body, **_: Any) -> dict[str, Policy]:
     """Every ClickHousePrivateLinkPolicy (cluster-scoped), validated: one key, read by every pass."""
     policy = _policy(body)

@@ -5,7 +5,6 @@ operator runs (its VPC, from a setting or the instance metadata service). Classi
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
 import ipaddress
 import os
@@ -84,6 +83,20 @@ class ProbeConfig:
         return context
 
 
+# How long a probe waits for the server's side of the TLS close (close_notify) before it drops the connection.
+CLOSE_GRACE = 0.5
+
+
+async def _close(writer: asyncio.StreamWriter) -> None:
+    """Close a probe's connection without waiting on the server: uvloop's TLS transport reports closed only
+    once the peer answers the close_notify, and a peer that never does would hold a check for its timeout."""
+    writer.close()
+    try:
+        await asyncio.wait_for(writer.wait_closed(), CLOSE_GRACE)
+    except Exception:  # timed out or failed: either way the probe is done with the connection
+        writer.transport.abort()
+
+
 class Prober:
     """Measures one private hostname from here. One instance per process (it keeps the TLS context)."""
 
@@ -158,9 +171,7 @@ class Prober:
             return PortProbe(address, port, PortOutcome.PING, f"not HTTP ({exc})")
         finally:
             if writer is not None:
-                writer.close()
-                with contextlib.suppress(Exception):
-                    await writer.wait_closed()
+                await _close(writer)
             else:
                 sock.close()
 
