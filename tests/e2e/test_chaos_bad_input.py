@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import http.server
-import json
 import os
 import threading
 import time
@@ -31,6 +30,7 @@ from kubernetes.client.exceptions import ApiException
 
 from clickhouse_privatelink import constants as c
 from clickhouse_privatelink.decisions.reasons import TERMINAL_REASONS, Reason
+from clickhouse_privatelink.wiring.progress import PROGRESS_FIELD
 from clickhouse_privatelink_testkit.sandbox import Kube
 from clickhouse_privatelink_testkit.standins.aws import Network, seed_network
 from tests.e2e import chaos_report
@@ -470,10 +470,10 @@ def test_chaos_bad_input_is_refused_or_reported_and_disturbs_nothing(
 
 
 def _progress_retries(link: Any) -> int:
-    """How many times kopf has retried the resource's reconcile handler (its stored progress record)."""
+    """How many times kopf has retried the resource's reconcile handler (its progress record in the status)."""
     obj = link.get() or {}
-    raw = (obj.get("metadata", {}).get("annotations") or {}).get(f"{c.GROUP}/reconcile")
-    return int(json.loads(raw).get("retries", 0)) if raw else 0
+    record = ((obj.get("status") or {}).get(PROGRESS_FIELD) or {}).get("reconcile") or {}
+    return int(record.get("retries") or 0)
 
 
 def test_chaos_tenancy_refuses_foreign_objects_and_unopted_secrets_and_sees_a_fix_at_once(

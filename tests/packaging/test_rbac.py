@@ -58,7 +58,7 @@ def secret_rule(secret_names: list[str] | None) -> Rule:
 
 def served_resource_rules(secret_names: list[str]) -> set[Rule]:
     return {
-        # kopf lists+watches what it serves and PATCHes finalizers and its progress annotations.
+        # kopf lists+watches what it serves and PATCHes finalizers (its progress records are in the status).
         rule(["privatelink.clickhouse.dev"], ["clickhouseprivatelinks"], ["list", "watch", "patch"]),
         # Conditions go to the status subresource, by PATCH only.
         rule(["privatelink.clickhouse.dev"], ["clickhouseprivatelinks/status"], ["patch"]),

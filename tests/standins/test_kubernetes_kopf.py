@@ -17,6 +17,8 @@ import pytest
 from clickhouse_privatelink.wiring.progress import (
     DIFF_BASE_FIELD,
     MARKER,
+    PROGRESS_FIELD,
+    TOUCH_FIELD,
     EssenceDiffBaseStorage,
     FreshOnChangeProgressStorage,
 )
@@ -156,6 +158,46 @@ def test_a_first_pass_ends_with_one_status_write_holding_kopfs_diff_base(
     assert status["status"]["privateDnsHostname"] == f"one-write.{kube_namespace}.example"
     assert diff_base(status) == {"spec": status["spec"]}
     assert ours(finalizer) == ours(status) == {}
+
+
+def resource_part(obj: dict[str, Any]) -> dict[str, Any]:
+    """What a PATCH of the resource itself (not of its status subresource) changes."""
+    meta = {k: v for k, v in obj["metadata"].items() if k not in ("resourceVersion", "managedFields")}
+    return {"metadata": meta, "spec": obj.get("spec")}
+
+
+def test_a_pass_retried_writes_only_the_status_after_the_finalizer(
+    kube_api: KubeApi, kube: KubeClient, kube_namespace: str, tmp_path: pathlib.Path
+) -> None:
+    """A handler that fails once and then succeeds: kopf's progress record, its wake-up at the retry time and the
+    end of the pass are each one status PATCH; the resource itself is written once, for the finalizer."""
+    with kopf_run(kube_api, tmp_path, storages="operator") as log:
+        obj = chpl("retried")
+        obj["metadata"]["annotations"] = {"minimal/fail-first": "1"}
+        created = kube.create(API_VERSION, PLURAL, obj, kube_namespace)
+        try:
+            writes = writes_since(
+                kube, kube_namespace, "retried", created["metadata"]["resourceVersion"], diff_base
+            )
+        except httpx.ReadTimeout:
+            raise AssertionError(log.read_text()) from None
+    summary = [(w["metadata"].get("finalizers"), w.get("status"), ours(w)) for w in writes]
+    finalizer, *status_writes = writes
+    assert finalizer["metadata"]["finalizers"] == [FINALIZER] and "status" not in finalizer, summary
+    # Every later write is of the status: the resource itself is as the finalizer left it.
+    assert all(resource_part(w) == resource_part(finalizer) for w in status_writes), summary
+    assert all(ours(w) == {} for w in writes), summary  # no annotation of kopf's, nor its marker
+    retrying, *woken, done = status_writes
+    record = retrying["status"][PROGRESS_FIELD]["created"]
+    assert record["retries"] == 1 and record["message"] == "not yet" and "delayed" in record, summary
+    # kopf wakes the object at the retry time (unless the watch event came after it: then no wake-up).
+    assert len(woken) <= 1 and all(TOUCH_FIELD in w["status"] for w in woken), summary
+    assert done["status"]["privateDnsHostname"] == f"retried.{kube_namespace}.example"
+    assert PROGRESS_FIELD not in done["status"] and TOUCH_FIELD not in done["status"], summary
+    assert diff_base(done) == {
+        "spec": done["spec"],
+        "metadata": {"annotations": {"minimal/fail-first": "1"}},
+    }
 
 
 def test_a_diff_base_an_older_version_left_in_the_annotation_is_used_then_moved(

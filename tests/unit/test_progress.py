@@ -234,3 +234,178 @@ def test_kopfs_marker_stays_with_a_record_that_stays_or_with_other_changes_of_th
     storage.purge(key=KEY, body=earlier, patch=done)
     # The resource is patched anyway (the earlier record goes): the marker goes with that.
     assert done["metadata"]["annotations"] == {f"{c.GROUP}/{KEY}": None, progress.MARKER: "yes"}
+
+
+# ------------------------------------------------------------------------------------- progress records in the status
+
+
+def handled(raw: dict[str, Any], *patches: kopf.Patch) -> kopf.Body:
+    """The resource as the next event brings it, after ``patches`` (the API server drops merge-patch nulls)."""
+    for patch in patches:
+        raw = applied(raw, patch)
+    return kopf.Body(raw)
+
+
+def test_a_retrying_pass_keeps_its_record_in_the_status_alone() -> None:
+    storage = progress.StatusProgressStorage()
+    patch = kopf.Patch()
+    patch.status["observedGeneration"] = 2
+    storage.store(
+        key=KEY,
+        record={**FAILED, "stopped": None, "message": "EndpointPending"},
+        body=kopf.Body(resource()),
+        patch=patch,
+    )
+    # One PATCH of the status subresource: no annotation, no kopf marker on the resource.
+    assert set(patch) == {"status"}
+    assert set(patch["status"]) == {"observedGeneration", progress.PROGRESS_FIELD}
+    again = handled(resource(), patch)
+    record = {**FAILED, "message": "EndpointPending"}
+    # As kopf stored it (without its Nones), so that kopf sees it unchanged and does not store it again.
+    assert storage.fetch(key=KEY, body=again) == record
+    assert again["status"][progress.PROGRESS_FIELD][KEY][progress.STAMP_KEY] == progress.inputs_stamp(again)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"generation": 3},
+        {"annotations": {c.ANNOTATION_SECRET_VERSION: "42"}},
+        {"annotations": {c.ANNOTATION_POLICY_VERSION: "team-a@7"}},
+    ],
+)
+def test_a_changed_input_forgets_the_retry_time_kept_in_the_status(change: dict[str, Any]) -> None:
+    storage = progress.StatusProgressStorage()
+    patch = kopf.Patch()
+    storage.store(key=KEY, record=FAILED, body=kopf.Body(resource()), patch=patch)
+    raw = applied(resource(), patch)
+    raw["metadata"]["generation"] = change.get("generation", raw["metadata"]["generation"])
+    raw["metadata"]["annotations"].update(change.get("annotations", {}))
+    assert storage.fetch(key=KEY, body=kopf.Body(raw)) is None
+    done = kopf.Patch()
+    storage.store(key=KEY, record={**FAILED, "success": True}, body=kopf.Body(resource()), patch=done)
+    finished = applied(resource(), done)
+    finished["metadata"]["generation"] = 9
+    assert (storage.fetch(key=KEY, body=kopf.Body(finished)) or {}).get("success") is True
+
+
+def test_a_restart_does_not_wait_for_a_retry_time_kept_in_the_status(monkeypatch: pytest.MonkeyPatch) -> None:
+    storage = progress.StatusProgressStorage()
+    patch = kopf.Patch()
+    storage.store(key=KEY, record=FAILED, body=kopf.Body(resource()), patch=patch)
+    monkeypatch.setattr(progress, "BOOT", "restarted")
+    assert storage.fetch(key=KEY, body=handled(resource(), patch)) is None
+
+
+def test_the_last_record_purged_takes_the_field_with_it_and_others_stay() -> None:
+    storage = progress.StatusProgressStorage()
+    first, other = kopf.Patch(), kopf.Patch()
+    storage.store(key=KEY, record=FAILED, body=kopf.Body(resource()), patch=first)
+    storage.store(key="cleanup", record=FAILED, body=kopf.Body(resource()), patch=other)
+    both = handled(resource(), first, other)
+    one = kopf.Patch()
+    storage.purge(key=KEY, body=both, patch=one)
+    assert one["status"][progress.PROGRESS_FIELD] == {KEY: None}  # the other record stays
+    left = handled(dict(both), one)
+    assert set(left["status"][progress.PROGRESS_FIELD]) == {"cleanup"}
+    last = kopf.Patch()
+    storage.purge(key="cleanup", body=left, patch=last)
+    assert last["status"][progress.PROGRESS_FIELD] is None  # not an empty object left behind
+    assert progress.PROGRESS_FIELD not in handled(dict(left), last)["status"]
+    # Purged and then stored again in one patch (kopf purges the records of a superseded cause first).
+    again = kopf.Patch()
+    storage.purge(key=KEY, body=both, patch=again)
+    storage.purge(key="cleanup", body=both, patch=again)
+    storage.store(key=KEY, record=FAILED, body=both, patch=again)
+    assert set(handled(dict(both), again)["status"][progress.PROGRESS_FIELD]) == {KEY}
+    # Purging what is not there writes nothing.
+    nothing = kopf.Patch()
+    storage.purge(key=KEY, body=kopf.Body(resource()), patch=nothing)
+    assert not nothing
+
+
+def test_the_wake_up_at_the_retry_time_is_a_status_write_removed_by_the_next_pass() -> None:
+    storage = progress.StatusProgressStorage()
+    touch = kopf.Patch()
+    storage.touch(body=kopf.Body(resource()), patch=touch, value="2026-12-05T09:00:00")
+    assert dict(touch) == {"status": {progress.TOUCH_FIELD: "2026-12-05T09:00:00"}}
+    woken = handled(resource(), touch)
+    next_pass = kopf.Patch()
+    next_pass.status["observedGeneration"] = 2
+    storage.touch(body=woken, patch=next_pass, value=None)
+    assert dict(next_pass) == {"status": {"observedGeneration": 2, progress.TOUCH_FIELD: None}}
+
+
+def older_records(raw: dict[str, Any], record: dict[str, Any], **annotations: str) -> dict[str, Any]:
+    """``raw`` with ``record`` in its annotations as the older version stored it (and its marker)."""
+    patch = kopf.Patch()
+    FreshOnChangeProgressStorage(prefix=c.GROUP).store(
+        key=KEY, record=record, body=kopf.Body(raw), patch=patch
+    )
+    patch["metadata"]["annotations"].update(annotations)
+    return applied(raw, patch)
+
+
+def test_an_older_versions_records_are_read_finished_ones_honoured_unfinished_ones_retried_now() -> None:
+    storage = progress.StatusProgressStorage()
+    # Stored in this process (as the older version's process would have): read as it is.
+    assert storage.fetch(key=KEY, body=kopf.Body(older_records(resource(), FAILED))) == FAILED
+    done = {**FAILED, "success": True}
+    assert storage.fetch(key=KEY, body=kopf.Body(older_records(resource(), done))) == done
+    # The status record wins over an annotation left beside it.
+    patch = kopf.Patch()
+    storage.store(key=KEY, record={**FAILED, "retries": 5}, body=kopf.Body(resource()), patch=patch)
+    both = applied(older_records(resource(), FAILED), {"status": patch["status"]})
+    assert (storage.fetch(key=KEY, body=kopf.Body(both)) or {}).get("retries") == 5
+
+
+def test_an_older_versions_unfinished_record_is_not_waited_for_after_the_upgrade(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    left = older_records(resource(), FAILED)
+    monkeypatch.setattr(progress, "BOOT", "upgraded")  # the new version is another process
+    assert progress.StatusProgressStorage().fetch(key=KEY, body=kopf.Body(left)) is None
+    done = older_records(resource(), {**FAILED, "success": True})
+    assert (progress.StatusProgressStorage().fetch(key=KEY, body=kopf.Body(done)) or {}).get(
+        "success"
+    ) is True
+
+
+def test_an_older_versions_record_and_touch_go_with_the_next_store_or_purge() -> None:
+    storage = progress.StatusProgressStorage()
+    annotation = f"{c.GROUP}/{KEY}"
+    touch = f"{c.GROUP}/touch-dummy"
+    left = kopf.Body(older_records(resource(), FAILED, **{touch: "2026-12-04T16:05:00"}))
+    stored_now = kopf.Patch()
+    storage.store(key=KEY, record=FAILED, body=left, patch=stored_now)
+    storage.touch(body=left, patch=stored_now, value=None)
+    assert stored_now["metadata"]["annotations"] == {annotation: None, touch: None}  # the marker stays
+    moved = handled(dict(left), stored_now)
+    assert set(ours_of(moved)) == {progress.MARKER, c.ANNOTATION_SECRET_VERSION}
+    assert storage.fetch(key=KEY, body=moved) == FAILED
+    purged = kopf.Patch()
+    storage.purge(key=KEY, body=left, patch=purged)
+    assert purged["metadata"]["annotations"] == {annotation: None}
+    assert set(ours_of(handled(dict(left), purged))) == {progress.MARKER, touch, c.ANNOTATION_SECRET_VERSION}
+
+
+def ours_of(at: kopf.Body) -> dict[str, str]:
+    return {k: v for k, v in at["metadata"]["annotations"].items() if k.startswith(f"{c.GROUP}/")}
+
+
+def test_the_essence_is_cleared_as_before_and_never_holds_the_records() -> None:
+    storage = progress.StatusProgressStorage()
+    diff_base = StatusEssenceDiffBaseStorage()
+    raw = older_records(resource(), FAILED, **{c.ANNOTATION_POLICY_VERSION: "team-a@7"})
+    patch = kopf.Patch()
+    storage.store(key=KEY, record=FAILED, body=kopf.Body(raw), patch=patch)
+    storage.touch(body=kopf.Body(raw), patch=patch, value="now")
+    with_records = applied(raw, patch)
+    extra = [("metadata", "annotations", c.ANNOTATION_POLICY_VERSION), ("status", progress.PROGRESS_FIELD)]
+    for fields in ([], extra):
+        new = storage.clear(essence=diff_base.build(body=kopf.Body(with_records), extra_fields=fields))
+        old = FreshOnChangeProgressStorage(prefix=c.GROUP).clear(
+            essence=diff_base.build(body=kopf.Body(raw), extra_fields=fields[:1])
+        )
+        assert new == old, fields
+        assert "status" not in new and set(new["metadata"]["annotations"]) == {"note"}

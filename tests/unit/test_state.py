@@ -21,10 +21,13 @@ import kopf
 import pytest
 
 import clickhouse_privatelink
+from clickhouse_privatelink.engine.context import Outcome
 from clickhouse_privatelink.settings import Settings
 from clickhouse_privatelink.wiring import handlers
+from clickhouse_privatelink.wiring.progress import PROGRESS_FIELD, TOUCH_FIELD
 from clickhouse_privatelink.wiring.runner import run_operator
 from clickhouse_privatelink.wiring.state import ProcessState
+from tests.standins.kube_samples import chpl
 
 # Where state is kept: two states share nothing when no such object is reachable from both. (Objects that
 # only lead to these, such as the engine's stateless components, may be shared.)
@@ -92,6 +95,28 @@ def test_what_one_state_remembers_of_a_resource_the_other_does_not_know() -> Non
     one.forget("uid-1")
     assert not handlers._settled(one, "uid-1")
     assert one.written.view("uid-1", {}) == {} and "uid-1" not in one.posted and "uid-1" not in one.locks
+
+
+def test_a_pass_believes_its_own_status_writes_but_not_kopfs_progress_records() -> None:
+    """kopf may purge progress records into the patch before the handler runs: they are not the pass's writes."""
+    state = ProcessState(Settings())
+    raw = chpl("x")
+    raw["metadata"].update(namespace="ns", uid="uid-1", generation=1)
+    raw["status"] = {PROGRESS_FIELD: {"reconcile": {"retries": 1}}, TOUCH_FIELD: "t"}
+    body = kopf.Body(raw)
+    res = handlers._resource(state, body, {"chpl_namespace_labels": {}, "chpl_policies": {}})
+    patch = kopf.Patch()
+    patch.status[PROGRESS_FIELD] = {"policy-changed": None}  # a superseded cause's record, purged first
+    handlers._write(state, body, patch, res, Outcome(), kind="reconcile")
+    assert patch.status["observedGeneration"] == 1 and patch.status[PROGRESS_FIELD] == {
+        "policy-changed": None
+    }
+    seen = state.written.view("uid-1", raw["status"])
+    assert seen[PROGRESS_FIELD] == raw["status"][PROGRESS_FIELD] and seen["observedGeneration"] == 1
+    # Once the watch shows the pass's own fields, nothing is believed over the body any more.
+    shown = {**raw["status"], "observedGeneration": 1, "conditions": patch.status["conditions"]}
+    assert state.written.view("uid-1", shown) == shown
+    assert state.written.view("uid-1", {}) == {}
 
 
 def test_each_resource_s_first_drift_check_follows_its_own_state_s_interval() -> None:

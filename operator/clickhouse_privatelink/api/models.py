@@ -559,6 +559,23 @@ class ClickHousePrivateLinkStatus(_Model):
         "tell what a change changed. Written by the operator's framework (kopf) at the end of a pass; "
         "resources last handled by an older version keep it in an annotation instead.",
     )
+    handler_progress: dict[str, dict[str, Any]] | None = Field(
+        None,
+        alias="handlerProgress",
+        description="The operator's framework (kopf) keeps here, by handler, a pass that has not finished yet: "
+        "when it started, its retries, when it is retried next and why it failed last (started, retries, "
+        "delayed, message, ...; inputs: what it acted on). Removed when the pass ends; older versions kept "
+        "these in annotations.",
+        json_schema_extra={
+            "additionalProperties": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+        },
+    )
+    handler_progress_touch: str | None = Field(
+        None,
+        alias="handlerProgressTouch",
+        description="Set by the operator's framework (kopf) when a retry is due, to wake the resource's next pass; "
+        "removed by that pass.",
+    )
 
 
 class ClickHousePrivateLink(_Model):

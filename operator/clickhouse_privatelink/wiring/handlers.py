@@ -30,7 +30,11 @@ from clickhouse_privatelink.decisions.usage import usage_from_body
 from clickhouse_privatelink.engine.reconciler import Outcome, Reconciler, Resource
 from clickhouse_privatelink.settings import Settings
 from clickhouse_privatelink.wiring import index
-from clickhouse_privatelink.wiring.progress import FreshOnChangeProgressStorage, StatusEssenceDiffBaseStorage
+from clickhouse_privatelink.wiring.progress import (
+    KOPF_STATUS_FIELDS,
+    StatusEssenceDiffBaseStorage,
+    StatusProgressStorage,
+)
 from clickhouse_privatelink.wiring.state import ProcessState
 
 RESOURCE = (c.GROUP, c.VERSION, c.PLURAL)
@@ -54,8 +58,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     """kopf's own settings, and what the process's state needs the running loop for."""
     settings.persistence.finalizer = c.FINALIZER
     # A fix (new generation, changed Secret or policy, restart) starts a pass at once, whatever retry time a
-    # failed pass stored (wiring/progress.py).
-    settings.persistence.progress_storage = FreshOnChangeProgressStorage(prefix=c.GROUP)
+    # failed pass stored; the records in the status, so a retrying pass writes one status PATCH
+    # (wiring/progress.py).
+    settings.persistence.progress_storage = StatusProgressStorage()
     # The diff-base in the status: a pass's last write is one status PATCH (wiring/progress.py).
     settings.persistence.diffbase_storage = StatusEssenceDiffBaseStorage()
     # Our own Events are posted explicitly; kopf's logs become Events only from warnings up (no "Handler
@@ -217,7 +222,8 @@ def _write(
     for key, value in wanted.items():
         if res.status.get(key) != value:
             patch.status[key] = value
-    state.written.record(res.ref.uid, dict(patch.status))
+    # kopf's own fields (progress records it may have purged before the handler ran) are not ours to believe.
+    state.written.record(res.ref.uid, {k: v for k, v in patch.status.items() if k not in KOPF_STATUS_FIELDS})
     ready = condition(conditions, ConditionType.READY)
     posted = state.posted.setdefault(res.ref.uid, set())
     for event in outcome.events:
@@ -434,7 +440,7 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> kopf.Operat
         kopf.on.event(*SECRETS, labels={c.LABEL_API_KEY: "true"}, registry=registry)(secret_changed)
     kopf.on.event(*POLICY, registry=registry)(policy_changed)
     kopf.on.event("", "v1", "namespaces", registry=registry)(namespace_changed)
-    # One handler for every cause of a pass; the ids (kept in each resource's progress annotations) are
+    # One handler for every cause of a pass; the ids (keys of each resource's progress records) are
     # the ones the decorators gave before.
     kopf.on.update(
         *RESOURCE,

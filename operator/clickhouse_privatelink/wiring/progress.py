@@ -1,5 +1,5 @@
-"""kopf's progress records, made to forget a retry time once what the failed pass saw has changed; and kopf's
-diff-base, kept in the status.
+"""kopf's progress records, made to forget a retry time once what the failed pass saw has changed, and kept in
+the status with kopf's diff-base.
 
 kopf stores a handler's retry time on the resource (an annotation) and, until then, sleeps through every
 change: a spec fixed after a terminal failure waited out the whole retry interval (and an operator restarted
@@ -29,6 +29,12 @@ MARKER = f"{c.GROUP}/kopf-managed"
 # Where the diff-base lives (StatusEssenceDiffBaseStorage), and where versions before it kept it (an annotation).
 DIFF_BASE_FIELD = "lastHandledConfiguration"
 DIFF_BASE_ANNOTATION_KEY = "last-handled-configuration"
+# Where the progress records live (StatusProgressStorage; versions before it kept them in annotations), and
+# the field kopf touches to wake a resource whose retry time has come.
+PROGRESS_FIELD = "handlerProgress"
+TOUCH_FIELD = "handlerProgressTouch"
+# The status fields kopf writes, not the operator: our own status writes leave them alone.
+KOPF_STATUS_FIELDS = frozenset({DIFF_BASE_FIELD, PROGRESS_FIELD, TOUCH_FIELD})
 
 
 def inputs_stamp(body: kopf.Body) -> str:
@@ -40,26 +46,36 @@ def inputs_stamp(body: kopf.Body) -> str:
     return f"{meta.get('generation') or 0}/{secret}/{policy}/{BOOT}"
 
 
+def _fresh(stored: Any, body: kopf.Body) -> Any:
+    """The stored record as kopf is handed it: none for an unfinished handler whose inputs changed since."""
+    if stored is None:
+        return None
+    record: dict[str, Any] = dict(stored)
+    stamp = record.pop(STAMP_KEY, None)
+    if not record.get("success") and stamp != inputs_stamp(body):
+        return None  # a fix (or a restart) is acted on now, not at the retry time a failed pass left
+    # Without the stamp: kopf stores a record again only when it differs from the one fetched, and a store of
+    # an unchanged record would be a PATCH that changes nothing, after which kopf would wait for an event that
+    # never comes.
+    return record
+
+
+def _stamped(record: Any, body: kopf.Body) -> Any:
+    """The record with what the pass acted on (kopf keeps a record's extra keys as they are)."""
+    return {**record, STAMP_KEY: inputs_stamp(body)}
+
+
 class FreshOnChangeProgressStorage(kopf.AnnotationsProgressStorage):
-    """kopf's annotation storage; a record of an unfinished handler is dropped once its inputs changed."""
+    """kopf's annotation storage; a record of an unfinished handler is dropped once its inputs changed.
+
+    Versions before StatusProgressStorage kept the records here; it still reads (and clears) them through it.
+    """
 
     def fetch(self, *, key: Any, body: kopf.Body) -> Any:
-        stored = super().fetch(key=key, body=body)
-        if stored is None:
-            return None
-        record: dict[str, Any] = dict(stored)
-        stamp = record.pop(STAMP_KEY, None)
-        if not record.get("success") and stamp != inputs_stamp(body):
-            return None  # a fix (or a restart) is acted on now, not at the retry time a failed pass left
-        # Without the stamp: kopf stores a record again only when it differs from the one fetched, and a
-        # store of an unchanged record would be a PATCH that changes nothing, after which kopf would wait for
-        # an event that never comes.
-        return record
+        return _fresh(super().fetch(key=key, body=body), body)
 
     def store(self, *, key: Any, record: Any, body: kopf.Body, patch: kopf.Patch) -> None:
-        # kopf keeps a record's extra keys as they are.
-        stamped: Any = {**record, STAMP_KEY: inputs_stamp(body)}
-        super().store(key=key, record=stamped, body=body, patch=patch)
+        super().store(key=key, record=_stamped(record, body), body=body, patch=patch)
 
     def purge(self, *, key: Any, body: kopf.Body, patch: kopf.Patch) -> None:
         """kopf's purge; and kopf's marker, added with a record this purge removed, goes with it.
@@ -76,6 +92,74 @@ class FreshOnChangeProgressStorage(kopf.AnnotationsProgressStorage):
             and patch.get("metadata") == {"annotations": {MARKER: "yes"}}
         ):
             del patch["metadata"]
+
+
+def _records(body: kopf.Body) -> Any:
+    """The progress records in the body's status (handler id to record)."""
+    return (body.get("status") or {}).get(PROGRESS_FIELD) or {}
+
+
+class StatusProgressStorage(kopf.StatusProgressStorage):
+    """kopf's progress records in ``status.handlerProgress`` (by handler id), not in annotations; a record of an
+    unfinished handler is dropped once its inputs changed, as in FreshOnChangeProgressStorage.
+
+    A pass that fails for a while (the first pass of a new resource waits a minute or two for its endpoint)
+    kept its record in an annotation: each retry was a PATCH of the resource beside the status PATCH of its
+    outcome, kopf's wake-up at the retry time (its touch) one more, and the end of the pass another to purge
+    the record. In the status, each retrying pass and the final one write one PATCH of the status
+    subresource, and the wake-up (``status.handlerProgressTouch``) is a status PATCH too. Both fields are in
+    the CRD's status schema: the API server prunes status fields the schema does not have (so the CRD is
+    upgraded first: docs/upgrading.md).
+
+    Records an older version left in annotations are read where the status has none for the handler: an
+    unfinished one is never this process's, so it is dropped (the pass starts at once, as after any restart);
+    a finished one is honoured. The annotation goes when kopf stores or purges that handler's record (in that
+    patch: one PATCH of the resource, once), as does an older version's touch. kopf brands our prefix's
+    annotations (``<group>/kopf-managed``) only when it stores a record there, so resources are no longer
+    branded; a marker already there stays. The essence is cleared as before: of our prefix's annotations (the
+    Secret and policy versions, older records) and of the records' field.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(field=("status", PROGRESS_FIELD), touch_field=("status", TOUCH_FIELD))
+        self.annotations = FreshOnChangeProgressStorage(prefix=c.GROUP)
+
+    def fetch(self, *, key: Any, body: kopf.Body) -> Any:
+        stored = super().fetch(key=key, body=body)
+        if stored is None:
+            return self.annotations.fetch(key=key, body=body)  # stored by an older version
+        return _fresh(stored, body)
+
+    def store(self, *, key: Any, record: Any, body: kopf.Body, patch: kopf.Patch) -> None:
+        status = patch.get("status")
+        if isinstance(status, dict) and PROGRESS_FIELD in status and status[PROGRESS_FIELD] is None:
+            status[PROGRESS_FIELD] = {old: None for old in _records(body)}  # purged above, one stored again
+        # kopf's record has every key, unset ones as None: a merge patch of it replaces the stored one.
+        super().store(key=key, record=_stamped(record, body), body=body, patch=patch)
+        self.annotations.purge(key=key, body=body, patch=patch)  # an older version's record, once
+
+    def purge(self, *, key: Any, body: kopf.Body, patch: kopf.Patch) -> None:
+        """kopf's purge (of the status and of an older version's annotation); with the last record goes the
+        field (a merge patch of a record's null leaves an empty object)."""
+        super().purge(key=key, body=body, patch=patch)
+        self.annotations.purge(key=key, body=body, patch=patch)
+        purged = (patch.get("status") or {}).get(PROGRESS_FIELD)
+        records = _records(body)
+        if (
+            records
+            and isinstance(purged, dict)
+            and all(value is None for value in purged.values())
+            and all(purged.get(old, ...) is None for old in records)
+        ):
+            patch["status"][PROGRESS_FIELD] = None
+
+    def touch(self, *, body: kopf.Body, patch: kopf.Patch, value: str | None) -> None:
+        super().touch(body=body, patch=patch, value=value)
+        if value is None:  # kopf removes the touch with a pass's patch: an older version's too, once
+            self.annotations.touch(body=body, patch=patch, value=None)
+
+    def clear(self, *, essence: Any) -> Any:
+        return self.annotations.clear(essence=super().clear(essence=essence))
 
 
 _ESSENTIAL_METADATA = (("labels",), ("annotations",))
