@@ -146,6 +146,12 @@ def invalid(group: str, kind: str, name: str, errors: list[FieldError]) -> ApiEr
     return ApiError(422, "Invalid", f'{qualified(group, kind)} "{name}" is invalid: {summary}', details)
 
 
+def warning_header(warnings: list[str]) -> str:
+    """The ``Warning`` header of a response: each warning as a ``299`` agent warning, quoted."""
+    quoted = (w.replace("\\", "\\\\").replace('"', '\\"') for w in warnings)
+    return ", ".join(f'299 - "{w}"' for w in quoted)
+
+
 def bad_request(message: str) -> ApiError:
     return ApiError(400, "BadRequest", message)
 

@@ -182,7 +182,13 @@ def validate(
     props = schema.get("properties", {})
     if schema_checked:
         for key, value in obj.items():
-            if key in props and key != "metadata" and (key == "status" or not status_only):
+            if key == "status" and status_only and key in props:
+                # The status subresource validates the status as a root of its own: messages name its fields
+                # relative to it (``handlerProgress in body ...``), the error paths start at ``status``.
+                found: list[FieldError] = []
+                _validate(value, props[key], "", found, _old_of(old, key))
+                errors.extend(_rooted(found, key))
+            elif key in props and key != "metadata" and not status_only:
                 _validate(value, props[key], key, errors, _old_of(old, key))
         if not status_only:
             errors.extend(FieldError("Required", key) for key in schema.get("required", []) if key not in obj)
@@ -207,6 +213,11 @@ def validate_value(value: Any, schema: Schema, path: str) -> list[FieldError]:
     _validate(value, schema, "", errors)
     if not errors:
         _cel(value, schema, "", None, False, errors)
+    return _rooted(errors, path)
+
+
+def _rooted(errors: list[FieldError], path: str) -> list[FieldError]:
+    """Errors of a value validated as its own root, their paths put back under ``path`` (messages unchanged)."""
     return [
         dataclasses.replace(
             e, path=path + ("" if not e.path else e.path if e.path[0] == "[" else "." + e.path)

@@ -30,6 +30,7 @@ from clickhouse_privatelink_testkit.standins.kubernetes.errors import (
     bad_request,
     expired,
     unsupported_media_type,
+    warning_header,
 )
 from clickhouse_privatelink_testkit.standins.kubernetes.resources import (
     ResourceType,
@@ -475,8 +476,7 @@ class KubernetesEmulator:
     ) -> web.Response:
         headers: dict[str, str] = {}
         if opts is not None and opts.warnings:
-            quoted = (w.replace("\\", "\\\\").replace('"', '\\"') for w in opts.warnings)
-            headers["Warning"] = ", ".join(f'299 - "{w}"' for w in quoted)
+            headers["Warning"] = warning_header(opts.warnings)
         table_version = _table_version(request.headers.get("Accept", ""))
         if table_version is not None and request.method == "GET":
             table = render_table(

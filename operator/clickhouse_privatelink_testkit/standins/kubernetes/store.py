@@ -34,6 +34,7 @@ from clickhouse_privatelink_testkit.standins.kubernetes.errors import (
     method_not_allowed,
     not_found,
     unsupported_media_type,
+    warning_header,
 )
 from clickhouse_privatelink_testkit.standins.kubernetes.patch import (
     JsonPatchTestFailed,
@@ -680,7 +681,10 @@ class Store:
         if rt.gr == CRD_GR:
             errors.extend(validate_crd(obj, old))
         if errors:
-            raise invalid(rt.group, wrong_kind or rt.kind, name, errors)
+            refused = invalid(rt.group, wrong_kind or rt.kind, name, errors)
+            if opts.warnings:  # the fields pruned before validation are still warned about on a 422
+                refused.headers["Warning"] = warning_header(opts.warnings)
+            raise refused
         return obj
 
     def _validate_meta(
