@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from clickhouse_privatelink import constants as c
@@ -288,11 +288,8 @@ class EndpointComponent:
         users = endpoint_users(p.users(), key)
         leader = settings_leader(users) or p.me
         if leader.uid != p.me.uid:
-            desired = DesiredEndpoint(
-                vpc_id=desired.vpc_id,
-                vpc_region=desired.vpc_region,
-                service_name=desired.service_name,
-                service_region=desired.service_region,
+            desired = replace(
+                desired,
                 subnet_ids=frozenset(leader.subnet_ids),
                 security_group_ids=frozenset(leader.security_group_ids),
             )

@@ -3,7 +3,7 @@
 A pass builds an ``EngineStatus`` from the resource's status once (``from_status``), its components assign
 to it, and wiring turns it into the status's JSON (``to_json``: camelCase keys, absent fields left out) only
 where it is written to Kubernetes. The attribute names are those of ``api.models.ClickHousePrivateLinkStatus``
-(the schema's source), and their keys its aliases: a unit test keeps the two from drifting apart.
+(the schema's source), and their keys its aliases, read from it.
 
 A plain slotted dataclass rather than the pydantic model: it is built, copied and written on every pass of
 every resource, and validation there would only repeat what the operator itself wrote.
@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
+
+from clickhouse_privatelink.api.models import ClickHousePrivateLinkStatus
 
 
 @dataclass(slots=True)
@@ -46,20 +48,9 @@ class EngineStatus:
         return replace(self)
 
 
-# Each attribute's key in the status's JSON, in attribute order (checked against the API model's aliases).
+# Each attribute's key in the status's JSON: the API model's alias of the field of the same name.
 NAMES: tuple[str, ...] = tuple(f.name for f in fields(EngineStatus))
-KEYS: tuple[str, ...] = (
-    "serviceId",
-    "serviceRegion",
-    "endpointServiceId",
-    "privateDnsHostname",
-    "endpoints",
-    "vpcEndpointId",
-    "vpcEndpointState",
-    "vpcEndpointOwned",
-    "hostedZoneId",
-    "allowListEntryAdded",
-)
+KEYS: tuple[str, ...] = tuple(ClickHousePrivateLinkStatus.model_fields[name].alias or name for name in NAMES)
 ITEMS: tuple[tuple[str, str], ...] = tuple(zip(KEYS, NAMES, strict=True))
 
 __all__ = ["KEYS", "NAMES", "EngineStatus"]
