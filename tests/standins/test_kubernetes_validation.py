@@ -331,6 +331,22 @@ async def test_a_refused_write_still_warns_of_the_fields_pruned_before_validatio
     )
 
 
+async def test_a_warning_with_a_control_character_is_dropped(akube: AsyncKube) -> None:
+    """kube-apiserver 1.36 (checked on 2026-12-05): an unknown field whose name holds a line break or a tab is
+    pruned without a Warning (the recorder drops such text), while a plain one is warned about."""
+    cases = (("x\ny", None), ("x\ty", None), ("xy", '299 - "unknown field \\"spec.xy\\""'))
+    for i, (name, warned) in enumerate(cases):
+        body = chpl(f"control-{i}")
+        body["spec"][name] = 1
+        response = await akube.http.post(
+            cr_path("default") + "?fieldValidation=Warn",
+            content=json.dumps(body),
+            headers={"Content-Type": "application/json"},
+        )
+        assert response.status_code == 201, response.text
+        assert response.headers.get("Warning") == warned, name
+
+
 async def test_preserve_unknown_fields_keeps_them(akube: AsyncKube) -> None:
     peering = {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": "p"},
                "status": {"anything": {"goes": [1, 2]}}, "dropped": 1}  # fmt: skip

@@ -146,10 +146,13 @@ def invalid(group: str, kind: str, name: str, errors: list[FieldError]) -> ApiEr
     return ApiError(422, "Invalid", f'{qualified(group, kind)} "{name}" is invalid: {summary}', details)
 
 
-def warning_header(warnings: list[str]) -> str:
-    """The ``Warning`` header of a response: each warning as a ``299`` agent warning, quoted."""
-    quoted = (w.replace("\\", "\\\\").replace('"', '\\"') for w in warnings)
-    return ", ".join(f'299 - "{w}"' for w in quoted)
+def warning_header(warnings: list[str]) -> str | None:
+    """The ``Warning`` header of a response: each warning as a ``299`` agent warning, quoted; None if none is
+    left. A warning holding a control character (an unknown field's name may hold a line break or a tab) is
+    dropped, as kube-apiserver's warning recorder drops it (checked on 1.36, 2026-12-05)."""
+    kept = [w for w in warnings if not any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in w)]
+    quoted = (w.replace("\\", "\\\\").replace('"', '\\"') for w in kept)
+    return ", ".join(f'299 - "{w}"' for w in quoted) or None
 
 
 def bad_request(message: str) -> ApiError:

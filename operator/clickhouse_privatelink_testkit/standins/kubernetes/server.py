@@ -475,8 +475,9 @@ class KubernetesEmulator:
         opts: WriteOptions | None,
     ) -> web.Response:
         headers: dict[str, str] = {}
-        if opts is not None and opts.warnings:
-            headers["Warning"] = warning_header(opts.warnings)
+        warning = warning_header(opts.warnings) if opts is not None else None
+        if warning is not None:
+            headers["Warning"] = warning
         table_version = _table_version(request.headers.get("Accept", ""))
         if table_version is not None and request.method == "GET":
             table = render_table(

@@ -682,8 +682,9 @@ class Store:
             errors.extend(validate_crd(obj, old))
         if errors:
             refused = invalid(rt.group, wrong_kind or rt.kind, name, errors)
-            if opts.warnings:  # the fields pruned before validation are still warned about on a 422
-                refused.headers["Warning"] = warning_header(opts.warnings)
+            warning = warning_header(opts.warnings)
+            if warning is not None:  # the fields pruned before validation are still warned about on a 422
+                refused.headers["Warning"] = warning
             raise refused
         return obj
 
