@@ -31,24 +31,20 @@ async def test_drift_checks_step_aside_while_many_passes_are_in_flight(
 
     monkeypatch.setattr(handlers, "_run", run)
     state = ProcessState(Settings())
-    memo = kopf.Memo(state=state)
-    kwargs: dict[str, Any] = {"chpl_resources": {}, "stopped": None}
+    indices: dict[str, Any] = {"chpl_resources": {}}
     body = kopf.Body({"metadata": {"uid": "uid-1"}})
-    await handlers.repair_drift(body=body, patch={}, memo=memo, **kwargs)  # type: ignore[arg-type]
-    assert checked == []  # not settled yet (its create handler has not finished): no check
-    state.settled_uids.add("uid-1")
     before = deferred()
     with contextlib.ExitStack() as passes:
         for _ in range(DRIFT_STEPS_ASIDE_AT):
             passes.enter_context(state.in_flight())
-        await handlers.repair_drift(body=body, patch={}, memo=memo, **kwargs)  # type: ignore[arg-type]
+        await handlers.check_drift(state, indices, body)
         assert checked == ["drift"] and deferred() == before  # at the threshold: checks go on
 
         passes.enter_context(state.in_flight())
-        await handlers.repair_drift(body=body, patch={}, memo=memo, **kwargs)  # type: ignore[arg-type]
+        await handlers.check_drift(state, indices, body)
         assert checked == ["drift"] and deferred() == before + 1  # above it: deferred, and counted
     assert state.busy == 0  # every pass counted out again
-    await handlers.repair_drift(body=body, patch={}, memo=memo, **kwargs)  # type: ignore[arg-type]
+    await handlers.check_drift(state, indices, body)
     assert checked == ["drift", "drift"]
 
 

@@ -11,6 +11,7 @@ import os
 import ssl
 import subprocess
 import sys
+import time
 import types
 import weakref
 from collections.abc import Iterator
@@ -24,6 +25,7 @@ import clickhouse_privatelink
 from clickhouse_privatelink.engine.context import Outcome
 from clickhouse_privatelink.settings import Settings
 from clickhouse_privatelink.wiring import handlers
+from clickhouse_privatelink.wiring.drift import phase
 from clickhouse_privatelink.wiring.progress import PROGRESS_FIELD, TOUCH_FIELD
 from clickhouse_privatelink.wiring.runner import run_operator
 from clickhouse_privatelink.wiring.state import ProcessState
@@ -76,24 +78,24 @@ def test_two_states_built_from_different_settings_share_nothing() -> None:
     shared = [type(obj).__name__ for obj in holders(two) if id(obj) in mine]
     assert not shared, f"state both hold: {shared}"
     # The walk reached what the handlers keep and what the reconciler, its gateways and components keep.
-    assert {id(one.locks), id(one.posted), id(one.settled_uids)} <= mine.keys()
+    assert {id(one.locks), id(one.posted), id(one.drift._settled)} <= mine.keys()
     assert len([obj for obj in holders(one.reconciler) if id(obj) in mine]) >= 5
     assert one.reconciler.settings.cluster_name == "one" and two.reconciler.settings.cluster_name == "two"
 
 
 def test_what_one_state_remembers_of_a_resource_the_other_does_not_know() -> None:
     one, two = ProcessState(Settings()), ProcessState(Settings())
-    one.settled_uids.add("uid-1")
+    one.drift.settle("uid-1", kopf.Body({"metadata": {"uid": "uid-1"}}))
     one.written.record("uid-1", {"vpcEndpointId": "vpce-0123456789abcdef0"})
     one.posted.setdefault("uid-1", set()).add(("Normal", "Deleted", "gone"))
     with one.in_flight():
         assert (one.busy, two.busy) == (1, 0)
     assert one.lock("uid-1") is one.lock("uid-1") and one.lock("uid-1") is not two.lock("uid-1")
-    assert handlers._settled(one, "uid-1") and not handlers._settled(two, "uid-1")
+    assert one.drift.body("uid-1") is not None and two.drift.body("uid-1") is None
     assert two.written.view("uid-1", {}) == {} and "uid-1" not in two.posted
 
     one.forget("uid-1")
-    assert not handlers._settled(one, "uid-1")
+    assert one.drift.body("uid-1") is None and one.drift.due(float("inf")) == []
     assert one.written.view("uid-1", {}) == {} and "uid-1" not in one.posted and "uid-1" not in one.locks
 
 
@@ -121,9 +123,13 @@ def test_a_pass_believes_its_own_status_writes_but_not_kopfs_progress_records() 
 
 def test_each_resource_s_first_drift_check_follows_its_own_state_s_interval() -> None:
     short, long = ProcessState(Settings(drift_interval=10.0)), ProcessState(Settings(drift_interval=100.0))
-    first = handlers._drift_phase("some-uid", memo(short))
-    assert 10.0 <= first < 20.0
-    assert handlers._drift_phase("some-uid", memo(long)) == pytest.approx(first * 10)
+    for state in (short, long):
+        state.drift.settle("some-uid", kopf.Body({"metadata": {"uid": "some-uid"}}))
+    now = time.monotonic()
+    first, later = short.drift.next_due(), long.drift.next_due()
+    assert first is not None and later is not None
+    assert now - 1 < first - 10.0 * (1 + phase("some-uid")) <= now
+    assert now - 1 < later - 100.0 * (1 + phase("some-uid")) <= now
 
 
 def registered(registry: kopf.OperatorRegistry) -> dict[str, list[str]]:
@@ -148,8 +154,8 @@ def test_the_registry_is_built_from_the_settings() -> None:
     plain = handlers.register(kopf.OperatorRegistry(), Settings(drift_interval=42.0))
     watching = handlers.register(kopf.OperatorRegistry(), Settings(watch_secrets=True))
     assert registered(plain)["changing"] == registered(watching)["changing"] == RESOURCE_HANDLER_IDS
-    assert [t.interval for t in plain._spawning.get_all_handlers()] == [42.0]
-    assert [t.interval for t in watching._spawning.get_all_handlers()] == [Settings().drift_interval]
+    # No timers or daemons: drift checks have their own scheduler (wiring/drift.py).
+    assert registered(plain)["spawning"] == registered(watching)["spawning"] == []
     # The Secret watch (and its server-side label selector) only when asked for.
     assert registered(plain)["watching"] == ["namespace_changed", "policy_changed"]
     assert registered(watching)["watching"] == ["namespace_changed", "policy_changed", "secret_changed"]

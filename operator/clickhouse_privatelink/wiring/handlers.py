@@ -6,13 +6,11 @@ interval, the Secret watch), and each handler takes the process's state from kop
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import datetime
+import functools
 import logging
 import time
-import zlib
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from typing import Any
 
 import kopf
@@ -54,7 +52,7 @@ def log_in(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> kopf.C
     return login_for_kopf_and_secrets(settings, _state(memo).connection)
 
 
-async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any) -> None:
     """kopf's own settings, and what the process's state needs the running loop for."""
     settings.persistence.finalizer = c.FINALIZER
     # A fix (new generation, changed Secret or policy, restart) starts a pass at once, whatever retry time a
@@ -66,17 +64,13 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     # Our own Events are posted explicitly; kopf's logs become Events only from warnings up (no "Handler
     # succeeded" or "Timer succeeded" Event on every pass: a steady state writes nothing).
     settings.posting.level = logging.WARNING
-    # A resource being deleted keeps its finalizer until its drift timer has stopped. A drift check waiting
-    # for its turn gives up at once and one that has begun is short, but under load either takes more than
-    # kopf's default ten loop cycles, after which kopf looks again only every minute: wait up to a second,
-    # and look again every second (a check that has begun, waiting on a shared read, ends within seconds;
-    # kopf decides whether the finalizer may go before the cleanup handler runs, so this is the wait after it).
-    settings.background.instant_exit_timeout = 1.0
-    settings.background.cancellation_polling = 1.0
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.execution.max_workers = 20
-    _state(memo).start()
+    state = _state(memo)
+    state.start()
+    # The indices are live objects: the ones handed to this start-up handler are those every handler gets.
+    state.drift.start(functools.partial(check_drift, state, dict(kwargs)))
 
 
 async def close_clients(memo: kopf.Memo, **_: Any) -> None:
@@ -262,50 +256,27 @@ def _deletion_time(body: kopf.Body) -> float | None:
         return time.time()
 
 
-async def _take_turn(lock: asyncio.Lock, stopped: Any) -> bool:
-    """Wait for the resource's lock; False (not taken) when ``stopped`` fires first.
-
-    Only the wait is given up: a pass that has begun finishes (it may be writing), so nothing it starts is
-    left half done beside a cleanup.
-    """
-    if stopped is None:
-        await lock.acquire()
-        return True
-    turn = asyncio.ensure_future(lock.acquire())
-    stop = asyncio.ensure_future(stopped.wait())
-    try:
-        await asyncio.wait({turn, stop}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        stop.cancel()
-    if turn.done():
-        return True
-    turn.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await turn
-    if not turn.cancelled():  # it was granted while being cancelled: give it back
-        lock.release()
-    return False
-
-
 async def _run(
     kind: str,
     body: kopf.Body,
     patch: kopf.Patch,
     retry: int,
-    memo: kopf.Memo,
+    state: ProcessState,
     indices: Mapping[str, Any],
-    *,
-    stopped: Any = None,
 ) -> Outcome | None:
     # One pass at a time per resource, and each builds its view inside the lock: a pass that waited sees
     # the status the one before it wrote (the body it was handed may be older than that write).
-    state = _state(memo)
-    lock = state.lock(body.metadata.uid or "")
-    if not await _take_turn(lock, stopped):
-        return None
+    uid = body.metadata.uid or ""
+    lock = state.lock(uid)
+    await lock.acquire()
     try:
-        if kind == "drift" and body.metadata.get("deletionTimestamp"):
-            return None  # being deleted: cleanup has it now
+        if kind == "drift":
+            newest = state.drift.body(uid)
+            if newest is None:
+                return (
+                    None  # a pass began while the check waited its turn (cleanup, an update): it has it now
+                )
+            body = newest
         try:
             res = _resource(state, body, indices)
         except ValidationError as exc:
@@ -338,6 +309,10 @@ async def _run(
                     message=f"repaired: {', '.join(outcome.changes)}",
                 )
         _write(state, body, patch, res, outcome, kind=kind)
+        if kind == "drift" and patch.status:
+            # Not a kopf handler: its status goes now, before another pass of the resource may write.
+            meta = body.metadata
+            await state.write_status_now(meta.namespace or "", meta.name or "", uid, dict(patch.status))
     finally:
         lock.release()
     return outcome
@@ -352,52 +327,30 @@ async def reconcile(
 ) -> None:
     uid = body.metadata.uid or ""
     state = _state(memo)
-    state.settled_uids.discard(uid)
+    state.drift.unsettle(uid)
     state.public_users.follow(kwargs)
     with state.in_flight():
-        outcome = await _run("reconcile", body, patch, retry, memo, kwargs)
+        outcome = await _run("reconcile", body, patch, retry, state, kwargs)
     if outcome is not None and outcome.requeue_after is not None:
         ready = outcome.ready()
         raise kopf.TemporaryError(f"{ready.reason.value}: {ready.message}", delay=outcome.requeue_after)
-    state.settled_uids.add(uid)
+    # Drift checks run once the create/update handler is done (Ready, or an invalid spec), not before it has
+    # run (a pass may wait its turn at the rate limit for a while) nor between its retries. A resume pass
+    # settles it too: after a restart, checks begin again though that pass found nothing to write.
+    state.drift.settle(uid, body)
 
 
-def _settled(state: ProcessState, uid: str) -> bool:
-    """Drift checks run once the create/update handler is done (Ready, or an invalid spec), not before it
-    has run (a pass may wait its turn at the rate limit for a while) nor between its retries.
+async def check_drift(state: ProcessState, indices: Mapping[str, Any], body: kopf.Body) -> None:
+    """One drift check of a settled resource (wiring/drift.py), deferred to the next interval while more than
+    ``DRIFT_STEPS_ASIDE_AT`` (wiring/state.py) create, update and delete passes are in flight.
 
-    A problem a drift check finds is looked at again by the next drift check. Asked by the check itself, not
-    as the timer's ``when`` filter: kopf looks at a filter only on a watch event, and a resume pass after a
-    restart that finds everything as it was writes nothing, so no event came and no drift check ever began.
+    The check reads the newest body the watch brought once it has the resource's turn.
     """
-    return uid in state.settled_uids
-
-
-def _drift_phase(uid: str, memo: kopf.Memo, **_: Any) -> float:
-    """The first drift check comes one interval plus this resource's own share of another after it is seen.
-
-    Each resource keeps its own phase within the interval (a fraction from its UID), so a thousand resources
-    created together do not all check at once, every interval, in step.
-    """
-    return _state(memo).settings.drift_interval * (1 + zlib.crc32(uid.encode()) / 2**32)
-
-
-async def repair_drift(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
-    """One drift check, skipped for a resource being deleted, and deferred to the next interval while more
-    than ``DRIFT_STEPS_ASIDE_AT`` (wiring/state.py) create, update and delete passes are in flight.
-
-    kopf keeps the finalizer until the resource's timers have stopped: a check still waiting for the
-    resource's turn (cleanup has it) gives up when kopf stops the timer, instead of holding the deletion for
-    kopf's polling interval. A check that has begun finishes: it may be writing.
-    """
-    state = _state(memo)
-    if not _settled(state, body.metadata.uid or ""):
-        return
     if state.drift_steps_aside():
         metrics.RECONCILES.labels("drift", "deferred").inc()
         return
-    state.public_users.follow(kwargs)
-    await _run("drift", body, patch, 0, memo, kwargs, stopped=kwargs["stopped"])
+    state.public_users.follow(indices)
+    await _run("drift", body, kopf.Patch(), 0, state, indices)
 
 
 async def cleanup(
@@ -408,9 +361,10 @@ async def cleanup(
     **kwargs: Any,
 ) -> None:
     state = _state(memo)
+    state.drift.unsettle(body.metadata.uid or "")
     state.public_users.follow(kwargs)
     with state.in_flight():
-        outcome = await _run("cleanup", body, patch, retry, memo, kwargs)
+        outcome = await _run("cleanup", body, patch, retry, state, kwargs)
     if outcome is None:
         state.resource_book.forget(body.metadata.uid or "")
         return  # an invalid spec never created anything
@@ -423,8 +377,8 @@ async def cleanup(
 
 
 def register(registry: kopf.OperatorRegistry, settings: Settings) -> kopf.OperatorRegistry:
-    """Put every handler on ``registry``: the drift timer at ``settings.drift_interval``, the Secret watch
-    only with ``settings.watch_secrets``. Returns ``registry``, for ``kopf.run(registry=...)``."""
+    """Put every handler on ``registry``, the Secret watch only with ``settings.watch_secrets`` (drift checks
+    are not kopf's: wiring/drift.py). Returns ``registry``, for ``kopf.run(registry=...)``."""
     kopf.on.login(registry=registry)(log_in)
     kopf.on.startup(registry=registry)(configure)
     kopf.on.cleanup(registry=registry)(close_clients)
@@ -432,9 +386,13 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> kopf.Operat
     kopf.index("", "v1", "namespaces", registry=registry)(chpl_namespace_labels)
     # One index of the resources (wiring/index.py): kopf runs every index on every event. Resources are filed
     # under the Secret they name only while Secrets are watched (its one reader).
-    kopf.index(*RESOURCE, id=index.NAME, registry=registry)(
-        index.index_function(secrets=settings.watch_secrets)
-    )
+    resources = index.index_function(secrets=settings.watch_secrets)
+
+    async def chpl_resources(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> dict[Hashable, Any]:
+        _state(memo).drift.seen(body)  # every watch event of a resource passes here: its newest body
+        return await resources(body=body, **kwargs)
+
+    kopf.index(*RESOURCE, id=index.NAME, registry=registry)(chpl_resources)
     if settings.watch_secrets:
         kopf.on.startup(registry=registry)(watch_opted_in_secrets_only)
         kopf.on.event(*SECRETS, labels={c.LABEL_API_KEY: "true"}, registry=registry)(secret_changed)
@@ -457,11 +415,5 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> kopf.Operat
     kopf.on.update(*RESOURCE, field="spec", registry=registry)(reconcile)
     kopf.on.create(*RESOURCE, registry=registry)(reconcile)
     kopf.on.resume(*RESOURCE, registry=registry)(reconcile)
-    kopf.timer(
-        *RESOURCE,
-        interval=settings.drift_interval,
-        initial_delay=_drift_phase,
-        registry=registry,
-    )(repair_drift)
     kopf.on.delete(*RESOURCE, registry=registry)(cleanup)
     return registry

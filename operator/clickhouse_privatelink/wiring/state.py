@@ -31,6 +31,7 @@ from clickhouse_privatelink.engine.reconciler import Reconciler, Resource
 from clickhouse_privatelink.engine.status import EngineStatus
 from clickhouse_privatelink.settings import Settings
 from clickhouse_privatelink.wiring import index
+from clickhouse_privatelink.wiring.drift import DriftScheduler
 
 # Above this many create, update and delete passes in flight, drift checks step aside until the next
 # interval: they are the least urgent work, and a thousand resources created or deleted at once should not
@@ -64,8 +65,8 @@ class ProcessState:
         self.locks: dict[str, asyncio.Lock] = {}
         # The Events a resource's cleanup posted: said once, though cleanup may take several passes.
         self.posted: dict[str, set[tuple[str, str, str]]] = {}
-        # Resources whose create/update handler is done (their drift checks may run).
-        self.settled_uids: set[str] = set()
+        # Resources whose create/update handler is done, and when each one's drift check is due.
+        self.drift = DriftScheduler(settings.drift_interval)
         # Create, update and delete passes in flight (waiting their turn included).
         self.busy = 0
         # Our status writes the watch has not brought back yet.
@@ -125,7 +126,8 @@ class ProcessState:
             metrics.serve(self.metrics_port)
 
     async def close(self) -> None:
-        """Close the ClickHouse clients (kopf's cleanup at exit)."""
+        """Stop the drift checks and close the ClickHouse clients (kopf's cleanup at exit)."""
+        await self.drift.stop()
         await self.clickhouse.close()
 
     def lock(self, uid: str) -> asyncio.Lock:
@@ -150,7 +152,7 @@ class ProcessState:
         self.locks.pop(uid, None)
         self.posted.pop(uid, None)
         self.written.drop(uid)
-        self.settled_uids.discard(uid)
+        self.drift.forget(uid)
 
     async def write_status_now(
         self, namespace: str, name: str, uid: str, fields: dict[str, Any], shown: dict[str, Any] | None = None
