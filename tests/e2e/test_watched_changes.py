@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from clickhouse_privatelink import constants as c
 from clickhouse_privatelink_testkit.sandbox import Kube
 from tests.e2e.conftest import LinkFactory, OperatorProcess
 from tests.fixtures.clickhouse import ClickHouseApi, ClickHouseOrg
@@ -59,14 +58,7 @@ def test_a_rotated_key_is_used_at_once_for_a_ready_resource(
     new = control.seed_key(clickhouse_org.org_id, role="admin")
     rotated = {"stringData": {"keyId": new["id"], "keySecret": new["secret"]}}
     secret = k8s.core.patch_namespaced_secret(LinkFactory.SECRET, link.namespace, rotated)
-    wait_for(
-        lambda: (
-            (link.get() or {}).get("metadata", {}).get("annotations", {}).get(c.ANNOTATION_SECRET_VERSION)
-            == secret.metadata.resource_version
-        ),
-        timeout=10,
-        message="the resource marked with the Secret's version",
-    )
+    link.wait_secret_version(secret.metadata.resource_version)
     # The pass that mark starts reads the new Secret and calls ClickHouse with the new key.
     wait_for(
         lambda: control.requests(key_id=new["id"]),
