@@ -282,6 +282,16 @@ class Link:
     def event_reasons(self) -> list[str]:
         return [e.reason for e in self.k8s.events(self.namespace, self.name)]
 
+    def wait_secret_version(self, version: str, timeout: float = 10.0) -> None:
+        """Wait until the Secret watch has marked the resource with the Secret's ``version`` (the mark is what
+        starts its pass)."""
+
+        def marked() -> bool:
+            annotations = (self.get() or {}).get("metadata", {}).get("annotations") or {}
+            return bool(annotations.get(c.ANNOTATION_SECRET_VERSION) == version)
+
+        wait_for(marked, timeout=timeout, message="the resource marked with the Secret's version")
+
 
 def assert_quiet_over_drift_checks(link: Link, operator: OperatorProcess, k8s: Kube, checks: int = 3) -> None:
     """Over ``checks`` drift checks of the operator's resources (2 s apart in e2e), nothing of ``link`` changes:

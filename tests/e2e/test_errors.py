@@ -6,7 +6,6 @@ import time
 
 import pytest
 
-from clickhouse_privatelink import constants as c
 from tests.e2e.conftest import Cloud, Kube, LinkFactory, OperatorProcess
 from tests.e2e.test_lifecycle import assert_connected
 from tests.fixtures.clickhouse import ClickHouseApi, ClickHouseOrg
@@ -37,14 +36,7 @@ def test_a_fixed_secret_is_picked_up_at_once_through_the_secret_watch(
     fixed = {"stringData": {"keySecret": clickhouse_org.key_secret}}
     secret = k8s.core.patch_namespaced_secret("rotating", link.namespace, fixed)
     # The watch marks the resource with the Secret's new version, which re-runs its reconcile.
-    wait_for(
-        lambda: (
-            (link.get() or {}).get("metadata", {}).get("annotations", {}).get(c.ANNOTATION_SECRET_VERSION)
-            == secret.metadata.resource_version
-        ),
-        timeout=10,
-        message="the resource marked with the Secret's version",
-    )
+    link.wait_secret_version(secret.metadata.resource_version)
     assert_connected(link, cloud, clickhouse_org)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.fixtures.kubernetes import MERGE_PATCH, AsyncKube, KubeApiError
@@ -610,3 +611,140 @@ async def test_updates_ratchet_what_a_stricter_crd_now_refuses(akube: AsyncKube)
         ("FieldValueTooLong", "spec.tags.k", "Too long: may not be more than 2 bytes"),
         NOT_CHECKED,
     ]
+
+
+# ---- what a write sends but then ignores (the spec of a status write, the status of a main one), as
+# kube-apiserver 1.36 answers (checked on 2026-12-05 against a real server with crds/ applied)
+
+
+async def _status_patch(akube: AsyncKube, name: str, patch: Any, query: str = "") -> httpx.Response:
+    return await akube.http.patch(
+        cr_path("default", name) + "/status" + query,
+        content=json.dumps(patch),
+        headers={"Content-Type": MERGE_PATCH},
+    )
+
+
+async def test_a_status_write_ignores_a_spec_that_breaks_the_cel_rules(akube: AsyncKube) -> None:
+    """A changed immutable field, a failing field rule and a failing object rule in the spec of a status
+    write: 200, the spec as it was, no Warning (the rules are never evaluated on the ignored spec)."""
+    created = await akube.request("POST", cr_path("default"), body=chpl("ignored-spec"))
+    for spec in (
+        {"aws": {"region": "eu-west-1"}},
+        {"clickhouse": {"organizationId": "nope"}},
+        {"clickhouse": {"serviceId": ORG}},
+        {"clickhouse": None},
+    ):
+        response = await _status_patch(
+            akube, "ignored-spec", {"spec": spec, "status": {"observedGeneration": 1}}
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["spec"] == created["spec"], spec
+        assert "Warning" not in response.headers
+
+
+async def test_a_write_warns_of_the_unknown_fields_of_the_part_it_ignores(akube: AsyncKube) -> None:
+    """kube-apiserver prunes the whole object a write sends before the status strategy puts the stored spec
+    back: a status write warns of unknown spec and metadata fields too, each in a Warning header of its own,
+    the pruned ones sorted; and a write of the main resource warns of unknown status fields. Real answers:
+
+        PATCH .../status {"spec": {"bogus": 1, "aws": {"zzz": 1}}, "status": {"observedGeneration": 1, "bogus": 2}}
+        200, Warning: 299 - "unknown field \"spec.aws.zzz\""
+             Warning: 299 - "unknown field \"spec.bogus\""
+             Warning: 299 - "unknown field \"status.bogus\""
+        PATCH .../status {"metadata": {"bogus": 1}, ...}   200, Warning: 299 - "unknown field \"metadata.bogus\""
+        PATCH ... {"status": {"bogus": 1}}                 200, Warning: 299 - "unknown field \"status.bogus\""
+    """
+    created = await akube.request("POST", cr_path("default"), body=chpl("warned"))
+    patch = {"spec": {"bogus": 1, "aws": {"zzz": 1}}, "status": {"observedGeneration": 1, "bogus": 2}}
+    response = await _status_patch(akube, "warned", patch)
+    assert response.status_code == 200, response.text
+    assert response.json()["spec"] == created["spec"]
+    assert response.json()["status"] == {"observedGeneration": 1}
+    assert response.headers.get_list("Warning") == [
+        '299 - "unknown field \\"spec.aws.zzz\\""',
+        '299 - "unknown field \\"spec.bogus\\""',
+        '299 - "unknown field \\"status.bogus\\""',
+    ]
+    response = await _status_patch(
+        akube, "warned", {"metadata": {"bogus": 1}, "status": {"observedGeneration": 1}}
+    )
+    assert response.headers.get_list("Warning") == ['299 - "unknown field \\"metadata.bogus\\""']
+    response = await akube.http.patch(
+        cr_path("default", "warned"),
+        content=json.dumps({"status": {"bogus": 1}}),
+        headers={"Content-Type": MERGE_PATCH},
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers.get_list("Warning") == ['299 - "unknown field \\"status.bogus\\""']
+
+
+async def test_a_refused_status_write_still_warns_of_the_spec_fields_it_pruned(akube: AsyncKube) -> None:
+    """Real: PATCH .../status {"spec": {"bogus": 1}, "status": {"observedGeneration": "x"}}: 422 (the type
+    error) with Warning: 299 - "unknown field \"spec.bogus\""."""
+    await akube.request("POST", cr_path("default"), body=chpl("warned-422"))
+    response = await _status_patch(
+        akube, "warned-422", {"spec": {"bogus": 1}, "status": {"observedGeneration": "x"}}
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["details"]["causes"][0]["field"] == "status.observedGeneration"
+    assert response.headers.get_list("Warning") == ['299 - "unknown field \\"spec.bogus\\""']
+
+
+async def test_a_strict_patch_names_the_whole_patched_object(akube: AsyncKube) -> None:
+    """With ``fieldValidation=Strict`` (kubectl's default) a PATCH (merge or JSON patch, of the resource or its
+    status) with an unknown field anywhere is a 422 naming no kind or object: the field is ``patch`` and its
+    value the whole patched object (keys sorted). Real answer (managedFields left out here):
+
+        422 {"message": " \"\" is invalid: patch: Invalid value: \"{\\\"apiVersion\\\":...,\\\"spec\\\":{...,
+             \\\"bogus\\\":1,...},\\\"status\\\":{\\\"observedGeneration\\\":1}}\": strict decoding error:
+             unknown field \"spec.bogus\"", "reason": "Invalid",
+             "details": {"causes": [{"reason": "FieldValueInvalid", "message": "Invalid value: \"{...}\":
+             strict decoding error: unknown field \"spec.bogus\"", "field": "patch"}]}, "code": 422}
+
+    A strict PUT (of the status too) stays a 400: ``... cannot be handled as a ClickHousePrivateLink: strict
+    decoding error: unknown field "spec.bogus"``.
+    """
+    await akube.request("POST", cr_path("default"), body=chpl("strict-patch"))
+    stored = await akube.request(
+        "PATCH", cr_path("default", "strict-patch") + "/status",
+        body={"status": {"observedGeneration": 1}}, content_type=MERGE_PATCH,
+    )  # fmt: skip
+    spec_bogus = {**stored, "spec": {**stored["spec"], "bogus": 1}}
+    status_bogus = {**stored, "status": {"observedGeneration": 1, "bogus": 2}}
+    cases = (
+        ("", MERGE_PATCH, {"spec": {"bogus": 1}}, spec_bogus, "spec.bogus"),
+        ("", MERGE_PATCH, {"status": {"bogus": 2}}, status_bogus, "status.bogus"),
+        ("/status", MERGE_PATCH, {"spec": {"bogus": 1}}, spec_bogus, "spec.bogus"),
+        ("/status", "application/json-patch+json", [{"op": "add", "path": "/spec/bogus", "value": 1}],
+         spec_bogus, "spec.bogus"),
+    )  # fmt: skip
+    for suffix, content_type, patch, patched, unknown in cases:
+        response = await akube.http.patch(
+            cr_path("default", "strict-patch") + suffix + "?fieldValidation=Strict",
+            content=json.dumps(patch),
+            headers={"Content-Type": content_type},
+        )
+        assert response.status_code == 422, response.text
+        value = json.dumps(json.dumps(patched, sort_keys=True, separators=(",", ":")))
+        cause = f'Invalid value: {value}: strict decoding error: unknown field "{unknown}"'
+        assert response.json() == {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": f' "" is invalid: patch: {cause}',
+            "reason": "Invalid",
+            "details": {"causes": [{"reason": "FieldValueInvalid", "message": cause, "field": "patch"}]},
+            "code": 422,
+        }, (suffix, patch)
+    response = await akube.http.put(
+        cr_path("default", "strict-patch") + "/status?fieldValidation=Strict",
+        content=json.dumps(spec_bogus),
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["message"] == (
+        'ClickHousePrivateLink in version "v1alpha1" cannot be handled as a ClickHousePrivateLink: '
+        'strict decoding error: unknown field "spec.bogus"'
+    )

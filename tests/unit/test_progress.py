@@ -393,7 +393,12 @@ def ours_of(at: kopf.Body) -> dict[str, str]:
     return {k: v for k, v in at["metadata"]["annotations"].items() if k.startswith(f"{c.GROUP}/")}
 
 
-def test_the_essence_is_cleared_as_before_and_never_holds_the_records() -> None:
+def test_the_essence_never_holds_the_records_and_keeps_the_secret_and_policy_versions() -> None:
+    """kopf's clear drops our prefix's annotations; the two versions its field handlers watch are kept.
+
+    Without them a stamp of a new Secret or policy version was no change to kopf, and the handlers on those
+    annotations ran only for a resource whose pass had not ended (tests/e2e/test_watched_changes.py).
+    """
     storage = progress.StatusProgressStorage()
     diff_base = StatusEssenceDiffBaseStorage()
     raw = older_records(resource(), FAILED, **{c.ANNOTATION_POLICY_VERSION: "team-a@7"})
@@ -401,11 +406,25 @@ def test_the_essence_is_cleared_as_before_and_never_holds_the_records() -> None:
     storage.store(key=KEY, record=FAILED, body=kopf.Body(raw), patch=patch)
     storage.touch(body=kopf.Body(raw), patch=patch, value="now")
     with_records = applied(raw, patch)
-    extra = [("metadata", "annotations", c.ANNOTATION_POLICY_VERSION), ("status", progress.PROGRESS_FIELD)]
-    for fields in ([], extra):
-        new = storage.clear(essence=diff_base.build(body=kopf.Body(with_records), extra_fields=fields))
-        old = FreshOnChangeProgressStorage(prefix=c.GROUP).clear(
-            essence=diff_base.build(body=kopf.Body(raw), extra_fields=fields[:1])
-        )
-        assert new == old, fields
-        assert "status" not in new and set(new["metadata"]["annotations"]) == {"note"}
+    # The extra fields kopf asks for: those of the handlers (wiring/handlers.py), and a status one.
+    watched = [("metadata", "annotations", key) for key in progress.VERSION_ANNOTATIONS]
+    extra = [("spec",), *watched, ("status", progress.PROGRESS_FIELD)]
+    new = storage.clear(essence=diff_base.build(body=kopf.Body(with_records), extra_fields=extra))
+    assert "status" not in new
+    assert new["metadata"]["annotations"] == {
+        "note": "kept",
+        c.ANNOTATION_SECRET_VERSION: "5",
+        c.ANNOTATION_POLICY_VERSION: "team-a@7",
+    }
+    # A new version is a change kopf sees, in that annotation only; the records' churn is none.
+    stamped = applied(with_records, {"metadata": {"annotations": {c.ANNOTATION_SECRET_VERSION: "6"}}})
+    later = storage.clear(essence=diff_base.build(body=kopf.Body(stamped), extra_fields=extra))
+    assert later == {
+        **new,
+        "metadata": {
+            **new["metadata"],
+            "annotations": {**new["metadata"]["annotations"], c.ANNOTATION_SECRET_VERSION: "6"},
+        },
+    }
+    retried = older_records(with_records, {**FAILED, "retries": 2})
+    assert storage.clear(essence=diff_base.build(body=kopf.Body(retried), extra_fields=extra)) == new

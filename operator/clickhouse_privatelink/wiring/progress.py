@@ -26,6 +26,9 @@ STAMP_KEY = "inputs"
 # kopf's brand on annotations of a kopf-run operator's prefix (other kopf operators leave them out of their
 # essences).
 MARKER = f"{c.GROUP}/kopf-managed"
+# The annotations the Secret watch and policy changes stamp a resource with (wiring/handlers.py): kopf's
+# essence keeps them, so that a change of either is an update its handlers see.
+VERSION_ANNOTATIONS = (c.ANNOTATION_SECRET_VERSION, c.ANNOTATION_POLICY_VERSION)
 # Where the diff-base lives (StatusEssenceDiffBaseStorage), and where versions before it kept it (an annotation).
 DIFF_BASE_FIELD = "lastHandledConfiguration"
 DIFF_BASE_ANNOTATION_KEY = "last-handled-configuration"
@@ -116,8 +119,10 @@ class StatusProgressStorage(kopf.StatusProgressStorage):
     a finished one is honoured. The annotation goes when kopf stores or purges that handler's record (in that
     patch: one PATCH of the resource, once), as does an older version's touch. kopf brands our prefix's
     annotations (``<group>/kopf-managed``) only when it stores a record there, so resources are no longer
-    branded; a marker already there stays. The essence is cleared as before: of our prefix's annotations (the
-    Secret and policy versions, older records) and of the records' field.
+    branded; a marker already there stays. The essence is cleared of the records' field and of our prefix's
+    annotations (older records, kopf's marker) but the Secret and policy versions: kopf looks for changes
+    only in what the essence keeps, so without them the handlers on those two annotations never ran for a
+    resource whose pass had ended (a Ready one), and a rotated key waited for the next drift check.
     """
 
     def __init__(self) -> None:
@@ -159,7 +164,12 @@ class StatusProgressStorage(kopf.StatusProgressStorage):
             self.annotations.touch(body=body, patch=patch, value=None)
 
     def clear(self, *, essence: Any) -> Any:
-        return self.annotations.clear(essence=super().clear(essence=essence))
+        cleared = self.annotations.clear(essence=super().clear(essence=essence))
+        annotations = (essence.get("metadata") or {}).get("annotations") or {}
+        versions = {key: annotations[key] for key in VERSION_ANNOTATIONS if key in annotations}
+        if versions:  # kopf's clear (a copy) dropped them with the rest of our prefix
+            cleared.setdefault("metadata", {}).setdefault("annotations", {}).update(versions)
+        return cleared
 
 
 _ESSENTIAL_METADATA = (("labels",), ("annotations",))

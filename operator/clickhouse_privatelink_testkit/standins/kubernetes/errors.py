@@ -77,6 +77,7 @@ class ApiError(Exception):
     message: str
     details: dict[str, Any] | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # Warning headers (warning_headers), one each
 
     def __str__(self) -> str:
         return f"{self.code} {self.reason}: {self.message}"
@@ -146,13 +147,32 @@ def invalid(group: str, kind: str, name: str, errors: list[FieldError]) -> ApiEr
     return ApiError(422, "Invalid", f'{qualified(group, kind)} "{name}" is invalid: {summary}', details)
 
 
-def warning_header(warnings: list[str]) -> str | None:
-    """The ``Warning`` header of a response: each warning as a ``299`` agent warning, quoted; None if none is
-    left. A warning holding a control character (an unknown field's name may hold a line break or a tab) is
-    dropped, as kube-apiserver's warning recorder drops it (checked on 1.36, 2026-12-05)."""
+def go_json(value: Any) -> str:
+    """``value`` as Go's ``json.Marshal`` writes an unstructured object: keys sorted, compact, ``<``, ``>``,
+    ``&``, U+2028 and U+2029 escaped, other text as it is."""
+    text = json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+    for char in "<>&\u2028\u2029":
+        text = text.replace(char, f"\\u{ord(char):04x}")
+    return text
+
+
+def strict_patch_error(patched: Any, detail: str) -> ApiError:
+    """422 for a PATCH whose patched object fails strict decoding (``fieldValidation=Strict``): kube-apiserver
+    names no kind or object, only the field ``patch`` with the whole patched object as its value
+    (``errors.NewInvalid(schema.GroupKind{}, "", ...)`` in the patcher; checked on 1.36, 2026-12-05)."""
+    error = FieldError("Invalid", "patch", go_json(patched), detail)
+    cause = {"reason": error.reason, "message": error.body(), "field": error.path}
+    return ApiError(422, "Invalid", f' "" is invalid: {error}', {"causes": [cause]})
+
+
+def warning_headers(warnings: list[str]) -> list[str]:
+    """The ``Warning`` headers of a response: one header per warning, a ``299`` agent warning, quoted, as
+    kube-apiserver sends them (checked on 1.36, 2026-12-05: three unknown fields, three headers). A warning
+    holding a control character (an unknown field's name may hold a line break or a tab) is dropped, as
+    kube-apiserver's warning recorder drops it."""
     kept = [w for w in warnings if not any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in w)]
     quoted = (w.replace("\\", "\\\\").replace('"', '\\"') for w in kept)
-    return ", ".join(f'299 - "{w}"' for w in quoted) or None
+    return [f'299 - "{w}"' for w in quoted]
 
 
 def bad_request(message: str) -> ApiError:

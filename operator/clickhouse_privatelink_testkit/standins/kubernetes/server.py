@@ -30,7 +30,7 @@ from clickhouse_privatelink_testkit.standins.kubernetes.errors import (
     bad_request,
     expired,
     unsupported_media_type,
-    warning_header,
+    warning_headers,
 )
 from clickhouse_privatelink_testkit.standins.kubernetes.resources import (
     ResourceType,
@@ -112,12 +112,16 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-def _json_response(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
-    return web.Response(text=_dumps(body), status=status, content_type=JSON, headers=headers)
+def _json_response(
+    body: Any, status: int = 200, headers: Mapping[str, str] | None = None, warnings: list[str] | None = None
+) -> web.Response:
+    """A JSON response; ``warnings`` are Warning header values, each sent as a header of its own."""
+    pairs = [*(headers or {}).items(), *(("Warning", warning) for warning in warnings or ())]
+    return web.Response(text=_dumps(body), status=status, content_type=JSON, headers=pairs or None)
 
 
 def _error_response(error: ApiError) -> web.Response:
-    return _json_response(error.status(), status=error.code, headers=error.headers or None)
+    return _json_response(error.status(), status=error.code, headers=error.headers, warnings=error.warnings)
 
 
 def _table_version(accept: str) -> str | None:
@@ -474,10 +478,7 @@ class KubernetesEmulator:
         status: int,
         opts: WriteOptions | None,
     ) -> web.Response:
-        headers: dict[str, str] = {}
-        warning = warning_header(opts.warnings) if opts is not None else None
-        if warning is not None:
-            headers["Warning"] = warning
+        warnings = warning_headers(opts.warnings) if opts is not None else []
         table_version = _table_version(request.headers.get("Accept", ""))
         if table_version is not None and request.method == "GET":
             table = render_table(
@@ -487,8 +488,8 @@ class KubernetesEmulator:
                 include_object=request.query.get("includeObject", "Metadata"),
             )
             table["apiVersion"] = f"meta.k8s.io/{table_version}"
-            return _json_response(table, status, headers)
-        return _json_response(self.store.present(rt, version, obj), status, headers)
+            return _json_response(table, status, warnings=warnings)
+        return _json_response(self.store.present(rt, version, obj), status, warnings=warnings)
 
     def _selectors(
         self, request: web.Request, rt: ResourceType

@@ -33,8 +33,9 @@ from clickhouse_privatelink_testkit.standins.kubernetes.errors import (
     invalid,
     method_not_allowed,
     not_found,
+    strict_patch_error,
     unsupported_media_type,
-    warning_header,
+    warning_headers,
 )
 from clickhouse_privatelink_testkit.standins.kubernetes.patch import (
     JsonPatchTestFailed,
@@ -122,6 +123,15 @@ class WriteOptions:
     dry_run: bool = False
     field_validation: str = ""  # "", "Ignore", "Warn" or "Strict"
     warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Decoded:
+    """What decoding a write's whole object found: the unknown fields' paths, and the patched object (None
+    for a PUT)."""
+
+    unknown: list[str]
+    patched: dict[str, Any] | None
 
 
 @dataclass
@@ -458,7 +468,7 @@ class Store:
         wrong_kind = None
         if rt.crd_name is not None and subresource is None and patched.get("kind") not in (None, rt.kind):
             wrong_kind = str(patched["kind"])  # a patched kind is a 422, as a PUT's (status ignores it)
-        return self._replace(rt, version, current, patched, opts, subresource, wrong_kind)
+        return self._replace(rt, version, current, patched, opts, subresource, wrong_kind, patched=True)
 
     def delete(
         self,
@@ -629,34 +639,24 @@ class Store:
         wrong_kind: str | None = None,
         *,
         status_only: bool = False,
+        decoded: _Decoded | None = None,
     ) -> dict[str, Any]:
         """Prune, default and validate; returns the object to store.
 
         A custom resource whose body names another ``kind`` gets that type-meta error instead of its
         metadata and schema errors (the CR validator returns early), then its list-type and CEL errors.
+        ``decoded``: the request's whole object as decoded (``_decode``), when ``obj`` keeps only part of it.
         """
-        unknown: list[str] = []
-        meta = obj.get("metadata")
-        if not isinstance(meta, dict):
-            raise bad_request(
-                f'{rt.kind} in version "{version}" cannot be handled as a {rt.kind}: metadata must be an object'
-            )
-        for key in list(meta):
-            if key not in _OBJECT_META_FIELDS:
-                unknown.append(f"metadata.{key}")
-                del meta[key]
+        obj, unknown = self._decode(rt, version, obj)
+        if decoded is not None:
+            unknown = decoded.unknown
         schema = rt.versions[version].schema
         if schema is not None:
-            obj, dropped = kube_schema.prune(obj, schema)
-            unknown.extend(dropped)
             kube_schema.default(obj, schema)
-        elif rt.kind in _BUILTIN_FIELDS and rt.crd_name is None:
-            for key in list(obj):
-                if key not in _BUILTIN_FIELDS[rt.kind] and key not in ("apiVersion", "kind", "metadata"):
-                    unknown.append(key)
-                    del obj[key]
         if unknown and opts.field_validation == "Strict":
             detail = ", ".join(f'unknown field "{path}"' for path in unknown)
+            if decoded is not None and decoded.patched is not None:
+                raise strict_patch_error(decoded.patched, f"strict decoding error: {detail}")
             raise bad_request(
                 f'{rt.kind} in version "{version}" cannot be handled as a {rt.kind}: strict decoding error: {detail}'
             )
@@ -682,11 +682,37 @@ class Store:
             errors.extend(validate_crd(obj, old))
         if errors:
             refused = invalid(rt.group, wrong_kind or rt.kind, name, errors)
-            warning = warning_header(opts.warnings)
-            if warning is not None:  # the fields pruned before validation are still warned about on a 422
-                refused.headers["Warning"] = warning
+            # The fields pruned before validation are still warned about on a 422.
+            refused.warnings = warning_headers(opts.warnings)
             raise refused
         return obj
+
+    def _decode(
+        self, rt: ResourceType, version: str, obj: dict[str, Any]
+    ) -> tuple[dict[str, Any], list[str]]:
+        """``obj`` as the decoder leaves it (unknown metadata fields dropped, pruned by the schema), and the
+        paths of the fields it dropped: unknown metadata fields first, then the pruned ones sorted (as
+        kube-apiserver's pruning sorts them)."""
+        unknown: list[str] = []
+        meta = obj.get("metadata")
+        if not isinstance(meta, dict):
+            raise bad_request(
+                f'{rt.kind} in version "{version}" cannot be handled as a {rt.kind}: metadata must be an object'
+            )
+        for key in list(meta):
+            if key not in _OBJECT_META_FIELDS:
+                unknown.append(f"metadata.{key}")
+                del meta[key]
+        schema = rt.versions[version].schema
+        if schema is not None:
+            obj, dropped = kube_schema.prune(obj, schema)
+            unknown.extend(sorted(dropped))
+        elif rt.kind in _BUILTIN_FIELDS and rt.crd_name is None:
+            for key in list(obj):
+                if key not in _BUILTIN_FIELDS[rt.kind] and key not in ("apiVersion", "kind", "metadata"):
+                    unknown.append(key)
+                    del obj[key]
+        return obj, unknown
 
     def _validate_meta(
         self, rt: ResourceType, meta: dict[str, Any], old: dict[str, Any] | None
@@ -760,8 +786,16 @@ class Store:
         opts: WriteOptions,
         subresource: str | None,
         wrong_kind: str | None = None,
+        *,
+        patched: bool = False,
     ) -> WriteResult:
-        """The common tail of PUT and PATCH: preconditions, strategies, validation, commit."""
+        """The common tail of PUT and PATCH (``patched``: ``body`` is the patched object): preconditions,
+        strategies, validation, commit.
+
+        kube-apiserver decodes the whole object a write sends (pruning it, and warning of or, with
+        ``fieldValidation=Strict``, refusing its unknown fields) before the status strategy puts the stored
+        spec back, or the main one the stored status: a field the write then ignores is still reported.
+        """
         name = current["metadata"]["name"]
         body_meta = _meta(body)
         if body_meta.get("name") and body_meta["name"] != name:
@@ -773,6 +807,14 @@ class Store:
         rv = body_meta.get("resourceVersion")
         if rv and rv != current["metadata"]["resourceVersion"]:
             raise conflict(rt.group, rt.plural, name, STALE)
+        decoded = None
+        if subresource == "status" or rt.has_status(version) or patched:
+            whole = clone(body)
+            whole.setdefault("metadata", {})
+            decoded = _Decoded(
+                self._decode(rt, version, whole)[1] if isinstance(whole["metadata"], dict) else [],
+                body if patched else None,
+            )
         if subresource == "status":
             new = clone(current)
             if "status" in body:
@@ -799,7 +841,9 @@ class Store:
         new["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
         if rt.gr == CRD_GR:
             new["status"] = _crd_status(new, current.get("status"))
-        new = self._validate(rt, version, new, current, opts, wrong_kind, status_only=subresource == "status")
+        new = self._validate(
+            rt, version, new, current, opts, wrong_kind, status_only=subresource == "status", decoded=decoded
+        )
         if rt.tracks_generation and subresource is None and _content(new) != _content(current):
             new["metadata"]["generation"] = int(current["metadata"].get("generation", 1)) + 1
         return self._commit(rt, current, new, opts)
