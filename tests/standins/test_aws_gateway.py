@@ -219,11 +219,12 @@ async def test_zone_writes_drop_the_cached_reads(gateway: AwsGateway, aws_networ
     sets = await gateway.zone_sets(zone.id, max_age=300)  # kept: the delete below must drop it
 
     host = f"h.{name}"
-    await gateway.change_records(zone.id, upserts(name, "h"))
+    assert await gateway.submit_records(zone.id, [upserts(name, "h")]) == [None]
     assert not await gateway.delete_zone_if_empty(zone.id, vpc_id=vpc, name=name)  # a record is left
     fresh, raw = await gateway.read_records(zone.id, host)
     assert fresh.alias is not None and {rs["Type"] for rs in raw} == {"A", "TXT"}
-    await gateway.change_records(zone.id, [{"Action": "DELETE", "ResourceRecordSet": rs} for rs in raw])
+    deletes = [{"Action": "DELETE", "ResourceRecordSet": rs} for rs in raw]
+    assert await gateway.submit_records(zone.id, [deletes]) == [None]
 
     assert sets is not None and await gateway.delete_zone_if_empty(zone.id, vpc_id=vpc, name=name)
     assert await gateway.zone_sets(zone.id, max_age=300) is None
@@ -238,10 +239,9 @@ async def test_a_refused_record_change_arrives_as_an_aws_error_with_its_code(
     creates = route53_api.record_changes(
         f"dup.{zone_name}", ("vpce-1.example.com", "Z1HUB23NMQ6GUK"), cluster="c", vpc_id="vpc-1", create=True
     )
-    await gateway.change_records(zone_id, creates)
-    with pytest.raises(AwsError) as refused:
-        await gateway.change_records(zone_id, creates)  # CREATE of a set that is there
-    assert refused.value.code == "InvalidChangeBatch"
+    assert await gateway.submit_records(zone_id, [creates]) == [None]
+    (refused,) = await gateway.submit_records(zone_id, [creates])  # CREATE of a set that is there
+    assert isinstance(refused, AwsError) and refused.code == "InvalidChangeBatch"
 
 
 async def test_ec2_errors_arrive_as_aws_errors_with_their_meaning(

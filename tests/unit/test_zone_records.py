@@ -51,14 +51,14 @@ def test_a_vacant_name_is_written_with_create() -> None:
     plan = plan_zone_records(CLUSTER, ZONE, [apply(user("a"))], {})
     assert plan.changes == (RecordWrite(HOST, TARGET, "vpc-1", create=True),)
     (result,) = plan.results
-    assert result.outcome is RecordOutcome.WRITTEN and result.change == 0
+    assert result.outcome is RecordOutcome.WRITTEN and result.changes == (0,)
 
 
 def test_a_record_already_ours_and_right_is_kept_without_a_write() -> None:
     plan = plan_zone_records(CLUSTER, ZONE, [apply(user("a"))], listing(ours()))
     assert plan.changes == ()
     (result,) = plan.results
-    assert result.outcome is RecordOutcome.KEPT and result.change is None
+    assert result.outcome is RecordOutcome.KEPT and result.changes == ()
     assert result.reason is Reason.RECORD_WRITTEN
 
 
@@ -79,7 +79,7 @@ def test_a_record_someone_else_wrote_is_a_conflict_and_never_written_over() -> N
         assert plan.changes == ()
         (result,) = plan.results
         assert result.outcome is RecordOutcome.CONFLICT and result.reason is Reason.DNS_RECORD_CONFLICT
-        assert result.change is None
+        assert result.changes == ()
 
 
 def test_two_users_of_one_vpc_asking_in_one_round_make_one_write_both_depend_on() -> None:
@@ -87,7 +87,7 @@ def test_two_users_of_one_vpc_asking_in_one_round_make_one_write_both_depend_on(
     plan = plan_zone_records(CLUSTER, ZONE, [apply(b), apply(a)], {})
     assert plan.changes == (RecordWrite(HOST, TARGET, "vpc-1", create=True),)
     assert [r.outcome for r in plan.results] == [RecordOutcome.KEPT, RecordOutcome.WRITTEN]
-    assert [r.change for r in plan.results] == [0, 0]
+    assert [r.changes for r in plan.results] == [(0,), (0,)]
 
 
 def test_two_vpcs_asking_for_one_name_in_one_round_the_older_writes_the_other_conflicts() -> None:
@@ -97,7 +97,7 @@ def test_two_vpcs_asking_for_one_name_in_one_round_the_older_writes_the_other_co
     conflict, written = plan.results
     assert written.outcome is RecordOutcome.WRITTEN
     assert conflict.outcome is RecordOutcome.CONFLICT and "record of VPC vpc-1" in conflict.message
-    assert conflict.change is None
+    assert conflict.changes == ()
 
 
 def test_the_last_user_releasing_removes_the_record() -> None:
@@ -105,7 +105,7 @@ def test_the_last_user_releasing_removes_the_record() -> None:
     plan = plan_zone_records(CLUSTER, ZONE, [release(a)], listing(ours()))
     assert plan.changes == (RecordRemoval(HOST),)
     (result,) = plan.results
-    assert result.outcome is RecordOutcome.REMOVED and result.change == 0
+    assert result.outcome is RecordOutcome.REMOVED and result.changes == (0,)
 
 
 def test_a_release_keeps_the_record_another_live_user_holds_and_says_who() -> None:
@@ -178,11 +178,40 @@ def test_a_release_then_another_vpcs_write_in_one_round_is_one_upsert() -> None:
     plan = plan_zone_records(CLUSTER, ZONE, [apply(b, OTHER_TARGET), release(a)], listing(ours()))
     assert plan.changes == (RecordWrite(HOST, OTHER_TARGET, "vpc-2", create=False),)
     assert [r.outcome for r in plan.results] == [RecordOutcome.WRITTEN, RecordOutcome.REMOVED]
-    assert [r.change for r in plan.results] == [0, 0]
+    assert [r.changes for r in plan.results] == [(0,), (0,)]
 
 
 def test_requests_for_different_names_make_one_change_each() -> None:
     a, b = user("a"), usage("b")
     plan = plan_zone_records(CLUSTER, ZONE, [apply(a), apply(b)], {})
     assert [c.hostname for c in plan.changes if isinstance(c, RecordWrite)] == [HOST, b.hostname]
-    assert [r.change for r in plan.results] == [0, 1]
+    assert [r.changes for r in plan.results] == [(0,), (1,)]
+
+
+def sweep(me: Usage, users: list[Usage], target: tuple[str, str] = TARGET) -> RecordRequest:
+    return RecordRequest(replace(me, deleting=True), "", target, users, sweep=True)
+
+
+def test_a_sweep_removes_records_of_this_vpc_pointing_at_the_endpoint_that_no_user_has() -> None:
+    a = user("a")  # its own record is HOST; a Retain's left one at B pointed at the same endpoint
+    left = "b.us-east-1.vpce.aws.clickhouse.cloud"
+    found = {
+        host_key(HOST): ours(),
+        host_key(left): ours(),
+        "c.us-east-1.vpce.aws.clickhouse.cloud": ours(target=OTHER_TARGET),  # another endpoint's
+        "d.us-east-1.vpce.aws.clickhouse.cloud": ours(vpc="vpc-2"),  # another VPC's
+        "e.us-east-1.vpce.aws.clickhouse.cloud": ours(cluster="staging"),  # another cluster's
+    }
+    plan = plan_zone_records(CLUSTER, ZONE, [sweep(a, [a])], found)
+    assert plan.changes == (RecordRemoval(left),)
+    (result,) = plan.results
+    assert result.outcome is RecordOutcome.REMOVED and result.message == left and result.changes == (0,)
+
+
+def test_a_sweep_leaves_a_record_a_request_of_the_round_has() -> None:
+    a = user("a")
+    b = usage("b", hostname="b.us-east-1.vpce.aws.clickhouse.cloud", created="2026-02-01T00:00:00Z")
+    found = {host_key(HOST): ours(), host_key(b.hostname or ""): ours()}
+    plan = plan_zone_records(CLUSTER, ZONE, [sweep(a, [a]), apply(b)], found)
+    assert plan.changes == ()
+    assert [r.outcome for r in plan.results] == [RecordOutcome.NOTHING, RecordOutcome.KEPT]

@@ -21,7 +21,7 @@ from enum import StrEnum
 from clickhouse_privatelink.decisions.ownership import DnsOwner
 from clickhouse_privatelink.decisions.plan import ObservedRecords, RecordAction, plan_record
 from clickhouse_privatelink.decisions.reasons import Reason
-from clickhouse_privatelink.decisions.release import names, plan_record_release
+from clickhouse_privatelink.decisions.release import names, plan_record_release, stray_records
 from clickhouse_privatelink.decisions.usage import Usage, Users, others, record_users
 
 
@@ -34,12 +34,14 @@ def host_key(hostname: str) -> str:
 class RecordRequest:
     """One pass's request to the zone: point ``hostname`` at ``target`` (apply), or let it go (``target``
     None: release). ``me``: the resource as its pass sees it; ``users``: the users its pass sees (a release
-    reads its holders from them)."""
+    reads its holders from them). ``sweep``: remove every record of ``me``'s VPC that points at ``target``
+    (an endpoint of ours being deleted) and that no user has (``release.stray_records``); no hostname."""
 
     me: Usage
     hostname: str
     target: tuple[str, str] | None = None
     users: Sequence[Usage] = ()
+    sweep: bool = False
 
     @property
     def releasing(self) -> bool:
@@ -58,13 +60,13 @@ class RecordOutcome(StrEnum):
 
 @dataclass(frozen=True)
 class RecordResult:
-    """What the round does for one request. ``change``: the index in ``ZonePlan.changes`` whose success the
-    outcome depends on (its failure is the request's failure); None when it depends on no write."""
+    """What the round does for one request. ``changes``: the indices in ``ZonePlan.changes`` whose success the
+    outcome depends on (a failure of one is the request's failure); none when it depends on no write."""
 
     outcome: RecordOutcome
     reason: Reason
     message: str
-    change: int | None = None
+    changes: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -106,19 +108,27 @@ def plan_zone_records(
     requests: Sequence[RecordRequest],
     listing: Mapping[str, ObservedRecords] | None,
 ) -> ZonePlan:
-    """The round's changes and results. ``listing``: what the zone holds at each requested hostname
-    (``host_key``; a name not in it is vacant); None when the zone is gone.
+    """The round's changes and results. ``listing``: what the zone holds at each requested hostname (and at
+    every name, when a request sweeps), by ``host_key``; a name not in it is vacant. None: the zone is gone.
 
     Requests are taken oldest resource first (a rule of the users, so a restarted process decides alike).
     """
     origin: dict[str, ObservedRecords] = {}
     state: dict[str, ObservedRecords] = {}
     written: dict[str, ZoneChange] = {}  # the net change per hostname, in the order first changed
-    results: dict[int, tuple[RecordResult, str]] = {}
+    results: dict[int, tuple[RecordResult, tuple[str, ...]]] = {}
     in_round = _grouped({r.me.uid: r.me for r in requests})
     order = sorted(range(len(requests)), key=lambda i: requests[i].me.age)
     for i in order:
         request = requests[i]
+        if request.sweep:
+            result, swept = _sweep(cluster, zone_id, request, listing or {}, state, in_round)
+            for host in swept:
+                origin.setdefault(host, state.get(host, ObservedRecords()))
+                state[host] = ObservedRecords()
+                written[host] = RecordRemoval(host)
+            results[i] = (result, tuple(swept))
+            continue
         host = host_key(request.hostname)
         if host not in state:
             found = (listing or {}).get(host, ObservedRecords())
@@ -141,16 +151,36 @@ def plan_zone_records(
                 create = _vacant(origin[host])
                 written[host] = RecordWrite(request.hostname, request.target, vpc_id, create)
                 result = RecordResult(RecordOutcome.WRITTEN, decision.reason, decision.message)
-        results[i] = (result, host)
+        results[i] = (result, (host,))
     hosts = list(written)
     changes = tuple(written[h] for h in hosts)
     index = {h: n for n, h in enumerate(hosts)}
     depends = (RecordOutcome.WRITTEN, RecordOutcome.KEPT, RecordOutcome.REMOVED)
     final = tuple(
-        replace(result, change=index.get(host)) if result.outcome in depends else result
-        for result, host in (results[i] for i in range(len(requests)))
+        replace(result, changes=tuple(index[h] for h in on if h in index))
+        if result.outcome in depends
+        else result
+        for result, on in (results[i] for i in range(len(requests)))
     )
     return ZonePlan(changes, final)
+
+
+def _sweep(
+    cluster: str,
+    zone_id: str,
+    request: RecordRequest,
+    listing: Mapping[str, ObservedRecords],
+    state: Mapping[str, ObservedRecords],
+    in_round: _InRound,
+) -> tuple[RecordResult, list[str]]:
+    """The records left pointing at an endpoint being deleted that no user has (the round's included)."""
+    assert request.target is not None
+    records = {host: state.get(host, observed) for host, observed in listing.items()}
+    users = [*request.users, *in_round.by_uid.values()]
+    stray = stray_records(users, cluster, request.me.vpc_id, zone_id, request.target, records)
+    if not stray:
+        return RecordResult(RecordOutcome.NOTHING, Reason.DELETING, ""), []
+    return RecordResult(RecordOutcome.REMOVED, Reason.DELETING, ", ".join(stray)), stray
 
 
 def _release(

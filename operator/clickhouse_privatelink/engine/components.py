@@ -84,13 +84,11 @@ from clickhouse_privatelink.engine.context import (
     StepFailed,
     ZoneResult,
     aws_await,
-    aws_failure,
     clickhouse_call,
 )
-from clickhouse_privatelink.engine.ports import AwsError, ClickHousePort
+from clickhouse_privatelink.engine.ports import ClickHousePort
 from clickhouse_privatelink.engine.security_group_component import SecurityGroupComponent
 from clickhouse_privatelink.engine.status import EngineStatus
-from clickhouse_privatelink.engine.zone_worker import deletions
 
 CREDENTIAL_REASONS = frozenset(
     {Reason.CREDENTIALS_SECRET_NOT_FOUND, Reason.CREDENTIALS_INVALID, Reason.UNAUTHORIZED}
@@ -441,6 +439,8 @@ async def _release_strays(p: Pass, endpoint: ObservedEndpoint) -> None:
 
 
 async def _release_stray_records(p: Pass, endpoint: ObservedEndpoint) -> None:
+    """The records of this VPC's zones left pointing at ``endpoint`` that no user has: swept in the zone's
+    round (a zone whose shared listing shows none asks nothing)."""
     step = ConditionType.DNS_READY
     target = endpoint.regional_dns
     if target is None:
@@ -448,27 +448,23 @@ async def _release_stray_records(p: Pass, endpoint: ObservedEndpoint) -> None:
     users = p.users()
     zone_ids = {u.hosted_zone_id for u in [p.me, *users] if u.vpc_id == p.me.vpc_id and u.hosted_zone_id}
     for zone_id in sorted(zone_ids):
-        for max_age in (p.read_age, 0.0):
-            named = await aws_await(step, p.aws.zone_names(zone_id, max_age=max_age))
-            if named is None:
-                break  # the zone is gone, and its records with it
-            records = {name: records_at(named[name], name)[0] for name in named}
-            stray = stray_records(users, p.cluster, p.me.vpc_id, zone_id, target, records)
-            if not stray:
-                break
-            try:
-                await p.aws.change_records(zone_id, deletions([rs for name in stray for rs in named[name]]))
-            except AwsError as exc:
-                if max_age and exc.code == "InvalidChangeBatch":
-                    continue  # a set changed since the (shared) listing: look again, fresh
-                raise aws_failure(step, exc) from None
+        named = await aws_await(step, p.aws.zone_names(zone_id, max_age=p.read_age))
+        if named is None:
+            continue  # the zone is gone, and its records with it
+        records = {name: records_at(named[name], name)[0] for name in named}
+        if not stray_records(users, p.cluster, p.me.vpc_id, zone_id, target, records):
+            continue
+        request = RecordRequest(p.me, "", target, users, sweep=True)
+        result = await aws_await(
+            step, p.zones.get(p.aws, zone_id, p.cluster).ask(request, max_age=p.read_age)
+        )
+        if result.outcome is RecordOutcome.REMOVED:
             p.wrote(crash.RECORD_CHANGE)
             p.out.event(
                 "DnsRecordDeleted",
-                f"deleted the record for {', '.join(stray)}: it pointed at {endpoint.id}, which is being "
+                f"deleted the record for {result.message}: it pointed at {endpoint.id}, which is being "
                 "deleted, and no resource uses it",
             )
-            break
 
 
 async def _release_stray_entries(p: Pass, endpoint: ObservedEndpoint) -> None:

@@ -102,10 +102,6 @@ class AwsPort(Protocol):
         limits allow (a failed request split until the bad groups stand alone); each group's error or None."""
         ...
 
-    async def change_records(self, zone_id: str, changes: Sequence[dict[str, Any]]) -> None:
-        """Apply ``changes`` atomically now (ChangeResourceRecordSets); Route 53's refusal is ``AwsError``."""
-        ...
-
 
 class ClickHousePort(Protocol):
     """One organization's ClickHouse Cloud API, as the engine uses it (adapters/clickhouse/gateway.py)."""

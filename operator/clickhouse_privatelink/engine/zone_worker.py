@@ -139,10 +139,13 @@ class ZoneWorker:
         named = await self.aws.zone_names(self.zone_id, max_age=max_age)
         listing: dict[str, ObservedRecords] | None = None
         if named is not None:
-            listing = {
-                host_key(r.hostname): records_at(named.get(name_key(r.hostname), []), r.hostname)[0]
-                for r in requests
-            }
+            if any(r.sweep for r in requests):  # a sweep looks at every name of the zone
+                listing = {host_key(name): records_at(sets, name)[0] for name, sets in named.items()}
+            else:
+                listing = {
+                    host_key(r.hostname): records_at(named.get(name_key(r.hostname), []), r.hostname)[0]
+                    for r in requests
+                }
         plan = plan_zone_records(self.cluster, self.zone_id, requests, listing)
         groups = [self._changes(change, named or {}) for change in plan.changes]
         sent = [i for i, group in enumerate(groups) if group]
@@ -154,7 +157,7 @@ class ZoneWorker:
         for waiting, result in zip(batch, plan.results, strict=True):
             if waiting.done.done():
                 continue
-            error = errors.get(result.change) if result.change is not None else None
+            error = next((errors[n] for n in result.changes if n in errors), None)
             if error is not None:
                 waiting.done.set_exception(error)
             else:

@@ -283,12 +283,6 @@ class AwsGateway:
             await self._submit(zone_id, [(n, groups[n]) for n in request], errors)
         return errors
 
-    async def change_records(self, zone_id: str, changes: Sequence[dict[str, Any]]) -> None:
-        """Apply ``changes`` now, atomically, in one ``ChangeResourceRecordSets`` (Route 53's refusal raised)."""
-        (error,) = await self.submit_records(zone_id, [changes])
-        if error is not None:
-            raise error
-
     async def _submit(
         self,
         zone_id: str,
