@@ -92,13 +92,18 @@ async def test_a_steady_stream_of_requests_waits_at_most_the_longest_window() ->
     assert 2 <= len(aws.submitted) <= 3 and sum(aws.submitted) == 20
 
 
-async def test_requests_filling_a_route53_request_start_their_round_at_once() -> None:
+async def test_requests_filling_a_route53_request_start_their_round_at_once_without_the_next() -> None:
     _, aws, worker = setup(batch_window=60.0, max_window=60.0)
     txt = route53_api.record_changes(f"h0.{ZONE_NAME}", TARGET, cluster=CLUSTER, vpc_id=VPC_A, create=True)[0]
-    enough = route53_api.MAX_VALUE_CHARACTERS // route53_api.change_size(txt)[1] + 1
-    results = await asyncio.wait_for(asyncio.gather(*(ask(worker, n) for n in range(enough))), timeout=10)
-    assert all(r.outcome is RecordOutcome.WRITTEN for r in results)
-    assert sum(aws.submitted) == enough
+    fit = route53_api.MAX_VALUE_CHARACTERS // route53_api.change_size(txt)[1]
+    asked = [asyncio.ensure_future(ask(worker, n)) for n in range(fit + 1)]
+    try:
+        # the request that does not fit starts the next gathering, and the full one goes at once
+        results = await asyncio.wait_for(asyncio.gather(*asked[:fit]), timeout=10)
+        assert all(r.outcome is RecordOutcome.WRITTEN for r in results)
+        assert aws.submitted == [fit] and not asked[fit].done()
+    finally:
+        asked[fit].cancel()
 
 
 async def test_rounds_of_a_zone_never_overlap_and_requests_during_one_wait_for_the_next() -> None:

@@ -3,8 +3,9 @@
 A pass that needs its record written or let go enqueues a ``RecordRequest`` (after its intent is durable) and
 awaits its result. The worker gathers requests into **rounds**: a round starts once the zone has been quiet for
 ``batch_window`` seconds, ``max_window`` seconds after the first request waiting, or at once when the requests
-waiting would fill a Route 53 request by its limits (waiting longer could not make it fewer calls). A round
-takes every request queued so far, reads the zone's listing once, asks ``decisions.zone_records`` for one plan,
+gathered fill a Route 53 request by its limits (waiting longer could not make it fewer calls: a request that
+would not fit starts the next gathering). A round takes every gathering that filled a request, or else every
+request gathered so far; reads the zone's listing once, asks ``decisions.zone_records`` for one plan,
 sends its changes in one ``submit_records`` (split only by Route 53's limits, and in halves on a failure) and
 hands each request its result, or the error of the change its result depends on.
 
@@ -67,10 +68,12 @@ class ZoneWorker:
         self.cluster = cluster
         self.batch_window = batch_window
         self.max_window = max(max_window, batch_window)
-        self._queue: list[_Waiting] = []
-        self._first = 0.0  # when the first request now waiting came (loop time)
-        self._records = 0  # what the requests waiting would take of one Route 53 request
+        self._queue: list[_Waiting] = []  # the requests gathering now
+        self._first = 0.0  # when the first of them came (loop time)
+        self._last = 0.0  # when the latest came
+        self._records = 0  # what they would take of one Route 53 request
         self._characters = 0
+        self._full: list[_Waiting] = []  # gatherings that filled a request: due as soon as no round runs
         self._timer: asyncio.TimerHandle | None = None
         self._running: asyncio.Task[None] | None = None
         self._fresh = False  # a change failed: the next round reads the zone now
@@ -81,11 +84,17 @@ class ZoneWorker:
         ``max_age``: how old a listing the asking pass accepts (the round reads the youngest asked for).
         """
         loop = asyncio.get_running_loop()
+        records, characters = _estimate(request, self.cluster)
+        if self._queue and not _fits(self._records + records, self._characters + characters):
+            # The requests gathered fill a Route 53 request: waiting longer cannot make them fewer calls.
+            self._full.extend(self._queue)
+            self._queue, self._records, self._characters = [], 0, 0
+        now = loop.time()
         if not self._queue:
-            self._first = loop.time()
+            self._first = now
+        self._last = now
         done: asyncio.Future[RecordResult] = loop.create_future()
         self._queue.append(_Waiting(request, max_age, done))
-        records, characters = _estimate(request, self.cluster)
         self._records += records
         self._characters += characters
         self._schedule()
@@ -93,24 +102,28 @@ class ZoneWorker:
 
     def _schedule(self) -> None:
         """Start the next round when it is due (after the round running, if one is)."""
-        if self._running is not None or not self._queue:
+        if self._running is not None:
             return
-        loop = asyncio.get_running_loop()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if self._records >= MAX_RECORD_ELEMENTS or self._characters >= MAX_VALUE_CHARACTERS:
+        if self._full:
             self._start()
-            return
-        due = min(loop.time() + self.batch_window, self._first + self.max_window)
-        self._timer = loop.call_at(due, self._start)
+        elif self._queue:
+            due = min(self._last + self.batch_window, self._first + self.max_window)
+            self._timer = asyncio.get_running_loop().call_at(due, self._start)
 
     def _start(self) -> None:
         self._timer = None
-        if self._running is not None or not self._queue:
+        if self._running is not None:
             return
-        batch, self._queue = self._queue, []
-        self._records = self._characters = 0
+        if self._full:  # the gathering now goes on gathering
+            batch, self._full = self._full, []
+        elif self._queue:
+            batch, self._queue = self._queue, []
+            self._records = self._characters = 0
+        else:
+            return
         self._running = asyncio.ensure_future(self._round(batch))
         self._running.add_done_callback(self._finished)
 
@@ -173,6 +186,11 @@ class ZoneWorker:
                 create=change.create,
             )
         return deletions(named.get(name_key(change.hostname), []))
+
+
+def _fits(records: int, characters: int) -> bool:
+    """Whether changes of this size go in one request by Route 53's limits."""
+    return records <= MAX_RECORD_ELEMENTS and characters <= MAX_VALUE_CHARACTERS
 
 
 def _estimate(request: RecordRequest, cluster: str) -> tuple[int, int]:
