@@ -103,10 +103,10 @@ class Settings:
     # resources. Kept reads take in the operator's own writes: the window only bounds how late a change made
     # by someone else is seen (and a read showing an endpoint AWS is still changing is kept a second at most).
     read_window: float = 10.0
-    # Route 53 record changes of one zone are sent once none has joined for this long, but at most
-    # CHPL_ROUTE53_MAX_BATCH_WINDOW after the first while changes keep coming: a burst of new resources then
-    # costs a few ChangeResourceRecordSets. (A record takes Route 53 about a minute to propagate; external-dns
-    # writes once a minute. A batch holding a full request by Route 53's limits goes at once.)
+    # A zone's worker (engine/zone_worker.py) starts its round of record requests once none has joined for
+    # this long, but at most CHPL_ROUTE53_MAX_BATCH_WINDOW after the first while requests keep coming: a burst
+    # of new resources then costs a few ChangeResourceRecordSets. (A record takes Route 53 about a minute to
+    # propagate; external-dns writes once a minute. Requests filling a request by Route 53's limits go at once.)
     route53_batch_window: float = 3.0
     route53_max_batch_window: float = 30.0
     # The Reachable check (decisions/reachability.py): "auto" measures the private hostname from the operator's

@@ -370,6 +370,25 @@ class FakeAws:
         sets = [dict(rs) for rs in self.cloud.record_sets(zone_id, hostname)] if zone is not None else []
         return route53_api.records_at(sets, hostname)
 
+    async def submit_records(
+        self, zone_id: str, groups: Sequence[Sequence[dict[str, Any]]]
+    ) -> list[AwsError | None]:
+        """One call for all the groups; when it is refused, one call per group (the gateway halves)."""
+        try:
+            await self.change_records(zone_id, [change for group in groups for change in group])
+            return [None] * len(groups)
+        except AwsError as refused:
+            if len(groups) == 1:
+                return [refused]
+        errors: list[AwsError | None] = []
+        for group in groups:
+            try:
+                await self.change_records(zone_id, group)
+                errors.append(None)
+            except AwsError as exc:
+                errors.append(exc)
+        return errors
+
     async def change_records(self, zone_id: str, changes: Sequence[dict[str, Any]]) -> None:
         try:
             self.cloud.change(zone_id, changes)

@@ -9,6 +9,7 @@ the gateways' kept reads) is dropped; the cloud and the bodies stay, as they wou
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from clickhouse_privatelink.engine.components import FORWARD
 from clickhouse_privatelink.engine.context import Outcome, Resource
 from clickhouse_privatelink.engine.reconciler import Reconciler
 from clickhouse_privatelink.engine.status import EngineStatus
+from clickhouse_privatelink.engine.zone_worker import ZoneWorkers
 from clickhouse_privatelink.settings import Settings
 from tests.engine.fakes import AwsCloud, ClickHouseCloud, Clock, FakeAws, FakeClickHouse, FakeSecrets
 
@@ -61,8 +63,9 @@ class Posted:
 class Harness:
     """The cloud, the resources, and one operator process at a time (see the module docstring)."""
 
-    def __init__(self, *, cluster: str = CLUSTER) -> None:
+    def __init__(self, *, cluster: str = CLUSTER, batch_window: float = 0.0) -> None:
         self.cluster = cluster
+        self.batch_window = batch_window  # a zone worker's quiet gap (real seconds: passes side by side)
         self.clock = Clock()
         self.aws = AwsCloud()
         self.clickhouse = ClickHouseCloud()
@@ -95,6 +98,7 @@ class Harness:
             components=FORWARD,
             intend=self._intend,
             wrote=self._wrote,
+            zones=ZoneWorkers(batch_window=self.batch_window, max_window=max(self.batch_window, 1.0)),
         )
         self._settled.clear()  # kopf resumes every resource in a new process
 
@@ -239,16 +243,23 @@ class Harness:
         if not cleanup and out.done:
             self._settled.add(uid)
 
-    async def settle(self, *, rounds: int = 12) -> None:
+    async def settle(self, *, rounds: int = 12, together: bool = False) -> None:
         """Rounds of passes (AWS moving on and the clock past the read window between them) until every
-        resource is Ready and every deleted one is gone; a crash armed before is taken on the way."""
+        resource is Ready and every deleted one is gone; a crash armed before is taken on the way.
+
+        ``together``: the passes of a round run side by side (as kopf runs them), not one after the other.
+        """
         for _ in range(rounds):
             self.clock.advance(PASS_INTERVAL)
             self.aws.settle()
             if all(uid in self._settled for uid in self.bodies) and self._armed is None:
                 return
-            for uid in list(self.bodies):
-                if uid in self.bodies and uid not in self._settled:
+            due = [uid for uid in self.bodies if uid not in self._settled]
+            if together:
+                await asyncio.gather(*(self.run(uid) for uid in due))
+                continue
+            for uid in due:
+                if uid in self.bodies:
                     await self.run(uid)
         unsettled = {uid: self.reason(uid) for uid in self.bodies if uid not in self._settled}
         raise AssertionError(f"not settled after {rounds} rounds: {unsettled}")

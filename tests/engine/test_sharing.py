@@ -3,8 +3,11 @@ only by their last user; deletionPolicy Retain; an endpoint made per resource be
 
 from __future__ import annotations
 
+import pytest
+
 from clickhouse_privatelink import constants as c
 from clickhouse_privatelink.adapters.aws.route53 import record_changes
+from clickhouse_privatelink.decisions.reasons import ConditionType, Reason
 from tests.engine.harness import (
     ENDPOINT_SERVICE,
     GROUP,
@@ -13,6 +16,8 @@ from tests.engine.harness import (
     SERVICES,
     SUBNETS,
     VPC_A,
+    VPC_B,
+    ZONE_NAME,
     Harness,
 )
 
@@ -160,7 +165,9 @@ async def test_an_endpoint_made_per_resource_before_sharing_serves_until_its_res
     assert h.clickhouse.allow_list(SERVICE_A) == [] and h.clickhouse.organization_entries == []
 
 
-async def test_a_record_made_since_the_shared_read_is_looked_at_again_not_overwritten() -> None:
+async def test_a_record_made_by_someone_since_the_read_fails_the_create_and_the_next_round_reads_fresh() -> (
+    None
+):
     h = Harness()
     h.create("a", service_id=SERVICE_A)
     await h.settle()
@@ -169,16 +176,20 @@ async def test_a_record_made_since_the_shared_read_is_looked_at_again_not_overwr
     target = endpoint.observed().regional_dns
     assert target is not None
     await h.aws_view.zone_sets(zone.id, max_age=0)  # this process's listing of the zone, read now
-    # Another pass (of this cluster, for this VPC) wrote B's record after this process's listing was read:
-    # the listing still shows the name vacant, so the engine's CREATE is refused (InvalidChangeBatch).
+    # Someone outside this process (a restarted one, a person) wrote B's record after the listing was read:
+    # the listing still shows the name vacant, so the round's CREATE is refused (InvalidChangeBatch).
     h.aws.change(zone.id, record_changes(HOST_B, target, cluster=h.cluster, vpc_id=VPC_A, create=True))
-    written, read = len(h.aws.writes), len(h.aws_view.calls)
+    written = len(h.aws.writes)
     b = h.create("b", service_id=SERVICE_B)
     out = await h.run(b)  # no time passes: the zone's listing is the kept one
-    assert out is not None and out.done
-    assert h.aws.writes[written:] == []  # refused, looked again, found it ours: nothing rewritten
-    # the kept listing, then the one fresh look after the refusal
+    assert out is not None and not out.done
+    assert h.reason(b, ConditionType.DNS_READY) == Reason.INVALID_AWS_CONFIGURATION.value
+    assert h.aws.writes[written:] == []  # refused: nothing written over
+    read = len(h.aws_view.calls)
+    again = await h.run(b)  # still no time passes: the refusal dropped the kept listing
+    assert again is not None and again.done
     assert h.aws_view.calls[read:].count("ListResourceRecordSets") == 1
+    assert h.aws.writes[written:] == []  # found ours and right: nothing written
     assert types_at(h, HOST_B) == {"A", "TXT"}
 
 
@@ -202,3 +213,52 @@ async def test_deleting_the_last_user_removes_untracked_records_and_entries_poin
     assert h.clickhouse.allow_list(SERVICE_A) == h.clickhouse.allow_list(SERVICE_B) == []
     assert h.clickhouse.organization_entries == []
     assert any(HOST_B in e.message for e in h.posted("DnsRecordDeleted"))
+
+
+def record_writes(h: Harness) -> int:
+    return len([w for w in h.aws.writes if w[0] == "ChangeResourceRecordSets"])
+
+
+async def test_two_resources_of_a_vpc_for_one_service_asking_together_make_one_record_write() -> None:
+    h = Harness(batch_window=0.05)
+    a = h.create("a", service_id=SERVICE_A)
+    b = h.create("b", service_id=SERVICE_A)
+    await h.settle(together=True)
+    assert h.reason(a) == h.reason(b) == Reason.READY.value
+    assert types_at(h, HOST_A) == {"A", "TXT"}
+    assert record_writes(h) == 1
+    assert len(h.posted("DnsRecordWritten")) == 1  # the other's pass found it written by the same round
+
+
+async def test_two_vpcs_naming_one_zone_for_one_service_the_first_holds_the_name_the_other_conflicts() -> (
+    None
+):
+    h = Harness(batch_window=0.05)
+    shared = h.aws.add_zone(ZONE_NAME, vpc_ids={VPC_A, VPC_B})
+    a = h.create("a", service_id=SERVICE_A, hosted_zone_id=shared.id)
+    b = h.create("b", service_id=SERVICE_A, vpc_id=VPC_B, hosted_zone_id=shared.id)
+    with pytest.raises(AssertionError, match="not settled"):
+        await h.settle(together=True, rounds=6)
+    assert h.reason(a) == Reason.READY.value
+    assert h.reason(b, ConditionType.DNS_READY) == Reason.DNS_RECORD_CONFLICT.value
+    assert f"record of VPC {VPC_A}" in h.posted(Reason.DNS_RECORD_CONFLICT.value)[-1].message
+    # no flip-flop: the name was written once, for VPC A, and every later round left it alone
+    assert record_writes(h) == 1
+    owner_txt = [rs for rs in h.aws.record_sets(shared.id, HOST_A) if rs["Type"] == "TXT"]
+    assert VPC_A in owner_txt[0]["ResourceRecords"][0]["Value"]
+
+
+async def test_a_release_while_another_user_of_the_record_is_reconciled_keeps_the_record() -> None:
+    h = Harness(batch_window=0.05)
+    a = h.create("a", service_id=SERVICE_A)
+    b = h.create("b", service_id=SERVICE_A)
+    await h.settle()
+    written = record_writes(h)
+    h.delete(a)
+    h.bodies[b]["metadata"]["generation"] = 2  # b is being reconciled in the same rounds
+    h._settled.discard(b)
+    await h.settle(together=True)
+    assert list(h.bodies) == [b] and h.reason(b) == Reason.READY.value
+    assert types_at(h, HOST_A) == {"A", "TXT"}
+    assert record_writes(h) == written
+    assert any("still used by ns/b" in e.message for e in h.posted("DnsRecordKept"))

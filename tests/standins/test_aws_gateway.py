@@ -1,4 +1,5 @@
-"""The operator's AWS gateway against the AWS stand-in: shared reads and batched Route 53 changes."""
+"""The operator's AWS gateway against the AWS stand-in: shared reads, and Route 53 changes in as few requests as
+AWS's limits allow (split when refused). The gathering of changes is the zone worker's (tests/engine)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ pytestmark = pytest.mark.standin_only
 def gateway(aws_target: AwsTarget, monkeypatch: pytest.MonkeyPatch) -> AwsGateway:
     for name, value in aws_target.env.items():
         monkeypatch.setenv(name, value)
-    return AwsGateway(AwsClients("us-east-1"), batch_window=0.05)
+    return AwsGateway(AwsClients("us-east-1"))
 
 
 def counting(monkeypatch: pytest.MonkeyPatch, module: Any, name: str) -> list[Any]:
@@ -67,20 +68,18 @@ def missing_delete(zone_name: str) -> list[dict[str, Any]]:
 
 
 async def change_all(
-    gateway: AwsGateway, zone_id: str, callers: list[list[dict[str, Any]]]
-) -> list[BaseException | None]:
-    """Each caller's changes sent at once (so they share a batch); each caller's outcome, in order."""
-    return await asyncio.gather(
-        *(gateway.change_records(zone_id, changes) for changes in callers), return_exceptions=True
-    )
+    gateway: AwsGateway, zone_id: str, groups: list[list[dict[str, Any]]]
+) -> list[AwsError | None]:
+    """The groups submitted together; each group's outcome, in order."""
+    return await gateway.submit_records(zone_id, groups)
 
 
-async def test_record_changes_of_one_zone_in_a_window_are_one_call(
+async def test_groups_of_changes_submitted_together_are_one_call(
     gateway: AwsGateway, aws_network: Network, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     zone_id, zone_name = private_zone(gateway, aws_network)
     calls = counting(monkeypatch, route53_api, "change_record_sets")
-    await asyncio.gather(*(gateway.change_records(zone_id, upserts(zone_name, f"h{i}")) for i in range(5)))
+    assert await change_all(gateway, zone_id, [upserts(zone_name, f"h{i}") for i in range(5)]) == [None] * 5
     assert len(calls) == 1
     listed = await gateway.records(zone_id, f"h3.{zone_name}", max_age=0)
     assert listed[0].alias is not None and listed[0].owner is not None
@@ -97,7 +96,7 @@ async def test_a_failed_batch_is_split_so_the_good_changes_still_land(
     )
     assert results[0] is None and results[2] is None
     assert isinstance(results[1], AwsError) and results[1].code == "InvalidChangeBatch"
-    assert len(calls) == 4  # the batch, then each caller's changes on their own
+    assert len(calls) == 4  # the request, then each group's changes on their own
     for host in ("good1", "good2"):
         observed, _ = await gateway.records(zone_id, f"{host}.{zone_name}", max_age=0)
         assert observed.alias is not None
@@ -113,8 +112,8 @@ async def test_a_large_failed_batch_is_halved_not_sent_one_caller_at_a_time(
     batch.insert(7, bad)
     results = await change_all(gateway, zone_id, batch)
     assert [i for i, r in enumerate(results) if r is not None] == [7]
-    # 32 callers: the batch; halves of 16, 8 and 4 callers (a good one lands in one call each, a bad one
-    # is halved again); the bad 4 one caller at a time. 11 calls, not 33.
+    # 32 groups: the request; halves of 16, 8 and 4 groups (a good one lands in one call each, a bad one
+    # is halved again); the bad 4 one group at a time. 11 calls, not 33.
     assert len(calls) == 11
     observed, _ = await gateway.records(zone_id, f"g30.{zone_name}", max_age=0)
     assert observed.alias is not None
@@ -134,25 +133,7 @@ async def test_concurrent_readers_share_one_describe_of_the_vpcs_endpoints(
     assert len(calls) == 2
 
 
-async def test_a_steady_stream_of_changes_waits_at_most_the_longest_window(
-    aws_target: AwsTarget, aws_network: Network, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    for name, value in aws_target.env.items():
-        monkeypatch.setenv(name, value)
-    gateway = AwsGateway(AwsClients("us-east-1"), batch_window=0.1, max_window=0.5)
-    zone_id, zone_name = private_zone(gateway, aws_network)
-    calls = counting(monkeypatch, route53_api, "change_record_sets")
-
-    async def one_every_50_ms(i: int) -> None:
-        await asyncio.sleep(i * 0.05)  # a stream of arrivals, never quiet for the 0.1 s window
-        await gateway.change_records(zone_id, upserts(zone_name, f"s{i}"))
-
-    await asyncio.gather(*(one_every_50_ms(i) for i in range(20)))
-    # 1 s of arrivals cut by the 0.5 s longest window: two or three batches, not one per record.
-    assert 2 <= len(calls) <= 3
-
-
-async def test_a_batch_beyond_route53s_request_limits_goes_out_in_as_few_requests_as_they_allow(
+async def test_changes_beyond_route53s_request_limits_go_out_in_as_few_requests_as_they_allow(
     gateway: AwsGateway, aws_network: Network, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """1,000 records, 32,000 characters of values per request (AWS's limits; the stand-in keeps them)."""
@@ -171,7 +152,7 @@ async def test_a_batch_beyond_route53s_request_limits_goes_out_in_as_few_request
         )
         for i in range(400)
     ]
-    await asyncio.gather(*(gateway.change_records(zone_id, changes) for changes in creates))
+    assert await gateway.submit_records(zone_id, creates) == [None] * 400
     per_txt = route53_api.change_size(creates[0][0])[1]
     assert len(calls) == -(-400 * per_txt // route53_api.MAX_VALUE_CHARACTERS)  # as few as the limit allows
     observed, _ = await gateway.records(zone_id, f"c399.{zone_name}", max_age=0)
@@ -238,11 +219,12 @@ async def test_zone_writes_drop_the_cached_reads(gateway: AwsGateway, aws_networ
     sets = await gateway.zone_sets(zone.id, max_age=300)  # kept: the delete below must drop it
 
     host = f"h.{name}"
-    await gateway.change_records(zone.id, upserts(name, "h"))
+    assert await gateway.submit_records(zone.id, [upserts(name, "h")]) == [None]
     assert not await gateway.delete_zone_if_empty(zone.id, vpc_id=vpc, name=name)  # a record is left
     fresh, raw = await gateway.read_records(zone.id, host)
     assert fresh.alias is not None and {rs["Type"] for rs in raw} == {"A", "TXT"}
-    await gateway.change_records(zone.id, [{"Action": "DELETE", "ResourceRecordSet": rs} for rs in raw])
+    deletes = [{"Action": "DELETE", "ResourceRecordSet": rs} for rs in raw]
+    assert await gateway.submit_records(zone.id, [deletes]) == [None]
 
     assert sets is not None and await gateway.delete_zone_if_empty(zone.id, vpc_id=vpc, name=name)
     assert await gateway.zone_sets(zone.id, max_age=300) is None
@@ -257,10 +239,9 @@ async def test_a_refused_record_change_arrives_as_an_aws_error_with_its_code(
     creates = route53_api.record_changes(
         f"dup.{zone_name}", ("vpce-1.example.com", "Z1HUB23NMQ6GUK"), cluster="c", vpc_id="vpc-1", create=True
     )
-    await gateway.change_records(zone_id, creates)
-    with pytest.raises(AwsError) as refused:
-        await gateway.change_records(zone_id, creates)  # CREATE of a set that is there
-    assert refused.value.code == "InvalidChangeBatch"
+    assert await gateway.submit_records(zone_id, [creates]) == [None]
+    (refused,) = await gateway.submit_records(zone_id, [creates])  # CREATE of a set that is there
+    assert isinstance(refused, AwsError) and refused.code == "InvalidChangeBatch"
 
 
 async def test_ec2_errors_arrive_as_aws_errors_with_their_meaning(

@@ -13,13 +13,12 @@ import asyncio
 import uuid
 from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import Protocol
 
 from clickhouse_privatelink import constants as c
 from clickhouse_privatelink.adapters.aws.route53 import (
     ObservedZone,
     only_soa_and_ns,
-    record_changes,
     records_at,
 )
 from clickhouse_privatelink.adapters.clickhouse.client import (
@@ -74,6 +73,7 @@ from clickhouse_privatelink.decisions.usage import (
     endpoint_users,
     settings_leader,
 )
+from clickhouse_privatelink.decisions.zone_records import RecordOutcome, RecordRequest
 from clickhouse_privatelink.engine import crash_points as crash
 from clickhouse_privatelink.engine.context import (
     EndpointResult,
@@ -84,10 +84,9 @@ from clickhouse_privatelink.engine.context import (
     StepFailed,
     ZoneResult,
     aws_await,
-    aws_failure,
     clickhouse_call,
 )
-from clickhouse_privatelink.engine.ports import AwsError, ClickHousePort
+from clickhouse_privatelink.engine.ports import ClickHousePort
 from clickhouse_privatelink.engine.security_group_component import SecurityGroupComponent
 from clickhouse_privatelink.engine.status import EngineStatus
 
@@ -440,6 +439,8 @@ async def _release_strays(p: Pass, endpoint: ObservedEndpoint) -> None:
 
 
 async def _release_stray_records(p: Pass, endpoint: ObservedEndpoint) -> None:
+    """The records of this VPC's zones left pointing at ``endpoint`` that no user has: swept in the zone's
+    round (a zone whose shared listing shows none asks nothing)."""
     step = ConditionType.DNS_READY
     target = endpoint.regional_dns
     if target is None:
@@ -447,27 +448,23 @@ async def _release_stray_records(p: Pass, endpoint: ObservedEndpoint) -> None:
     users = p.users()
     zone_ids = {u.hosted_zone_id for u in [p.me, *users] if u.vpc_id == p.me.vpc_id and u.hosted_zone_id}
     for zone_id in sorted(zone_ids):
-        for max_age in (p.read_age, 0.0):
-            named = await aws_await(step, p.aws.zone_names(zone_id, max_age=max_age))
-            if named is None:
-                break  # the zone is gone, and its records with it
-            records = {name: records_at(named[name], name)[0] for name in named}
-            stray = stray_records(users, p.cluster, p.me.vpc_id, zone_id, target, records)
-            if not stray:
-                break
-            try:
-                await p.aws.change_records(zone_id, _deletions(rs for name in stray for rs in named[name]))
-            except AwsError as exc:
-                if max_age and exc.code == "InvalidChangeBatch":
-                    continue  # a set changed since the (shared) listing: look again, fresh
-                raise aws_failure(step, exc) from None
+        named = await aws_await(step, p.aws.zone_names(zone_id, max_age=p.read_age))
+        if named is None:
+            continue  # the zone is gone, and its records with it
+        records = {name: records_at(named[name], name)[0] for name in named}
+        if not stray_records(users, p.cluster, p.me.vpc_id, zone_id, target, records):
+            continue
+        request = RecordRequest(p.me, "", target, users, sweep=True)
+        result = await aws_await(
+            step, p.zones.get(p.aws, zone_id, p.cluster).ask(request, max_age=p.read_age)
+        )
+        if result.outcome is RecordOutcome.REMOVED:
             p.wrote(crash.RECORD_CHANGE)
             p.out.event(
                 "DnsRecordDeleted",
-                f"deleted the record for {', '.join(stray)}: it pointed at {endpoint.id}, which is being "
+                f"deleted the record for {result.message}: it pointed at {endpoint.id}, which is being "
                 "deleted, and no resource uses it",
             )
-            break
 
 
 async def _release_stray_entries(p: Pass, endpoint: ObservedEndpoint) -> None:
@@ -672,13 +669,12 @@ class ZoneComponent:
                 p.out.event("HostedZoneDeleted", f"deleted the empty private zone {zone.name}")
 
 
-def _deletions(sets: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The changes that delete the operator's sets of a name: its alias A record and its TXT marker."""
-    return [{"Action": "DELETE", "ResourceRecordSet": rs} for rs in sets if rs["Type"] in ("A", "TXT")]
-
-
 class RecordComponent:
-    """The alias record of the service's private hostname, shared by resources for the same service."""
+    """The alias record of the service's private hostname, shared by resources for the same service.
+
+    Written and let go of only by the zone's worker (engine/zone_worker.py): a pass asks it and reports the
+    result. A pass whose record the zone's shared listing shows as it should be asks nothing.
+    """
 
     async def apply(self, p: Pass, resolved: Resolved) -> None:
         step = ConditionType.DNS_READY
@@ -695,31 +691,21 @@ class RecordComponent:
             return
         assert resolved.zone is not None
         zone_id = resolved.zone.zone_id
-        async with p.book.lock(("record", zone_id, hostname.lower())):
-            # The zone's shared listing may be older than this pass; a record found vacant is written with
-            # CREATE, which Route 53 refuses if someone made one since: then look again, fresh, and decide.
-            for max_age in (p.read_age, 0.0):
-                observed, _ = await aws_await(step, p.aws.records(zone_id, hostname, max_age=max_age))
-                decision = plan_record(p.cluster, p.res.spec.aws.vpc_id, hostname, target, observed)
-                if decision.action is RecordAction.CONFLICT:
-                    raise StepFailed(step, decision.reason, decision.message)
-                if decision.action is RecordAction.KEEP:
-                    break
-                vacant = observed.owner is None and observed.alias is None
-                changes = record_changes(
-                    hostname, target, cluster=p.cluster, vpc_id=p.res.spec.aws.vpc_id, create=vacant
-                )
-                await p.before_write(step)
-                try:
-                    await p.aws.change_records(zone_id, changes)
-                except AwsError as exc:
-                    if vacant and max_age and exc.code == "InvalidChangeBatch":
-                        continue  # made by someone since the read
-                    raise aws_failure(step, exc) from None
+        observed, _ = await aws_await(step, p.aws.records(zone_id, hostname, max_age=p.read_age))
+        decision = plan_record(p.cluster, p.res.spec.aws.vpc_id, hostname, target, observed)
+        if decision.action is RecordAction.CONFLICT:
+            raise StepFailed(step, decision.reason, decision.message)
+        if decision.action is RecordAction.WRITE:
+            await p.before_write(step)
+            request = RecordRequest(p.me, hostname, target)
+            worker = p.zones.get(p.aws, zone_id, p.cluster)
+            result = await aws_await(step, worker.ask(request, max_age=p.read_age))
+            if result.outcome is RecordOutcome.CONFLICT:
+                raise StepFailed(step, result.reason, result.message)
+            if result.outcome is RecordOutcome.WRITTEN:
                 p.wrote(crash.RECORD_CHANGE)
                 p.out.event("DnsRecordWritten", f"{hostname} now points to endpoint {endpoint.id}")
                 p.out.changes.append("dns_record_written")
-                break
         message = f"{hostname} resolves to endpoint {endpoint.id}"
         p.out.steps.append(StepResult(step, True, Reason.RECORD_WRITTEN, message))
 
@@ -728,33 +714,31 @@ class RecordComponent:
         hostname, zone_id = p.me.hostname, p.me.hosted_zone_id
         if not p.me.dns_route53 or not hostname or not zone_id:
             return
-        async with p.book.lock(("record", zone_id, hostname.lower())):
-            # A record serves one VPC (its marker names it), so its users are all in this VPC's view; other
-            # VPCs' resources naming the zone (the zone index) neither hold nor release it.
-            held = record_holders(p.me, p.users())
-            if held is not None:
-                p.out.event("DnsRecordKept", held.why)
-                return
-            # One listing of the zone, shared by every resource released in the same window.
-            zone_sets = await aws_await(step, p.aws.zone_sets(zone_id, max_age=p.read_age))
-            if zone_sets is None:
-                return  # the zone is gone, and the record with it
-            observed, sets = await aws_await(step, p.aws.records(zone_id, hostname, max_age=p.read_age))
-            release = plan_record_release(p.me, p.cluster, observed)
-            if release.remove:
-                try:
-                    await p.aws.change_records(zone_id, _deletions(sets))
-                except AwsError as exc:
-                    # A set changed or vanished since it was read: look again; still there is an error.
-                    if exc.code != "InvalidChangeBatch":
-                        raise aws_failure(step, exc) from None
-                    again, sets = await aws_await(step, p.aws.read_records(zone_id, hostname))
-                    if plan_record_release(p.me, p.cluster, again).remove:
-                        await aws_await(step, p.aws.change_records(zone_id, _deletions(sets)))
+        # A record serves one VPC (its marker names it), so its users are all in this VPC's view; other
+        # VPCs' resources naming the zone (the zone index) neither hold nor release it.
+        users = p.users()
+        held = record_holders(p.me, users)
+        if held is not None:
+            p.out.event("DnsRecordKept", held.why)
+            return
+        # One listing of the zone, shared by every resource released in the same window: a record that is not
+        # ours, or nothing, asks the worker nothing.
+        if await aws_await(step, p.aws.zone_sets(zone_id, max_age=p.read_age)) is None:
+            return  # the zone is gone, and the record with it
+        observed, _ = await aws_await(step, p.aws.records(zone_id, hostname, max_age=p.read_age))
+        release = plan_record_release(p.me, p.cluster, observed)
+        if release.remove:
+            worker = p.zones.get(p.aws, zone_id, p.cluster)
+            result = await aws_await(
+                step, worker.ask(RecordRequest(p.me, hostname, None, users), max_age=p.read_age)
+            )
+            if result.outcome is RecordOutcome.REMOVED:
                 p.wrote(crash.RECORD_CHANGE)
                 p.out.event("DnsRecordDeleted", f"deleted the record for {hostname}")
-            elif release.why:
-                p.out.event("DnsRecordKept", release.why)
+            elif result.outcome in (RecordOutcome.HELD, RecordOutcome.LEFT):
+                p.out.event("DnsRecordKept", result.message)
+        elif release.why:
+            p.out.event("DnsRecordKept", release.why)
 
 
 # --------------------------------------------------------------------------------------------- allow list

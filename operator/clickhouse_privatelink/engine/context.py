@@ -27,6 +27,7 @@ from clickhouse_privatelink.engine.crash_points import Wrote
 from clickhouse_privatelink.engine.ports import AwsError, AwsPort, ClickHousePort
 from clickhouse_privatelink.engine.status import EngineStatus
 from clickhouse_privatelink.engine.usage_book import UsageBook
+from clickhouse_privatelink.engine.zone_worker import ZoneWorkers
 
 T = TypeVar("T")
 
@@ -177,6 +178,8 @@ class Pass:
     durable: EngineStatus = field(default_factory=EngineStatus)
     intend: Intend = no_intent
     wrote: Wrote = lambda point: None  # told after each external write (engine/crash_points.py)
+    # The process's zone workers: a zone's records are written only in its worker's rounds.
+    zones: ZoneWorkers = field(default_factory=ZoneWorkers)
     # One intent write at a time: parts of a pass that run side by side (Together) write it once between them.
     _intent_turn: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
 

@@ -95,8 +95,11 @@ class AwsPort(Protocol):
         """What is at ``hostname``, read now on its own."""
         ...
 
-    async def change_records(self, zone_id: str, changes: Sequence[dict[str, Any]]) -> None:
-        """Apply ``changes`` atomically (ChangeResourceRecordSets); Route 53's refusal is ``AwsError``."""
+    async def submit_records(
+        self, zone_id: str, groups: Sequence[Sequence[dict[str, Any]]]
+    ) -> list[AwsError | None]:
+        """Apply each group of changes atomically, now, in as few ChangeResourceRecordSets as Route 53's
+        limits allow (a failed request split until the bad groups stand alone); each group's error or None."""
         ...
 
 

@@ -41,6 +41,7 @@ from clickhouse_privatelink.engine.crash_points import Wrote
 from clickhouse_privatelink.engine.ports import AwsPort, ClickHousePort, SecretsPort
 from clickhouse_privatelink.engine.status import EngineStatus
 from clickhouse_privatelink.engine.usage_book import UsageBook
+from clickhouse_privatelink.engine.zone_worker import ZoneWorkers
 from clickhouse_privatelink.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -65,9 +66,11 @@ class Reconciler:
         book: UsageBook | None = None,
         intend: Intend = no_intent,
         wrote: Wrote | None = None,
+        zones: ZoneWorkers | None = None,
     ) -> None:
         """``wrote``: told after each external write (engine/crash_points.py); by default the test hook that
-        ``settings.test_crash_after`` arms (a SIGKILL), or nothing."""
+        ``settings.test_crash_after`` arms (a SIGKILL), or nothing. ``zones``: the process's zone workers
+        (by default this reconciler's own, with the settings' Route 53 windows)."""
         self.settings = settings
         self.secrets = secrets
         self._clickhouse = clickhouse
@@ -79,6 +82,9 @@ class Reconciler:
             crash = settings.test_crash_after
             wrote = crash_points.kill_after(crash) if crash else crash_points.never
         self._wrote = wrote
+        self.zones = zones or ZoneWorkers(
+            batch_window=settings.route53_batch_window, max_window=settings.route53_max_batch_window
+        )
 
     def _pass(
         self,
@@ -118,6 +124,7 @@ class Reconciler:
             durable=recorded.copy(),
             intend=self._intend,
             wrote=self._wrote,
+            zones=self.zones,
         )
 
     async def reconcile(

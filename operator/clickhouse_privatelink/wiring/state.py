@@ -29,6 +29,7 @@ from clickhouse_privatelink.engine.public_access_component import PublicAccessCo
 from clickhouse_privatelink.engine.reachability_component import ReachabilityComponent
 from clickhouse_privatelink.engine.reconciler import Reconciler, Resource
 from clickhouse_privatelink.engine.status import EngineStatus
+from clickhouse_privatelink.engine.zone_worker import ZoneWorkers
 from clickhouse_privatelink.settings import Settings
 from clickhouse_privatelink.wiring import index
 from clickhouse_privatelink.wiring.drift import DriftScheduler
@@ -88,10 +89,10 @@ class ProcessState:
             on_call=metrics.record_clickhouse_call,
             rate_limit=settings.clickhouse_rate_limit,
         )
-        self.aws = AwsGateways(
-            AwsClients,
-            batch_window=settings.route53_batch_window,
-            max_window=settings.route53_max_batch_window,
+        self.aws = AwsGateways(AwsClients)
+        # One worker per (gateway, zone) writes the zone's records, in rounds gathered by the Route 53 windows.
+        self.zones = ZoneWorkers(
+            batch_window=settings.route53_batch_window, max_window=settings.route53_max_batch_window
         )
         self.placement = PlacementFinder(settings)
         self._placement_lookup: asyncio.Future[Placement] | None = None
@@ -116,6 +117,7 @@ class ProcessState:
             self.aws.get,
             components=(*FORWARD, public, reachability),
             intend=self._intend,
+            zones=self.zones,
         )
 
     def start(self) -> None:

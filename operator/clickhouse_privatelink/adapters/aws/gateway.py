@@ -5,14 +5,11 @@
 - ``private_zone(name, vpc)`` and ``records(zone)``: one ``ListHostedZonesByVPC`` per VPC and one listing
   of a zone's record sets per zone, shared the same way; the listing takes in our own changes as they
   succeed, so writing records never makes the zone be listed again.
-- ``change_records(zone, changes)``: record changes for one zone go out together in one
-  ``ChangeResourceRecordSets``: a batch is sent once no change has joined it
-  for ``batch_window`` seconds, or ``max_window`` seconds after its first change while changes keep coming
-  (a thousand resources created at once write their records in a few calls, one alone waits a moment). A
-  batch holding a full request's worth by Route 53's limits (1,000 records, 32,000 characters of values) is
-  sent at once: waiting longer could not make it fewer calls.
-  Each caller's changes stay together; a batch that fails is split in halves until the bad callers' changes
-  stand alone, so one bad record does not block the others (external-dns splits a failed batch too).
+- ``submit_records(zone, groups)``: a zone's changes, gathered by the zone's worker (engine/zone_worker.py,
+  which owns the time window), go out in as few ``ChangeResourceRecordSets`` as Route 53's limits allow
+  (1,000 records, 32,000 characters of values per request). Each group's changes stay together; a request
+  that fails is split in halves until the bad groups stand alone, so one bad record does not block the others
+  (external-dns splits a failed batch too).
 
 - Every other call the engine makes (an endpoint by ID, create, modify, delete, the Retain mark, a zone by ID,
   create and delete a zone, a fresh read of one name, security groups, a VPC's CIDRs, an endpoint's
@@ -27,7 +24,6 @@ import asyncio
 import logging
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypeVar
 
@@ -53,29 +49,16 @@ _SPLIT_ALONE = 4  # a failed batch of this many callers or fewer is split into o
 CHANGING_READ_AGE = 1.0  # seconds a read of endpoints that AWS is still changing may be reused
 
 
-@dataclass
-class _ZoneBatch:
-    first: float
-    timer: asyncio.TimerHandle | None = None
-    groups: list[tuple[list[dict[str, Any]], asyncio.Future[None]]] = field(default_factory=list)
-    records: int = 0  # toward Route 53's limits on one request
-    characters: int = 0
-
-
 class AwsGateway:
     """Coalesced reads and batched record changes for one region and role (see the module docstring)."""
 
-    def __init__(self, clients: AwsClients, *, batch_window: float = 0.2, max_window: float = 15.0) -> None:
+    def __init__(self, clients: AwsClients) -> None:
         self.clients = clients
-        self.batch_window = batch_window
-        self.max_window = max(max_window, batch_window)
         self._endpoints: dict[str, SingleFlight[list[ObservedEndpoint]]] = {}
         self._zones: dict[tuple[str, str], SingleFlight[route53_api.ObservedZone | None]] = {}
         self._records: dict[str, SingleFlight[list[dict[str, Any]] | None]] = {}
         self._by_name: dict[str, tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]]]]] = {}
-        self._batches: dict[str, _ZoneBatch] = {}
         self._reads: dict[tuple[str, ...], SingleFlight[Any]] = {}
-        self._tasks: set[asyncio.Future[None]] = set()
 
     async def _thread(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """A blocking boto3 call in a thread; its botocore errors become ``AwsError``."""
@@ -276,74 +259,59 @@ class AwsGateway:
         if zone_id in self._records:
             self._records[zone_id].forget()
 
-    async def change_records(self, zone_id: str, changes: Sequence[dict[str, Any]]) -> None:
-        """Apply ``changes`` (kept together, atomically) in the zone's next batch."""
-        loop = asyncio.get_running_loop()
-        now = loop.time()
-        records, characters = _size(changes)
-        batch = self._batches.get(zone_id)
-        if (
-            batch is not None
-            and batch.groups
-            and not _fits(batch.records + records, batch.characters + characters)
-        ):
-            # The batch is a full request already (so every batch is one request): waiting longer cannot
-            # make it fewer calls.
-            if batch.timer is not None:
-                batch.timer.cancel()
-            self._start_flush(zone_id, batch)
-            batch = None
-        if batch is None:
-            batch = self._batches[zone_id] = _ZoneBatch(first=now)
-        # Send once the zone has been quiet for batch_window, or max_window after the batch began.
-        if batch.timer is not None:
-            batch.timer.cancel()
-        due = min(now + self.batch_window, batch.first + self.max_window)
-        batch.timer = loop.call_at(due, self._start_flush, zone_id, batch)
-        done: asyncio.Future[None] = loop.create_future()
-        batch.groups.append((list(changes), done))
-        batch.records += records
-        batch.characters += characters
-        await asyncio.shield(done)
+    async def submit_records(
+        self, zone_id: str, groups: Sequence[Sequence[dict[str, Any]]]
+    ) -> list[AwsError | None]:
+        """Apply each group of changes (kept together, atomically) now, in as few ``ChangeResourceRecordSets``
+        as Route 53's request limits allow; each group's error, or None where it was applied.
 
-    def _start_flush(self, zone_id: str, batch: _ZoneBatch) -> None:
-        if self._batches.get(zone_id) is batch:
-            del self._batches[zone_id]
-        task = asyncio.ensure_future(self._flush(zone_id, batch))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _flush(self, zone_id: str, batch: _ZoneBatch) -> None:
-        await self._submit(zone_id, batch.groups)
+        A request that fails is split in halves until the bad groups stand alone, so one bad record does not
+        block the others (external-dns splits a failed batch too). The zone's worker gathers the groups
+        (engine/zone_worker.py): this sends them, in order.
+        """
+        errors: list[AwsError | None] = [None] * len(groups)
+        request: list[int] = []
+        records = characters = 0
+        for i, group in enumerate(groups):
+            size = _size(group)
+            if request and not _fits(records + size[0], characters + size[1]):
+                await self._submit(zone_id, [(n, groups[n]) for n in request], errors)
+                request, records, characters = [], 0, 0
+            request.append(i)
+            records, characters = records + size[0], characters + size[1]
+        if request:
+            await self._submit(zone_id, [(n, groups[n]) for n in request], errors)
+        return errors
 
     async def _submit(
-        self, zone_id: str, groups: list[tuple[list[dict[str, Any]], asyncio.Future[None]]]
+        self,
+        zone_id: str,
+        groups: list[tuple[int, Sequence[dict[str, Any]]]],
+        errors: list[AwsError | None],
     ) -> None:
-        changes = [change for group, _ in groups for change in group]
+        changes = [change for _, group in groups for change in group]
         actions = Counter(str(change["Action"]) for change in changes)
         summary = ", ".join(f"{n} {action}" for action, n in sorted(actions.items()))
         try:
             await self._thread(route53_api.change_record_sets, self.clients.route53, zone_id, changes)
         except AwsError as exc:
-            log.info("Route 53 zone %s: %s for %d callers failed: %s", zone_id, summary, len(groups), exc)
+            log.info("Route 53 zone %s: %s for %d groups failed: %s", zone_id, summary, len(groups), exc)
             if len(groups) == 1:
                 self.forget_records(zone_id)  # what the zone holds now is not known: read it again
-                groups[0][1].set_exception(exc)
+                errors[groups[0][0]] = exc
                 return
-            # One bad record must not block the others: the batch is split in halves until each bad
-            # caller's changes stand alone (one bad group among 1,000 costs about 20 calls, not 1,000).
+            # One bad record must not block the others: the request is split in halves until each bad
+            # group stands alone (one bad group among 1,000 costs about 20 calls, not 1,000).
             half = len(groups) // 2
             parts = [[g] for g in groups] if len(groups) <= _SPLIT_ALONE else [groups[:half], groups[half:]]
             for part in parts:
-                await self._submit(zone_id, part)
+                await self._submit(zone_id, part, errors)
             return
-        log.info("Route 53 zone %s: %s for %d callers", zone_id, summary, len(groups))
+        log.info("Route 53 zone %s: %s for %d groups", zone_id, summary, len(groups))
         # The zone's shared listing takes the changes in, so its readers neither undo nor repeat them.
         flight = self._records.get(zone_id)
         if flight is not None:
             flight.wrote(partial(_applied, changes))
-        for _, done in groups:
-            done.set_result(None)
 
 
 def _applied(changes: list[dict[str, Any]], sets: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
@@ -363,22 +331,12 @@ def _fits(records: int, characters: int) -> bool:
 class AwsGateways:
     """One gateway per (region, role), made on first use."""
 
-    def __init__(
-        self,
-        clients: Callable[[str, str | None], AwsClients],
-        *,
-        batch_window: float = 0.2,
-        max_window: float = 15.0,
-    ) -> None:
+    def __init__(self, clients: Callable[[str, str | None], AwsClients]) -> None:
         self._clients = clients
-        self._batch_window = batch_window
-        self._max_window = max_window
         self._gateways: dict[tuple[str, str | None], AwsGateway] = {}
 
     def get(self, region: str, role_arn: str | None) -> AwsGateway:
         gateway = self._gateways.get((region, role_arn))
         if gateway is None:
-            gateway = self._gateways[(region, role_arn)] = AwsGateway(
-                self._clients(region, role_arn), batch_window=self._batch_window, max_window=self._max_window
-            )
+            gateway = self._gateways[(region, role_arn)] = AwsGateway(self._clients(region, role_arn))
         return gateway
