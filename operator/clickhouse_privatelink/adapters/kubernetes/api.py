@@ -3,7 +3,7 @@
 kopf logs in with its built-in ``login_with_service_account`` / ``login_with_kubeconfig`` (no client
 library needed); the operator's ``@kopf.on.login()`` handler (``login.py``) keeps the resulting
 ``kopf.ConnectionInfo`` in a ``ConnectionHolder`` (one per operator process: wiring/state.py). ``get_json``
-and ``merge_patch`` then send one request with httpx (on aiohttp: adapters/http.py) using that connection: server, CA (path or data),
+and ``merge_patch`` then send one request with httpx using that connection: server, CA (path or data),
 insecure flag, bearer token, basic auth, client certificate and key, proxy. Outside kopf (tests, tools) a
 holder logs in by itself on first use.
 
@@ -22,8 +22,6 @@ from urllib.parse import quote
 
 import httpx
 import kopf
-
-from clickhouse_privatelink.adapters.http import aiohttp_transport
 
 SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 
@@ -117,8 +115,13 @@ def _status_message(response: httpx.Response) -> str:
 
 
 def _client(info: kopf.ConnectionInfo, context: ssl.SSLContext, request_timeout: float) -> httpx.AsyncClient:
-    transport = aiohttp_transport(ssl_context=context, proxy=info.proxy_url or None, trust_env=info.trust_env)
-    return httpx.AsyncClient(base_url=info.server.rstrip("/"), transport=transport, timeout=request_timeout)
+    return httpx.AsyncClient(
+        base_url=info.server.rstrip("/"),
+        verify=context,
+        proxy=info.proxy_url or None,
+        trust_env=info.trust_env,
+        timeout=request_timeout,
+    )
 
 
 async def _send(
