@@ -454,9 +454,7 @@ class _Turns:
 
 # The start of the request this task is sending, for the aiohttp trace below (it runs in the sending task, or in
 # the body-writing task aiohttp starts from it, which inherits the context).
-_LEAVING: contextvars.ContextVar[Start | None] = contextvars.ContextVar(
-    "chpl_clickhouse_leaving", default=None
-)
+_LEAVING: contextvars.ContextVar[Start | None] = contextvars.ContextVar("chpl_clickhouse_leaving", default=None)
 
 
 async def _headers_sent(_session: object, _context: object, _params: object) -> None:
