@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextvars
 import heapq
 import itertools
 import logging
@@ -33,9 +32,7 @@ from operator import itemgetter
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import quote
 
-import aiohttp
 import httpx
-from httpx_aiohttp import AiohttpTransport
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
@@ -450,41 +447,6 @@ class _Turns:
         self._held = False
 
 
-# ------------------------------------------------------------------------------------------ transport
-
-# The start of the request this task is sending, for the aiohttp trace below (it runs in the sending task, or in
-# the body-writing task aiohttp starts from it, which inherits the context).
-_LEAVING: contextvars.ContextVar[Start | None] = contextvars.ContextVar("chpl_clickhouse_leaving", default=None)
-
-
-async def _headers_sent(_session: object, _context: object, _params: object) -> None:
-    """aiohttp's trace: the request's headers (and, for a small body, the body with them) have been written."""
-    start = _LEAVING.get()
-    if start is not None:
-        start.sent()
-
-
-def aiohttp_transport() -> httpx.AsyncBaseTransport:
-    """httpx's transport on aiohttp's I/O (httpx-aiohttp): the same client API for a quarter of httpcore's CPU a
-    request at the operator's concurrency. The session is made on first use, inside the running loop; it
-    reads proxies from the environment (HTTPS_PROXY, NO_PROXY) as httpx itself does, and trusts the same
-    CAs (httpx's default SSL context)."""
-    trace = aiohttp.TraceConfig()
-    trace.on_request_headers_sent.append(_headers_sent)
-    ssl_context = httpx.create_ssl_context()
-
-    def session() -> aiohttp.ClientSession:
-        connector = aiohttp.TCPConnector(limit=100, ssl=ssl_context)
-        made = aiohttp.ClientSession(connector=connector, trace_configs=[trace], trust_env=True)
-        # aiohttp sends an idempotent request again, at once, when a kept-alive connection drops: an attempt
-        # the rate limiter never let go. Every attempt is the client's own (retried by its policy, counted by
-        # the limiter and the metrics); test_dropped_connection_is_a_retried_transport_error pins this.
-        made._retry_connection = False
-        return made
-
-    return AiohttpTransport(client=session)
-
-
 # ------------------------------------------------------------------------------------------ client
 
 OnCall = Callable[[str, int | str], None]
@@ -523,7 +485,7 @@ class ClickHouseCloudClient:
             base_url=self.base_url,
             auth=httpx.BasicAuth(key_id, key_secret),
             timeout=timeout,
-            transport=transport if transport is not None else aiohttp_transport(),
+            transport=transport,
             headers={
                 "User-Agent": f"clickhouse-privatelink-operator/{__version__}",
                 "Accept": "application/json",
@@ -688,9 +650,7 @@ class ClickHouseCloudClient:
         start = await self.limiter.start(place=place)
         if start.waited:
             self._report(operation, "throttled")
-        leaving = _LEAVING.set(start)
         try:
-            # httpcore's trace extension, or the aiohttp trace (``aiohttp_transport``): whichever sends it.
             response = await self._http.request(
                 method, path, json=json, params=list(params), extensions={"trace": start.trace}
             )
@@ -703,7 +663,6 @@ class ClickHouseCloudClient:
                 operation=operation,
             ) from None
         finally:
-            _LEAVING.reset(leaving)
             start.sent()  # when the trace did not say (a failed request may have reached the server)
         self._report(operation, response.status_code)
         log.debug("%s %s -> %s", method, path, response.status_code)
