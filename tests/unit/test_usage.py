@@ -13,6 +13,7 @@ from clickhouse_privatelink.decisions.usage import (
     decide_retain,
     deletion_steward,
     endpoint_client_token,
+    endpoint_leader,
     endpoint_users,
     oldest,
     others,
@@ -198,6 +199,7 @@ def _assert_lookups_read_the_list(users: list[Usage]) -> None:
         ):
             found = lookup(users, *args)  # type: ignore[operator]
             assert sorted(found, key=_by_uid) == sorted(lookup(plain, *args), key=_by_uid)  # type: ignore[operator]
+    assert endpoint_leader(users, KEY) == settings_leader(endpoint_users(plain, KEY))
 
 
 def test_the_kept_view_answers_as_a_whole_merge_would_through_any_changes() -> None:
@@ -214,11 +216,14 @@ def test_the_kept_view_answers_as_a_whole_merge_would_through_any_changes() -> N
             if action == 0:
                 store.pop(uid, None)
             elif action in (1, 2):
-                store[uid] = usage(uid, endpoint_id=f"vpce-{step}")
+                store[uid] = usage(
+                    uid, created=f"2026-01-0{rng.randrange(1, 4)}T00:00:00Z", endpoint_id=f"vpce-{step}"
+                )
             elif action == 3 and uid in store:
                 store[uid] = replace(store[uid], deleting=True)
             elif action == 4:
-                claim = usage(uid, service_id=f"svc-{step}", deleting=rng.random() < 0.2)
+                created = f"2026-01-0{rng.randrange(1, 4)}T00:00:00Z"
+                claim = usage(uid, created, service_id=f"svc-{step}", deleting=rng.random() < 0.2)
                 book.claim(claim)
                 claims[uid] = claim
             elif action == 5:

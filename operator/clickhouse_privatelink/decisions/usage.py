@@ -136,15 +136,20 @@ LOOKUPS = ("endpoint_match", "zone_match", "record_match", "service_id")
 _GETTERS = {name: attrgetter(name) for name in LOOKUPS}
 
 Find = Callable[[str, object], "list[Usage] | None"]
+# The settings leader of the users whose ``endpoint_match`` is the value: (True, leader), or (False, None) once
+# the book's kept leaders no longer describe the list.
+Lead = Callable[[object], "tuple[bool, Usage | None]"]
 
 
 class Users(list[Usage]):
     """Users as a plain list, with ``find``: the users whose lookup value ``name`` equals ``value`` (in no
-    particular order), from groups kept beside the list, or None once they no longer describe this list."""
+    particular order), from groups kept beside the list, or None once they no longer describe this list; and
+    ``lead``: an endpoint's settings leader, kept beside the list (see ``endpoint_leader``)."""
 
-    def __init__(self, users: Iterable[Usage], find: Find) -> None:
+    def __init__(self, users: Iterable[Usage], find: Find, lead: Lead | None = None) -> None:
         super().__init__(users)
         self.find = find
+        self.lead = lead
 
 
 def _matching(usages: Iterable[Usage], name: str, value: object) -> list[Usage]:
@@ -170,7 +175,11 @@ def endpoint_users(usages: Iterable[Usage], key: EndpointKey) -> list[Usage]:
     (``u.endpoint_key(key.cluster) == key``, and unsorted: every pass of every resource asks, at scale;
     sorting a thousand users on every call cost more than all the rest.)
     """
-    return _matching(usages, "endpoint_match", (key.service_name, key.service_region, key.vpc_id, key.region))
+    return _matching(usages, "endpoint_match", _endpoint_match(key))
+
+
+def _endpoint_match(key: EndpointKey) -> tuple[str, ...]:
+    return (key.service_name, key.service_region, key.vpc_id, key.region)
 
 
 # Oldest first; the UID breaks ties between resources created in the same second.
@@ -189,6 +198,17 @@ def settings_leader(users: Sequence[Usage]) -> Usage | None:
     endpoint flap between them; the others are told whose settings are in force.
     """
     return min(filterfalse(_deleting, users), key=_oldest_first, default=None)
+
+
+def endpoint_leader(usages: Iterable[Usage], key: EndpointKey) -> Usage | None:
+    """``settings_leader(endpoint_users(usages, key))``: kept by the book of users when ``usages`` is its list
+    (every pass and drift check asks, and finding the oldest of a thousand users each time cost more than the
+    rest of the endpoint's decision)."""
+    if isinstance(usages, Users) and usages.lead is not None:
+        known, leader = usages.lead(_endpoint_match(key))
+        if known:
+            return leader
+    return settings_leader(endpoint_users(usages, key))
 
 
 def deletion_steward(users: Sequence[Usage]) -> Usage | None:

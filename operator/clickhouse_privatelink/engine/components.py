@@ -70,8 +70,8 @@ from clickhouse_privatelink.decisions.usage import (
     Usage,
     allow_list_users,
     endpoint_client_token,
+    endpoint_leader,
     endpoint_users,
-    settings_leader,
 )
 from clickhouse_privatelink.decisions.zone_records import RecordOutcome, RecordRequest
 from clickhouse_privatelink.engine import crash_points as crash
@@ -284,8 +284,9 @@ class EndpointComponent:
         """The shared endpoint of ``key`` as its users need it, decided from what was read (nothing awaited:
         the claim and the decision see one state of the users). The oldest user's settings are in force."""
         p.book.claim(p.me)
-        users = endpoint_users(p.users(), key)
-        leader = settings_leader(users) or p.me
+        everyone = p.users()
+        users = endpoint_users(everyone, key)
+        leader = endpoint_leader(everyone, key) or p.me
         if leader.uid != p.me.uid:
             desired = replace(
                 desired,

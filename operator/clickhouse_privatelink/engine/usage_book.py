@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from itertools import chain, compress
 from operator import attrgetter, is_not, not_
 
-from clickhouse_privatelink.decisions.usage import LOOKUPS, Usage, Users
+from clickhouse_privatelink.decisions.usage import LOOKUPS, Usage, Users, settings_leader
 
 
 @dataclass
@@ -35,6 +35,9 @@ class _View:
     groups: dict[str, dict[object, dict[str, Usage]]] = field(
         default_factory=lambda: {name: {} for name in LOOKUPS}
     )
+    # The settings leader of each endpoint (by ``endpoint_match``) as last found, kept up to date by ``put``
+    # (an older live user takes over; the leader leaving or changing forgets it until it is asked for again).
+    leaders: dict[object, Usage | None] = field(default_factory=dict)
     version: int = 0  # counts the changes to ``merged``; -1 once the view is replaced
     claimed: set[str] = field(default_factory=set)  # claims made since: checked against the index next call
 
@@ -56,6 +59,13 @@ class _View:
             self.merged.pop(uid, None)
         else:
             self.merged[uid] = usage
+        leaders = self.leaders
+        if old is not None and leaders.get(old.endpoint_match) is old:
+            del leaders[old.endpoint_match]
+        if usage is not None and not usage.deleting and usage.endpoint_match in leaders:
+            leader = leaders[usage.endpoint_match]
+            if leader is None or usage.age < leader.age:
+                leaders[usage.endpoint_match] = usage
 
     def users(self) -> Users:
         version = self.version
@@ -65,7 +75,16 @@ class _View:
                 return None
             return list(self.groups[name].get(value, {}).values())
 
-        return Users(self.merged.values(), find)
+        def lead(value: object) -> tuple[bool, Usage | None]:
+            if self.version != version:
+                return False, None
+            if value not in self.leaders:
+                self.leaders[value] = settings_leader(
+                    list(self.groups["endpoint_match"].get(value, {}).values())
+                )
+            return True, self.leaders[value]
+
+        return Users(self.merged.values(), find, lead)
 
 
 @dataclass
