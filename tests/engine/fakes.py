@@ -18,6 +18,7 @@ from clickhouse_privatelink.adapters.aws import route53 as route53_api
 from clickhouse_privatelink.adapters.aws.clients import AwsError, AwsProblem
 from clickhouse_privatelink.adapters.aws.route53 import ObservedZone
 from clickhouse_privatelink.adapters.clickhouse.client import (
+    ClickHouseApiError,
     IpAccessEntry,
     NotFound,
     PrivateEndpointConfig,
@@ -411,7 +412,8 @@ class ClickHouseCloud:
     services: dict[str, Service] = field(default_factory=dict)
     configs: dict[str, PrivateEndpointConfig] = field(default_factory=dict)
     organization_entries: list[str] = field(default_factory=list)
-    writes: list[tuple[str, str]] = field(default_factory=list)  # (call, endpoint ID), in order
+    writes: list[tuple[str, str]] = field(default_factory=list)  # (call, service or endpoint ID), in order
+    fail_patches: list[ClickHouseApiError] = field(default_factory=list)  # the next PATCHes refused, in turn
 
     def add_service(self, service_id: str, name: str, *, endpoint_service: str, hostname: str) -> Service:
         service = Service(id=service_id, name=name, provider="aws", region="us-east-1", state="running")
@@ -423,6 +425,20 @@ class ClickHouseCloud:
 
     def allow_list(self, service_id: str) -> list[str]:
         return list(self.services[service_id].private_endpoint_ids)
+
+    def patch(self, service_id: str, *, add: Sequence[str], remove: Sequence[str]) -> None:
+        """One PATCH of the service's privateEndpointIds (``remove`` runs before ``add``, as the API does)."""
+        if service_id not in self.services:
+            raise NotFound(status=404, message=f"service {service_id} not found", operation="update")
+        if self.fail_patches:
+            raise self.fail_patches.pop(0)
+        ids = [i for i in self.allow_list(service_id) if i not in remove]
+        ids += [i for i in add if i not in ids]
+        self._set(service_id, ids)
+        for endpoint_id in add:  # ClickHouse registers an added endpoint on the organization
+            if endpoint_id not in self.organization_entries:
+                self.organization_entries.append(endpoint_id)
+        self.writes.append(("PATCH", service_id))
 
     def _set(self, service_id: str, ids: list[str]) -> None:
         self.services[service_id] = self.services[service_id].model_copy(update={"private_endpoint_ids": ids})
@@ -449,19 +465,12 @@ class FakeClickHouse:
     async def private_endpoint_config(self, service_id: str) -> PrivateEndpointConfig:
         return self.cloud.configs[service_id]
 
-    async def attach(self, service_id: str, endpoint_id: str) -> None:
-        ids = self.cloud.allow_list(service_id)
-        if endpoint_id not in ids:
-            self.cloud._set(service_id, [*ids, endpoint_id])
-        if endpoint_id not in self.cloud.organization_entries:  # ClickHouse registers it on the organization
-            self.cloud.organization_entries.append(endpoint_id)
-        self.cloud.writes.append(("attach", endpoint_id))
+    async def update_private_endpoint_ids(
+        self, service_id: str, *, add: Sequence[str], remove: Sequence[str]
+    ) -> Service:
+        self.cloud.patch(service_id, add=add, remove=remove)
         self.reads.forget("services")
-
-    async def detach(self, service_id: str, endpoint_id: str) -> None:
-        self.cloud._set(service_id, [i for i in self.cloud.allow_list(service_id) if i != endpoint_id])
-        self.cloud.writes.append(("detach", endpoint_id))
-        self.reads.forget("services")
+        return self.cloud.services[service_id]
 
     async def update_ip_access_list(
         self, service_id: str, *, add: Sequence[IpAccessEntry], remove: Sequence[IpAccessEntry]

@@ -20,6 +20,7 @@ from clickhouse_privatelink.decisions.ownership import ResourceRef
 from clickhouse_privatelink.decisions.reasons import ConditionType
 from clickhouse_privatelink.decisions.status import condition, steps_to_conditions
 from clickhouse_privatelink.decisions.usage import Usage, usage_from_body, vpc_index_key, zone_index_key
+from clickhouse_privatelink.engine.allow_list_worker import AllowListWorkers
 from clickhouse_privatelink.engine.components import FORWARD
 from clickhouse_privatelink.engine.context import Outcome, Resource
 from clickhouse_privatelink.engine.reconciler import Reconciler
@@ -65,7 +66,8 @@ class Harness:
 
     def __init__(self, *, cluster: str = CLUSTER, batch_window: float = 0.0) -> None:
         self.cluster = cluster
-        self.batch_window = batch_window  # a zone worker's quiet gap (real seconds: passes side by side)
+        # A zone worker's quiet gap and an allow-list worker's write window (real seconds: passes side by side).
+        self.batch_window = batch_window
         self.clock = Clock()
         self.aws = AwsCloud()
         self.clickhouse = ClickHouseCloud()
@@ -99,6 +101,7 @@ class Harness:
             intend=self._intend,
             wrote=self._wrote,
             zones=ZoneWorkers(batch_window=self.batch_window, max_window=max(self.batch_window, 1.0)),
+            allow_lists=AllowListWorkers(write_window=self.batch_window),
         )
         self._settled.clear()  # kopf resumes every resource in a new process
 

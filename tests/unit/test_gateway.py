@@ -1,4 +1,5 @@
-"""The organization gateway against the in-process ClickHouse stand-in: coalesced reads, batched writes."""
+"""The organization gateway against the in-process ClickHouse stand-in: coalesced reads, batched writes (the
+allow list's through its service's worker, engine/allow_list_worker.py)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,15 @@ import pytest
 
 from clickhouse_privatelink.adapters.clickhouse.client import ClickHouseCloudClient, RateLimiter
 from clickhouse_privatelink.adapters.clickhouse.gateway import ClickHouseGateway, Gateways
+from clickhouse_privatelink.decisions.allow_list import AllowKind, AllowOutcome, AllowRequest
 from clickhouse_privatelink.decisions.tenancy import api_url_allowed
+from clickhouse_privatelink.decisions.usage import Usage
+from clickhouse_privatelink.engine.allow_list_worker import AllowListWorkers
 from clickhouse_privatelink_testkit.compressed_clock import retry_policy
 from clickhouse_privatelink_testkit.standins.clickhouse_cloud import ClickHouseCloudStandIn
 
 SECRET = "gateway-secret-value"
+VPCE_A, VPCE_B = "vpce-aaaaaaaaaaaaaaaaa", "vpce-bbbbbbbbbbbbbbbbb"
 
 
 @pytest.fixture
@@ -57,36 +62,51 @@ async def test_private_endpoint_config_is_read_once_per_service(org: tuple[Any, 
     assert len(calls(standin, "GET")) == 1
 
 
+def adding(me: str, service_id: str, endpoint_id: str) -> AllowRequest:
+    user = Usage(
+        uid=me,
+        resource=f"ns/{me}",
+        created="2026-01-01T00:00:00Z",
+        deleting=False,
+        region="us-east-1",
+        vpc_id="vpc-1",
+        service_id=service_id,
+        endpoint_id=endpoint_id,
+    )
+    return AllowRequest(AllowKind.ADD, user, endpoint_id)
+
+
 async def test_allow_list_changes_in_one_window_are_one_patch_per_service(org: tuple[Any, ...]) -> None:
     standin, _, services, gateway = org
+    workers = AllowListWorkers(write_window=0.05)
     await gateway.services(max_age=0)
-    await asyncio.gather(
-        gateway.attach(services[0].id, "vpce-aaaaaaaaaaaaaaaaa"),
-        gateway.attach(services[0].id, "vpce-bbbbbbbbbbbbbbbbb"),
-        gateway.attach(services[1].id, "vpce-aaaaaaaaaaaaaaaaa"),
-    )
-    assert len(calls(standin, "PATCH")) == 2
-    assert set(standin.state.services[services[0].id].private_endpoint_ids) == {
-        "vpce-aaaaaaaaaaaaaaaaa",
-        "vpce-bbbbbbbbbbbbbbbbb",
-    }
-    # A reader after the write sees it without another read of the list.
-    listed = await gateway.service(services[0].id, max_age=60)
-    assert set(listed.private_endpoint_ids) == {"vpce-aaaaaaaaaaaaaaaaa", "vpce-bbbbbbbbbbbbbbbbb"}
-    assert len(calls(standin, "GET")) == 1
-    await gateway.detach(services[0].id, "vpce-aaaaaaaaaaaaaaaaa")
-    assert standin.state.services[services[0].id].private_endpoint_ids == ["vpce-bbbbbbbbbbbbbbbbb"]
-
-
-async def test_a_failed_batch_fails_every_caller_in_it(org: tuple[Any, ...]) -> None:
-    standin, _, _, gateway = org
     results = await asyncio.gather(
-        gateway.attach("00000000-0000-4000-8000-000000000000", "vpce-aaaaaaaaaaaaaaaaa"),
-        gateway.attach("00000000-0000-4000-8000-000000000000", "vpce-bbbbbbbbbbbbbbbbb"),
+        workers.get(gateway, services[0].id).ask(adding("a", services[0].id, VPCE_A), max_age=60),
+        workers.get(gateway, services[0].id).ask(adding("b", services[0].id, VPCE_B), max_age=60),
+        workers.get(gateway, services[1].id).ask(adding("c", services[1].id, VPCE_A), max_age=60),
+    )
+    assert [r.outcome for r in results] == [AllowOutcome.ADDED] * 3
+    assert len(calls(standin, "PATCH")) == 2
+    assert set(standin.state.services[services[0].id].private_endpoint_ids) == {VPCE_A, VPCE_B}
+    # A reader after the write sees it without another read of the list (the rounds read it kept too).
+    listed = await gateway.service(services[0].id, max_age=60)
+    assert set(listed.private_endpoint_ids) == {VPCE_A, VPCE_B}
+    assert len(calls(standin, "GET")) == 1
+    await gateway.update_private_endpoint_ids(services[0].id, add=(), remove=(VPCE_A,))
+    assert standin.state.services[services[0].id].private_endpoint_ids == [VPCE_B]
+
+
+async def test_a_round_for_a_missing_service_fails_every_request_in_it(org: tuple[Any, ...]) -> None:
+    standin, _, _, gateway = org
+    missing = "00000000-0000-4000-8000-000000000000"
+    worker = AllowListWorkers(write_window=0.05).get(gateway, missing)
+    results = await asyncio.gather(
+        worker.ask(adding("a", missing, VPCE_A), max_age=60),
+        worker.ask(adding("b", missing, VPCE_B), max_age=60),
         return_exceptions=True,
     )
     assert all(getattr(r, "status", None) == 404 for r in results)
-    assert len(calls(standin, "PATCH")) == 1
+    assert calls(standin, "PATCH") == []
 
 
 async def test_organization_entries_of_many_deletions_are_one_check_and_one_patch(
@@ -95,9 +115,9 @@ async def test_organization_entries_of_many_deletions_are_one_check_and_one_patc
     standin, org_, services, gateway = org
     ids = ["vpce-aaaaaaaaaaaaaaaaa", "vpce-bbbbbbbbbbbbbbbbb", "vpce-ccccccccccccccccc"]
     for service, endpoint_id in zip(services, ids, strict=False):
-        await gateway.attach(service.id, endpoint_id)
-    await gateway.detach(services[0].id, ids[0])
-    await gateway.detach(services[1].id, ids[1])  # ids[2] stays listed on services[2]
+        await gateway.update_private_endpoint_ids(service.id, add=(endpoint_id,), remove=())
+    await gateway.update_private_endpoint_ids(services[0].id, add=(), remove=(ids[0],))
+    await gateway.update_private_endpoint_ids(services[1].id, add=(), remove=(ids[1],))  # ids[2] stays
     before = len(calls(standin, "PATCH"))
     removed = await asyncio.gather(*(gateway.remove_organization_entries([i], max_age=60) for i in ids))
     assert removed == [[ids[0]], [ids[1]], []]

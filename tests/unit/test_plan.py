@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from clickhouse_privatelink.decisions.ownership import DnsOwner, ResourceRef, dns_owner_is
 from clickhouse_privatelink.decisions.plan import (
-    AllowListChange,
     DesiredEndpoint,
     EndpointAction,
     ObservedEndpoint,
@@ -15,7 +14,6 @@ from clickhouse_privatelink.decisions.plan import (
     connection_endpoints,
     org_entry_removable,
     pick_owned_endpoint,
-    plan_allow_list,
     plan_endpoint,
     plan_record,
     service_readiness,
@@ -260,18 +258,6 @@ def test_record_of_another_cluster_is_a_conflict() -> None:
 
 
 # --------------------------------------------------------------------------------------- allow list
-
-
-def test_allow_list_adds_only_a_missing_id() -> None:
-    assert plan_allow_list(["vpce-other"], "vpce-1", attach=True) == AllowListChange(add=("vpce-1",))
-    assert plan_allow_list(["vpce-other", "vpce-1"], "vpce-1", attach=True).empty
-
-
-def test_allow_list_removes_only_our_present_id() -> None:
-    assert plan_allow_list(["vpce-other", "vpce-1"], "vpce-1", attach=False) == AllowListChange(
-        remove=("vpce-1",)
-    )
-    assert plan_allow_list(["vpce-other"], "vpce-1", attach=False).empty
 
 
 def test_org_entry_goes_only_when_no_service_lists_the_endpoint() -> None:

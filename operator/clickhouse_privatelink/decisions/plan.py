@@ -329,26 +329,6 @@ def plan_record(
 # -------------------------------------------------------------------------------------------- allow list
 
 
-@dataclass(frozen=True)
-class AllowListChange:
-    add: tuple[str, ...] = ()
-    remove: tuple[str, ...] = ()
-
-    @property
-    def empty(self) -> bool:
-        return not self.add and not self.remove
-
-
-def plan_allow_list(current: Sequence[str], endpoint_id: str, *, attach: bool) -> AllowListChange:
-    """The delta for the service's privateEndpointIds: touch only our endpoint ID, only when needed."""
-    present = endpoint_id in current
-    if attach and not present:
-        return AllowListChange(add=(endpoint_id,))
-    if not attach and present:
-        return AllowListChange(remove=(endpoint_id,))
-    return AllowListChange()
-
-
 def org_entry_removable(
     endpoint_id: str, org_endpoint_ids: Sequence[str], services_ids: Sequence[Sequence[str]]
 ) -> bool:

@@ -10,6 +10,7 @@ Observe/Create/Update/Delete). Decisions come from the pure
 from __future__ import annotations
 
 import asyncio
+import math
 import uuid
 from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass, replace
@@ -28,6 +29,7 @@ from clickhouse_privatelink.adapters.clickhouse.client import (
     Service,
 )
 from clickhouse_privatelink.api.models import DnsMode
+from clickhouse_privatelink.decisions.allow_list import AllowKind, AllowOutcome, AllowRequest
 from clickhouse_privatelink.decisions.ownership import (
     is_managed,
     is_owned_by,
@@ -46,7 +48,6 @@ from clickhouse_privatelink.decisions.plan import (
     choose_service,
     connection_endpoints,
     pick_owned_endpoint,
-    plan_allow_list,
     plan_endpoint,
     plan_record,
     service_readiness,
@@ -469,6 +470,8 @@ async def _release_stray_records(p: Pass, endpoint: ObservedEndpoint) -> None:
 
 
 async def _release_stray_entries(p: Pass, endpoint: ObservedEndpoint) -> None:
+    """The allow-list entries of ``endpoint`` (ours, being deleted) that no user has: swept in each service's
+    round (a service whose shared list shows none asks nothing)."""
     step = ConditionType.ALLOW_LISTED
     try:
         api = await p.clickhouse()
@@ -478,17 +481,24 @@ async def _release_stray_entries(p: Pass, endpoint: ObservedEndpoint) -> None:
         return  # without the key nothing can be read: the entry's own release has said what stays
     services = await clickhouse_call(step, api.services(max_age=p.read_age))
     listed = {s.id: s.private_endpoint_ids for s in services}
-    for service_id in stray_entries(p.users(), endpoint.id, listed):
+    users = p.users()
+    for service_id in stray_entries(users, endpoint.id, listed):
+        request = AllowRequest(AllowKind.SWEEP, p.me, endpoint.id, users)
         try:
-            await clickhouse_call(step, api.detach(service_id, endpoint.id), write=True)
+            result = await clickhouse_call(
+                step, p.allow_lists.get(api, service_id).ask(request, max_age=p.read_age), write=True
+            )
         except StepFailed as failed:
             if failed.upstream_status != 404:
                 raise
-        p.wrote(crash.ALLOW_LIST_PATCH)
-        p.out.event(
-            "AllowListRemoved",
-            f"removed {endpoint.id} from service {service_id}: it is being deleted, and no resource uses it there",
-        )
+            continue  # the service is gone, and its allow list with it
+        if result.outcome is AllowOutcome.REMOVED:
+            p.wrote(crash.ALLOW_LIST_PATCH)
+            p.out.event(
+                "AllowListRemoved",
+                f"removed {endpoint.id} from service {service_id}: it is being deleted, and no resource uses "
+                "it there",
+            )
 
 
 class ReleasePending(Exception):
@@ -746,7 +756,12 @@ class RecordComponent:
 
 
 class AllowListComponent:
-    """The endpoint's entry on the service's allow list (privateEndpointIds), shared by its users."""
+    """The endpoint's entry on the service's allow list (privateEndpointIds), shared by its users.
+
+    Added and let go of only by the service's worker (engine/allow_list_worker.py): a pass asks it and reports
+    the result. A pass whose entry the shared list of services shows as it should be, with no request for the
+    entry at the worker, asks nothing.
+    """
 
     async def apply(self, p: Pass, resolved: Resolved) -> None:
         step = ConditionType.ALLOW_LISTED
@@ -754,34 +769,42 @@ class AllowListComponent:
         service, endpoint = resolved.service.service, resolved.endpoint.observed
         # The entry of an endpoint this replaced goes first: by the time the new entry shows, the old is gone.
         await self._retire_replaced(p, service, endpoint)
-        async with p.book.lock(("allow", service.id, endpoint.id)):
-            change = plan_allow_list(service.private_endpoint_ids, endpoint.id, attach=True)
-            # Whether the entry is ours to remove one day: the entry of an endpoint this cluster made is ours
-            # (it dies with the endpoint), whoever added it; for an adopted endpoint, only one we add now or
-            # (for this resource or another user of it) added before; someone else's is never removed.
-            sharing = allow_list_users(p.users(), service.id, endpoint.id)
-            # (A status from before this field, with an endpoint already, was made by an operator that always
-            # added the entry itself.)
-            recorded = p.recorded
-            earlier = recorded.allow_list_entry_added
-            if earlier is None:
-                earlier = recorded.vpc_endpoint_id is not None
-            added = (
-                not change.empty
-                or not p.res.spec.aws.vpc_endpoint_id
-                or bool(earlier)
-                or p.me.allow_list_added
-                or any(u.allow_list_added for u in sharing if u.uid != p.me.uid)
-            )
-            p.out.status.allow_list_entry_added = added
-            p.learn(allow_list_added=added)
-            if not change.empty:
-                # The entry of an endpoint this cluster made is ours by that alone; only an adopted one's
-                # needs its flag on the resource before the PATCH.
-                adopted = bool(p.res.spec.aws.vpc_endpoint_id)
-                await p.before_write(step, also=("allow_list_entry_added",) if adopted else ())
-                api = await p.clickhouse()
-                await clickhouse_call(step, api.attach(service.id, endpoint.id), write=True)
+        api = await p.clickhouse()
+        worker = p.allow_lists.get(api, service.id)
+        # The list as kept (never older than the one this pass resolved the service from, and our own rounds'
+        # writes are in it): an entry a round removed since shows as missing.
+        kept = await clickhouse_call(step, api.service(service.id, max_age=math.inf))
+        listed = endpoint.id in kept.private_endpoint_ids
+        # Whether the entry is ours to remove one day: the entry of an endpoint this cluster made is ours
+        # (it dies with the endpoint), whoever added it; for an adopted endpoint, only one we add now or
+        # (for this resource or another user of it) added before; someone else's is never removed.
+        sharing = allow_list_users(p.users(), service.id, endpoint.id)
+        # (A status from before this field, with an endpoint already, was made by an operator that always
+        # added the entry itself.)
+        recorded = p.recorded
+        earlier = recorded.allow_list_entry_added
+        if earlier is None:
+            earlier = recorded.vpc_endpoint_id is not None
+        adopted = bool(p.res.spec.aws.vpc_endpoint_id)
+        added = (
+            not listed
+            or not adopted
+            or bool(earlier)
+            or p.me.allow_list_added
+            or any(u.allow_list_added for u in sharing if u.uid != p.me.uid)
+        )
+        p.out.status.allow_list_entry_added = added
+        p.learn(allow_list_added=added)
+        if not listed or worker.pending(endpoint.id):
+            # The entry of an endpoint this cluster made is ours by that alone; only an adopted one's
+            # needs its flag on the resource before the PATCH.
+            await p.before_write(step, also=("allow_list_entry_added",) if adopted else ())
+            request = AllowRequest(AllowKind.ADD, p.me, endpoint.id)
+            result = await clickhouse_call(step, worker.ask(request, max_age=p.read_age), write=True)
+            if result.outcome is AllowOutcome.ADDED:
+                if not added:  # listed when looked at, removed by the round before: added by us now
+                    p.out.status.allow_list_entry_added = True
+                    p.learn(allow_list_added=True)
                 p.wrote(crash.ALLOW_LIST_PATCH)
                 p.out.event("AllowListed", f"added {endpoint.id} to the allow list of {service.name}")
                 p.out.changes.append("allow_listed")
@@ -803,9 +826,15 @@ class AllowListComponent:
         ):
             return
         api = await p.clickhouse()
-        async with p.book.lock(("allow", service.id, previous)):
-            await clickhouse_call(ConditionType.ALLOW_LISTED, api.detach(service.id, previous), write=True)
-            p.wrote(crash.ALLOW_LIST_PATCH)
+        request = AllowRequest(AllowKind.RETIRE, p.me, previous)
+        result = await clickhouse_call(
+            ConditionType.ALLOW_LISTED,
+            p.allow_lists.get(api, service.id).ask(request, max_age=p.read_age),
+            write=True,
+        )
+        if result.outcome is not AllowOutcome.REMOVED:
+            return
+        p.wrote(crash.ALLOW_LIST_PATCH)
         p.out.event(
             "AllowListRemoved",
             f"removed {previous} (gone, replaced by {endpoint.id}) from {service.name}",
@@ -817,36 +846,35 @@ class AllowListComponent:
         service_id, endpoint_id = p.me.service_id, p.me.endpoint_id
         if not service_id or not endpoint_id:
             return  # never resolved or never had an endpoint: nothing was allow-listed
-        async with p.book.lock(("allow", service_id, endpoint_id)):
-            release = plan_allow_list_release(
-                p.me,
-                p.users(),
-                adopted=bool(p.res.spec.aws.vpc_endpoint_id),
-                recorded=p.recorded.allow_list_entry_added,
-            )
-            if not release.remove:
-                p.out.event("AllowListKept", release.why)
+        users = p.users()
+        adopted = bool(p.res.spec.aws.vpc_endpoint_id)
+        recorded = p.recorded.allow_list_entry_added
+        # Decided first from what this pass sees (most of a mass deletion leaves the entry to others and asks
+        # nothing); the worker's round decides again with every request of its round.
+        release = plan_allow_list_release(p.me, users, adopted=adopted, recorded=recorded)
+        if not release.remove:
+            p.out.event("AllowListKept", release.why)
+            return
+        left = f"{endpoint_id} is left on the allow list of service {service_id}"
+        api = await _gateway_for_release(p, "AllowListEntryLeft", left)
+        if api is None:
+            return
+        try:
+            service = await clickhouse_call(step, api.service(service_id, max_age=p.read_age))
+            worker = p.allow_lists.get(api, service.id)
+            if endpoint_id not in service.private_endpoint_ids and not worker.pending(endpoint_id):
                 return
-            left = f"{endpoint_id} is left on the allow list of service {service_id}"
-            api = await _gateway_for_release(p, "AllowListEntryLeft", left)
-            if api is None:
-                return
-            try:
-                service = await clickhouse_call(step, api.service(service_id, max_age=p.read_age))
-            except StepFailed as failed:
-                if failed.upstream_status == 404:
-                    return  # the service is gone, and its allow list with it
-                raise
-            change = plan_allow_list(service.private_endpoint_ids, endpoint_id, attach=False)
-            if change.empty:
-                return
-            try:
-                await clickhouse_call(step, api.detach(service.id, endpoint_id), write=True)
-            except StepFailed as failed:
-                if failed.upstream_status != 404:
-                    raise
+            request = AllowRequest(AllowKind.RELEASE, p.me, endpoint_id, users, adopted, recorded)
+            result = await clickhouse_call(step, worker.ask(request, max_age=p.read_age), write=True)
+        except StepFailed as failed:
+            if failed.upstream_status == 404:
+                return  # the service is gone, and its allow list with it
+            raise
+        if result.outcome is AllowOutcome.REMOVED:
             p.wrote(crash.ALLOW_LIST_PATCH)
             p.out.event("AllowListRemoved", f"removed {endpoint_id} from {service.name}")
+        elif result.outcome is AllowOutcome.KEPT:
+            p.out.event("AllowListKept", result.message)
 
 
 class Together:

@@ -23,6 +23,7 @@ from clickhouse_privatelink.decisions.reasons import ConditionType, Reason
 from clickhouse_privatelink.decisions.status import StepResult, summarise_ready
 from clickhouse_privatelink.decisions.tenancy import Verdict
 from clickhouse_privatelink.decisions.usage import Usage
+from clickhouse_privatelink.engine.allow_list_worker import AllowListWorkers
 from clickhouse_privatelink.engine.crash_points import Wrote
 from clickhouse_privatelink.engine.ports import AwsError, AwsPort, ClickHousePort
 from clickhouse_privatelink.engine.status import EngineStatus
@@ -180,6 +181,8 @@ class Pass:
     wrote: Wrote = lambda point: None  # told after each external write (engine/crash_points.py)
     # The process's zone workers: a zone's records are written only in its worker's rounds.
     zones: ZoneWorkers = field(default_factory=ZoneWorkers)
+    # The process's allow-list workers: a service's allow list is changed only in its worker's rounds.
+    allow_lists: AllowListWorkers = field(default_factory=AllowListWorkers)
     # One intent write at a time: parts of a pass that run side by side (Together) write it once between them.
     _intent_turn: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
 

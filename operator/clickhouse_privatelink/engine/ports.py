@@ -112,9 +112,12 @@ class ClickHousePort(Protocol):
 
     async def private_endpoint_config(self, service_id: str) -> PrivateEndpointConfig: ...
 
-    async def attach(self, service_id: str, endpoint_id: str) -> None: ...
-
-    async def detach(self, service_id: str, endpoint_id: str) -> None: ...
+    async def update_private_endpoint_ids(
+        self, service_id: str, *, add: Sequence[str], remove: Sequence[str]
+    ) -> Service:
+        """Change the service's allow list by delta in one PATCH, now; the shared list takes in the result
+        (only the service's allow-list worker calls it: engine/allow_list_worker.py)."""
+        ...
 
     async def update_ip_access_list(
         self, service_id: str, *, add: Sequence[IpAccessEntry], remove: Sequence[IpAccessEntry]

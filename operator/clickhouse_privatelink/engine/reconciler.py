@@ -25,6 +25,7 @@ from clickhouse_privatelink.decisions.status import StepResult
 from clickhouse_privatelink.decisions.tenancy import api_url_allowed
 from clickhouse_privatelink.decisions.usage import Usage, decide_retain
 from clickhouse_privatelink.engine import crash_points
+from clickhouse_privatelink.engine.allow_list_worker import AllowListWorkers
 from clickhouse_privatelink.engine.components import FORWARD, Component, ReleasePending
 from clickhouse_privatelink.engine.context import (
     Event,
@@ -67,10 +68,12 @@ class Reconciler:
         intend: Intend = no_intent,
         wrote: Wrote | None = None,
         zones: ZoneWorkers | None = None,
+        allow_lists: AllowListWorkers | None = None,
     ) -> None:
         """``wrote``: told after each external write (engine/crash_points.py); by default the test hook that
         ``settings.test_crash_after`` arms (a SIGKILL), or nothing. ``zones``: the process's zone workers
-        (by default this reconciler's own, with the settings' Route 53 windows)."""
+        (by default this reconciler's own, with the settings' Route 53 windows); ``allow_lists``: its
+        allow-list workers (by default its own, with the settings' ClickHouse write window)."""
         self.settings = settings
         self.secrets = secrets
         self._clickhouse = clickhouse
@@ -85,6 +88,7 @@ class Reconciler:
         self.zones = zones or ZoneWorkers(
             batch_window=settings.route53_batch_window, max_window=settings.route53_max_batch_window
         )
+        self.allow_lists = allow_lists or AllowListWorkers(write_window=settings.clickhouse_batch_window)
 
     def _pass(
         self,
@@ -125,6 +129,7 @@ class Reconciler:
             intend=self._intend,
             wrote=self._wrote,
             zones=self.zones,
+            allow_lists=self.allow_lists,
         )
 
     async def reconcile(

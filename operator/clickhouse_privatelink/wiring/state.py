@@ -24,6 +24,7 @@ from clickhouse_privatelink.adapters.network.probe import PlacementFinder, Probe
 from clickhouse_privatelink.decisions import public_access
 from clickhouse_privatelink.decisions.reachability import Placement
 from clickhouse_privatelink.decisions.status import WrittenStatus
+from clickhouse_privatelink.engine.allow_list_worker import AllowListWorkers
 from clickhouse_privatelink.engine.components import FORWARD
 from clickhouse_privatelink.engine.public_access_component import PublicAccessComponent
 from clickhouse_privatelink.engine.reachability_component import ReachabilityComponent
@@ -94,6 +95,9 @@ class ProcessState:
         self.zones = ZoneWorkers(
             batch_window=settings.route53_batch_window, max_window=settings.route53_max_batch_window
         )
+        # One worker per (gateway, service) changes the service's allow list, in rounds gathered by the
+        # ClickHouse write window.
+        self.allow_lists = AllowListWorkers(write_window=settings.clickhouse_batch_window)
         self.placement = PlacementFinder(settings)
         self._placement_lookup: asyncio.Future[Placement] | None = None
         # The Reachable check runs last, after every other component (engine/reachability_component.py).
@@ -118,6 +122,7 @@ class ProcessState:
             components=(*FORWARD, public, reachability),
             intend=self._intend,
             zones=self.zones,
+            allow_lists=self.allow_lists,
         )
 
     def start(self) -> None:

@@ -8,8 +8,9 @@ coalesced here before they reach the client (and its rate limiter):
   provider and ``privateEndpointIds``, so no per-service GET is needed.
 - ``private_endpoint_config()``: read once per service and kept (it does not change while the service
   lives).
-- ``attach()`` / ``detach()``: additions and removals for one service within ``write_window`` seconds
-  merge into one ``PATCH``; each caller gets the outcome of the batch it joined.
+- ``update_private_endpoint_ids()``: one service's allow-list delta, sent now and taken into the list. The
+  additions and removals of many resources are gathered into it by the service's allow-list worker
+  (engine/allow_list_worker.py), one round at a time.
 - ``update_ip_access_list()``: one PATCH per change of a ``publicAccess`` setting (rare), taken into the list.
 - ``remove_organization_entries()``: the organization-entry cleanup of every deletion in the window is one
   look at the organization and the services (shared reads kept in step with our own writes); only an entry
@@ -21,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 from clickhouse_privatelink.adapters.clickhouse.client import (
     DEFAULT_RETRY_POLICY,
@@ -38,13 +38,6 @@ from clickhouse_privatelink.adapters.clickhouse.client import (
 )
 from clickhouse_privatelink.adapters.coalesce import SingleFlight
 from clickhouse_privatelink.decisions.plan import org_entry_removable
-
-
-@dataclass
-class _Batch:
-    add: set[str] = field(default_factory=set)
-    remove: set[str] = field(default_factory=set)
-    done: asyncio.Future[None] | None = None
 
 
 class ClickHouseGateway:
@@ -64,7 +57,6 @@ class ClickHouseGateway:
         self._positions_of: list[Service] | None = None
         self._position: dict[str, int] = {}
         self._configs: dict[str, PrivateEndpointConfig] = {}
-        self._batches: dict[str, _Batch] = {}
         self._org_batch: tuple[set[str], asyncio.Future[list[str]]] | None = None
 
     # ---- reads
@@ -104,43 +96,17 @@ class ClickHouseGateway:
 
     # ---- writes
 
-    async def attach(self, service_id: str, endpoint_id: str) -> None:
-        """Add ``endpoint_id`` to the service's allow list (merged with others in the window)."""
-        await self._join(service_id, add=endpoint_id)
-
-    async def detach(self, service_id: str, endpoint_id: str) -> None:
-        """Remove ``endpoint_id`` from the service's allow list (merged with others in the window)."""
-        await self._join(service_id, remove=endpoint_id)
-
-    async def _join(self, service_id: str, *, add: str | None = None, remove: str | None = None) -> None:
-        batch = self._batches.get(service_id)
-        if batch is None or batch.done is None:
-            batch = self._batches[service_id] = _Batch(done=asyncio.get_running_loop().create_future())
-            asyncio.get_running_loop().call_later(
-                self.write_window, lambda: asyncio.ensure_future(self._flush(service_id, batch))
-            )
-        if add is not None:
-            batch.add.add(add)
-            batch.remove.discard(add)
-        if remove is not None:
-            batch.remove.add(remove)
-            batch.add.discard(remove)
-        assert batch.done is not None
-        await asyncio.shield(batch.done)
-
-    async def _flush(self, service_id: str, batch: _Batch) -> None:
-        if self._batches.get(service_id) is batch:
-            del self._batches[service_id]
-        assert batch.done is not None
-        try:
-            updated = await self.client.update_private_endpoint_ids(
-                self.org_id, service_id, add=sorted(batch.add), remove=sorted(batch.remove)
-            )
-        except Exception as exc:  # every caller of the batch gets the batch's error
-            batch.done.set_exception(exc)
-            return
+    async def update_private_endpoint_ids(
+        self, service_id: str, *, add: Sequence[str], remove: Sequence[str]
+    ) -> Service:
+        """Change the service's allow list by delta (the API runs ``remove`` before ``add``), now; the shared
+        list takes in the result. The service's allow-list worker gathers the deltas of many resources into it.
+        """
+        updated = await self.client.update_private_endpoint_ids(
+            self.org_id, service_id, add=add, remove=remove
+        )
         self._remember(updated)
-        batch.done.set_result(None)
+        return updated
 
     async def update_ip_access_list(
         self, service_id: str, *, add: Sequence[IpAccessEntry], remove: Sequence[IpAccessEntry]
