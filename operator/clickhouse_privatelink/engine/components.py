@@ -481,9 +481,8 @@ async def _release_stray_entries(p: Pass, endpoint: ObservedEndpoint) -> None:
         return  # without the key nothing can be read: the entry's own release has said what stays
     services = await clickhouse_call(step, api.services(max_age=p.read_age))
     listed = {s.id: s.private_endpoint_ids for s in services}
-    users = p.users()
-    for service_id in stray_entries(users, endpoint.id, listed):
-        request = AllowRequest(AllowKind.SWEEP, p.me, endpoint.id, users)
+    for service_id in stray_entries(p.users(), endpoint.id, listed):
+        request = AllowRequest(AllowKind.SWEEP, p.me, endpoint.id, p.users())  # as they are now (see release)
         try:
             result = await clickhouse_call(
                 step, p.allow_lists.get(api, service_id).ask(request, max_age=p.read_age), write=True
@@ -864,7 +863,10 @@ class AllowListComponent:
             worker = p.allow_lists.get(api, service.id)
             if endpoint_id not in service.private_endpoint_ids and not worker.pending(endpoint_id):
                 return
-            request = AllowRequest(AllowKind.RELEASE, p.me, endpoint_id, users, adopted, recorded)
+            # The users as they are now, with no await before the request is queued: a resource that joins
+            # later finds the request pending and asks for the entry itself (the round keeps it, or the next
+            # round adds it back).
+            request = AllowRequest(AllowKind.RELEASE, p.me, endpoint_id, p.users(), adopted, recorded)
             result = await clickhouse_call(step, worker.ask(request, max_age=p.read_age), write=True)
         except StepFailed as failed:
             if failed.upstream_status == 404:
