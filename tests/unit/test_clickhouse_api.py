@@ -571,7 +571,7 @@ async def test_request_body_shapes() -> None:
     ]
 
 
-async def test_a_start_counts_from_when_its_request_left_not_from_when_it_was_let_go(world: World) -> None:
+async def test_a_start_counts_from_when_its_request_left_not_from_when_it_was_let_go() -> None:
     class Recording(RateLimiter):
         def __init__(self) -> None:
             super().__init__(10, 1.0)
@@ -582,11 +582,22 @@ async def test_a_start_counts_from_when_its_request_left_not_from_when_it_was_le
             self.seen.append((start, start.at))
             return start
 
+    arrived: list[float] = []
+    service = {"id": "s", "name": "n", "provider": "aws", "region": "us-east-1", "state": "running"}
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        arrived.append(time.monotonic())
+        return httpx.Response(200, json={"status": 200, "result": service})
+
     limiter = Recording()
-    async with world.client(limiter=limiter) as c:
-        await c.get_organization(world.org.id)
-    ((start, let_go),) = limiter.seen
-    assert start.left and start.at > let_go  # moved to when aiohttp had sent the request (its trace)
+    async with mock_client(answer, limiter=limiter) as c:
+        await c.get_service("o", "s")  # no body: it leaves with its headers
+        await c.update_private_endpoint_ids("o", "s", add=[VPCE_A])  # a body, written after the headers
+    # Moved from when the limiter let it go to when aiohttp wrote it (the trace), which is before the server
+    # had it: not to when the answer came (the fallback for a request that failed).
+    assert len(limiter.seen) == len(arrived) == 2
+    for (start, let_go), at in zip(limiter.seen, arrived, strict=True):
+        assert start.left and let_go < start.at <= at
 
 
 async def test_limiter_lets_a_call_go_ahead_by_the_time_calls_take_to_leave() -> None:

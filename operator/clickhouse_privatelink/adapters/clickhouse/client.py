@@ -322,8 +322,18 @@ class Start:
 async def _headers_sent(
     session: aiohttp.ClientSession, context: Any, params: aiohttp.TraceRequestHeadersSentParams
 ) -> None:
-    """aiohttp's trace: the request's headers are written (a small body goes with them, a larger one right after):
-    its ``Start`` (the request's trace context) counts from now."""
+    """aiohttp's trace: the request's headers are written. A request without a body has left with them; one
+    with a body leaves when its body is written (below: aiohttp writes it in a task of its own, which a busy
+    loop may run milliseconds later)."""
+    start = context.trace_request_ctx
+    if isinstance(start, Start) and params.headers.get("Content-Length", "0") == "0":
+        start.sent()
+
+
+async def _body_sent(
+    session: aiohttp.ClientSession, context: Any, params: aiohttp.TraceRequestChunkSentParams
+) -> None:
+    """aiohttp's trace: a piece of the body is written (a small body goes in one, with the headers)."""
     start = context.trace_request_ctx
     if isinstance(start, Start):
         start.sent()
@@ -331,6 +341,7 @@ async def _headers_sent(
 
 _TRACE = aiohttp.TraceConfig()
 _TRACE.on_request_headers_sent.append(_headers_sent)
+_TRACE.on_request_chunk_sent.append(_body_sent)
 _TRACE.freeze()
 
 
