@@ -327,7 +327,7 @@ async def _headers_sent(
     loop may run milliseconds later)."""
     start = context.trace_request_ctx
     if isinstance(start, Start) and params.headers.get("Content-Length", "0") == "0":
-        start.sent()
+        _after_the_write(start)
 
 
 async def _body_sent(
@@ -336,7 +336,14 @@ async def _body_sent(
     """aiohttp's trace: a piece of the body is written (a small body goes in one, with the headers)."""
     start = context.trace_request_ctx
     if isinstance(start, Start):
-        start.sent()
+        _after_the_write(start)
+
+
+def _after_the_write(start: Start) -> None:
+    """aiohttp calls its traces just before it writes to the socket: the start counts from once the write is
+    done (the loop's next turn; late rather than early, or the server's window could count it later than we
+    do and refuse the call a window on with a 429)."""
+    asyncio.get_running_loop().call_soon(start.sent)
 
 
 _TRACE = aiohttp.TraceConfig()
