@@ -354,6 +354,34 @@ async def test_timeout_is_a_transport_error(world: World) -> None:
     assert (err.value.status, err.value.code, err.value.retryable) == (0, "TRANSPORT_ERROR", True)
 
 
+async def test_the_proxy_the_environment_names_is_used_unless_no_proxy_exempts_the_host(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    asked: list[str] = []
+
+    def proxy(request: httpx.Request) -> httpx.Response:
+        asked.append(str(request.url))
+        return httpx.Response(200, json={"status": 200, "result": {"id": "o", "name": "n"}})
+
+    async with answering(proxy) as proxy_url:
+        monkeypatch.setenv("HTTP_PROXY", proxy_url)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        # A host nobody can resolve: only the proxy can answer for it.
+        async with ClickHouseCloudClient(
+            "http://api.invalid", "KEYID", SECRET, limiter=NO_LIMIT, retry=FAST
+        ) as c:
+            assert (await c.get_organization("o")).id == "o"
+        assert asked == ["http://api.invalid/v1/organizations/o"]
+        monkeypatch.setenv("NO_PROXY", "api.invalid")
+        async with ClickHouseCloudClient(
+            "http://api.invalid", "KEYID", SECRET, limiter=NO_LIMIT, retry=retry_policy(0.001, max_attempts=1)
+        ) as c:
+            with pytest.raises(TransportError):
+                await c.get_organization("o")
+        assert len(asked) == 1
+
+
 async def test_unreachable_api_raises_transport_error_without_the_secret(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

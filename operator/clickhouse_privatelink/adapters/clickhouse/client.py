@@ -33,6 +33,8 @@ import json
 import logging
 import re
 import time
+import urllib.parse
+import urllib.request
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -551,13 +553,16 @@ class ClickHouseCloudClient:
         http, loop = self._http, asyncio.get_running_loop()
         if http is None or http.closed or self._loop is not loop:
             self._loop = loop
-            # HTTPS_PROXY and the like are honoured (trust_env), as httpx did.
+            # HTTPS_PROXY and NO_PROXY are honoured, as httpx did: looked up once here (aiohttp's trust_env looks
+            # them up, and reads ~/.netrc, in a thread for every request).
             http = self._http = aiohttp.ClientSession(
-                headers=self._headers, timeout=self._timeout, trace_configs=[_TRACE], trust_env=True
+                headers=self._headers,
+                timeout=self._timeout,
+                trace_configs=[_TRACE],
+                proxy=_env_proxy(self.base_url),
             )
-            http._retry_connection = (
-                False  # no silent resend (module docstring); aiohttp has no argument for it
-            )
+            # No silent resend (module docstring): aiohttp has no argument for it.
+            http._retry_connection = False
         return http
 
     async def aclose(self) -> None:
@@ -801,6 +806,15 @@ class ClickHouseCloudClient:
         for sensitive in self._sensitive:
             text = text.replace(sensitive, "***")
         return text
+
+
+def _env_proxy(url: str) -> str | None:
+    """The proxy the environment names for ``url`` (HTTPS_PROXY or HTTP_PROXY by its scheme, unless NO_PROXY
+    exempts its host)."""
+    parts = urllib.parse.urlsplit(url)
+    if urllib.request.proxy_bypass(parts.hostname or ""):
+        return None
+    return urllib.request.getproxies().get(parts.scheme)
 
 
 def _org(org_id: str) -> str:
