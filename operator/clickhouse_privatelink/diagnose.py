@@ -107,8 +107,17 @@ def _aws_problem(exc: Exception) -> str:
 
 async def diagnose(namespace: str, name: str, settings: Settings, *, probe: bool = True) -> Report:
     """Run the checklist; stop at a check the next ones need (they could only repeat its failure)."""
-    report = Report(f"{namespace}/{name}")
     connection = ConnectionHolder()
+    try:
+        return await _diagnose(namespace, name, settings, connection, probe=probe)
+    finally:
+        await connection.aclose()
+
+
+async def _diagnose(
+    namespace: str, name: str, settings: Settings, connection: ConnectionHolder, *, probe: bool
+) -> Report:
+    report = Report(f"{namespace}/{name}")
     try:
         body = await get_json(
             custom_object_path(c.GROUP, c.VERSION, namespace, c.PLURAL, name), connection=connection

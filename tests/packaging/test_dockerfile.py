@@ -275,7 +275,7 @@ def test_fresh_install_holds_no_test_or_sandbox_packages(fresh_install: Path) ->
 
 
 def test_image_has_no_kubernetes_client_library(fresh_install: Path) -> None:
-    """kopf logs in by itself and the Secret is one httpx GET: the client (and its requests/oauthlib/websocket
+    """kopf logs in by itself and the Secret is one aiohttp GET: the client (and its requests/oauthlib/websocket
     tree, ~75 MB of a 136 MB tree) stays out, and the operator imports and logs in without it."""
     listed = subprocess.run(
         [str(UV), "pip", "list", "--format", "json", "--python", str(fresh_install / "bin" / "python")],

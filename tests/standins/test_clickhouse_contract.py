@@ -1,7 +1,7 @@
 """Every request the client sends and every response the stand-in serves, checked against the official spec.
 
 The spec is ClickHouse's published OpenAPI 3.1 document (vendored at ``tests/contracts/clickhouse-cloud-openapi.json``,
-with its source and date in tests/contracts/README.md). Requests go through a recording transport; each exchange is then validated with
+with its source and date in tests/contracts/README.md). Requests go through a local server that records them; each exchange is then validated with
 openapi-core, the request against the operation's parameters, body and security, the response against the
 schema declared for its status.
 
@@ -25,6 +25,7 @@ The spec is loaded without validating the spec document itself (ClickHouse's, no
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import uuid
@@ -57,6 +58,7 @@ from clickhouse_privatelink.decisions import public_access as pa
 from clickhouse_privatelink_testkit.compressed_clock import retry_policy
 from clickhouse_privatelink_testkit.standins.clickhouse_cloud import ClickHouseCloudStandIn, Fault
 from tests.fixtures.clickhouse import ClickHouseApi, ClickHouseOrg
+from tests.fixtures.http import forwarding
 
 SPEC_PATH = Path(__file__).resolve().parents[1] / "contracts/clickhouse-cloud-openapi.json"
 VPCE_A = "vpce-0a1b2c3d4e5f60718"
@@ -117,6 +119,15 @@ class RecordingTransport(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self._inner.aclose()
+
+
+@contextlib.asynccontextmanager
+async def recorded(recorder: RecordingTransport, upstream: str) -> AsyncIterator[str]:
+    """A local server in front of ``upstream`` that passes every request on through ``recorder``: the URL to
+    give the client (it sends with aiohttp, over a real socket)."""
+    http = httpx.AsyncClient(base_url=upstream, transport=recorder, timeout=60)  # the fixture closes recorder
+    async with forwarding(http) as url:
+        yield url
 
 
 class Contract:
@@ -224,13 +235,18 @@ class Seeded:
     key_id: str
     key_secret: str
 
-    def client(
+    @contextlib.asynccontextmanager
+    async def client(
         self, recorder: RecordingTransport, key: tuple[str, str] | None = None
-    ) -> ClickHouseCloudClient:
+    ) -> AsyncIterator[ClickHouseCloudClient]:
         key_id, secret = key or (self.key_id, self.key_secret)
-        return ClickHouseCloudClient(
-            self.standin.url, key_id, secret, limiter=RateLimiter(None), retry=ONE_ATTEMPT, transport=recorder
-        )
+        async with (
+            recorded(recorder, self.standin.url) as url,
+            ClickHouseCloudClient(
+                url, key_id, secret, limiter=RateLimiter(None), retry=ONE_ATTEMPT
+            ) as client,
+        ):
+            yield client
 
 
 @pytest.fixture
@@ -257,13 +273,12 @@ async def test_reads_conform(
 ) -> None:
     """Read-only, so it also runs against the real API when one is configured."""
     org = clickhouse_org
-    async with ClickHouseCloudClient(
-        clickhouse_api.url,
-        org.key_id,
-        org.key_secret,
-        transport=recorder,
-        retry=retry_policy(clickhouse_api.time_scale),
-    ) as c:
+    async with (
+        recorded(recorder, clickhouse_api.url) as url,
+        ClickHouseCloudClient(
+            url, org.key_id, org.key_secret, retry=retry_policy(clickhouse_api.time_scale)
+        ) as c,
+    ):
         await c.list_services(org.org_id)
         await c.get_service(org.org_id, org.service_id)
         config = await c.get_private_endpoint_config(org.org_id, org.service_id)

@@ -128,5 +128,9 @@ async def test_the_operator_logs_in_with_a_client_certificate_kubeconfig(
     server: str, ca: trustme.CA, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, inline: bool
 ) -> None:
     monkeypatch.setenv("KUBECONFIG", str(_kubeconfig(tmp_path, server, ca, inline=inline, cert=True)))
-    found = await get_json(PATH, connection=ConnectionHolder())
+    holder = ConnectionHolder()
+    try:
+        found = await get_json(PATH, connection=holder)
+    finally:
+        await holder.aclose()
     assert found is not None and found["metadata"]["name"] == USER

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import logging
 import time
@@ -39,6 +40,7 @@ from clickhouse_privatelink_testkit.compressed_clock import retry_policy
 from clickhouse_privatelink_testkit.standins.clickhouse_cloud import ApiKey, ClickHouseCloudStandIn, Fault
 from clickhouse_privatelink_testkit.standins.clickhouse_cloud import Organization as StandInOrg
 from clickhouse_privatelink_testkit.standins.clickhouse_cloud import Service as StandInService
+from tests.fixtures.http import answering
 
 VPCE_A = "vpce-0a1b2c3d4e5f60718"
 VPCE_B = "vpce-0b1b2c3d4e5f60718"
@@ -91,17 +93,17 @@ async def client(world: World) -> AsyncIterator[ClickHouseCloudClient]:
         yield c
 
 
-def mock_client(
+@contextlib.asynccontextmanager
+async def mock_client(
     handler: Callable[[httpx.Request], httpx.Response], **kwargs: object
-) -> ClickHouseCloudClient:
+) -> AsyncIterator[ClickHouseCloudClient]:
+    """A client of a real local server whose every answer is ``handler``'s."""
     options: dict[str, object] = {"limiter": NO_LIMIT, "retry": FAST, **kwargs}
-    return ClickHouseCloudClient(
-        "https://api.example",
-        "KEYID",
-        SECRET,
-        transport=httpx.MockTransport(handler),
-        **options,  # type: ignore[arg-type]
-    )
+    async with (
+        answering(handler) as url,
+        ClickHouseCloudClient(url, "KEYID", SECRET, **options) as client,  # type: ignore[arg-type]
+    ):
+        yield client
 
 
 def envelope(status: int, error: str, **extra: object) -> httpx.Response:
@@ -229,11 +231,12 @@ async def test_typed_errors_from_the_standin(client: ClickHouseCloudClient, worl
     assert conflict.value.retryable
 
 
-def test_error_text_is_parsed() -> None:
-    err = ch.ClickHouseCloudClient("https://x", "k", SECRET, limiter=NO_LIMIT)._error(
-        envelope(424, "FAILED_DEPENDENCY: Service is idle", code="SERVICE_IDLE"), "get_service"
-    )
-    assert isinstance(err, ch.ClientError)
+async def test_error_text_is_parsed() -> None:
+    answer = envelope(424, "FAILED_DEPENDENCY: Service is idle", code="SERVICE_IDLE")
+    async with mock_client(lambda r: answer) as c:
+        with pytest.raises(ch.ClientError) as raised:
+            await c.get_service("o", "s")
+    err = raised.value
     assert (err.status, err.code, err.message, err.request_id) == (
         424,
         "SERVICE_IDLE",
@@ -346,9 +349,37 @@ async def test_timeout_is_a_transport_error(world: World) -> None:
     # Injected latency of 10 virtual seconds (100 ms) against a 20 ms client timeout.
     world.standin.state.faults.append(ch_fault("latency", count=5, seconds=10))
     async with world.client(timeout=0.02, retry=retry_policy(0.001, max_attempts=2)) as c:
-        with pytest.raises(TransportError, match="ReadTimeout") as err:
+        with pytest.raises(TransportError, match="Timeout") as err:
             await c.get_organization(world.org.id)
     assert (err.value.status, err.value.code, err.value.retryable) == (0, "TRANSPORT_ERROR", True)
+
+
+async def test_the_proxy_the_environment_names_is_used_unless_no_proxy_exempts_the_host(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    asked: list[str] = []
+
+    def proxy(request: httpx.Request) -> httpx.Response:
+        asked.append(str(request.url))
+        return httpx.Response(200, json={"status": 200, "result": {"id": "o", "name": "n"}})
+
+    async with answering(proxy) as proxy_url:
+        monkeypatch.setenv("HTTP_PROXY", proxy_url)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        # A host nobody can resolve: only the proxy can answer for it.
+        async with ClickHouseCloudClient(
+            "http://api.invalid", "KEYID", SECRET, limiter=NO_LIMIT, retry=FAST
+        ) as c:
+            assert (await c.get_organization("o")).id == "o"
+        assert asked == ["http://api.invalid/v1/organizations/o"]
+        monkeypatch.setenv("NO_PROXY", "api.invalid")
+        async with ClickHouseCloudClient(
+            "http://api.invalid", "KEYID", SECRET, limiter=NO_LIMIT, retry=retry_policy(0.001, max_attempts=1)
+        ) as c:
+            with pytest.raises(TransportError):
+                await c.get_organization("o")
+        assert len(asked) == 1
 
 
 async def test_unreachable_api_raises_transport_error_without_the_secret(
@@ -368,7 +399,7 @@ async def test_unreachable_api_raises_transport_error_without_the_secret(
             await c.get_organization("o")
         assert SECRET not in repr(c)
     assert calls.seen == [("get_organization", "transport_error")] * 2
-    # httpx's exception holds the request (and its Authorization header): it must not be chained for display.
+    # The HTTP client's exception may hold the request (and its Authorization header): never chained for display.
     assert err.value.__cause__ is None and err.value.__suppress_context__
     assert_no_secret(str(err.value), repr(err.value), caplog.text)
 
@@ -568,7 +599,7 @@ async def test_request_body_shapes() -> None:
     ]
 
 
-async def test_a_start_counts_from_when_its_request_left_not_from_when_it_was_let_go(world: World) -> None:
+async def test_a_start_counts_from_when_its_request_left_not_from_when_it_was_let_go() -> None:
     class Recording(RateLimiter):
         def __init__(self) -> None:
             super().__init__(10, 1.0)
@@ -579,16 +610,22 @@ async def test_a_start_counts_from_when_its_request_left_not_from_when_it_was_le
             self.seen.append((start, start.at))
             return start
 
+    arrived: list[float] = []
+    service = {"id": "s", "name": "n", "provider": "aws", "region": "us-east-1", "state": "running"}
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        arrived.append(time.monotonic())
+        return httpx.Response(200, json={"status": 200, "result": service})
+
     limiter = Recording()
-    async with world.client(limiter=limiter) as c:
-        await c.get_organization(world.org.id)
-    ((start, let_go),) = limiter.seen
-    assert start.at > let_go  # moved to when httpcore had sent the request (its trace)
-    early = Start(0.0, waited=False)
-    await early.trace("http11.send_request_headers.started", {})
-    assert early.at == 0.0  # only a request fully sent counts
-    await early.trace("http11.send_request_body.complete", {})
-    assert early.at > 0.0
+    async with mock_client(answer, limiter=limiter) as c:
+        await c.get_service("o", "s")  # no body: it leaves with its headers
+        await c.update_private_endpoint_ids("o", "s", add=[VPCE_A])  # a body, written after the headers
+    # Moved from when the limiter let it go to when aiohttp wrote it (the trace), which is before the server
+    # had it: not to when the answer came (the fallback for a request that failed).
+    assert len(limiter.seen) == len(arrived) == 2
+    for (start, let_go), at in zip(limiter.seen, arrived, strict=True):
+        assert start.left and let_go < start.at <= at
 
 
 async def test_limiter_lets_a_call_go_ahead_by_the_time_calls_take_to_leave() -> None:

@@ -136,7 +136,7 @@ def test_skips_say_how_the_operators_place_was_found() -> None:
     assert outside is not None and outside.unknown and outside.reason is Reason.OPERATOR_OUTSIDE_VPC
     assert "runs in vpc-a (from CHPL_OPERATOR_VPC_ID), not in vpc-b" in outside.message
     unknown = skip_result(
-        Placement(None, "the instance metadata service did not answer (ConnectError)"), "vpc-b"
+        Placement(None, "the instance metadata service did not answer (no connection)"), "vpc-b"
     )
     assert unknown is not None and unknown.reason is Reason.OPERATOR_VPC_UNKNOWN
     assert "instance metadata service did not answer" in unknown.message
@@ -181,7 +181,9 @@ async def test_placement_comes_from_the_setting_or_says_why_it_is_unknown() -> N
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     found = await PlacementFinder(Settings(), imds_url=f"http://127.0.0.1:{port}", timeout=1).placement()
-    assert found.vpc_id is None and found.how == "the instance metadata service did not answer (ConnectError)"
+    assert (
+        found.vpc_id is None and found.how == "the instance metadata service did not answer (no connection)"
+    )
 
 
 # ---- the probe against real listeners on loopback

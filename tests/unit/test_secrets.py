@@ -6,7 +6,7 @@ import base64
 import pathlib
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import kopf
@@ -27,6 +27,21 @@ TOKEN = "tok-0f9e8d7c6b5a"  # the kubeconfig's bearer token: must never show up 
 KEY_ID = "key-id-visible"
 KEY_SECRET = "s3cr3t-VALUE-never-printed"
 Route = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_made: list[ConnectionHolder] = []
+
+
+def _holder() -> ConnectionHolder:
+    """A holder of the test's own, closed (its HTTP session) when the test ends."""
+    holder = ConnectionHolder()
+    _made.append(holder)
+    return holder
+
+
+@pytest.fixture(autouse=True)
+async def _close_holders() -> AsyncIterator[None]:
+    yield
+    while _made:
+        await _made.pop().aclose()
 
 
 def _write_kubeconfig(path: pathlib.Path, url: str, token: str) -> None:
@@ -117,7 +132,7 @@ async def test_reads_the_key_with_the_kubeconfig_token(
     kubeconfig: pathlib.Path, akube: AsyncKube, seen: list[tuple[str, str]]
 ) -> None:
     await _secret(akube, "clickhouse-api", {"keyId": f"{KEY_ID}\n", "keySecret": KEY_SECRET})
-    key = await SecretReader(ConnectionHolder()).api_key("default", SecretKeyRef(name="clickhouse-api"))
+    key = await SecretReader(_holder()).api_key("default", SecretKeyRef(name="clickhouse-api"))
     assert (key.key_id, key.key_secret) == (KEY_ID, KEY_SECRET)
     assert KEY_SECRET not in repr(key)
     reads = [call for call in seen if call[0].endswith("/clickhouse-api")]
@@ -128,7 +143,7 @@ async def test_a_key_read_recently_is_reused_until_forgotten(
     kubeconfig: pathlib.Path, akube: AsyncKube, seen: list[tuple[str, str]]
 ) -> None:
     await _secret(akube, "kept", {"keyId": KEY_ID, "keySecret": KEY_SECRET})
-    reader = SecretReader(ConnectionHolder())
+    reader = SecretReader(_holder())
     ref = SecretKeyRef(name="kept")
     for _ in range(3):
         assert (await reader.api_key("default", ref, max_age=300)).key_secret == KEY_SECRET
@@ -144,7 +159,7 @@ async def test_a_key_read_recently_is_reused_until_forgotten(
 async def test_custom_key_names(kubeconfig: pathlib.Path, akube: AsyncKube) -> None:
     await _secret(akube, "custom", {"id": KEY_ID, "secret": KEY_SECRET})
     ref = SecretKeyRef.model_validate({"name": "custom", "keyIdKey": "id", "keySecretKey": "secret"})
-    assert (await SecretReader(ConnectionHolder()).api_key("default", ref)).key_secret == KEY_SECRET
+    assert (await SecretReader(_holder()).api_key("default", ref)).key_secret == KEY_SECRET
 
 
 UNREADABLE = (
@@ -156,7 +171,7 @@ UNREADABLE = (
 
 async def test_missing_secret(kubeconfig: pathlib.Path, akube: AsyncKube) -> None:
     with pytest.raises(CredentialsError) as err:
-        await SecretReader(ConnectionHolder()).api_key("default", SecretKeyRef(name="absent"))
+        await SecretReader(_holder()).api_key("default", SecretKeyRef(name="absent"))
     assert err.value.missing and str(err.value) == UNREADABLE.format(name="absent")
 
 
@@ -166,7 +181,7 @@ async def test_a_secret_without_the_opt_in_is_refused_as_if_it_did_not_exist(
 ) -> None:
     await _secret(akube, "db-credentials", {"keyId": KEY_ID, "keySecret": KEY_SECRET}, labels=labels)
     with pytest.raises(CredentialsError) as err:
-        await SecretReader(ConnectionHolder()).api_key("default", SecretKeyRef(name="db-credentials"))
+        await SecretReader(_holder()).api_key("default", SecretKeyRef(name="db-credentials"))
     # The same words as for a Secret that does not exist: nothing about its existence or its keys.
     assert err.value.missing and str(err.value) == UNREADABLE.format(name="db-credentials")
     _assert_no_secret_in(err.value)
@@ -174,7 +189,7 @@ async def test_a_secret_without_the_opt_in_is_refused_as_if_it_did_not_exist(
 
 async def test_a_policy_may_waive_the_opt_in(kubeconfig: pathlib.Path, akube: AsyncKube) -> None:
     await _secret(akube, "plain", {"keyId": KEY_ID, "keySecret": KEY_SECRET}, labels={})
-    reader = SecretReader(ConnectionHolder())
+    reader = SecretReader(_holder())
     key = await reader.api_key("default", SecretKeyRef(name="plain"), require_opt_in=False)
     assert key.key_secret == KEY_SECRET
     with pytest.raises(CredentialsError):  # what was read without the opt-in never serves those who need it
@@ -194,7 +209,7 @@ async def test_missing_or_empty_key(
 ) -> None:
     await _secret(akube, "partial", data)
     with pytest.raises(CredentialsError) as err:
-        await SecretReader(ConnectionHolder()).api_key("default", SecretKeyRef(name="partial"))
+        await SecretReader(_holder()).api_key("default", SecretKeyRef(name="partial"))
     assert not err.value.missing and str(err.value) == f"Secret default/partial {problem}"
     _assert_no_secret_in(err.value)
 
@@ -208,7 +223,7 @@ async def test_key_that_is_not_text(kubeconfig: pathlib.Path, akube: AsyncKube) 
     }
     await akube.request("POST", "/api/v1/namespaces/default/secrets", body=body)
     with pytest.raises(CredentialsError) as err:
-        await SecretReader(ConnectionHolder()).api_key("default", SecretKeyRef(name="binary"))
+        await SecretReader(_holder()).api_key("default", SecretKeyRef(name="binary"))
     assert not err.value.missing and "key 'keyId' is not valid UTF-8 text" in str(err.value)
     _assert_no_secret_in(err.value)
     assert err.value.__cause__ is None and err.value.__suppress_context__
@@ -223,7 +238,7 @@ async def test_forbidden_says_what_to_check(
     await _secret(akube, "clickhouse-api", {"keyId": KEY_ID, "keySecret": KEY_SECRET})
     _refuse(kube_emulator, monkeypatch, 403)
     with pytest.raises(CredentialsError) as err:
-        await SecretReader(ConnectionHolder()).api_key("default", SecretKeyRef(name="clickhouse-api"))
+        await SecretReader(_holder()).api_key("default", SecretKeyRef(name="clickhouse-api"))
     assert err.value.missing and str(err.value) == UNREADABLE.format(name="clickhouse-api")
     _assert_no_secret_in(err.value)
 
@@ -236,7 +251,7 @@ async def test_unauthorized_logs_in_again_with_the_rotated_token(
 ) -> None:
     """A 401 (e.g. an expired service-account token) reads the credentials again and retries once."""
     await _secret(akube, "clickhouse-api", {"keyId": KEY_ID, "keySecret": KEY_SECRET})
-    holder = ConnectionHolder()
+    holder = _holder()
     reader = SecretReader(holder)
     assert (await reader.api_key("default", SecretKeyRef(name="clickhouse-api"))).key_id == KEY_ID
     _refuse(kube_emulator, monkeypatch, 401, token=TOKEN)  # the old token is refused from now on
@@ -253,7 +268,7 @@ async def test_still_unauthorized_after_a_fresh_login_is_an_api_error_without_th
 ) -> None:
     _refuse(kube_emulator, monkeypatch, 401)
     with pytest.raises(KubernetesApiError) as err:
-        await SecretReader(ConnectionHolder()).api_key("default", SecretKeyRef(name="clickhouse-api"))
+        await SecretReader(_holder()).api_key("default", SecretKeyRef(name="clickhouse-api"))
     assert err.value.status == 401 and "401 Unauthorized" in str(err.value)
     _assert_no_secret_in(err.value)
 
@@ -265,7 +280,7 @@ async def test_unreachable_api_is_an_api_error(
     _write_kubeconfig(path, "http://127.0.0.1:9", TOKEN)  # discard port: nothing listens
     monkeypatch.setenv("KUBECONFIG", str(path))
     with pytest.raises(KubernetesApiError) as err:
-        await SecretReader(ConnectionHolder(), timeout=2.0).api_key("default", SecretKeyRef(name="x"))
+        await SecretReader(_holder(), timeout=2.0).api_key("default", SecretKeyRef(name="x"))
     assert err.value.status == 0 and "cannot reach the Kubernetes API at http://127.0.0.1:9" in str(err.value)
     _assert_no_secret_in(err.value)
 
@@ -275,13 +290,13 @@ async def test_no_credentials_at_all(tmp_path: pathlib.Path, monkeypatch: pytest
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.kube/config
     monkeypatch.setattr(kube_api_module, "SERVICE_ACCOUNT_TOKEN", str(tmp_path / "no-token"))
     with pytest.raises(KubernetesApiError, match="no Kubernetes credentials"):
-        await SecretReader(ConnectionHolder()).api_key("default", SecretKeyRef(name="x"))
+        await SecretReader(_holder()).api_key("default", SecretKeyRef(name="x"))
 
 
 async def test_the_kopf_login_handler_shares_its_connection_with_the_reader(
     kubeconfig: pathlib.Path, akube: AsyncKube
 ) -> None:
-    holder = ConnectionHolder()
+    holder = _holder()
     info = login_for_kopf_and_secrets(kopf.OperatorSettings(), holder)
     assert info is not None and info.token == TOKEN and holder.info is info
     await _secret(akube, "clickhouse-api", {"keyId": KEY_ID, "keySecret": KEY_SECRET})

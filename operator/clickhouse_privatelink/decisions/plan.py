@@ -1,7 +1,7 @@
 """What should exist, decided from what is observed: pure functions, no I/O.
 
 Each ``plan_*`` function takes the desired state and an observation and returns a decision that the
-reconciler carries out. Keeping them free of boto3, httpx and kopf lets the decision logic be tested
+reconciler carries out. Keeping them free of boto3, aiohttp and kopf lets the decision logic be tested
 exhaustively and lets later features (shared endpoints, batching) reuse it unchanged.
 """
 

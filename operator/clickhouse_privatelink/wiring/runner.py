@@ -24,8 +24,8 @@ def configure_logging(log_format: str, *, verbose: bool) -> None:
     """JSON lines by default (each line carries the resource's namespace and name), text on request
     (``log_format``: a key of ``LOG_FORMATS``, Settings.log_format)."""
     kopf.configure(verbose=verbose, log_format=LOG_FORMATS[log_format], log_refkey="k8s")
-    # botocore and httpx log request details (headers included) at DEBUG: keep them quiet even with -v.
-    for noisy in ("botocore", "boto3", "urllib3", "httpx", "httpcore", "kubernetes"):
+    # botocore and aiohttp log request details (headers included) at DEBUG: keep them quiet even with -v.
+    for noisy in ("botocore", "boto3", "urllib3", "aiohttp", "kubernetes"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

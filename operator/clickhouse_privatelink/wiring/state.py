@@ -133,9 +133,11 @@ class ProcessState:
             metrics.serve(self.metrics_port)
 
     async def close(self) -> None:
-        """Stop the drift checks and close the ClickHouse clients (kopf's cleanup at exit)."""
+        """Stop the drift checks and close the ClickHouse clients and the Kubernetes session (kopf's cleanup at
+        exit)."""
         await self.drift.stop()
         await self.clickhouse.close()
+        await self.connection.aclose()
 
     def lock(self, uid: str) -> asyncio.Lock:
         """The resource's own lock: one pass at a time."""

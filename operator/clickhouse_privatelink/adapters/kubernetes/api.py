@@ -3,9 +3,13 @@
 kopf logs in with its built-in ``login_with_service_account`` / ``login_with_kubeconfig`` (no client
 library needed); the operator's ``@kopf.on.login()`` handler (``login.py``) keeps the resulting
 ``kopf.ConnectionInfo`` in a ``ConnectionHolder`` (one per operator process: wiring/state.py). ``get_json``
-and ``merge_patch`` then send one request with httpx using that connection: server, CA (path or data),
-insecure flag, bearer token, basic auth, client certificate and key, proxy. Outside kopf (tests, tools) a
-holder logs in by itself on first use.
+and ``merge_patch`` then send one request with aiohttp (kopf's own HTTP client) using that connection:
+server, CA (path or data), insecure flag, bearer token, basic auth, client certificate and key, proxy. Outside
+kopf (tests, tools) a holder logs in by itself on first use.
+
+aiohttp rather than httpx: a thousand first passes write their intents at once, and httpx costs about 0.6 ms
+of CPU a request alone and 1-1.3 ms with 20 in flight, aiohttp 0.1-0.17 ms (the same PATCH to a local
+server, measured here on 2026-12-05).
 
 Neither the token nor any response body ever goes into an exception or a log line.
 """
@@ -13,14 +17,15 @@ Neither the token nor any response body ever goes into an exception or a log lin
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import ssl
 import weakref
-from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-import httpx
+import aiohttp
 import kopf
 
 SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
@@ -51,29 +56,58 @@ def login(settings: kopf.OperatorSettings | None = None) -> kopf.ConnectionInfo 
 
 
 class ConnectionHolder:
-    """The connection kopf logged in with; logs in by itself when used before (or without) kopf."""
+    """The connection kopf logged in with; logs in by itself when used before (or without) kopf.
+
+    Requests go through one kept session per event loop (a session costs milliseconds to make); ``aclose``
+    closes them (the operator's cleanup, or whoever made the holder).
+    """
 
     def __init__(self) -> None:
         self._info: kopf.ConnectionInfo | None = None
         self._ssl: ssl.SSLContext | None = None
-        # One pooled client per event loop for frequent writes (a client costs milliseconds to make).
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
+        self._sessions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aiohttp.ClientSession] = (
             weakref.WeakKeyDictionary()
         )
+        # Sessions of an earlier login, with their loop: closed when that loop next sends or closes the holder.
+        self._retired: list[tuple[weakref.ref[asyncio.AbstractEventLoop], aiohttp.ClientSession]] = []
+        self._closing: set[asyncio.Task[None]] = set()
 
     def set(self, info: kopf.ConnectionInfo | None) -> None:
         self._info = info
         self._ssl = None
-        self._clients = weakref.WeakKeyDictionary()
+        self._retired += [(weakref.ref(loop), session) for loop, session in self._sessions.items()]
+        self._sessions = weakref.WeakKeyDictionary()
 
-    def pooled(self, request_timeout: float) -> httpx.AsyncClient:
-        """This loop's kept client for the current connection (made again after a new login)."""
+    def session(self, request_timeout: float) -> aiohttp.ClientSession:
+        """This loop's kept session for the current connection (made again after a new login)."""
         info, context = self.get()
         loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None:
-            client = self._clients[loop] = _client(info, context, request_timeout)
-        return client
+        for old in self._retire(loop):
+            closing = loop.create_task(old.close())
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
+        session = self._sessions.get(loop)
+        if session is None or session.closed:
+            session = self._sessions[loop] = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(ssl=context, limit=0),
+                timeout=aiohttp.ClientTimeout(total=request_timeout),
+                proxy=info.proxy_url or None,
+                trust_env=info.trust_env,
+            )
+        return session
+
+    def _retire(self, loop: asyncio.AbstractEventLoop) -> list[aiohttp.ClientSession]:
+        """The retired sessions of ``loop``, taken off the list (those of loops gone are dropped)."""
+        mine = [session for owner, session in self._retired if owner() is loop and not session.closed]
+        self._retired = [(owner, s) for owner, s in self._retired if owner() not in (None, loop)]
+        return mine
+
+    async def aclose(self) -> None:
+        """Close this loop's sessions (the others belong to loops not running here)."""
+        loop = asyncio.get_running_loop()
+        current = self._sessions.pop(loop, None)
+        for session in [*self._retire(loop), *([current] if current is not None else [])]:
+            await session.close()
 
     @property
     def info(self) -> kopf.ConnectionInfo | None:
@@ -103,10 +137,22 @@ class ConnectionHolder:
         return self._info, self._ssl
 
 
-def _status_message(response: httpx.Response) -> str:
+@dataclass(frozen=True)
+class _Answer:
+    """An answer, read whole (the session's connection is free again)."""
+
+    status: int
+    reason: str
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def _status_message(answer: _Answer) -> str:
     """The ``message`` of an error answer's Status object (never the body of anything else)."""
     try:
-        body: Any = response.json()
+        body: Any = answer.json()
     except ValueError:
         return ""
     if isinstance(body, dict) and body.get("kind") == "Status":
@@ -114,42 +160,37 @@ def _status_message(response: httpx.Response) -> str:
     return ""
 
 
-def _client(info: kopf.ConnectionInfo, context: ssl.SSLContext, request_timeout: float) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        base_url=info.server.rstrip("/"),
-        verify=context,
-        proxy=info.proxy_url or None,
-        trust_env=info.trust_env,
-        timeout=request_timeout,
-    )
-
-
 async def _send(
     holder: ConnectionHolder,
-    send: Callable[[httpx.AsyncClient, dict[str, str]], Awaitable[httpx.Response]],
+    method: str,
+    path: str,
     *,
-    refresh: bool,
+    headers: dict[str, str],
+    body: bytes | None = None,
+    refresh: bool = False,
     request_timeout: float,
-    pooled: bool = False,
-) -> httpx.Response:
-    """One request with the connection kopf logged in with (``send`` names the verb and the path)."""
-    info, context = holder.get(refresh=refresh)
+) -> _Answer:
+    """One request with the connection kopf logged in with. ``path`` is already quoted (``*_path`` below), and
+    is appended to the server's URL as it is (a server URL may have a path of its own, behind a proxy)."""
+    info, _ = holder.get(refresh=refresh)
+    url = info.server.rstrip("/") + path
     try:
-        if pooled:
-            return await send(holder.pooled(request_timeout), dict(info.as_http_headers()))
-        async with _client(info, context, request_timeout) as http:
-            return await send(http, dict(info.as_http_headers()))
-    except httpx.HTTPError as exc:
+        session = holder.session(request_timeout)
+        async with session.request(
+            method, url, headers={**headers, **info.as_http_headers()}, data=body
+        ) as response:
+            return _Answer(response.status, response.reason or "", await response.read())
+    except (aiohttp.ClientError, TimeoutError) as exc:
         raise KubernetesApiError(
             f"cannot reach the Kubernetes API at {info.server}: {type(exc).__name__}", status=0
         ) from None
 
 
-def _failed(verb: str, path: str, response: httpx.Response) -> KubernetesApiError:
-    detail = _status_message(response)
+def _failed(verb: str, path: str, answer: _Answer) -> KubernetesApiError:
+    detail = _status_message(answer)
     return KubernetesApiError(
-        f"{verb} {path}: {response.status_code} {response.reason_phrase}" + (f": {detail}" if detail else ""),
-        status=response.status_code,
+        f"{verb} {path}: {answer.status} {answer.reason}" + (f": {detail}" if detail else ""),
+        status=answer.status,
     )
 
 
@@ -162,22 +203,26 @@ async def get_json(
     ``KubernetesApiError`` with the status and the API's own message.
     """
     for attempt in (1, 2):
-        response = await _send(
+        answer = await _send(
             connection,
-            lambda http, auth: http.get(path, headers={"Accept": "application/json", **auth}),
+            "GET",
+            path,
+            headers={"Accept": "application/json"},
             refresh=attempt == 2,
             request_timeout=request_timeout,
-            pooled=True,  # Secrets: a thousand first passes read them (a client costs milliseconds to make)
         )
-        if response.status_code == 401 and attempt == 1:
+        if answer.status == 401 and attempt == 1:
             continue
-        if response.status_code == 404:
+        if answer.status == 404:
             return None
-        if response.status_code >= 400:
-            raise _failed("GET", path, response)
-        body: Any = response.json()
+        if answer.status >= 400:
+            raise _failed("GET", path, answer)
+        try:
+            body: Any = answer.json()
+        except ValueError:
+            body = None
         if not isinstance(body, dict):
-            raise KubernetesApiError(f"GET {path}: the answer is not an object", status=response.status_code)
+            raise KubernetesApiError(f"GET {path}: the answer is not an object", status=answer.status)
         return body
     raise AssertionError("unreachable")  # pragma: no cover
 
@@ -190,17 +235,16 @@ async def merge_patch(
     request_timeout: float = 10.0,
 ) -> None:
     """PATCH ``path`` with a JSON merge patch; a 404 (the object is gone) is not an error."""
-    response = await _send(
+    answer = await _send(
         connection,
-        lambda http, auth: http.patch(
-            path, headers={"Content-Type": "application/merge-patch+json", **auth}, json=body
-        ),
-        refresh=False,
+        "PATCH",
+        path,
+        headers={"Content-Type": "application/merge-patch+json", "Accept": "application/json"},
+        body=json.dumps(body).encode(),
         request_timeout=request_timeout,
-        pooled=True,  # status intents and annotations: one per resource's first pass, a thousand at once
     )
-    if response.status_code >= 400 and response.status_code != 404:
-        raise _failed("PATCH", path, response)
+    if answer.status >= 400 and answer.status != 404:
+        raise _failed("PATCH", path, answer)
 
 
 def custom_object_path(group: str, version: str, namespace: str, plural: str, name: str) -> str:

@@ -13,13 +13,13 @@ import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import aiohttp
 import certifi
 import dns.asyncresolver
 import dns.exception
 import dns.rdatatype
 import dns.resolver
 import h11
-import httpx
 
 from clickhouse_privatelink.decisions.reachability import (
     PING_ANSWER,
@@ -252,21 +252,28 @@ class PlacementFinder:
             return Placement(None, "AWS_EC2_METADATA_DISABLED is set")
         try:
             # Never through a proxy (HTTP_PROXY): the metadata service answers only on the link itself.
-            async with httpx.AsyncClient(base_url=self._imds, timeout=self._timeout, trust_env=False) as imds:
-                token = await imds.put(
-                    "/latest/api/token", headers={"X-aws-ec2-metadata-token-ttl-seconds": "60"}
-                )
-                token.raise_for_status()
-                headers = {"X-aws-ec2-metadata-token": token.text}
-                mac = await imds.get("/latest/meta-data/mac", headers=headers)
-                mac.raise_for_status()
-                path = f"/latest/meta-data/network/interfaces/macs/{mac.text.strip()}/vpc-id"
-                vpc = await imds.get(path, headers=headers)
-                vpc.raise_for_status()
-        except httpx.HTTPStatusError as exc:
-            why = f"the instance metadata service answered HTTP {exc.response.status_code}"
+            timeout = aiohttp.ClientTimeout(total=self._timeout)
+            async with aiohttp.ClientSession(self._imds, timeout=timeout, trust_env=False) as imds:
+                ttl = {"X-aws-ec2-metadata-token-ttl-seconds": "60"}
+                async with imds.put("/latest/api/token", headers=ttl, raise_for_status=True) as answer:
+                    headers = {"X-aws-ec2-metadata-token": await answer.text()}
+                async with imds.get(
+                    "/latest/meta-data/mac", headers=headers, raise_for_status=True
+                ) as answer:
+                    mac = (await answer.text()).strip()
+                path = f"/latest/meta-data/network/interfaces/macs/{mac}/vpc-id"
+                async with imds.get(path, headers=headers, raise_for_status=True) as answer:
+                    vpc_id = (await answer.text()).strip()
+        except aiohttp.ClientResponseError as exc:
+            why = f"the instance metadata service answered HTTP {exc.status}"
             return Placement(None, why)
-        except httpx.HTTPError as exc:
-            why = f"the instance metadata service did not answer ({type(exc).__name__})"
-            return Placement(None, why)
-        return Placement(vpc.text.strip(), "the instance metadata service")
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            what = (
+                "no connection"
+                if isinstance(exc, aiohttp.ClientConnectorError)
+                else "timed out"
+                if isinstance(exc, TimeoutError)
+                else type(exc).__name__
+            )
+            return Placement(None, f"the instance metadata service did not answer ({what})")
+        return Placement(vpc_id, "the instance metadata service")
