@@ -640,6 +640,38 @@ async def test_limiter_lets_a_call_go_ahead_by_the_time_calls_take_to_leave() ->
     assert 0.202 - 0.05 - 0.005 <= third.let_go - first.at < 0.2
 
 
+async def test_time_a_call_waited_for_a_connection_is_no_part_of_the_time_calls_take_to_leave() -> None:
+    limiter = RateLimiter(2, 0.2)  # counts 0.202 s
+    first, second = await limiter.start(), await limiter.start()
+    await asyncio.sleep(0.05)  # each waited 50 ms for a new connection, then left at once
+    for start in (first, second):
+        start.connecting = 0.05
+        start.sent()
+    third = await limiter.start()
+    # The third finds a connection kept alive: let go 50 ms ahead, it would reach the server inside the window.
+    assert third.let_go - first.at >= 0.202 - 0.005
+
+
+async def test_the_client_tells_the_limiter_how_long_a_connection_took(world: World) -> None:
+    class Recording(RateLimiter):
+        def __init__(self) -> None:
+            super().__init__(None)
+            self.seen: list[Start] = []
+
+        async def start(self, *, urgent: bool = False, place: Place | None = None) -> Start:
+            start = await super().start(urgent=urgent, place=place)
+            self.seen.append(start)
+            return start
+
+    limiter = Recording()
+    async with world.client(limiter=limiter) as c:
+        await c.get_organization(world.org.id)  # makes the connection
+        await c.get_organization(world.org.id)  # finds it kept alive
+    first, second = limiter.seen
+    assert first.connecting > 0 and second.connecting == 0
+    assert first.left and second.left
+
+
 async def test_limiter_holds_every_caller_while_the_server_says_its_window_is_spent() -> None:
     limiter = RateLimiter(100, 1.0)
     loop = asyncio.get_running_loop()

@@ -303,12 +303,19 @@ Place = tuple[int, int]
 class Start:
     """One request start in a limiter's log: when the limiter let it go, then when it left."""
 
-    __slots__ = ("at", "left", "let_go", "waited")
+    __slots__ = ("at", "connecting", "left", "let_go", "waited")
 
     def __init__(self, at: float, *, waited: bool) -> None:
         self.let_go = self.at = at
         self.left = False  # sent (or over: a request that failed may have reached the server)
         self.waited = waited  # the limit made the caller wait
+        # Seconds it waited for a connection to be made (or freed) before it could be sent: a call that finds
+        # one kept alive does not wait so, so this is no part of the time calls take to leave.
+        self.connecting = 0.0
+
+    def on_its_way(self) -> float:
+        """How long it took from being let go to leaving, less the time a connection took."""
+        return max(self.at - self.let_go - self.connecting, 0.0)
 
     def sent(self) -> None:
         """The request has left: the server's window can only count it from now."""
@@ -329,7 +336,7 @@ async def _headers_sent(
     loop may run milliseconds later)."""
     start = context.trace_request_ctx
     if isinstance(start, Start) and params.headers.get("Content-Length", "0") == "0":
-        _after_the_write(start)
+        start.sent()  # aiohttp writes to the socket right after (the same step of the task)
 
 
 async def _body_sent(
@@ -338,19 +345,30 @@ async def _body_sent(
     """aiohttp's trace: a piece of the body is written (a small body goes in one, with the headers)."""
     start = context.trace_request_ctx
     if isinstance(start, Start):
-        _after_the_write(start)
+        start.sent()  # aiohttp writes to the socket right after (the same step of the task)
 
 
-def _after_the_write(start: Start) -> None:
-    """aiohttp calls its traces just before it writes to the socket: the start counts from once the write is
-    done (the loop's next turn; late rather than early, or the server's window could count it later than we
-    do and refuse the call a window on with a 429)."""
-    asyncio.get_running_loop().call_soon(start.sent)
+async def _waiting_for_a_connection(session: aiohttp.ClientSession, context: Any, params: object) -> None:
+    context.waiting_since = time.monotonic()
+
+
+async def _connection_ready(session: aiohttp.ClientSession, context: Any, params: object) -> None:
+    """A connection was made (DNS, TCP, TLS) or freed for the request: the time it took is no part of how long
+    calls take to leave (``Start.on_its_way``), or a window's first calls, each making its connection, would let
+    the next ones (on kept-alive connections) go early by that time and into the server's window."""
+    start, since = context.trace_request_ctx, getattr(context, "waiting_since", None)
+    if isinstance(start, Start) and since is not None:
+        start.connecting += time.monotonic() - since
+        context.waiting_since = None
 
 
 _TRACE = aiohttp.TraceConfig()
 _TRACE.on_request_headers_sent.append(_headers_sent)
 _TRACE.on_request_chunk_sent.append(_body_sent)
+_TRACE.on_connection_queued_start.append(_waiting_for_a_connection)
+_TRACE.on_connection_queued_end.append(_connection_ready)
+_TRACE.on_connection_create_start.append(_waiting_for_a_connection)
+_TRACE.on_connection_create_end.append(_connection_ready)
 _TRACE.freeze()
 
 
@@ -364,7 +382,8 @@ class RateLimiter:
     which the client calls from the HTTP client's trace), not from when the limiter let it go: the steps in
     between wait on a busy event loop for a varying while, and the next call measured from the earlier time
     could reach the server inside the same window. A call is let go ahead by the least time the last calls
-    took to leave (else every window would also wait out that way out), and a 1 % margin absorbs the rest
+    took to leave, less any time they waited for a connection to be made (else every window would also wait
+    out that way out; a call on a kept-alive connection makes none), and a 1 % margin absorbs the rest
     (network, the server's own queue). Waiters queue in order, so no caller starves behind a batch; an *urgent* waiter (a shared
     read that a crowd of passes waits on, such as the services list: one in flight at a time) goes to the
     front, or a thousand deletions would all wait behind each other's PATCHes for the one read they share.
@@ -426,7 +445,7 @@ class RateLimiter:
                 # call let go now leaves no sooner than the quickest of those took from being let go to leaving:
                 # let it go that much ahead, or every window would also wait out that delay.
                 slot, oldest = min(enumerate(s.counts_from(now) for s in self._starts), key=itemgetter(1))
-                ahead = min((s.at - s.let_go for s in self._starts if s.left), default=0.0)
+                ahead = min((s.on_its_way() for s in self._starts if s.left), default=0.0)
                 if now + ahead - oldest >= self._span:
                     start = self._starts[slot] = Start(now, waited=waited)
                     return start
