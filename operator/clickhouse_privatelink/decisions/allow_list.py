@@ -33,8 +33,8 @@ class AllowKind(StrEnum):
 class AllowRequest:
     """One pass's request to the service's allow list, for the entry ``endpoint_id``.
 
-    ``me``: the resource as its pass sees it; ``users``: the users its pass sees (a release and a sweep read the
-    entry's holders from them). ``adopted`` and ``recorded``: what a release needs to know whether the entry is
+    ``me``: the resource as its pass sees it; ``users``: the users its pass sees of the entry (a release and a
+    sweep read its holders from them; others may be left out). ``adopted`` and ``recorded``: what a release needs to know whether the entry is
     ours (``release.plan_allow_list_release``).
     """
 

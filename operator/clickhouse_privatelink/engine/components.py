@@ -482,7 +482,9 @@ async def _release_stray_entries(p: Pass, endpoint: ObservedEndpoint) -> None:
     services = await clickhouse_call(step, api.services(max_age=p.read_age))
     listed = {s.id: s.private_endpoint_ids for s in services}
     for service_id in stray_entries(p.users(), endpoint.id, listed):
-        request = AllowRequest(AllowKind.SWEEP, p.me, endpoint.id, p.users())  # as they are now (see release)
+        # The entry's users as they are now (see the release), and no others: a request is held until its round.
+        holders = allow_list_users(p.users(), service_id, endpoint.id)
+        request = AllowRequest(AllowKind.SWEEP, p.me, endpoint.id, holders)
         try:
             result = await clickhouse_call(
                 step, p.allow_lists.get(api, service_id).ask(request, max_age=p.read_age), write=True
@@ -866,7 +868,10 @@ class AllowListComponent:
             # The users as they are now, with no await before the request is queued: a resource that joins
             # later finds the request pending and asks for the entry itself (the round keeps it, or the next
             # round adds it back).
-            request = AllowRequest(AllowKind.RELEASE, p.me, endpoint_id, p.users(), adopted, recorded)
+            # Only the entry's users go with it (a thousand deletions wait in rounds: not a thousand lists of
+            # every user of the VPC).
+            holders = allow_list_users(p.users(), service_id, endpoint_id)
+            request = AllowRequest(AllowKind.RELEASE, p.me, endpoint_id, holders, adopted, recorded)
             result = await clickhouse_call(step, worker.ask(request, max_age=p.read_age), write=True)
         except StepFailed as failed:
             if failed.upstream_status == 404:
