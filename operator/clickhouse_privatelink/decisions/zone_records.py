@@ -34,7 +34,7 @@ def host_key(hostname: str) -> str:
 class RecordRequest:
     """One pass's request to the zone: point ``hostname`` at ``target`` (apply), or let it go (``target``
     None: release). ``me``: the resource as its pass sees it; ``users``: the users its pass sees (a release
-    reads its holders from them). ``sweep``: remove every record of ``me``'s VPC that points at ``target``
+    reads its holders from them: the record's are enough). ``sweep``: remove every record of ``me``'s VPC that points at ``target``
     (an endpoint of ours being deleted) and that no user has (``release.stray_records``); no hostname."""
 
     me: Usage

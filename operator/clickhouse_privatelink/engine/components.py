@@ -73,6 +73,7 @@ from clickhouse_privatelink.decisions.usage import (
     endpoint_client_token,
     endpoint_leader,
     endpoint_users,
+    record_users,
 )
 from clickhouse_privatelink.decisions.zone_records import RecordOutcome, RecordRequest
 from clickhouse_privatelink.engine import crash_points as crash
@@ -741,9 +742,11 @@ class RecordComponent:
         release = plan_record_release(p.me, p.cluster, observed)
         if release.remove:
             worker = p.zones.get(p.aws, zone_id, p.cluster)
-            result = await aws_await(
-                step, worker.ask(RecordRequest(p.me, hostname, None, users), max_age=p.read_age)
-            )
+            # The record's users as they are now (no await before the request is queued: one that claims the
+            # record later asks the same rounds), and no others (a thousand deletions wait in rounds).
+            holders = record_users(p.users(), zone_id, hostname, p.me.vpc_id)
+            request = RecordRequest(p.me, hostname, None, holders)
+            result = await aws_await(step, worker.ask(request, max_age=p.read_age))
             if result.outcome is RecordOutcome.REMOVED:
                 p.wrote(crash.RECORD_CHANGE)
                 p.out.event("DnsRecordDeleted", f"deleted the record for {hostname}")
