@@ -729,8 +729,7 @@ class RecordComponent:
             return
         # A record serves one VPC (its marker names it), so its users are all in this VPC's view; other
         # VPCs' resources naming the zone (the zone index) neither hold nor release it.
-        users = p.users()
-        held = record_holders(p.me, users)
+        held = record_holders(p.me, p.users())  # (no list of every user kept while the pass waits below)
         if held is not None:
             p.out.event("DnsRecordKept", held.why)
             return
@@ -850,12 +849,11 @@ class AllowListComponent:
         service_id, endpoint_id = p.me.service_id, p.me.endpoint_id
         if not service_id or not endpoint_id:
             return  # never resolved or never had an endpoint: nothing was allow-listed
-        users = p.users()
         adopted = bool(p.res.spec.aws.vpc_endpoint_id)
         recorded = p.recorded.allow_list_entry_added
         # Decided first from what this pass sees (most of a mass deletion leaves the entry to others and asks
         # nothing); the worker's round decides again with every request of its round.
-        release = plan_allow_list_release(p.me, users, adopted=adopted, recorded=recorded)
+        release = plan_allow_list_release(p.me, p.users(), adopted=adopted, recorded=recorded)
         if not release.remove:
             p.out.event("AllowListKept", release.why)
             return
