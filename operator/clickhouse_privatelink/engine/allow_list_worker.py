@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from clickhouse_privatelink.decisions.allow_list import AllowRequest, AllowResult, plan_service_allow_list
 from clickhouse_privatelink.engine.ports import ClickHousePort
+from clickhouse_privatelink.engine.zone_worker import run_round
 
 log = logging.getLogger(__name__)
 
@@ -87,17 +88,7 @@ class AllowListWorker:
         self._schedule()  # requests that came during the round: their window began when the first came
 
     async def _run(self, batch: list[_Waiting]) -> None:
-        try:
-            await self._decide_and_write(batch)
-        except BaseException as exc:
-            for waiting in batch:
-                if not waiting.done.done():
-                    if isinstance(exc, Exception):
-                        waiting.done.set_exception(exc)
-                    else:
-                        waiting.done.cancel()
-            if not isinstance(exc, Exception):
-                raise
+        await run_round(self._decide_and_write(batch), [w.done for w in batch])
 
     async def _decide_and_write(self, batch: list[_Waiting]) -> None:
         requests = [w.request for w in batch]

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +48,22 @@ log = logging.getLogger(__name__)
 def deletions(sets: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """The changes that delete the operator's sets of a name: its alias A record and its TXT marker."""
     return [{"Action": "DELETE", "ResourceRecordSet": rs} for rs in sets if rs["Type"] in ("A", "TXT")]
+
+
+async def run_round(work: Awaitable[None], waiting: Sequence[asyncio.Future[Any]]) -> None:
+    """Run a worker's round; when it fails, every request it has not answered gets its error (or is cancelled
+    with it), and a cancellation goes on up. The zone's and the allow list's workers both run theirs so."""
+    try:
+        await work
+    except BaseException as exc:
+        for done in waiting:
+            if not done.done():
+                if isinstance(exc, Exception):
+                    done.set_exception(exc)
+                else:
+                    done.cancel()
+        if not isinstance(exc, Exception):
+            raise
 
 
 @dataclass
@@ -134,17 +150,7 @@ class ZoneWorker:
         self._schedule()  # requests that came during the round: their window began when they came
 
     async def _round(self, batch: list[_Waiting]) -> None:
-        try:
-            await self._decide_and_write(batch)
-        except BaseException as exc:
-            for waiting in batch:
-                if not waiting.done.done():
-                    if isinstance(exc, Exception):
-                        waiting.done.set_exception(exc)
-                    else:
-                        waiting.done.cancel()
-            if not isinstance(exc, Exception):
-                raise
+        await run_round(self._decide_and_write(batch), [w.done for w in batch])
 
     async def _decide_and_write(self, batch: list[_Waiting]) -> None:
         requests = [w.request for w in batch]
