@@ -29,7 +29,6 @@ import asyncio
 import base64
 import heapq
 import itertools
-import json
 import logging
 import re
 import time
@@ -47,6 +46,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from clickhouse_privatelink import __version__
+from clickhouse_privatelink.adapters.http import Answer
 
 log = logging.getLogger(__name__)
 
@@ -509,23 +509,6 @@ class _Turns:
 OnCall = Callable[[str, int | str], None]
 
 
-@dataclass(frozen=True)
-class _Answer:
-    """An HTTP answer, read whole (its connection is free again)."""
-
-    status: int
-    reason: str
-    headers: Mapping[str, str]
-    body: bytes
-
-    @property
-    def text(self) -> str:
-        return self.body.decode("utf-8", errors="replace")
-
-    def json(self) -> Any:
-        return json.loads(self.body)  # ValueError (JSONDecodeError, UnicodeDecodeError) when it is not JSON
-
-
 _M = TypeVar("_M", bound=BaseModel)
 
 
@@ -744,9 +727,7 @@ class ClickHouseCloudClient:
             async with self._session().request(
                 method, self.base_url + path, json=json, params=list(params), trace_request_ctx=start
             ) as response:
-                answer = _Answer(
-                    response.status, response.reason or "", response.headers, await response.read()
-                )
+                answer = await Answer.read(response)
         except (aiohttp.ClientError, TimeoutError) as e:
             self._report(operation, "transport_error")
             # `from None`: the exception may hold the request, and so the Authorization header.
@@ -766,7 +747,7 @@ class ClickHouseCloudClient:
             self.limiter.hold(error.retry_after if error.retry_after is not None else self.retry.backoff(1))
         raise error
 
-    def _result(self, answer: _Answer, operation: str) -> Any:
+    def _result(self, answer: Answer, operation: str) -> Any:
         try:
             body = answer.json()
         except ValueError:
@@ -784,7 +765,7 @@ class ClickHouseCloudClient:
             )
         return body["result"]
 
-    def _error(self, answer: _Answer, operation: str) -> ClickHouseApiError:
+    def _error(self, answer: Answer, operation: str) -> ClickHouseApiError:
         status = answer.status
         cls = _error_class(status)
         code: str | None = None

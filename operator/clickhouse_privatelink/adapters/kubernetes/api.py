@@ -21,12 +21,13 @@ import json
 import os
 import ssl
 import weakref
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 import aiohttp
 import kopf
+
+from clickhouse_privatelink.adapters.http import Answer
 
 SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 
@@ -137,19 +138,7 @@ class ConnectionHolder:
         return self._info, self._ssl
 
 
-@dataclass(frozen=True)
-class _Answer:
-    """An answer, read whole (the session's connection is free again)."""
-
-    status: int
-    reason: str
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-def _status_message(answer: _Answer) -> str:
+def _status_message(answer: Answer) -> str:
     """The ``message`` of an error answer's Status object (never the body of anything else)."""
     try:
         body: Any = answer.json()
@@ -169,7 +158,7 @@ async def _send(
     body: bytes | None = None,
     refresh: bool = False,
     request_timeout: float,
-) -> _Answer:
+) -> Answer:
     """One request with the connection kopf logged in with. ``path`` is already quoted (``*_path`` below), and
     is appended to the server's URL as it is (a server URL may have a path of its own, behind a proxy)."""
     info, _ = holder.get(refresh=refresh)
@@ -179,14 +168,14 @@ async def _send(
         async with session.request(
             method, url, headers={**headers, **info.as_http_headers()}, data=body
         ) as response:
-            return _Answer(response.status, response.reason or "", await response.read())
+            return await Answer.read(response)
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise KubernetesApiError(
             f"cannot reach the Kubernetes API at {info.server}: {type(exc).__name__}", status=0
         ) from None
 
 
-def _failed(verb: str, path: str, answer: _Answer) -> KubernetesApiError:
+def _failed(verb: str, path: str, answer: Answer) -> KubernetesApiError:
     detail = _status_message(answer)
     return KubernetesApiError(
         f"{verb} {path}: {answer.status} {answer.reason}" + (f": {detail}" if detail else ""),
