@@ -34,11 +34,26 @@ async def test_a_resource_is_filed_by_its_vpc_and_its_zone() -> None:
     keys = await _keys(body)
     usage = usage_from_body(kopf.Body(body))
     assert keys == {("us-east-1", "vpc-1"): usage, "Z1": usage}
-    resources = {key: [value] for key, value in keys.items()}
-    assert index.vpc_users(resources, usage) == [usage]
+    resources: dict[Hashable, list[Any]] = {key: [value] for key, value in keys.items()}
+    assert list(index.vpc_users(resources, usage)) == [usage]
     assert list(index.zone_users(resources, usage)) == [usage]
     assert index.refused_namespaces(resources) == []
     assert index.public_access_users(resources, "svc-1") == []
+
+
+async def test_a_pass_reads_the_index_as_it_is_not_as_it_was() -> None:
+    """A pass holds its VPC's and zone's users for its whole life: it reads the index through them each time,
+    and holds no copy (a thousand passes waiting in rounds held a list of every user of the VPC each)."""
+    first, second = usage_from_body(kopf.Body(_body("a"))), usage_from_body(kopf.Body(_body("b")))
+    resources: dict[Hashable, list[Any]] = {}
+    in_vpc, in_zone = index.vpc_users(resources, first), index.zone_users(resources, first)
+    assert list(in_vpc) == [] and list(in_zone) == []
+    resources[("us-east-1", "vpc-1")] = [first, second]
+    resources["Z1"] = [second]
+    assert list(in_vpc) == [first, second]
+    assert list(in_zone) == [second]
+    del resources[("us-east-1", "vpc-1")]
+    assert list(in_vpc) == []
 
 
 async def test_refused_public_access_and_secret_keys() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
@@ -169,7 +169,7 @@ class Pass:
     out: Outcome
     aws: AwsPort
     book: UsageBook
-    indexed: Sequence[Usage]  # the durable users of this resource's VPC
+    indexed: Iterable[Usage]  # the durable users of this resource's VPC (the index's, as they are when read)
     me: Usage
     clickhouse: Callable[[], Awaitable[ClickHousePort]]
     read_age: float  # how old a shared read (services list, endpoints) may be for this pass

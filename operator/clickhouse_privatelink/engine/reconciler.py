@@ -93,7 +93,7 @@ class Reconciler:
     def _pass(
         self,
         res: Resource,
-        indexed: Sequence[Usage],
+        indexed: Iterable[Usage],
         zone_indexed: Iterable[Usage],
         *,
         read_age: float,
@@ -136,7 +136,7 @@ class Reconciler:
         self,
         res: Resource,
         *,
-        indexed: Sequence[Usage] = (),
+        indexed: Iterable[Usage] = (),
         zone_indexed: Iterable[Usage] = (),
         attempt: int = 0,
         drift: bool = False,
@@ -175,7 +175,7 @@ class Reconciler:
         self,
         res: Resource,
         *,
-        indexed: Sequence[Usage] = (),
+        indexed: Iterable[Usage] = (),
         zone_indexed: Iterable[Usage] = (),
         attempt: int = 0,
     ) -> Outcome:

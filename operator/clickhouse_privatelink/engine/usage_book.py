@@ -15,7 +15,7 @@ compare, so that "who uses this endpoint, zone, record or allow-list entry" read
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field, replace
 from itertools import chain, compress
 from operator import attrgetter, is_not, not_
@@ -128,7 +128,7 @@ class UsageBook:
         if view is not None:  # the durable entry, if any, shows again
             view.put(uid, view.by_uid.get(uid))
 
-    def users(self, indexed: Sequence[Usage], region: str, vpc_id: str) -> list[Usage]:
+    def users(self, indexed: Iterable[Usage], region: str, vpc_id: str) -> list[Usage]:
         """The durable users of this VPC's objects, each replaced by its fresher claim where there is one.
 
         A deletion the index has seen wins over a claim made before it (for good: a deletion is never taken

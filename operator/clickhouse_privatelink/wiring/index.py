@@ -15,7 +15,7 @@ Keys of different kinds never compare equal (a pair, a string, and frozen datacl
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,15 +91,30 @@ def of(handler_kwargs: Mapping[str, Any]) -> Index:
     return index
 
 
-def vpc_users(index: Index, usage: Usage) -> list[Usage]:
-    """The durable users of the shared objects of ``usage``'s VPC, in the index's order."""
-    return list(index.get(vpc_index_key(usage), ()))
+@dataclass(frozen=True, slots=True)
+class Entries:
+    """The index's entries under one key as they are each time they are iterated, in the index's order.
+
+    Not a copy: a pass holds this for its whole life (a thousand passes waiting in the shared objects' rounds
+    held a list of every user of the VPC each), and what it reads is the index now, not as the pass began.
+    """
+
+    index: Index
+    key: Hashable
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.index.get(self.key, ()))
+
+
+def vpc_users(index: Index, usage: Usage) -> Iterable[Usage]:
+    """The durable users of the shared objects of ``usage``'s VPC."""
+    return Entries(index, vpc_index_key(usage))
 
 
 def zone_users(index: Index, usage: Usage) -> Iterable[Usage]:
-    """The durable users of the zone ``usage`` writes into, from any VPC (not copied: read only on release)."""
+    """The durable users of the zone ``usage`` writes into, from any VPC."""
     zone = zone_index_key(usage)
-    return index.get(zone, ()) if zone else ()
+    return Entries(index, zone) if zone else ()
 
 
 def refused_namespaces(index: Index) -> list[str]:
