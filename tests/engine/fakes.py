@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from clickhouse_privatelink import constants as c
@@ -441,7 +441,7 @@ class ClickHouseCloud:
         self.writes.append(("PATCH", service_id))
 
     def _set(self, service_id: str, ids: list[str]) -> None:
-        self.services[service_id] = self.services[service_id].model_copy(update={"private_endpoint_ids": ids})
+        self.services[service_id] = replace(self.services[service_id], private_endpoint_ids=tuple(ids))
 
 
 class FakeClickHouse:
@@ -478,7 +478,7 @@ class FakeClickHouse:
         service = self.cloud.services[service_id]
         gone = {e.source for e in remove}
         entries = [e for e in service.ip_access_list if e.source not in gone] + list(add)
-        self.cloud.services[service_id] = service.model_copy(update={"ip_access_list": entries})
+        self.cloud.services[service_id] = replace(service, ip_access_list=tuple(entries))
         self.reads.forget("services")
         return self.cloud.services[service_id]
 

@@ -315,13 +315,13 @@ async def test_every_operation_conforms(
         anywhere = IpAccessEntry(source="0.0.0.0/0", description="Anywhere")
         office = IpAccessEntry(source="203.0.113.0/24", description="office")
         closed = await c.update_ip_access_list(seeded.org_id, seeded.service_id, remove=[anywhere])
-        assert closed.ip_access_list == []
+        assert closed.ip_access_list == ()
         opened = await c.update_ip_access_list(seeded.org_id, seeded.service_id, add=[office, office])
-        assert opened.ip_access_list == [office]
+        assert opened.ip_access_list == (office,)
         both = await c.update_ip_access_list(
             seeded.org_id, seeded.service_id, add=[anywhere], remove=[office]
         )
-        assert both.ip_access_list == [anywhere]
+        assert both.ip_access_list == (anywhere,)
     covered = {(ex.method, contract.template(ex.path)) for ex in recorder.exchanges}
     assert covered == OPERATIONS
     contract.check(recorder.exchanges)

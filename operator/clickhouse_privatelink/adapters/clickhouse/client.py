@@ -36,13 +36,14 @@ import urllib.parse
 import urllib.request
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from operator import itemgetter
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar, cast
 from urllib.parse import quote
 
 import aiohttp
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from clickhouse_privatelink import __version__
@@ -66,40 +67,63 @@ class _Lenient(BaseModel):
     model_config = ConfigDict(populate_by_name=True, extra="ignore")
 
 
-class ServiceEndpoint(_Lenient):
+# The organization's services are read as one list, kept and shared by every pass, and replaced whole on each
+# read: slotted dataclasses, not models (a model's dict and field set made a service about 3 KiB; a thousand
+# of them were read again and again, old lists alive while passes still held them).
+_SLOTTED = ConfigDict(populate_by_name=True, extra="ignore")
+
+
+@pydantic_dataclass(frozen=True, slots=True, config=_SLOTTED)
+class ServiceEndpoint:
     protocol: str
     host: str
     port: int
 
 
-class IpAccessEntry(_Lenient):
+@pydantic_dataclass(frozen=True, slots=True, config=_SLOTTED)
+class IpAccessEntry:
     source: str  # an IP address or CIDR
     description: str = ""
 
 
-class Service(_Lenient):
+@pydantic_dataclass(frozen=True, slots=True, config=_SLOTTED)
+class Service:
     id: str
     name: str
     provider: str
     region: str
     state: str
-    endpoints: list[ServiceEndpoint] = Field(default_factory=list)
-    private_endpoint_ids: list[str] = Field(default_factory=list, alias="privateEndpointIds")
-    available_private_endpoint_ids: list[str] = Field(
-        default_factory=list, alias="availablePrivateEndpointIds"
+    endpoints: tuple[ServiceEndpoint, ...] = ()
+    private_endpoint_ids: tuple[str, ...] = Field(default=(), validation_alias="privateEndpointIds")
+    available_private_endpoint_ids: tuple[str, ...] = Field(
+        default=(), validation_alias="availablePrivateEndpointIds"
     )
-    ip_access_list: list[IpAccessEntry] = Field(default_factory=list, alias="ipAccessList")
+    ip_access_list: tuple[IpAccessEntry, ...] = Field(default=(), validation_alias="ipAccessList")
 
     @field_validator(
         "endpoints", "private_endpoint_ids", "available_private_endpoint_ids", "ip_access_list", mode="before"
     )
     @classmethod
     def _null_is_empty(cls, value: Any) -> Any:
-        return [] if value is None else value
+        return () if value is None else value
 
     def endpoint(self, protocol: str) -> ServiceEndpoint | None:
         """The public endpoint for ``https``, ``nativesecure`` or ``mysql``, if the service has one."""
         return next((e for e in self.endpoints if e.protocol == protocol), None)
+
+
+_M = TypeVar("_M")
+
+
+def parse(model: type[_M], data: Any) -> _M:
+    """``data`` (decoded JSON) as ``model``, a model or one of the slotted dataclasses (ValidationError if not)."""
+    adapter = _ADAPTERS.get(model)
+    if adapter is None:
+        adapter = _ADAPTERS[model] = TypeAdapter(model)
+    return cast(_M, adapter.validate_python(data))
+
+
+_ADAPTERS: dict[type[Any], TypeAdapter[Any]] = {}
 
 
 class PrivateEndpointConfig(_Lenient):
@@ -509,9 +533,6 @@ class _Turns:
 OnCall = Callable[[str, int | str], None]
 
 
-_M = TypeVar("_M", bound=BaseModel)
-
-
 class ClickHouseCloudClient:
     """Async client of the ClickHouse Cloud API operations the operator uses.
 
@@ -625,8 +646,8 @@ class ClickHouseCloudClient:
         op = "update_ip_access_list"
         body = {
             "ipAccessList": {
-                "add": [e.model_dump() for e in add],
-                "remove": [e.model_dump() for e in remove],
+                "add": [asdict(e) for e in add],
+                "remove": [asdict(e) for e in remove],
             }
         }
         result = await self._call(op, "PATCH", _svc(org_id, service_id), json=body)
@@ -658,7 +679,7 @@ class ClickHouseCloudClient:
 
     def _parse(self, model: type[_M], data: Any, operation: str) -> _M:
         try:
-            return model.model_validate(data)
+            return parse(model, data)
         except ValidationError as e:
             problems = "; ".join(
                 f"{'.'.join(str(p) for p in err['loc']) or 'result'}: {err['msg']}" for err in e.errors()[:5]
