@@ -155,6 +155,23 @@ def test_the_diff_base_is_stored_in_the_status_alone() -> None:
     assert essence_of(stored, storage) == essence
 
 
+def test_the_essence_is_kopfs_own_without_copying_what_it_drops() -> None:
+    """Built from the spec, labels and annotations alone, it is the essence kopf's own build makes."""
+    raw = resource()
+    raw["metadata"]["managedFields"] = [{"manager": "kubectl", "fieldsV1": {"f:spec": {}}}]
+    raw["metadata"]["labels"] = {"team": "a"}
+    raw["metadata"]["annotations"]["kopf.zalando.org/last-handled-configuration"] = "{}"
+    raw["metadata"]["annotations"]["team.example.com/owner"] = "b"
+    raw["apiVersion"], raw["kind"] = "x/v1", "ClickHousePrivateLink"
+    kopfs = EssenceDiffBaseStorage(prefix=c.GROUP, key="last-handled-configuration")
+    built = StatusEssenceDiffBaseStorage().build(body=kopf.Body(raw))
+    assert built == kopfs.build(body=kopf.Body(raw))
+    assert built["metadata"]["annotations"]["team.example.com/owner"] == "b"
+    assert "managedFields" not in built["metadata"] and "status" not in built
+    built["spec"]["changed"] = True  # a copy: the body is not touched
+    assert "changed" not in raw["spec"]
+
+
 def test_the_status_field_is_never_part_of_the_essence() -> None:
     storage = StatusEssenceDiffBaseStorage()
     raw = resource()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 import kopf
 
@@ -203,6 +203,9 @@ class EssenceDiffBaseStorage(kopf.AnnotationsDiffBaseStorage):
         return super().build(body=kopf.Body(kept), extra_fields=fields)
 
 
+_NOT_IN_ESSENCE = frozenset({"apiVersion", "kind", "metadata", "status"})
+
+
 class StatusEssenceDiffBaseStorage(EssenceDiffBaseStorage):
     """The diff-base (kopf's last handled essence) in ``status.lastHandledConfiguration``, not an annotation.
 
@@ -226,6 +229,15 @@ class StatusEssenceDiffBaseStorage(EssenceDiffBaseStorage):
         super().__init__(prefix=c.GROUP, key=DIFF_BASE_ANNOTATION_KEY)
 
     def build(self, *, body: kopf.Body, extra_fields: Iterable[Any] | None = None) -> Any:
+        extra_fields = list(extra_fields or ())
+        if not extra_fields:
+            # kopf deep-copies the whole body and then drops its metadata (managedFields included) and its
+            # status: on every watch event of every resource. Handed only what the essence keeps, it copies
+            # only that (the same essence).
+            metadata = body.get("metadata") or {}
+            kept = {k: v for k, v in body.items() if k not in _NOT_IN_ESSENCE}
+            kept["metadata"] = {k: metadata[k] for k in ("labels", "annotations") if k in metadata}
+            body = kopf.Body(cast(kopf.RawBody, kept))
         essence = super().build(body=body, extra_fields=extra_fields)
         status = essence.get("status")
         if isinstance(status, dict) and DIFF_BASE_FIELD in status:  # only if kopf was asked for it
