@@ -11,7 +11,12 @@ from clickhouse_privatelink import constants as c
 from clickhouse_privatelink.adapters.aws.route53 import ObservedZone, record_changes
 from clickhouse_privatelink.decisions.ownership import zone_tags
 from clickhouse_privatelink.decisions.reasons import Reason
-from clickhouse_privatelink.decisions.zone_records import RecordOutcome, RecordRequest, zone_release
+from clickhouse_privatelink.decisions.zone_records import (
+    RecordOutcome,
+    RecordRequest,
+    RecordResult,
+    zone_release,
+)
 from clickhouse_privatelink.engine import crash_points as crash
 from clickhouse_privatelink.engine.ports import AwsError
 from clickhouse_privatelink.engine.zone_worker import ZoneCreator, ZoneWorker
@@ -236,3 +241,27 @@ async def test_a_zone_release_whose_round_change_fails_fails_and_the_zone_stays(
     assert list(cloud.zones) == [zone.id] and "DeleteHostedZone" not in [w[0] for w in cloud.writes]
     again = await worker.ask(zone_release(second, [first, second]), max_age=10.0)
     assert again.outcome is RecordOutcome.REMOVED and cloud.zones == {}  # the next round reads fresh
+
+
+async def test_a_refused_deletion_fails_only_its_request_and_the_round_s_changes_stand() -> None:
+    cloud = AwsCloud()
+    zone = cloud.add_zone(ZONE_NAME, vpc_ids={VPC_A}, tags=zone_tags(CLUSTER, VPC_A))
+    aws = FakeAws(cloud, Clock())
+    host = f"h1.{ZONE_NAME}"
+    cloud.change(zone.id, record_changes(host, TARGET, cluster=CLUSTER, vpc_id=VPC_A, create=True))
+    worker = ZoneWorker(aws, zone.id, CLUSTER, batch_window=0.05, max_window=1.0)
+
+    async def refused(zone_id: str, *, vpc_id: str, name: str) -> bool:
+        raise aws_error("Throttling", "Rate exceeded", Reason.THROTTLED)
+
+    aws.delete_zone_if_empty = refused  # type: ignore[method-assign]
+    first = replace(user(1), hosted_zone_id=zone.id, deleting=True)
+    second = replace(user(2), hostname=None, hosted_zone_id=zone.id, deleting=True)
+    removed, deleted = await asyncio.gather(
+        worker.ask(RecordRequest(first, host, None, [first]), max_age=10.0),
+        worker.ask(zone_release(second, [first, second]), max_age=10.0),
+        return_exceptions=True,
+    )
+    assert isinstance(removed, RecordResult) and removed.outcome is RecordOutcome.REMOVED
+    assert isinstance(deleted, AwsError) and deleted.code == "Throttling"
+    assert list(cloud.zones) == [zone.id] and cloud.record_sets(zone.id, host) == []

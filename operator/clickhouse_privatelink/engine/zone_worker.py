@@ -189,20 +189,26 @@ class ZoneWorker:
         self._fresh = bool(errors)
         results = list(plan.results)
         deleter = plan.delete_zone
+        failed: AwsError | None = None  # the zone's deletion: its request's alone (the others have theirs)
         if deleter is not None and not errors:
-            results[deleter] = await self._delete_zone(batch[deleter].request, results[deleter])
-        for waiting, result in zip(batch, results, strict=True):
+            try:
+                results[deleter] = await self._delete_zone(batch[deleter].request, results[deleter])
+            except AwsError as exc:
+                failed = exc
+        for n, (waiting, result) in enumerate(zip(batch, results, strict=True)):
             if waiting.done.done():
                 continue
-            error = next((errors[n] for n in result.changes if n in errors), None)
-            if error is not None:
+            error = next((errors[i] for i in result.changes if i in errors), None)
+            if n == deleter and failed is not None:
+                waiting.done.set_exception(failed)
+            elif error is not None:
                 waiting.done.set_exception(error)
             else:
                 waiting.done.set_result(result)
 
     async def _delete_zone(self, request: RecordRequest, planned: RecordResult) -> RecordResult:
-        """Delete the zone the plan let go of, if its tags say this cluster made it (an AWS error: raised, and
-        the round's requests get it)."""
+        """Delete the zone the plan let go of, if its tags say this cluster made it (an AWS error: raised, for
+        the request the deletion is for)."""
         zone = await self.aws.zone(self.zone_id, with_tags=True)
         if zone is None:
             return RecordResult(RecordOutcome.NOTHING, planned.reason, "")
