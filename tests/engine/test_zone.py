@@ -4,6 +4,7 @@ creator of the VPC's zone name, then in the rounds of its ID; over the in-memory
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -18,7 +19,9 @@ from clickhouse_privatelink.decisions.zone_records import (
     zone_release,
 )
 from clickhouse_privatelink.engine import crash_points as crash
+from clickhouse_privatelink.engine.context import Resource
 from clickhouse_privatelink.engine.ports import AwsError
+from clickhouse_privatelink.engine.status import EngineStatus
 from clickhouse_privatelink.engine.zone_worker import ZoneCreator, ZoneWorker
 from tests.engine.fakes import AwsCloud, Clock, FakeAws, aws_error
 from tests.engine.harness import (
@@ -126,6 +129,23 @@ async def test_many_resources_of_a_vpc_at_once_make_one_zone_and_one_event() -> 
     assert {h.status(uid)["hostedZoneId"] for uid in uids} == {zone.id}
     assert creates(h) == 1
     assert len(h.posted("HostedZoneCreated")) == 1
+
+
+async def test_passes_waiting_for_the_zone_s_creation_write_no_intent_for_it() -> None:
+    h = Harness(batch_window=0.05)
+    uids = [h.create(f"r{n}", service_id=(SERVICE_A, SERVICE_B)[n % 2]) for n in range(6)]
+    intents: Counter[str] = Counter()
+    intend = h.reconciler._intend
+
+    async def counting(res: Resource, fields: EngineStatus) -> None:
+        intents[res.ref.uid] += 1
+        await intend(res, fields)
+
+    h.reconciler._intend = counting
+    await h.settle(together=True)
+    assert creates(h) == 1
+    # the first writes its intent before each of its creates; the others once, before their record
+    assert [intents[uid] for uid in uids[1:]] == [1] * 5
 
 
 async def test_killed_after_the_zone_is_made_with_others_waiting_the_next_process_uses_it() -> None:

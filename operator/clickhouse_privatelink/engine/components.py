@@ -633,13 +633,15 @@ class ZoneComponent:
             p.aws.private_zone(name, vpc_id=aws_spec.vpc_id, vpc_region=aws_spec.region, max_age=p.read_age),
         )
         if zone is None:
-            # Intent first: a process killed after the create leaves a status that names the service, whose
-            # cleanup finds the zone by name and VPC (and its tags say whose it is).
-            await p.before_write(step)
             creator = p.zones.creator(
                 p.aws, p.cluster, vpc_region=aws_spec.region, vpc_id=aws_spec.vpc_id, name=name
             )
-            found = await aws_await(step, creator.ask())
+            if not creator.running:
+                # Intent first, from the pass that starts the round (one that waits for a running round writes
+                # nothing): a process killed after the create leaves a status that names the service, whose
+                # cleanup finds the zone by name and VPC (and its tags say whose it is).
+                await p.before_write(step)
+            found = await aws_await(step, creator.ask())  # (no await between the look and the ask)
             zone = found.zone
             if found.created:
                 p.wrote(crash.ZONE_CREATE)

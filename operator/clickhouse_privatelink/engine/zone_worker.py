@@ -277,6 +277,11 @@ class ZoneCreator:
         self.name = name
         self._running: asyncio.Task[ZoneFound] | None = None
 
+    @property
+    def running(self) -> bool:
+        """Whether a round runs now: a pass asking now waits for it and starts no create of its own."""
+        return self._running is not None
+
     async def ask(self) -> ZoneFound:
         """The zone, found or created by the round running (or one started now); an AWS error, raised."""
         running = self._running
