@@ -219,7 +219,7 @@ class ZoneWorker:
         if not await self.aws.delete_zone_if_empty(zone.id, vpc_id=request.me.vpc_id, name=zone.name):
             why = f"the private zone {zone.name} ({zone.id}) holds records: left in place"
             return RecordResult(RecordOutcome.LEFT, planned.reason, why)
-        self._fresh = True  # a zone of the same ID never comes back, but nothing of this listing holds
+        self._fresh = True  # the listing kept is of a zone that is gone: a later round reads afresh
         return RecordResult(
             planned.outcome, planned.reason, f"deleted the private zone {zone.name} ({zone.id})"
         )
