@@ -59,6 +59,7 @@ from clickhouse_privatelink.decisions.release import (
     record_holders,
     stray_entries,
     stray_records,
+    zone_holders,
     zone_in_use,
 )
 from clickhouse_privatelink.decisions.status import StepResult
@@ -69,9 +70,7 @@ from clickhouse_privatelink.decisions.usage import (
     endpoint_client_token,
     endpoint_leader,
     endpoint_users,
-    others,
     record_users,
-    zone_users,
 )
 from clickhouse_privatelink.decisions.zone_records import RecordOutcome, RecordRequest, zone_release
 from clickhouse_privatelink.engine import crash_points as crash
@@ -667,7 +666,7 @@ class ZoneComponent:
             return
         # Its live users as they are now (no await before the request is queued): one that came during the read
         # keeps it; one that asks the zone's worker for a record before the round is in the round.
-        holders = others(zone_users(p.zone_users(), zone_id), p.me.uid)
+        holders = zone_holders(p.me, p.zone_users())
         if holders:
             return
         request = zone_release(p.me, holders)
