@@ -16,6 +16,7 @@ from clickhouse_privatelink.decisions.release import (
     record_holders,
     stray_entries,
     stray_records,
+    zone_holders,
     zone_in_use,
 )
 from tests.unit.test_usage import usage
@@ -138,6 +139,15 @@ def test_a_zone_goes_only_when_empty_unused_from_any_vpc_and_tagged_ours() -> No
     soa_ns = [{"Name": "z.", "Type": "SOA"}, {"Name": "z.", "Type": "NS"}]
     assert only_soa_and_ns(soa_ns) and not only_soa_and_ns([*soa_ns, {"Name": "h.z.", "Type": "A"}])
     assert is_managed(zone_tags(CLUSTER, "vpc-1"), CLUSTER) and not is_managed({}, CLUSTER)
+
+
+def test_a_zone_s_holders_are_its_live_users_other_than_me_from_any_vpc() -> None:
+    me = usage("a")
+    other_vpc = usage("b", vpc_id="vpc-2")
+    leaving = usage("c", deleting=True)
+    elsewhere = usage("d", hosted_zone_id="Z2")
+    assert zone_holders(me, [me, other_vpc, leaving, elsewhere]) == [other_vpc]
+    assert zone_holders(me, [me, leaving, elsewhere]) == []
 
 
 def test_names_shows_the_oldest_three_and_counts_the_rest() -> None:

@@ -15,6 +15,7 @@ from clickhouse_privatelink.decisions.zone_records import (
     RecordWrite,
     host_key,
     plan_zone_records,
+    zone_release,
 )
 from tests.unit.test_usage import usage
 
@@ -215,3 +216,92 @@ def test_a_sweep_leaves_a_record_a_request_of_the_round_has() -> None:
     plan = plan_zone_records(CLUSTER, ZONE, [sweep(a, [a]), apply(b)], found)
     assert plan.changes == ()
     assert [r.outcome for r in plan.results] == [RecordOutcome.NOTHING, RecordOutcome.KEPT]
+
+
+# ---- the zone itself: let go of in the round of its ID
+
+APEX = {host_key("us-east-1.vpce.aws.clickhouse.cloud"): frozenset({"SOA", "NS"})}
+
+
+def leaving(me: Usage, users: list[Usage] | None = None) -> RecordRequest:
+    me = replace(me, deleting=True)
+    return zone_release(me, users or [me])
+
+
+def with_record(host: str = HOST) -> dict[str, frozenset[str]]:
+    return {**APEX, host_key(host): frozenset({"A", "TXT"})}
+
+
+def test_the_last_user_letting_go_of_an_empty_zone_has_it_deleted() -> None:
+    a = user("a")
+    plan = plan_zone_records(CLUSTER, ZONE, [leaving(a)], {}, APEX)
+    assert plan.changes == () and plan.delete_zone == 0
+    (result,) = plan.results
+    assert result.outcome is RecordOutcome.REMOVED and result.changes == ()
+
+
+def test_a_live_user_of_the_zone_in_another_vpc_keeps_it_and_is_named() -> None:
+    a, b = user("a"), user("b", vpc_id="vpc-2")  # b names the zone in dns.hostedZoneId
+    plan = plan_zone_records(CLUSTER, ZONE, [leaving(a, [a, b])], {}, APEX)
+    assert plan.delete_zone is None
+    (result,) = plan.results
+    assert result.outcome is RecordOutcome.HELD
+    assert result.message == f"the private zone {ZONE} is still used by ns/b"
+
+
+def test_a_user_of_another_zone_or_one_being_deleted_keeps_nothing() -> None:
+    a = user("a")
+    others = [user("b", hosted_zone_id="Z2"), user("c", deleting=True), user("d", dns_route53=False)]
+    plan = plan_zone_records(CLUSTER, ZONE, [leaving(a, [a, *others])], {}, APEX)
+    assert plan.delete_zone == 0
+
+
+def test_a_record_asked_for_in_the_same_round_keeps_the_zone() -> None:
+    a, b = user("a"), usage("b", hostname="b.us-east-1.vpce.aws.clickhouse.cloud")
+    plan = plan_zone_records(CLUSTER, ZONE, [leaving(a), apply(b)], {}, APEX)
+    assert plan.delete_zone is None
+    assert [r.outcome for r in plan.results] == [RecordOutcome.HELD, RecordOutcome.WRITTEN]
+
+
+def test_a_user_whose_own_request_says_it_is_leaving_keeps_nothing() -> None:
+    a, b = user("a"), user("b", created="2026-02-01T00:00:00Z")
+    # a's pass saw b live; b's record release in the same round says b is being deleted
+    plan = plan_zone_records(
+        CLUSTER, ZONE, [leaving(a, [a, b]), release(b, [a, b])], listing(ours()), with_record()
+    )
+    assert plan.changes == (RecordRemoval(HOST),)
+    assert plan.delete_zone == 0
+
+
+def test_records_left_in_the_zone_keep_it() -> None:
+    a = user("a")
+    for kinds in (with_record(), {**APEX, "x.example": frozenset({"CNAME"})}, None):
+        plan = plan_zone_records(CLUSTER, ZONE, [leaving(a)], {}, kinds)
+        assert plan.delete_zone is None
+        (result,) = plan.results
+        assert result.outcome is RecordOutcome.LEFT
+
+
+def test_a_zone_whose_last_record_the_round_removes_is_deleted_after_that_change() -> None:
+    a, b = user("a"), user("b", created="2026-02-01T00:00:00Z", deleting=True)
+    plan = plan_zone_records(
+        CLUSTER, ZONE, [release(b, [a, b]), leaving(a, [a, b])], listing(ours()), with_record()
+    )
+    assert plan.changes == (RecordRemoval(HOST),)
+    assert plan.delete_zone == 1
+    assert [r.outcome for r in plan.results] == [RecordOutcome.REMOVED, RecordOutcome.REMOVED]
+    assert plan.results[1].changes == (0,)  # a failed removal fails the deletion's request
+
+
+def test_users_letting_go_together_delete_the_zone_once_for_the_oldest() -> None:
+    a, b = user("a"), user("b", created="2026-02-01T00:00:00Z")
+    both = [replace(a, deleting=True), replace(b, deleting=True)]
+    plan = plan_zone_records(CLUSTER, ZONE, [leaving(b, both), leaving(a, both)], {}, APEX)
+    assert plan.delete_zone == 1
+    assert [r.outcome for r in plan.results] == [RecordOutcome.NOTHING, RecordOutcome.REMOVED]
+
+
+def test_a_zone_already_gone_is_nothing_to_delete() -> None:
+    plan = plan_zone_records(CLUSTER, ZONE, [leaving(user("a"))], None, None)
+    assert plan.delete_zone is None
+    assert [r.outcome for r in plan.results] == [RecordOutcome.NOTHING]

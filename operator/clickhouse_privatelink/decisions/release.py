@@ -159,9 +159,14 @@ def plan_allow_list_release(
 def zone_in_use(me: Usage, users: Iterable[Usage]) -> bool:
     """Whether a live user other than ``me`` writes into ``me``'s zone, from any VPC (a zone named in
     dns.hostedZoneId may serve several): then it stays, and nothing about it is read. Otherwise it goes only
-    when it holds nothing but its SOA and NS and its tags say this cluster made it (the component reads both).
+    when it holds nothing but its SOA and NS and its tags say this cluster made it (the zone's round decides).
     """
-    return bool(others(zone_users(users, me.hosted_zone_id or ""), me.uid))
+    return bool(zone_holders(me, users))
+
+
+def zone_holders(me: Usage, users: Iterable[Usage]) -> list[Usage]:
+    """The live users other than ``me`` of ``me``'s zone, from any VPC: what a release of the zone carries."""
+    return others(zone_users(users, me.hosted_zone_id or ""), me.uid)
 
 
 def stray_records(
@@ -214,5 +219,6 @@ __all__ = [
     "record_holders",
     "stray_entries",
     "stray_records",
+    "zone_holders",
     "zone_in_use",
 ]

@@ -10,6 +10,9 @@ conflict) instead of writing over it.
 - A record is ours only when its marker names this cluster and the resource's VPC; a conflict never writes.
 - A release never removes a record another live user holds (that user's pass, running or not, counts: the
   users its pass sees, with each request of the round as the fresher word on its own resource).
+- A release of the zone itself (``zone_release``) lets it go only when no live user of the zone is left (any
+  VPC: a zone named in dns.hostedZoneId may serve several) and, after the round's changes, it holds nothing
+  but its SOA and NS. The worker then deletes it if its tags say this cluster made it.
 """
 
 from __future__ import annotations
@@ -22,7 +25,12 @@ from clickhouse_privatelink.decisions.ownership import DnsOwner
 from clickhouse_privatelink.decisions.plan import ObservedRecords, RecordAction, plan_record
 from clickhouse_privatelink.decisions.reasons import Reason
 from clickhouse_privatelink.decisions.release import names, plan_record_release, stray_records
-from clickhouse_privatelink.decisions.usage import Usage, Users, others, record_users
+from clickhouse_privatelink.decisions.usage import Usage, Users, others, record_users, zone_users
+
+# The record types Route 53 makes with a zone: a zone holding only these may be deleted.
+ZONE_APEX_TYPES = frozenset({"SOA", "NS"})
+# The record types the operator writes at a hostname (alias A record and TXT marker).
+RECORD_TYPES = frozenset({"A", "TXT"})
 
 
 def host_key(hostname: str) -> str:
@@ -35,17 +43,25 @@ class RecordRequest:
     """One pass's request to the zone: point ``hostname`` at ``target`` (apply), or let it go (``target``
     None: release). ``me``: the resource as its pass sees it; ``users``: the users its pass sees (a release
     reads its holders from them: the record's are enough). ``sweep``: remove every record of ``me``'s VPC that points at ``target``
-    (an endpoint of ours being deleted) and that no user has (``release.stray_records``); no hostname."""
+    (an endpoint of ours being deleted) and that no user has (``release.stray_records``); no hostname.
+    ``zone``: ``me`` lets go of the zone itself (see ``zone_release``); ``users``: the zone's users its pass
+    sees; no hostname."""
 
     me: Usage
     hostname: str
     target: tuple[str, str] | None = None
     users: Sequence[Usage] = ()
     sweep: bool = False
+    zone: bool = False
 
     @property
     def releasing(self) -> bool:
         return self.target is None
+
+
+def zone_release(me: Usage, users: Sequence[Usage]) -> RecordRequest:
+    """The request of a resource being deleted that lets go of its zone (``me.hosted_zone_id``)."""
+    return RecordRequest(me, "", None, users, zone=True)
 
 
 class RecordOutcome(StrEnum):
@@ -53,8 +69,8 @@ class RecordOutcome(StrEnum):
     KEPT = "Kept"  # the record is as it needs it (perhaps by another request's write of this round)
     CONFLICT = "Conflict"  # the name holds a record that is not this VPC's: nothing written
     HELD = "Held"  # release: another live user holds the record, so it stays
-    REMOVED = "Removed"  # release: this round deletes the record
-    LEFT = "Left"  # release: the record is not ours, left in place
+    REMOVED = "Removed"  # release: this round deletes the record (a zone release: the zone)
+    LEFT = "Left"  # release: the record is not ours, left in place (a zone release: records are left in it)
     NOTHING = "Nothing"  # release: nothing of ours is there (or the zone is gone)
 
 
@@ -92,10 +108,16 @@ ZoneChange = RecordWrite | RecordRemoval
 
 @dataclass(frozen=True)
 class ZonePlan:
-    """One change per hostname for the zone's one write, and one result per request (in request order)."""
+    """One change per hostname for the zone's one write, and one result per request (in request order).
+
+    ``delete_zone``: the index of the zone release on whose behalf the round deletes the zone once its changes
+    have all gone through (that request's result is REMOVED; the worker makes it LEFT when the zone's tags do
+    not say this cluster made it). None: the zone stays.
+    """
 
     changes: tuple[ZoneChange, ...]
     results: tuple[RecordResult, ...]
+    delete_zone: int | None = None
 
 
 def _vacant(observed: ObservedRecords) -> bool:
@@ -107,9 +129,12 @@ def plan_zone_records(
     zone_id: str,
     requests: Sequence[RecordRequest],
     listing: Mapping[str, ObservedRecords] | None,
+    kinds: Mapping[str, frozenset[str]] | None = None,
 ) -> ZonePlan:
     """The round's changes and results. ``listing``: what the zone holds at each requested hostname (and at
     every name, when a request sweeps), by ``host_key``; a name not in it is vacant. None: the zone is gone.
+    ``kinds``: the record types at every name of the zone, by ``host_key`` (read when a request releases the
+    zone; without it a zone release finds records left).
 
     Requests are taken oldest resource first (a rule of the users, so a restarted process decides alike).
     """
@@ -121,6 +146,8 @@ def plan_zone_records(
     order = sorted(range(len(requests)), key=lambda i: requests[i].me.age)
     for i in order:
         request = requests[i]
+        if request.zone:
+            continue  # decided below, from the zone as the round's changes leave it
         if request.sweep:
             result, swept = _sweep(cluster, zone_id, request, listing or {}, state, in_round)
             for host in swept:
@@ -156,13 +183,79 @@ def plan_zone_records(
     changes = tuple(written[h] for h in hosts)
     index = {h: n for n, h in enumerate(hosts)}
     depends = (RecordOutcome.WRITTEN, RecordOutcome.KEPT, RecordOutcome.REMOVED)
-    final = tuple(
-        replace(result, changes=tuple(index[h] for h in on if h in index))
-        if result.outcome in depends
-        else result
-        for result, on in (results[i] for i in range(len(requests)))
-    )
-    return ZonePlan(changes, final)
+    releasing = [i for i in order if requests[i].zone]
+    deleter = None
+    if releasing:
+        gone = listing is None
+        empty = not gone and kinds is not None and _only_apex(_kinds_after(kinds, changes))
+        deleter = _release_zone(zone_id, requests, releasing, gone, empty, in_round, results)
+    final = []
+    for i in range(len(requests)):
+        result, on = results[i]
+        if i == deleter:  # deleted only once every change of the round has gone through
+            result = replace(result, changes=tuple(range(len(changes))))
+        elif result.outcome in depends and not requests[i].zone:
+            result = replace(result, changes=tuple(index[h] for h in on if h in index))
+        final.append(result)
+    return ZonePlan(changes, tuple(final), deleter)
+
+
+def _kinds_after(
+    kinds: Mapping[str, frozenset[str]], changes: Sequence[ZoneChange]
+) -> dict[str, frozenset[str]]:
+    """The record types at each name once ``changes`` have gone through."""
+    after = dict(kinds)
+    for change in changes:
+        host = host_key(change.hostname)
+        held = after.get(host, frozenset())
+        after[host] = held | RECORD_TYPES if isinstance(change, RecordWrite) else held - RECORD_TYPES
+    return after
+
+
+def _only_apex(kinds: Mapping[str, frozenset[str]]) -> bool:
+    return all(held <= ZONE_APEX_TYPES for held in kinds.values())
+
+
+def _release_zone(
+    zone_id: str,
+    requests: Sequence[RecordRequest],
+    releasing: Sequence[int],
+    gone: bool,
+    empty: bool,
+    in_round: _InRound,
+    results: dict[int, tuple[RecordResult, tuple[str, ...]]],
+) -> int | None:
+    """The results of the round's zone releases (``releasing``, oldest first); the index of the one the zone
+    is deleted for, or None while a live user or a record is left (or the zone is gone). ``empty``: the zone
+    holds only its SOA and NS once the round's changes have gone through."""
+    leaving = {requests[i].me.uid for i in releasing}
+    # The zone's users as the releasing passes saw them, each resource with a request in the round as that
+    # request says (fresher), and every request of the round writing into the zone.
+    seen: dict[str, Usage] = {}
+    for i in releasing:
+        for u in zone_users(requests[i].users, zone_id):
+            seen[u.uid] = in_round.by_uid.get(u.uid, u)
+    seen.update({u.uid: u for u in zone_users(in_round.by_uid.values(), zone_id)})
+    holders = [u for u in others(seen.values(), "") if u.uid not in leaving]
+    deleter = None
+    for n, i in enumerate(releasing):
+        if gone:
+            result = RecordResult(RecordOutcome.NOTHING, Reason.DELETING, "")
+        elif holders:
+            why = f"the private zone {zone_id} is still used by {names(holders)}"
+            result = RecordResult(RecordOutcome.HELD, Reason.DELETING, why)
+        elif not empty:
+            why = f"the private zone {zone_id} still holds records: left in place"
+            result = RecordResult(RecordOutcome.LEFT, Reason.DELETING, why)
+        elif n == 0:
+            deleter = i
+            result = RecordResult(
+                RecordOutcome.REMOVED, Reason.DELETING, f"deleted the private zone {zone_id}"
+            )
+        else:  # the oldest release of the round deletes it
+            result = RecordResult(RecordOutcome.NOTHING, Reason.DELETING, "")
+        results[i] = (result, ())
+    return deleter
 
 
 def _sweep(
@@ -246,4 +339,5 @@ __all__ = [
     "ZonePlan",
     "host_key",
     "plan_zone_records",
+    "zone_release",
 ]

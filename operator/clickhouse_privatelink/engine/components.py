@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import math
-import uuid
 from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass, replace
 from typing import Protocol
 
 from clickhouse_privatelink import constants as c
 from clickhouse_privatelink.adapters.aws.route53 import (
-    ObservedZone,
     only_soa_and_ns,
     records_at,
 )
@@ -31,11 +29,9 @@ from clickhouse_privatelink.adapters.clickhouse.client import (
 from clickhouse_privatelink.api.models import DnsMode
 from clickhouse_privatelink.decisions.allow_list import AllowKind, AllowOutcome, AllowRequest
 from clickhouse_privatelink.decisions.ownership import (
-    is_managed,
     is_owned_by,
     is_shared_endpoint_for,
     shared_endpoint_tags,
-    zone_tags,
 )
 from clickhouse_privatelink.decisions.plan import (
     LIVE_ENDPOINT_STATES,
@@ -63,6 +59,7 @@ from clickhouse_privatelink.decisions.release import (
     record_holders,
     stray_entries,
     stray_records,
+    zone_holders,
     zone_in_use,
 )
 from clickhouse_privatelink.decisions.status import StepResult
@@ -75,7 +72,7 @@ from clickhouse_privatelink.decisions.usage import (
     endpoint_users,
     record_users,
 )
-from clickhouse_privatelink.decisions.zone_records import RecordOutcome, RecordRequest
+from clickhouse_privatelink.decisions.zone_records import RecordOutcome, RecordRequest, zone_release
 from clickhouse_privatelink.engine import crash_points as crash
 from clickhouse_privatelink.engine.context import (
     EndpointResult,
@@ -611,7 +608,13 @@ class NamedZoneComponent:
 
 
 class ZoneComponent:
-    """The private zone of the VPC (``<region>.vpce.aws.clickhouse.cloud``), shared by its resources."""
+    """The private zone of the VPC (``<region>.vpce.aws.clickhouse.cloud``), shared by its resources.
+
+    Made and deleted only by the zone's worker (engine/zone_worker.py): before it exists, the creator of the
+    VPC's zone name finds or makes it; once it does, the rounds of its ID delete it when their plan finds it
+    unused and empty. A pass that finds the zone in the shared read, or sees another live user of it, or records
+    left in its shared listing, asks nothing.
+    """
 
     async def apply(self, p: Pass, resolved: Resolved) -> ZoneResult | None:
         if p.res.spec.dns.mode is DnsMode.NONE or resolved.service is None:
@@ -624,37 +627,25 @@ class ZoneComponent:
         if zone_id is not None:
             return None  # the user's zone, checked (and put in the status) by NamedZoneComponent
         name = zone_name_for(hostname)
-
-        async def find() -> ObservedZone | None:
-            return await aws_await(
-                step,
-                p.aws.private_zone(
-                    name, vpc_id=aws_spec.vpc_id, vpc_region=aws_spec.region, max_age=p.read_age
-                ),
-            )
-
-        # A zone found needs no lock (it only orders creators): passes do not queue for it one by one.
-        zone = await find()
+        zone = await aws_await(
+            step,
+            p.aws.private_zone(name, vpc_id=aws_spec.vpc_id, vpc_region=aws_spec.region, max_age=p.read_age),
+        )
         if zone is None:
-            # One creator at a time per VPC and name; Route 53 refuses a second zone of the same name for
-            # the VPC (ConflictingDomainExists), which the adapter answers by using the one that exists.
-            async with p.book.lock(("zone", aws_spec.vpc_id, name)):
-                zone = await find()
-                if zone is None:
-                    await p.before_write(step)
-                    zone = await aws_await(
-                        step,
-                        p.aws.create_private_zone(
-                            name,
-                            vpc_id=aws_spec.vpc_id,
-                            vpc_region=aws_spec.region,
-                            tags=zone_tags(p.cluster, aws_spec.vpc_id),
-                            caller_reference=f"chpl-{uuid.uuid4()}",
-                        ),
-                    )
-                    p.wrote(crash.ZONE_CREATE)
-                    p.out.event("HostedZoneCreated", f"created private zone {name} ({zone.id})")
-                    p.out.changes.append("zone_created")
+            creator = p.zones.creator(
+                p.aws, p.cluster, vpc_region=aws_spec.region, vpc_id=aws_spec.vpc_id, name=name
+            )
+            if not creator.running:
+                # Intent first, from the pass that starts the round (one that waits for a running round writes
+                # nothing): a process killed after the create leaves a status that names the service, whose
+                # cleanup finds the zone by name and VPC (and its tags say whose it is).
+                await p.before_write(step)
+            found = await aws_await(step, creator.ask())  # (no await between the look and the ask)
+            zone = found.zone
+            if found.created:
+                p.wrote(crash.ZONE_CREATE)
+                p.out.event("HostedZoneCreated", f"created private zone {name} ({zone.id})")
+                p.out.changes.append("zone_created")
         p.learn(hosted_zone_id=zone.id)
         p.out.status.hosted_zone_id = zone.id
         return ZoneResult(zone.id)
@@ -664,22 +655,27 @@ class ZoneComponent:
         zone_id = p.me.hosted_zone_id
         if not p.me.dns_route53 or not zone_id:
             return
-        async with p.book.lock(("zone-release", zone_id)):
-            # Its users from any VPC (a zone named in dns.hostedZoneId may serve several): only a zone this
-            # cluster made (its tags, below) is ever deleted, whether found or named.
-            if zone_in_use(p.me, p.zone_users()):
-                return
-            # The zone's shared listing says whether records are left (other resources being deleted at the
-            # same time release theirs first): only the last one reads the zone itself and deletes it.
-            sets = await aws_await(step, p.aws.zone_sets(zone_id, max_age=p.read_age))
-            if sets is None or not only_soa_and_ns(sets):
-                return
-            zone = await aws_await(step, p.aws.zone(zone_id, with_tags=True))
-            if zone is None or not is_managed(zone.tags, p.cluster):
-                return
-            if await aws_await(step, p.aws.delete_zone_if_empty(zone.id, vpc_id=p.me.vpc_id, name=zone.name)):
-                p.wrote(crash.ZONE_DELETE)
-                p.out.event("HostedZoneDeleted", f"deleted the empty private zone {zone.name}")
+        # Its users from any VPC (a zone named in dns.hostedZoneId may serve several): only a zone this
+        # cluster made (its tags, read by the round) is ever deleted, whether found or named.
+        if zone_in_use(p.me, p.zone_users()):
+            return
+        # The zone's shared listing (our own rounds' changes are in it; this pass's record release is done)
+        # says whether records are left: the pass that lets go of the last one asks the round.
+        sets = await aws_await(step, p.aws.zone_sets(zone_id, max_age=p.read_age))
+        if sets is None or not only_soa_and_ns(sets):
+            return
+        # Its live users as they are now (no await before the request is queued): one that came during the read
+        # keeps it; one that asks the zone's worker for a record before the round is in the round.
+        holders = zone_holders(p.me, p.zone_users())
+        if holders:
+            return
+        request = zone_release(p.me, holders)
+        result = await aws_await(
+            step, p.zones.get(p.aws, zone_id, p.cluster).ask(request, max_age=p.read_age)
+        )
+        if result.outcome is RecordOutcome.REMOVED:
+            p.wrote(crash.ZONE_DELETE)
+            p.out.event("HostedZoneDeleted", result.message)
 
 
 class RecordComponent:

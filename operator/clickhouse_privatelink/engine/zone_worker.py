@@ -13,12 +13,19 @@ Rounds of one zone never overlap, and this process writes a zone's records only 
 is changed by nobody else of ours, so the per-record locks and the retry of a CREATE that lost a race are gone.
 (A record written since by someone else, another cluster or a person, still makes a CREATE fail: the failed
 request gets the error, and the zone's next round reads the listing fresh.)
+
+The zone itself is made and deleted here too. A release of the zone (``zone_records.zone_release``) is a request
+of the same rounds: when the plan finds no live user left and the zone holding only its SOA and NS once the
+round's changes are through, the round deletes it after those changes, if its tags say this cluster made it.
+Before a zone exists its key is (VPC region, VPC, name): ``ZoneCreator`` finds it or makes it, once, for every
+pass that found none in the shared read.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,13 +33,16 @@ from typing import Any
 from clickhouse_privatelink.adapters.aws.route53 import (
     MAX_RECORD_ELEMENTS,
     MAX_VALUE_CHARACTERS,
+    ObservedZone,
     change_size,
     name_key,
     record_changes,
     records_at,
 )
+from clickhouse_privatelink.decisions.ownership import is_managed, zone_tags
 from clickhouse_privatelink.decisions.plan import ObservedRecords
 from clickhouse_privatelink.decisions.zone_records import (
+    RecordOutcome,
     RecordRequest,
     RecordResult,
     RecordWrite,
@@ -157,6 +167,7 @@ class ZoneWorker:
         max_age = 0.0 if self._fresh else min(w.max_age for w in batch)
         named = await self.aws.zone_names(self.zone_id, max_age=max_age)
         listing: dict[str, ObservedRecords] | None = None
+        kinds: dict[str, frozenset[str]] | None = None
         if named is not None:
             if any(r.sweep for r in requests):  # a sweep looks at every name of the zone
                 listing = {host_key(name): records_at(sets, name)[0] for name, sets in named.items()}
@@ -164,8 +175,11 @@ class ZoneWorker:
                 listing = {
                     host_key(r.hostname): records_at(named.get(name_key(r.hostname), []), r.hostname)[0]
                     for r in requests
+                    if not r.zone
                 }
-        plan = plan_zone_records(self.cluster, self.zone_id, requests, listing)
+            if any(r.zone for r in requests):  # a zone release looks at every name's record types
+                kinds = {host_key(name): frozenset(rs["Type"] for rs in sets) for name, sets in named.items()}
+        plan = plan_zone_records(self.cluster, self.zone_id, requests, listing, kinds)
         groups = [self._changes(change, named or {}) for change in plan.changes]
         sent = [i for i, group in enumerate(groups) if group]
         errors: dict[int, AwsError] = {}
@@ -173,14 +187,42 @@ class ZoneWorker:
             outcome = await self.aws.submit_records(self.zone_id, [groups[i] for i in sent])
             errors = {i: error for i, error in zip(sent, outcome, strict=True) if error is not None}
         self._fresh = bool(errors)
-        for waiting, result in zip(batch, plan.results, strict=True):
+        results = list(plan.results)
+        deleter = plan.delete_zone
+        failed: AwsError | None = None  # the zone's deletion: its request's alone (the others have theirs)
+        if deleter is not None and not errors:
+            try:
+                results[deleter] = await self._delete_zone(batch[deleter].request, results[deleter])
+            except AwsError as exc:
+                failed = exc
+        for n, (waiting, result) in enumerate(zip(batch, results, strict=True)):
             if waiting.done.done():
                 continue
-            error = next((errors[n] for n in result.changes if n in errors), None)
-            if error is not None:
+            error = next((errors[i] for i in result.changes if i in errors), None)
+            if n == deleter and failed is not None:
+                waiting.done.set_exception(failed)
+            elif error is not None:
                 waiting.done.set_exception(error)
             else:
                 waiting.done.set_result(result)
+
+    async def _delete_zone(self, request: RecordRequest, planned: RecordResult) -> RecordResult:
+        """Delete the zone the plan let go of, if its tags say this cluster made it (an AWS error: raised, for
+        the request the deletion is for)."""
+        zone = await self.aws.zone(self.zone_id, with_tags=True)
+        if zone is None:
+            return RecordResult(RecordOutcome.NOTHING, planned.reason, "")
+        if not is_managed(zone.tags, self.cluster):
+            why = f"the private zone {zone.name} ({zone.id}) was not made by this operator: left in place"
+            return RecordResult(RecordOutcome.LEFT, planned.reason, why)
+        # Route 53 refuses a zone that holds records (someone outside this process wrote one since the read).
+        if not await self.aws.delete_zone_if_empty(zone.id, vpc_id=request.me.vpc_id, name=zone.name):
+            why = f"the private zone {zone.name} ({zone.id}) holds records: left in place"
+            return RecordResult(RecordOutcome.LEFT, planned.reason, why)
+        self._fresh = True  # the listing kept is of a zone that is gone: a later round reads afresh
+        return RecordResult(
+            planned.outcome, planned.reason, f"deleted the private zone {zone.name} ({zone.id})"
+        )
 
     def _changes(self, change: ZoneChange, named: Mapping[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
         if isinstance(change, RecordWrite):
@@ -201,19 +243,93 @@ def _fits(records: int, characters: int) -> bool:
 
 def _estimate(request: RecordRequest, cluster: str) -> tuple[int, int]:
     """What a request's change would take of a Route 53 request (its record's marker and alias)."""
+    if request.zone:
+        return 0, 0
     target = request.target or ("", "")
     changes = record_changes(request.hostname, target, cluster=cluster, vpc_id=request.me.vpc_id, create=True)
     sizes = [change_size(c) for c in changes]
     return sum(r for r, _ in sizes), sum(c for _, c in sizes)
 
 
+@dataclass(frozen=True)
+class ZoneFound:
+    """A creator's answer: the zone, and whether this request's round created it (else found it)."""
+
+    zone: ObservedZone
+    created: bool
+
+
+class ZoneCreator:
+    """The private zone ``name`` of one VPC before it exists: found, or created once, for the passes that ask.
+
+    A round reads the VPC's zones afresh (the gateway never keeps "no zone") and creates the zone, tagged as this
+    cluster's, only when none is there. A pass asking while a round runs waits for that round: it too found no
+    zone before asking, and the round's zone serves it. The pass that started the round is told whether it
+    created the zone (it reports it). A process killed after the create leaves a zone the next one finds by
+    name and VPC (Route 53 refuses a second of the same name for the VPC: the adapter then uses the first).
+    """
+
+    def __init__(self, aws: AwsPort, cluster: str, *, vpc_region: str, vpc_id: str, name: str) -> None:
+        self.aws = aws
+        self.cluster = cluster
+        self.vpc_region = vpc_region
+        self.vpc_id = vpc_id
+        self.name = name
+        self._running: asyncio.Task[ZoneFound] | None = None
+
+    @property
+    def running(self) -> bool:
+        """Whether a round runs now: a pass asking now waits for it and starts no create of its own."""
+        return self._running is not None
+
+    async def ask(self) -> ZoneFound:
+        """The zone, found or created by the round running (or one started now); an AWS error, raised."""
+        running = self._running
+        if running is not None:
+            found = await asyncio.shield(running)
+            return ZoneFound(found.zone, created=False)
+        running = self._running = asyncio.ensure_future(self._round())
+        running.add_done_callback(self._finished)
+        return await asyncio.shield(running)
+
+    def _finished(self, task: asyncio.Task[ZoneFound]) -> None:
+        self._running = None
+        if not task.cancelled() and task.exception() is not None:  # (retrieved: every waiter has it)
+            log.info("zone %s of %s: not made: %s", self.name, self.vpc_id, task.exception())
+
+    async def _round(self) -> ZoneFound:
+        zone = await self.aws.private_zone(
+            self.name, vpc_id=self.vpc_id, vpc_region=self.vpc_region, max_age=0.0
+        )
+        if zone is not None:
+            return ZoneFound(zone, created=False)
+        zone = await self.aws.create_private_zone(
+            self.name,
+            vpc_id=self.vpc_id,
+            vpc_region=self.vpc_region,
+            tags=zone_tags(self.cluster, self.vpc_id),
+            caller_reference=f"chpl-{uuid.uuid4()}",
+        )
+        return ZoneFound(zone, created=True)
+
+
 class ZoneWorkers:
-    """The process's zone workers, one per (AWS gateway, zone), made on first use (wiring/state.py holds it)."""
+    """The process's zone workers, one per (AWS gateway, zone), and zone creators, one per (AWS gateway, VPC
+    region, VPC, zone name), each made on first use (wiring/state.py holds it)."""
 
     def __init__(self, *, batch_window: float = 0.2, max_window: float = 15.0) -> None:
         self.batch_window = batch_window
         self.max_window = max_window
         self._workers: dict[tuple[int, str], tuple[AwsPort, ZoneWorker]] = {}
+        self._creators: dict[tuple[int, str, str, str], tuple[AwsPort, ZoneCreator]] = {}
+
+    def creator(self, aws: AwsPort, cluster: str, *, vpc_region: str, vpc_id: str, name: str) -> ZoneCreator:
+        key = (id(aws), vpc_region, vpc_id, name.lower())
+        held = self._creators.get(key)
+        if held is None or held[0] is not aws:
+            creator = ZoneCreator(aws, cluster, vpc_region=vpc_region, vpc_id=vpc_id, name=name)
+            held = self._creators[key] = (aws, creator)
+        return held[1]
 
     def get(self, aws: AwsPort, zone_id: str, cluster: str) -> ZoneWorker:
         key = (id(aws), zone_id)
@@ -226,4 +342,4 @@ class ZoneWorkers:
         return held[1]
 
 
-__all__ = ["ZoneWorker", "ZoneWorkers", "deletions"]
+__all__ = ["ZoneCreator", "ZoneFound", "ZoneWorker", "ZoneWorkers", "deletions"]
