@@ -213,6 +213,11 @@ class EndpointComponent:
         )
         if aws_spec.vpc_endpoint_id is not None:
             return await self._adopted(p, desired, aws_spec.vpc_endpoint_id)
+        key = EndpointKey(
+            p.cluster, aws_spec.region, aws_spec.vpc_id, desired.service_name, desired.service_region
+        )
+        worker = p.endpoints.get(p.aws, key)
+        writes = worker.writes
         managed = await p.managed_endpoints()
         legacy = pick_owned_endpoint(_legacy(managed, p))
         if legacy is not None and legacy.service_name == desired.service_name:
@@ -222,11 +227,7 @@ class EndpointComponent:
             return self._report(
                 p, observed, decision=plan_endpoint(desired, observed, adopted=False), owned=True
             )
-        key = EndpointKey(
-            p.cluster, aws_spec.region, aws_spec.vpc_id, desired.service_name, desired.service_region
-        )
         p.book.claim(p.me)  # (the zone's and the allow list's releases still read users from claims)
-        worker = p.endpoints.get(p.aws, key)
         everyone = p.users()
         leader = endpoint_leader(everyone, key) or p.me
         in_force = settings_in_force(key, leader)
@@ -234,6 +235,7 @@ class EndpointComponent:
         decision = plan_endpoint(in_force, found, adopted=False)
         if (
             not worker.busy
+            and worker.writes == writes
             and found is not None
             and c.TAG_RETAINED not in found.tags
             and decision.action not in (EndpointAction.CREATE, EndpointAction.MODIFY)
@@ -345,16 +347,17 @@ class EndpointComponent:
         if aws_spec.vpc_endpoint_id:
             p.out.event("EndpointKept", f"adopted endpoint {aws_spec.vpc_endpoint_id} is left in place")
             return
+        key = p.me.endpoint_key(p.cluster)
+        worker = p.endpoints.get(p.aws, key) if key is not None else None
+        writes = worker.writes if worker is not None else 0
         # One shared read of the VPC's endpoints serves every resource being deleted in it.
         managed = await p.managed_endpoints()
         wait_for = await self._release_legacy(p, managed)
-        key = p.me.endpoint_key(p.cluster)
         answer: EndpointAnswer | None = None
-        if key is not None:
-            worker = p.endpoints.get(p.aws, key)
+        if key is not None and worker is not None:
             # The users as they are now, with no await before the request is queued.
             request = EndpointRequest(EndpointKind.RELEASE, p.me, witnesses(p.users(), key, p.me.uid))
-            if not worker.busy:
+            if not worker.busy and worker.writes == writes:
                 # As on apply: a resource that finds its endpoint kept by others, or already being deleted
                 # (most of a mass deletion), decides from the shared read and asks nothing.
                 alone = plan_endpoint_key(key, [request], managed)

@@ -55,6 +55,9 @@ class EndpointWorker:
         self._due: asyncio.Handle | None = None
         self._running: asyncio.Task[None] | None = None
         self._fresh = False  # a round failed: the next one reads the VPC now
+        # Rounds that wrote (or tried to), counted: a pass that read the VPC while one ran (its read may be from
+        # before the write) sees the count moved and asks, rather than deciding from that read.
+        self.writes = 0
 
     @property
     def busy(self) -> bool:
