@@ -288,3 +288,48 @@ async def test_killed_right_after_a_create_asked_by_two_the_next_process_makes_n
     h.delete(b)
     await h.settle()
     assert h.bodies == {} and h.aws.endpoints == {}
+
+
+class HeldAws(FakeAws):
+    """The in-memory AWS whose next read of a VPC's endpoints, once armed, answers what it read only when the
+    test lets it go (a read that a round's write overtakes)."""
+
+    def __init__(self, cloud: AwsCloud, clock: Clock) -> None:
+        super().__init__(cloud, clock)
+        self.armed = False
+        self.held = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def endpoints(self, vpc_id: str, *, max_age: float) -> list[ObservedEndpoint]:
+        found = await super().endpoints(vpc_id, max_age=max_age)
+        if self.armed:
+            self.armed = False
+            self.held.set()
+            await self.release.wait()
+        return found
+
+
+async def test_a_pass_whose_read_a_rounds_write_overtook_asks_rather_than_trusting_it() -> None:
+    h = Harness()
+    a = h.create("a")
+    await h.settle()
+    (old,) = h.aws.endpoints.values()
+    aws = h.aws_view = HeldAws(h.aws, h.clock)
+    h.clock.advance(PASS_INTERVAL)
+    aws.armed = True
+    drift = asyncio.ensure_future(h.run(a))  # its read of the endpoints is held, showing the endpoint ready
+    await until(aws.held.is_set)
+    # Meanwhile a round deletes the endpoint (a stale view of its users: nobody live).
+    leaving = user(0, uid="z", resource="ns/z", deleting=True)
+    worker = h.reconciler.endpoints.get(aws, KEY)
+    answer = await worker.ask(EndpointRequest(EndpointKind.RELEASE, leaving), max_age=0.0)
+    assert answer.write is KeyAction.DELETE and h.aws.endpoints[old.id].state == "deleting"
+    aws.release.set()
+    await drift
+    # The pass did not report the endpoint Ready from its old read: it asked, and the round found it deleting.
+    assert h.reason(a, ConditionType.VPC_ENDPOINT_READY) == Reason.ENDPOINT_PENDING.value
+    ready = h.ready(a)
+    assert ready is not None and ready["status"] == "False"
+    h._settled.discard(a)
+    await h.settle()  # once AWS has deleted it, the key's round makes another
+    assert h.status(a)["vpcEndpointId"] != old.id and calls(h, "CreateVpcEndpoint") == 2

@@ -109,9 +109,10 @@ class EndpointWorker:
         if plan.writes and max_age > 0.0:
             # Before a write, a fresh look: the shared read may be from before someone's create or deletion.
             plan = await self._plan(requests, 0.0)
-        self._fresh = (
-            True  # until the write is done: a failure (or a kill) leaves the next round to look again
-        )
+        # Until the write is done, the next round reads fresh: a failure leaves it to look again.
+        self._fresh = True
+        if plan.writes:
+            self.writes += 1
         written = await self._write(plan)
         self._fresh = False
         for waiting, answer in zip(batch, plan.results, strict=True):
