@@ -157,6 +157,13 @@ def test_a_retain_of_the_last_user_marks_the_endpoint_and_later_releases_keep_it
     assert other.results[0].message == "endpoint vpce-1 is kept: deletionPolicy Retain of ns/a"
 
 
+def test_a_retain_whose_status_names_no_endpoint_yet_still_marks_the_keys_endpoint() -> None:
+    me = usage("a", endpoint_id=None)  # killed right after the create, before its status named it
+    plan = plan_endpoint_key(KEY, [retain(me)], [endpoint()])
+    assert plan.action is KeyAction.KEEP and plan.mark == "ns/a"
+    assert plan.results[0].outcome is EndpointOutcome.RETAINED
+
+
 def test_a_retain_while_another_user_lives_pins_nothing() -> None:
     me, other = usage("a"), young("b")
     plan = plan_endpoint_key(KEY, [retain(me, other)], [endpoint()])

@@ -185,7 +185,7 @@ def plan_endpoint_key(
         elif found is None and deleting is not None:
             answers[i] = EndpointAnswer(EndpointOutcome.NOT_RETAINED, "being deleted", endpoint=deleting)
         else:
-            if retain.mark and found is not None and mark is None:
+            if found is not None and mark is None:  # the key's endpoint is ours, whatever the status names
                 mark = request.me.resource
             answers[i] = EndpointAnswer(EndpointOutcome.RETAINED, endpoint=found)
     if mark is not None and found is not None and found.tags.get(c.TAG_RETAINED) == mark:
@@ -255,13 +255,14 @@ def plan_endpoint_key(
                 )
     else:
         # Nobody holds the key: its endpoint goes, unless a Retain keeps it (marked now or before).
+        # Only a release deletes it: a round of Retains alone (one that keeps nothing) leaves it to theirs.
+        releases = [i for i in order if requests[i].kind is EndpointKind.RELEASE]
         doomed = deleting if found is None else found
         action = KeyAction.WAIT if found is None and deleting is not None else KeyAction.KEEP
-        if found is not None and kept_by is None:
+        if found is not None and kept_by is None and releases:
             action = KeyAction.DELETE
         plan = EndpointPlan(action, endpoint=doomed, mark=mark)
         waiter = min(users, key=lambda u: u.age, default=None)
-        releases = [i for i in order if requests[i].kind is EndpointKind.RELEASE]
         in_round = {requests[i].me.uid: i for i in releases}
         carrier = None
         if action is KeyAction.DELETE and releases:
