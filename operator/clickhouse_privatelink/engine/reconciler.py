@@ -252,6 +252,8 @@ class Reconciler:
                 )
                 return False
             legacy = answer.endpoint is None and bool(p.out.status.vpc_endpoint_owned) and endpoint_id
+            if answer.endpoint is not None:  # the key's, marked by the round whatever the status names
+                endpoint_id = answer.endpoint.id
         else:
             legacy = False
         if legacy:
