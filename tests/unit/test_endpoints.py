@@ -164,6 +164,14 @@ def test_a_retain_whose_status_names_no_endpoint_yet_still_marks_the_keys_endpoi
     assert plan.results[0].outcome is EndpointOutcome.RETAINED
 
 
+def test_a_retain_and_a_release_of_the_last_users_in_one_round_mark_the_endpoint_and_keep_it() -> None:
+    keeper, leaver = usage("a"), young("b")
+    plan = plan_endpoint_key(KEY, [release(leaver, keeper), retain(keeper, leaver)], [endpoint()])
+    assert plan.action is KeyAction.KEEP and plan.mark == "ns/a"
+    assert [r.outcome for r in plan.results] == [EndpointOutcome.KEPT, EndpointOutcome.RETAINED]
+    assert plan.results[0].message == "endpoint vpce-1 is kept: deletionPolicy Retain of ns/a"
+
+
 def test_a_retain_while_another_user_lives_pins_nothing() -> None:
     me, other = usage("a"), young("b")
     plan = plan_endpoint_key(KEY, [retain(me, other)], [endpoint()])
