@@ -23,6 +23,7 @@ from clickhouse_privatelink.decisions.usage import Usage, usage_from_body, vpc_i
 from clickhouse_privatelink.engine.allow_list_worker import AllowListWorkers
 from clickhouse_privatelink.engine.components import FORWARD
 from clickhouse_privatelink.engine.context import Outcome, Resource
+from clickhouse_privatelink.engine.endpoint_worker import EndpointWorkers
 from clickhouse_privatelink.engine.reconciler import Reconciler
 from clickhouse_privatelink.engine.status import EngineStatus
 from clickhouse_privatelink.engine.zone_worker import ZoneWorkers
@@ -102,6 +103,7 @@ class Harness:
             wrote=self._wrote,
             zones=ZoneWorkers(batch_window=self.batch_window, max_window=max(self.batch_window, 1.0)),
             allow_lists=AllowListWorkers(write_window=self.batch_window),
+            endpoints=EndpointWorkers(),
         )
         self._settled.clear()  # kopf resumes every resource in a new process
 

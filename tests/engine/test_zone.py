@@ -144,8 +144,10 @@ async def test_passes_waiting_for_the_zone_s_creation_write_no_intent_for_it() -
     h.reconciler._intend = counting
     await h.settle(together=True)
     assert creates(h) == 1
-    # the first writes its intent before each of its creates; the others once, before their record
-    assert [intents[uid] for uid in uids[1:]] == [1] * 5
+    # The first writes its intent before each of its creates. The others write theirs twice:
+    # to make: before asking the endpoint's round (step 3: every pass that asks it has its intent written) and
+    # before their record; none for the zone they waited for.
+    assert [intents[uid] for uid in uids[1:]] == [2] * 5
 
 
 async def test_killed_after_the_zone_is_made_with_others_waiting_the_next_process_uses_it() -> None:

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from clickhouse_privatelink import constants as c
 from clickhouse_privatelink.adapters.aws.route53 import only_soa_and_ns
 from clickhouse_privatelink.decisions.ownership import DnsOwner, is_managed, zone_tags
-from clickhouse_privatelink.decisions.plan import ObservedEndpoint, ObservedRecords
+from clickhouse_privatelink.decisions.plan import ObservedRecords
 from clickhouse_privatelink.decisions.release import (
     names,
     plan_allow_list_release,
-    plan_endpoint_release,
     plan_record_release,
     record_holders,
     stray_entries,
@@ -22,69 +20,6 @@ from clickhouse_privatelink.decisions.release import (
 from tests.unit.test_usage import usage
 
 CLUSTER = "prod"
-
-
-def endpoint(endpoint_id: str = "vpce-1", state: str = "available", **tags: str) -> ObservedEndpoint:
-    return ObservedEndpoint(
-        id=endpoint_id,
-        vpc_id="vpc-1",
-        service_name="svc",
-        state=state,
-        subnet_ids=frozenset({"subnet-a"}),
-        security_group_ids=frozenset(),
-        tags=dict(tags),
-    )
-
-
-def test_the_last_user_deletes_the_shared_endpoint_and_waits_for_it() -> None:
-    me = usage("a")
-    plan = plan_endpoint_release(me, [me], CLUSTER, shared=[endpoint()], legacy=[])
-    assert [e.id for e in plan.delete] == ["vpce-1"]
-    assert [e.id for e in plan.wait_for] == ["vpce-1"]
-    assert plan.kept == () and plan.look_again
-    assert not plan.writes_nothing  # decided under the endpoint's lock
-
-
-def test_an_endpoint_another_live_user_holds_stays_and_says_who() -> None:
-    me, other = usage("a"), usage("b", created="2026-02-01T00:00:00Z")
-    plan = plan_endpoint_release(me, [me, other], CLUSTER, shared=[endpoint()], legacy=[])
-    assert plan.delete == () and plan.wait_for == ()
-    assert plan.keeps("vpce-1")
-    assert plan.kept[0].why == "endpoint vpce-1 is still used by ns/b"
-    assert plan.writes_nothing  # decided without queueing for the lock
-
-
-def test_users_leaving_together_delete_once_and_only_the_steward_waits() -> None:
-    oldest, younger = usage("a"), usage("b", created="2026-02-01T00:00:00Z")
-    users = [replace(oldest, deleting=True), replace(younger, deleting=True)]
-    deleting = [endpoint(state="deleting")]
-    steward = plan_endpoint_release(users[0], users, CLUSTER, shared=deleting, legacy=[])
-    other = plan_endpoint_release(users[1], users, CLUSTER, shared=deleting, legacy=[])
-    assert [e.id for e in steward.wait_for] == ["vpce-1"] and not steward.look_again
-    assert other.wait_for == () and [e.id for e in other.delete] == ["vpce-1"]
-
-
-def test_a_retained_endpoint_is_kept_until_a_user_takes_it_over() -> None:
-    me = usage("a")
-    retained = endpoint(**{c.TAG_RETAINED: "ns/old"})
-    plan = plan_endpoint_release(me, [me], CLUSTER, shared=[retained], legacy=[])
-    assert plan.delete == () and plan.wait_for == ()
-    assert plan.kept[0].why == "endpoint vpce-1 is kept: deletionPolicy Retain of ns/old"
-
-
-def test_a_legacy_endpoint_of_the_resource_alone_always_goes() -> None:
-    me, other = usage("a"), usage("b")
-    legacy = endpoint("vpce-old")
-    plan = plan_endpoint_release(me, [me, other], CLUSTER, shared=[endpoint()], legacy=[legacy])
-    assert [e.id for e in plan.delete] == ["vpce-old"]
-    assert [e.id for e in plan.wait_for] == ["vpce-old"]
-    assert plan.keeps("vpce-1") and not plan.look_again
-
-
-def test_an_adopting_resource_releases_no_shared_endpoint() -> None:
-    me = usage("a", adopted_endpoint_id="vpce-9")
-    plan = plan_endpoint_release(me, [me], CLUSTER, shared=[endpoint()], legacy=[])
-    assert plan.delete == () and plan.kept == ()
 
 
 def test_a_record_goes_with_its_last_user_of_the_vpc_when_its_marker_names_this_cluster_and_vpc() -> None:

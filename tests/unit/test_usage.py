@@ -11,7 +11,6 @@ from clickhouse_privatelink.decisions.usage import (
     Usage,
     allow_list_users,
     decide_retain,
-    deletion_steward,
     endpoint_client_token,
     endpoint_leader,
     endpoint_users,
@@ -109,16 +108,6 @@ def test_oldest_live_user_sets_the_endpoint_settings_and_ties_break_by_uid() -> 
     same_second = [usage("b"), usage("a")]
     assert settings_leader(same_second) == same_second[1]
     assert settings_leader([]) is None
-
-
-def test_the_oldest_user_being_deleted_too_sees_an_endpoint_deletion_through() -> None:
-    old = usage("z", created="2026-01-01T00:00:00Z", deleting=True)
-    young = usage("a", created="2026-02-01T00:00:00Z", deleting=True)
-    assert deletion_steward([young, old]) == old  # deleting or not: it is still there
-    assert deletion_steward([usage("b", deleting=True), usage("a", deleting=True)]) == usage(
-        "a", deleting=True
-    )
-    assert deletion_steward([]) is None
 
 
 def test_record_zone_and_allow_list_users() -> None:

@@ -11,14 +11,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from clickhouse_privatelink import constants as c
 from clickhouse_privatelink.decisions.ownership import dns_owner_is
-from clickhouse_privatelink.decisions.plan import ObservedEndpoint, ObservedRecords, same_target
+from clickhouse_privatelink.decisions.plan import ObservedRecords, same_target
 from clickhouse_privatelink.decisions.usage import (
     Usage,
     allow_list_users,
-    deletion_steward,
-    endpoint_users,
     oldest,
     others,
     record_users,
@@ -30,74 +27,6 @@ def names(users: Sequence[Usage]) -> str:
     """The oldest three users by name, and how many more (for Events)."""
     shown = ", ".join(u.resource for u in oldest(users, 3))
     return shown + (f" and {len(users) - 3} more" if len(users) > 3 else "")
-
-
-@dataclass(frozen=True)
-class Kept:
-    """An object left in place, and why (the message of an Event)."""
-
-    object_id: str
-    why: str
-
-
-@dataclass(frozen=True)
-class EndpointRelease:
-    """What happens to the endpoints of a leaving resource."""
-
-    delete: tuple[ObservedEndpoint, ...]  # ours, nobody else needs them: delete (unless AWS already is)
-    wait_for: tuple[ObservedEndpoint, ...]  # the leaving resource stays until AWS has deleted these
-    kept: tuple[Kept, ...]  # left in place, each with why
-    # An endpoint the plan would delete that the read did not show being deleted or retained: a fresh look
-    # comes first (a Retain mark or a new user may have come since the shared read).
-    look_again: bool = False
-
-    def keeps(self, endpoint_id: str) -> bool:
-        return any(k.object_id == endpoint_id for k in self.kept)
-
-    @property
-    def writes_nothing(self) -> bool:
-        """Nothing to delete, wait for or look at again: every endpoint is kept, or there is none."""
-        return not (self.delete or self.wait_for or self.look_again)
-
-
-def plan_endpoint_release(
-    me: Usage,
-    users: Iterable[Usage],
-    cluster: str,
-    *,
-    shared: Sequence[ObservedEndpoint],
-    legacy: Sequence[ObservedEndpoint],
-) -> EndpointRelease:
-    """The release of the endpoint of ``me``'s key (``shared``: this cluster's endpoints for that key, as read)
-    and of any endpoint made for ``me`` alone before endpoints were shared (``legacy``, always ``me``'s).
-
-    - an endpoint marked ``retained-by`` (a Retain of its last user) is kept until a user takes it over;
-    - while another live user holds the key, its endpoint stays;
-    - otherwise it is deleted, and the oldest of its remaining users (the deletion steward, one rule of the
-      users alone, so a restarted process picks the same one) waits for AWS to finish; the others leave once
-      AWS is deleting it.
-    """
-    doomed = [e for e in legacy if e.state != "deleted"]
-    wait_for = list(doomed)
-    kept: list[Kept] = []
-    live = [e for e in shared if e.state != "deleted"]
-    key = me.endpoint_key(cluster)
-    if key is not None and live:
-        key_users = endpoint_users(users, key)
-        holders = others(key_users, me.uid)
-        for endpoint in live:
-            if c.TAG_RETAINED in endpoint.tags:
-                why = f"endpoint {endpoint.id} is kept: deletionPolicy Retain of {endpoint.tags[c.TAG_RETAINED]}"
-                kept.append(Kept(endpoint.id, why))
-            elif holders:
-                kept.append(Kept(endpoint.id, f"endpoint {endpoint.id} is still used by {names(holders)}"))
-            else:
-                doomed.append(endpoint)
-                steward = deletion_steward(key_users)
-                if steward is None or steward.uid == me.uid:
-                    wait_for.append(endpoint)
-    look_again = any(e.state != "deleting" for e in doomed if e not in legacy)
-    return EndpointRelease(tuple(doomed), tuple(wait_for), tuple(kept), look_again=look_again)
 
 
 @dataclass(frozen=True)
@@ -209,12 +138,9 @@ def stray_entries(users: Iterable[Usage], endpoint_id: str, listed: Mapping[str,
 
 
 __all__ = [
-    "EndpointRelease",
-    "Kept",
     "Release",
     "names",
     "plan_allow_list_release",
-    "plan_endpoint_release",
     "plan_record_release",
     "record_holders",
     "stray_entries",

@@ -211,15 +211,6 @@ def endpoint_leader(usages: Iterable[Usage], key: EndpointKey) -> Usage | None:
     return settings_leader(endpoint_users(usages, key))
 
 
-def deletion_steward(users: Sequence[Usage]) -> Usage | None:
-    """Who sees a shared endpoint's deletion through once none of its users holds on: the oldest still present.
-
-    Its other users leave as soon as AWS is deleting the endpoint; this one stays until AWS is done. The rule
-    is of the users alone (from the index, which survives restarts), so a restarted process picks the same one.
-    """
-    return min(users, key=_oldest_first, default=None)
-
-
 def record_users(usages: Iterable[Usage], zone_id: str, hostname: str, vpc_id: str) -> list[Usage]:
     """Resources whose private hostname record is ``hostname`` in zone ``zone_id``, for VPC ``vpc_id``.
 

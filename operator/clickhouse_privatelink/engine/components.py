@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Awaitable, Iterable
-from dataclasses import dataclass, replace
 from typing import Protocol
 
 from clickhouse_privatelink import constants as c
@@ -28,10 +27,19 @@ from clickhouse_privatelink.adapters.clickhouse.client import (
 )
 from clickhouse_privatelink.api.models import DnsMode
 from clickhouse_privatelink.decisions.allow_list import AllowKind, AllowOutcome, AllowRequest
+from clickhouse_privatelink.decisions.endpoints import (
+    EndpointAnswer,
+    EndpointKind,
+    EndpointOutcome,
+    EndpointRequest,
+    KeyAction,
+    plan_endpoint_key,
+    settings_in_force,
+    witnesses,
+)
 from clickhouse_privatelink.decisions.ownership import (
     is_owned_by,
     is_shared_endpoint_for,
-    shared_endpoint_tags,
 )
 from clickhouse_privatelink.decisions.plan import (
     LIVE_ENDPOINT_STATES,
@@ -52,9 +60,7 @@ from clickhouse_privatelink.decisions.plan import (
 )
 from clickhouse_privatelink.decisions.reasons import ConditionType, Reason
 from clickhouse_privatelink.decisions.release import (
-    EndpointRelease,
     plan_allow_list_release,
-    plan_endpoint_release,
     plan_record_release,
     record_holders,
     stray_entries,
@@ -67,7 +73,6 @@ from clickhouse_privatelink.decisions.usage import (
     EndpointKey,
     Usage,
     allow_list_users,
-    endpoint_client_token,
     endpoint_leader,
     endpoint_users,
     record_users,
@@ -181,30 +186,17 @@ def _legacy(endpoints: list[ObservedEndpoint], p: Pass) -> list[ObservedEndpoint
     return [e for e in endpoints if is_owned_by(e.tags, p.res.ref) and c.TAG_ENDPOINT_KEY not in e.tags]
 
 
-@dataclass(frozen=True)
-class _SharedPlan:
-    """What a pass decided for its shared endpoint: the settings in force, what was found, what to do."""
-
-    desired: DesiredEndpoint
-    found: ObservedEndpoint | None
-    decision: EndpointDecision
-    users: list[Usage]
-    leader: Usage
-
-    @property
-    def writes_nothing(self) -> bool:
-        """Found, not left by a Retain, and no create or modify to make (waiting, ready or failed)."""
-        return (
-            self.found is not None
-            and c.TAG_RETAINED not in self.found.tags
-            and self.decision.action not in (EndpointAction.CREATE, EndpointAction.MODIFY)
-        )
-
-
 class EndpointComponent:
-    """The VPC endpoint: shared by every resource of the VPC whose service has the same endpoint service."""
+    """The VPC endpoint: shared by every resource of the VPC whose service has the same endpoint service.
+
+    Made, changed, marked and deleted only by its key's worker (engine/endpoint_worker.py): a pass asks it and
+    reports the answer. A pass whose shared read shows the endpoint as it should be, with no request of its key
+    at the worker, asks nothing. An endpoint made for this resource alone before endpoints were shared
+    (legacy) and an adopted one stay on the pass's own path: nobody else writes them.
+    """
 
     async def apply(self, p: Pass, resolved: Resolved) -> EndpointResult:
+        step = ConditionType.VPC_ENDPOINT_READY
         assert resolved.service is not None
         service, config = resolved.service.service, resolved.service.config
         aws_spec = p.res.spec.aws
@@ -221,79 +213,65 @@ class EndpointComponent:
         key = EndpointKey(
             p.cluster, aws_spec.region, aws_spec.vpc_id, desired.service_name, desired.service_region
         )
-        lock = p.book.lock(("endpoint", key))
-        if not lock.locked():
-            # Most passes find the endpoint as it should be and write nothing: they decide without queueing for
-            # the lock (a thousand passes handed it one by one, a loop turn each, held up their record writes
-            # for seconds). Only with the lock free at the decision: no release of this key is under way, and
-            # the claim below is made before one can begin (nothing is awaited in between).
-            managed = await p.managed_endpoints()
-            if not lock.locked() and pick_owned_endpoint(_legacy(managed, p)) is None:
-                plan = self._plan(p, desired, key, managed)
-                if plan.found is not None and plan.writes_nothing:
-                    return self._report(
-                        p,
-                        plan.found,
-                        decision=plan.decision,
-                        owned=True,
-                        users=plan.users,
-                        leader=plan.leader,
-                    )
-        async with lock:
-            managed = await p.managed_endpoints()
-            if not any(
-                is_shared_endpoint_for(e.tags, key) or is_owned_by(e.tags, p.res.ref) for e in managed
-            ):
-                # Before a create, a fresh look: the previous holder of the lock may have just made it.
-                managed = await p.managed_endpoints(fresh=True)
-            legacy = pick_owned_endpoint(_legacy(managed, p))
-            if legacy is not None and legacy.service_name == desired.service_name:
-                decision = plan_endpoint(desired, legacy, adopted=False)
-                observed = await self._carry_out(p, desired, legacy, decision, tags={}, token="")
-                return self._report(
-                    p, observed, decision=plan_endpoint(desired, observed, adopted=False), owned=True
-                )
-            plan = self._plan(p, desired, key, managed)
-            found, leader = plan.found, plan.leader
-            if found is not None and c.TAG_RETAINED in found.tags:
-                # Left by a user with deletionPolicy Retain as its last user: that claim ended with it, and
-                # this resource is responsible for the endpoint now (so its own policy decides its fate).
-                await aws_await(
-                    ConditionType.VPC_ENDPOINT_READY, p.aws.unmark_retained(aws_spec.vpc_id, found.id)
-                )
-                p.out.event(
-                    "EndpointTakenOver",
-                    f"endpoint {found.id} was kept by deletionPolicy Retain of {found.tags[c.TAG_RETAINED]}: "
-                    "this resource uses it now",
-                )
-            observed = await self._carry_out(
-                p,
-                plan.desired,
-                found,
-                plan.decision,
-                tags=shared_endpoint_tags(key, dict(leader.tags)),
-                token=endpoint_client_token(key, leader.uid),
+        worker = p.endpoints.get(p.aws, key)
+        writes = worker.writes
+        managed = await p.managed_endpoints()
+        legacy = pick_owned_endpoint(_legacy(managed, p))
+        if legacy is not None and legacy.service_name == desired.service_name:
+            # This resource's own: no other pass writes it (kopf runs one handler of a resource at a time).
+            decision = plan_endpoint(desired, legacy, adopted=False)
+            observed = await self._modify_legacy(p, legacy, decision)
+            return self._report(
+                p, observed, decision=plan_endpoint(desired, observed, adopted=False), owned=True
             )
-        decision = plan_endpoint(plan.desired, observed, adopted=False)
-        return self._report(p, observed, decision=decision, owned=True, users=plan.users, leader=leader)
-
-    def _plan(
-        self, p: Pass, desired: DesiredEndpoint, key: EndpointKey, managed: list[ObservedEndpoint]
-    ) -> _SharedPlan:
-        """The shared endpoint of ``key`` as its users need it, decided from what was read (nothing awaited:
-        the claim and the decision see one state of the users). The oldest user's settings are in force."""
-        p.book.claim(p.me)
+        p.book.claim(p.me)  # (the zone's and the allow list's releases still read users from claims)
         everyone = p.users()
-        users = endpoint_users(everyone, key)
         leader = endpoint_leader(everyone, key) or p.me
-        if leader.uid != p.me.uid:
-            desired = replace(
-                desired,
-                subnet_ids=frozenset(leader.subnet_ids),
-                security_group_ids=frozenset(leader.security_group_ids),
-            )
+        in_force = settings_in_force(key, leader)
         found = pick_owned_endpoint([e for e in managed if is_shared_endpoint_for(e.tags, key)])
-        return _SharedPlan(desired, found, plan_endpoint(desired, found, adopted=False), users, leader)
+        decision = plan_endpoint(in_force, found, adopted=False)
+        if (
+            not worker.busy
+            and worker.writes == writes
+            and found is not None
+            and c.TAG_RETAINED not in found.tags
+            and decision.action not in (EndpointAction.CREATE, EndpointAction.MODIFY)
+        ):
+            # Most passes find the endpoint as it should be and write nothing: they decide from the shared
+            # read, without a request (at a thousand resources they would queue for rounds that do nothing).
+            shared = any(u.uid != p.me.uid and not u.deleting for u in endpoint_users(everyone, key))
+            return self._report(p, found, decision=decision, owned=True, shared=shared, leader=leader)
+        if decision.action is EndpointAction.CREATE and p.res.deleting():
+            raise StepFailed(step, Reason.DELETING, "being deleted: no new endpoint")
+        await p.before_write(step)
+        # The users as they are now, with no await before the request is queued.
+        request = EndpointRequest(EndpointKind.APPLY, p.me, witnesses(p.users(), key, p.me.uid))
+        answer = await aws_await(step, worker.ask(request, max_age=p.read_age))
+        answered, found = answer.decision, answer.endpoint
+        if answered is None:
+            raise StepFailed(step, Reason.DELETING, "being deleted: no new endpoint")
+        if found is None:
+            if answered.action is EndpointAction.FAIL:
+                raise StepFailed(step, answered.reason, answered.message)
+            raise StepFailed(step, Reason.ENDPOINT_NOT_FOUND, "the endpoint vanished while being modified")
+        observed, decision = found, answered
+        if answer.taken_over is not None:
+            p.out.event(
+                "EndpointTakenOver",
+                f"endpoint {observed.id} was kept by deletionPolicy Retain of {answer.taken_over}: "
+                "this resource uses it now",
+            )
+        if answer.write is KeyAction.CREATE:
+            p.wrote(crash.ENDPOINT_CREATE)
+            where = f" (cross-region to {key.service_region})" if in_force.cross_region else ""
+            p.out.event("EndpointCreated", f"created VPC endpoint {observed.id}{where}")
+            p.out.changes.append("endpoint_created")
+        elif answer.write is KeyAction.MODIFY and answer.change is not None:
+            p.out.event("EndpointModified", _modification(observed.id, answer.change))
+            p.out.changes.append("endpoint_modified")
+        return self._report(
+            p, observed, decision=decision, owned=True, shared=answer.shared, leader=answer.leader or leader
+        )
 
     async def _adopted(self, p: Pass, desired: DesiredEndpoint, endpoint_id: str) -> EndpointResult:
         step = ConditionType.VPC_ENDPOINT_READY
@@ -303,40 +281,20 @@ class EndpointComponent:
             raise StepFailed(step, decision.reason, decision.message)
         return self._report(p, observed, decision=decision, owned=False)
 
-    async def _carry_out(
-        self,
-        p: Pass,
-        desired: DesiredEndpoint,
-        observed: ObservedEndpoint | None,
-        decision: EndpointDecision,
-        *,
-        tags: dict[str, str],
-        token: str,
+    async def _modify_legacy(
+        self, p: Pass, observed: ObservedEndpoint, decision: EndpointDecision
     ) -> ObservedEndpoint:
         step = ConditionType.VPC_ENDPOINT_READY
         if decision.action is EndpointAction.FAIL:
             raise StepFailed(step, decision.reason, decision.message)
-        if decision.action is EndpointAction.CREATE:
-            if p.res.deleting():
-                raise StepFailed(step, Reason.DELETING, "being deleted: no new endpoint")
-            await p.before_write(step)
-            observed = await aws_await(step, p.aws.create_endpoint(desired, tags=tags, client_token=token))
-            p.wrote(crash.ENDPOINT_CREATE)
-            where = f" (cross-region to {desired.service_region})" if desired.cross_region else ""
-            p.out.event("EndpointCreated", f"created VPC endpoint {observed.id}{where}")
-            p.out.changes.append("endpoint_created")
-        elif decision.action is EndpointAction.MODIFY:
-            assert observed is not None
-            modified = await aws_await(step, p.aws.modify_endpoint(observed, decision))
-            p.out.event("EndpointModified", _modification(observed.id, decision))
-            p.out.changes.append("endpoint_modified")
-            observed = modified
-            if observed is None:
-                raise StepFailed(
-                    step, Reason.ENDPOINT_NOT_FOUND, "the endpoint vanished while being modified"
-                )
-        assert observed is not None
-        return observed
+        if decision.action is not EndpointAction.MODIFY:
+            return observed
+        modified = await aws_await(step, p.aws.modify_endpoint(observed, decision))
+        p.out.event("EndpointModified", _modification(observed.id, decision))
+        p.out.changes.append("endpoint_modified")
+        if modified is None:
+            raise StepFailed(step, Reason.ENDPOINT_NOT_FOUND, "the endpoint vanished while being modified")
+        return modified
 
     def _report(
         self,
@@ -345,7 +303,7 @@ class EndpointComponent:
         *,
         decision: EndpointDecision,
         owned: bool,
-        users: list[Usage] | None = None,
+        shared: bool = False,
         leader: Usage | None = None,
     ) -> EndpointResult:
         step = ConditionType.VPC_ENDPOINT_READY
@@ -361,21 +319,19 @@ class EndpointComponent:
             raise StepFailed(step, decision.reason, decision.message)
         ok = decision.action is EndpointAction.READY
         reason, message = decision.reason, decision.message
-        if users is not None and leader is not None:
-            if any(u.uid != p.me.uid and not u.deleting for u in users):
-                # Not who or how many: that would rewrite every user's status whenever one comes or goes.
-                message += "; shared with other resources of this VPC"
-            me = p.me
-            if leader.uid != me.uid and (
-                me.subnet_ids != leader.subnet_ids or me.security_group_ids != leader.security_group_ids
-            ):
+        if shared:
+            # Not who or how many: that would rewrite every user's status whenever one comes or goes.
+            message += "; shared with other resources of this VPC"
+        me = p.me
+        if leader is not None and leader.uid != me.uid:
+            if me.subnet_ids != leader.subnet_ids or me.security_group_ids != leader.security_group_ids:
                 message += (
                     f"; the subnets and security groups of {leader.resource} (its oldest user) are in force, "
                     "not this resource's"
                 )
                 if ok:
                     reason = Reason.ENDPOINT_SETTINGS_OF_OTHER_RESOURCE
-            if leader.uid != me.uid and me.tags != leader.tags:
+            if me.tags != leader.tags:
                 message += f"; the endpoint carries the tags of {leader.resource} (its oldest user), not this resource's"
                 if ok:
                     reason = Reason.ENDPOINT_SETTINGS_OF_OTHER_RESOURCE
@@ -389,49 +345,63 @@ class EndpointComponent:
             p.out.event("EndpointKept", f"adopted endpoint {aws_spec.vpc_endpoint_id} is left in place")
             return
         key = p.me.endpoint_key(p.cluster)
-        lock = p.book.lock(("endpoint", key or p.me.uid))
-        plan: EndpointRelease | None = None
-        if not lock.locked():
-            # As on apply: a resource that leaves its endpoint to others (most of a mass deletion) decides
-            # without queueing for the lock, while no writer of this key holds it.
-            plan = await self._release_plan(p, key, fresh=False)
-            if lock.locked() or not plan.writes_nothing:
-                plan = None
-        if plan is None:
-            async with lock:
-                # One shared read of the VPC's endpoints serves every resource being deleted in it.
-                plan = await self._release_plan(p, key, fresh=False)
-                if plan.look_again:
-                    # Before a delete, a fresh look: a Retain mark or a user made since the shared read keeps it.
-                    plan = await self._release_plan(p, key, fresh=True)
-                for endpoint in plan.wait_for:
-                    await _release_strays(p, endpoint)
-                for endpoint in plan.delete:
-                    if endpoint.state != "deleting":
-                        await aws_await(step, p.aws.delete_endpoint(aws_spec.vpc_id, endpoint.id))
-                        p.wrote(crash.ENDPOINT_DELETE)
-                        p.out.event("EndpointDeleting", f"deleting VPC endpoint {endpoint.id}")
-        for kept in plan.kept:
-            p.out.event("EndpointKept", kept.why)
-        if plan.wait_for:
-            message = f"waiting for AWS to delete {', '.join(e.id for e in plan.wait_for)}"
+        worker = p.endpoints.get(p.aws, key) if key is not None else None
+        writes = worker.writes if worker is not None else 0
+        # One shared read of the VPC's endpoints serves every resource being deleted in it.
+        managed = await p.managed_endpoints()
+        wait_for = await self._release_legacy(p, managed)
+        answer: EndpointAnswer | None = None
+        if key is not None and worker is not None:
+            # The users as they are now, with no await before the request is queued.
+            request = EndpointRequest(EndpointKind.RELEASE, p.me, witnesses(p.users(), key, p.me.uid))
+            if not worker.busy and worker.writes == writes:
+                # As on apply: a resource that finds its endpoint kept by others, or already being deleted
+                # (most of a mass deletion), decides from the shared read and asks nothing.
+                alone = plan_endpoint_key(key, [request], managed)
+                if not alone.writes:
+                    answer = alone.results[0]
+            if answer is None:
+                answer = await aws_await(step, worker.ask(request, max_age=p.read_age))
+            if answer.write is KeyAction.DELETE and answer.endpoint is not None:
+                p.wrote(crash.ENDPOINT_DELETE)
+                p.out.event("EndpointDeleting", f"deleting VPC endpoint {answer.endpoint.id}")
+            if answer.outcome is EndpointOutcome.KEPT:
+                p.out.event("EndpointKept", answer.message)
+            elif answer.outcome is EndpointOutcome.WAIT and answer.endpoint is not None:
+                wait_for.append(answer.endpoint)
+        for endpoint in wait_for:
+            # Whoever waits for a deletion sweeps what still points at the endpoint, on every pass until AWS
+            # has deleted it (a process killed half way does it again).
+            await _release_strays(p, endpoint)
+        if wait_for:
+            message = f"waiting for AWS to delete {', '.join(e.id for e in wait_for)}"
             p.out.steps.append(StepResult(step, False, Reason.DELETING, message))
             raise ReleasePending()
         # Organization entries of what we deleted (AWS forgets deleted endpoints; the status remembers).
-        if p.out.status.vpc_endpoint_owned and p.me.endpoint_id and not plan.keeps(p.me.endpoint_id):
+        kept = answer is not None and answer.outcome is EndpointOutcome.KEPT
+        if p.out.status.vpc_endpoint_owned and p.me.endpoint_id and not kept:
             await _remove_org_entries(p, [p.me.endpoint_id])
 
-    async def _release_plan(self, p: Pass, key: EndpointKey | None, *, fresh: bool) -> EndpointRelease:
-        managed = await p.managed_endpoints(fresh=fresh)
-        shared = [e for e in managed if is_shared_endpoint_for(e.tags, key)] if key is not None else []
-        return plan_endpoint_release(p.me, p.users(), p.cluster, shared=shared, legacy=_legacy(managed, p))
+    async def _release_legacy(self, p: Pass, managed: list[ObservedEndpoint]) -> list[ObservedEndpoint]:
+        """An endpoint made for this resource alone: deleted, and waited for (this resource's own, always)."""
+        legacy = [e for e in _legacy(managed, p) if e.state != "deleted"]
+        for endpoint in legacy:
+            if endpoint.state != "deleting":
+                await aws_await(
+                    ConditionType.VPC_ENDPOINT_READY,
+                    p.aws.delete_endpoint(p.res.spec.aws.vpc_id, endpoint.id),
+                )
+                p.wrote(crash.ENDPOINT_DELETE)
+                p.out.event("EndpointDeleting", f"deleting VPC endpoint {endpoint.id}")
+        return legacy
 
 
 async def _release_strays(p: Pass, endpoint: ObservedEndpoint) -> None:
     """What still points at an endpoint of ours being deleted that no user tracks (a Retain's record and
     allow-list entry, its endpoint taken over since): removed with it (decisions/release.py).
 
-    Done by whoever waits for the deletion (the steward, or a legacy endpoint's resource), on every pass
+    Done by whoever waits for the deletion (the leaving user the key's round keeps, or a legacy endpoint's
+    resource), on every pass
     until AWS has deleted it, so a process killed half way does it again.
     """
     await _release_stray_records(p, endpoint)

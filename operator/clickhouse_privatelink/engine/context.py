@@ -25,6 +25,7 @@ from clickhouse_privatelink.decisions.tenancy import Verdict
 from clickhouse_privatelink.decisions.usage import Usage
 from clickhouse_privatelink.engine.allow_list_worker import AllowListWorkers
 from clickhouse_privatelink.engine.crash_points import Wrote
+from clickhouse_privatelink.engine.endpoint_worker import EndpointWorkers
 from clickhouse_privatelink.engine.ports import AwsError, AwsPort, ClickHousePort
 from clickhouse_privatelink.engine.status import EngineStatus
 from clickhouse_privatelink.engine.usage_book import UsageBook
@@ -183,6 +184,8 @@ class Pass:
     zones: ZoneWorkers = field(default_factory=ZoneWorkers)
     # The process's allow-list workers: a service's allow list is changed only in its worker's rounds.
     allow_lists: AllowListWorkers = field(default_factory=AllowListWorkers)
+    # The process's endpoint workers: a shared endpoint is made, changed and deleted only in its key's rounds.
+    endpoints: EndpointWorkers = field(default_factory=EndpointWorkers)
     # One intent write at a time: parts of a pass that run side by side (Together) write it once between them.
     _intent_turn: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
 

@@ -13,7 +13,13 @@ from dataclasses import replace
 
 from clickhouse_privatelink.adapters.kubernetes.secrets import ApiKey, CredentialsError
 from clickhouse_privatelink.api.models import DeletionPolicy
-from clickhouse_privatelink.decisions.ownership import is_shared_endpoint_for
+from clickhouse_privatelink.decisions.endpoints import (
+    EndpointKind,
+    EndpointOutcome,
+    EndpointRequest,
+    witnesses,
+)
+from clickhouse_privatelink.decisions.ownership import is_owned_by, is_shared_endpoint_for
 from clickhouse_privatelink.decisions.plan import pick_owned_endpoint, zone_name_for
 from clickhouse_privatelink.decisions.reasons import (
     PROGRESSING_REASONS,
@@ -23,7 +29,7 @@ from clickhouse_privatelink.decisions.reasons import (
 )
 from clickhouse_privatelink.decisions.status import StepResult
 from clickhouse_privatelink.decisions.tenancy import api_url_allowed
-from clickhouse_privatelink.decisions.usage import Usage, decide_retain
+from clickhouse_privatelink.decisions.usage import Usage
 from clickhouse_privatelink.engine import crash_points
 from clickhouse_privatelink.engine.allow_list_worker import AllowListWorkers
 from clickhouse_privatelink.engine.components import FORWARD, Component, ReleasePending
@@ -39,6 +45,7 @@ from clickhouse_privatelink.engine.context import (
     no_intent,
 )
 from clickhouse_privatelink.engine.crash_points import Wrote
+from clickhouse_privatelink.engine.endpoint_worker import EndpointWorkers
 from clickhouse_privatelink.engine.ports import AwsPort, ClickHousePort, SecretsPort
 from clickhouse_privatelink.engine.status import EngineStatus
 from clickhouse_privatelink.engine.usage_book import UsageBook
@@ -69,11 +76,13 @@ class Reconciler:
         wrote: Wrote | None = None,
         zones: ZoneWorkers | None = None,
         allow_lists: AllowListWorkers | None = None,
+        endpoints: EndpointWorkers | None = None,
     ) -> None:
         """``wrote``: told after each external write (engine/crash_points.py); by default the test hook that
         ``settings.test_crash_after`` arms (a SIGKILL), or nothing. ``zones``: the process's zone workers
         (by default this reconciler's own, with the settings' Route 53 windows); ``allow_lists``: its
-        allow-list workers (by default its own, with the settings' ClickHouse write window)."""
+        allow-list workers (by default its own, with the settings' ClickHouse write window); ``endpoints``:
+        its endpoint workers (by default its own)."""
         self.settings = settings
         self.secrets = secrets
         self._clickhouse = clickhouse
@@ -89,6 +98,7 @@ class Reconciler:
             batch_window=settings.route53_batch_window, max_window=settings.route53_max_batch_window
         )
         self.allow_lists = allow_lists or AllowListWorkers(write_window=settings.clickhouse_batch_window)
+        self.endpoints = endpoints or EndpointWorkers()
 
     def _pass(
         self,
@@ -130,6 +140,7 @@ class Reconciler:
             wrote=self._wrote,
             zones=self.zones,
             allow_lists=self.allow_lists,
+            endpoints=self.endpoints,
         )
 
     async def reconcile(
@@ -216,23 +227,43 @@ class Reconciler:
         users), so that nothing is left pointing at an endpoint they will delete one day.
         """
         res = p.res
-        owned = bool(p.out.status.vpc_endpoint_owned) and not res.spec.aws.vpc_endpoint_id
-        decision = decide_retain(p.users(), p.me, p.cluster, owned=owned)
         endpoint_id = p.out.status.vpc_endpoint_id
-        if not decision.keep:
-            names = ", ".join(u.resource for u in decision.holders)
-            p.out.event(
-                "RetainNotApplied",
-                f"deletionPolicy is Retain, but endpoint {endpoint_id} is also used by {names}, who are "
-                "responsible for it: this resource's own record and allow-list entry are removed",
-            )
-            return False
-        if decision.mark:
-            # Left to no one: marked, so that the operator never deletes it until a resource uses it again.
-            await aws_await(
+        key = p.me.endpoint_key(
+            p.cluster
+        )  # None for an adopted endpoint: never marked, nobody else's to hold
+        if key is not None:
+            # The key's round decides it with every other request of the key (a new user joining, another
+            # leaving) and puts the mark on: nothing is read or written here.
+            request = EndpointRequest(EndpointKind.RETAIN, p.me, witnesses(p.users(), key, p.me.uid))
+            answer = await aws_await(
                 ConditionType.VPC_ENDPOINT_READY,
-                p.aws.mark_retained(res.spec.aws.vpc_id, str(endpoint_id), res.ref.key),
+                p.endpoints.get(p.aws, key).ask(request, max_age=p.read_age),
             )
+            if answer.outcome is EndpointOutcome.NOT_RETAINED:
+                who = (
+                    f"also used by {', '.join(u.resource for u in answer.holders)}, who are responsible for it"
+                    if answer.holders
+                    else answer.message
+                )
+                p.out.event(
+                    "RetainNotApplied",
+                    f"deletionPolicy is Retain, but endpoint {endpoint_id} is {who}: this resource's own record "
+                    "and allow-list entry are removed",
+                )
+                return False
+            legacy = answer.endpoint is None and bool(p.out.status.vpc_endpoint_owned) and endpoint_id
+            if answer.endpoint is not None:  # the key's, marked by the round whatever the status names
+                endpoint_id = answer.endpoint.id
+        else:
+            legacy = False
+        if legacy:
+            # An endpoint made for this resource alone before endpoints were shared: its own to mark.
+            managed = await p.managed_endpoints()
+            if any(e.id == endpoint_id and is_owned_by(e.tags, res.ref) for e in managed):
+                await aws_await(
+                    ConditionType.VPC_ENDPOINT_READY,
+                    p.aws.mark_retained(res.spec.aws.vpc_id, str(endpoint_id), res.ref.key),
+                )
         left = f"{endpoint_id or 'no endpoint'}, its DNS record and allow-list entry"
         if res.status.get("publicAccess"):
             # Its publicAccess change is part of the connection it leaves: not undone, and no longer recorded.

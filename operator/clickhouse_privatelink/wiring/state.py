@@ -26,6 +26,7 @@ from clickhouse_privatelink.decisions.reachability import Placement
 from clickhouse_privatelink.decisions.status import WrittenStatus
 from clickhouse_privatelink.engine.allow_list_worker import AllowListWorkers
 from clickhouse_privatelink.engine.components import FORWARD
+from clickhouse_privatelink.engine.endpoint_worker import EndpointWorkers
 from clickhouse_privatelink.engine.public_access_component import PublicAccessComponent
 from clickhouse_privatelink.engine.reachability_component import ReachabilityComponent
 from clickhouse_privatelink.engine.reconciler import Reconciler, Resource
@@ -98,6 +99,8 @@ class ProcessState:
         # One worker per (gateway, service) changes the service's allow list, in rounds gathered by the
         # ClickHouse write window.
         self.allow_lists = AllowListWorkers(write_window=settings.clickhouse_batch_window)
+        # One worker per (gateway, endpoint key) makes, changes and deletes the key's shared VPC endpoint.
+        self.endpoints = EndpointWorkers()
         self.placement = PlacementFinder(settings)
         self._placement_lookup: asyncio.Future[Placement] | None = None
         # The Reachable check runs last, after every other component (engine/reachability_component.py).
@@ -123,6 +126,7 @@ class ProcessState:
             intend=self._intend,
             zones=self.zones,
             allow_lists=self.allow_lists,
+            endpoints=self.endpoints,
         )
 
     def start(self) -> None:
