@@ -144,9 +144,9 @@ async def test_passes_waiting_for_the_zone_s_creation_write_no_intent_for_it() -
     h.reconciler._intend = counting
     await h.settle(together=True)
     assert creates(h) == 1
-    # The first writes its intent before each of its creates. The others write theirs twice:
-    # to make: before asking the endpoint's round (step 3: every pass that asks it has its intent written) and
-    # before their record; none for the zone they waited for.
+    # The first writes its intent before each of its creates. The others write theirs twice: before asking
+    # the endpoint's round (every pass that asks it has its intent written) and before their record; none for
+    # the zone they waited for.
     assert [intents[uid] for uid in uids[1:]] == [2] * 5
 
 
