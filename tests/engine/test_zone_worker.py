@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from clickhouse_privatelink.adapters.aws import route53 as route53_api
 from clickhouse_privatelink.decisions.usage import Usage
-from clickhouse_privatelink.decisions.zone_records import RecordOutcome, RecordRequest
+from clickhouse_privatelink.decisions.zone_records import RecordOutcome, RecordRequest, zone_release
 from clickhouse_privatelink.engine.ports import AwsError
 from clickhouse_privatelink.engine.zone_worker import ZoneWorker
 from tests.engine.fakes import AwsCloud, Clock, FakeAws, aws_error
@@ -104,6 +105,20 @@ async def test_requests_filling_a_route53_request_start_their_round_at_once_with
         assert aws.submitted == [fit] and not asked[fit].done()
     finally:
         asked[fit].cancel()
+
+
+async def test_a_release_of_the_zone_itself_waits_for_no_window() -> None:
+    """Passes leaving an empty zone wait for its answer: its round starts at once, with what gathered before it
+    (a mass deletion's leaving passes waited out the longest window behind one another)."""
+    cloud, aws, worker = setup(batch_window=60.0, max_window=60.0)
+    (zone,) = cloud.zones.values()
+    gathered = asyncio.ensure_future(ask(worker, 0))
+    await asyncio.sleep(0)
+    leaving = replace(user(1), deleting=True)
+    result = await asyncio.wait_for(worker.ask(zone_release(leaving, [leaving]), max_age=10.0), timeout=10)
+    assert await asyncio.wait_for(gathered, timeout=10) is not None
+    assert result.outcome is not None and aws.submitted == [1]
+    assert zone.id in cloud.zones  # a record in it: the zone stays
 
 
 async def test_rounds_of_a_zone_never_overlap_and_requests_during_one_wait_for_the_next() -> None:

@@ -123,6 +123,12 @@ class ZoneWorker:
         self._queue.append(_Waiting(request, max_age, done))
         self._records += records
         self._characters += characters
+        if request.zone:
+            # A release of the zone itself gathers nothing worth waiting for: due as soon as no round runs. (In
+            # a mass deletion every leaving pass that finds the zone empty asks it and waits for its answer: the
+            # quiet gap never came while passes kept arriving, and they all waited out the longest window.)
+            self._full.extend(self._queue)
+            self._queue, self._records, self._characters = [], 0, 0
         self._schedule()
         return await asyncio.shield(done)
 
