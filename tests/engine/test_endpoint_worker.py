@@ -170,6 +170,30 @@ async def test_a_user_leaving_while_another_asks_keeps_the_endpoint() -> None:
     assert cloud.endpoints[made.endpoint.id].state == "available"
 
 
+async def test_a_round_plans_from_the_users_as_they_are_when_it_runs() -> None:
+    """Users leaving together that named only one another keep the endpoint for a live user of the key the
+    process knows of when the round runs (the view each asks with), and it goes once that one leaves too."""
+    cloud, _, worker = setup()
+    made = await worker.ask(apply(0), max_age=10.0)
+    assert made.endpoint is not None
+    cloud.settle()
+    view = [user(n) for n in range(5)]
+
+    def users_now() -> list[Usage]:
+        return list(view)
+
+    leaving = [EndpointRequest(EndpointKind.RELEASE, user(n, deleting=True)) for n in range(4)]
+    view[:4] = [user(n, deleting=True) for n in range(4)]
+    answers = await asyncio.gather(*(worker.ask(r, max_age=10.0, users=users_now) for r in leaving))
+    assert {a.outcome for a in answers} == {EndpointOutcome.KEPT}
+    assert cloud.endpoints[made.endpoint.id].state == "available"
+    view[4] = user(4, deleting=True)
+    last = await worker.ask(
+        EndpointRequest(EndpointKind.RELEASE, user(4, deleting=True)), max_age=10.0, users=users_now
+    )
+    assert last.write is KeyAction.DELETE and cloud.endpoints[made.endpoint.id].state == "deleting"
+
+
 # ---- whole passes
 
 

@@ -11,7 +11,6 @@ from clickhouse_privatelink.decisions.endpoints import (
     EndpointRequest,
     KeyAction,
     plan_endpoint_key,
-    witnesses,
 )
 from clickhouse_privatelink.decisions.ownership import shared_endpoint_tags
 from clickhouse_privatelink.decisions.plan import EndpointAction, ObservedEndpoint
@@ -197,9 +196,21 @@ def test_a_new_user_takes_a_retained_endpoint_over() -> None:
     assert [r.taken_over for r in plan.results] == ["ns/old", None]
 
 
-def test_witnesses_are_a_handful_the_leader_three_live_others_and_the_oldest_of_all() -> None:
-    leaving = usage("a", created="2025-01-01T00:00:00Z", deleting=True)
-    live = [young(f"u{n:02d}", created=f"2026-02-{n + 1:02d}T00:00:00Z") for n in range(10)]
-    elsewhere = usage("x", vpc_id="vpc-2")
-    picked = witnesses([leaving, *live, elsewhere], KEY, "u00")
-    assert {u.uid for u in picked} == {"u01", "u02", "u03", "a"}
+def test_leaving_users_naming_only_one_another_keep_the_endpoint_for_a_live_user_the_round_knows_of() -> None:
+    """Four users deleted at once, each pass having seen the other three live: the round's own view of the key's
+    users (a fifth, live) keeps the endpoint, and a round given none would have deleted it."""
+    leaving = [usage(uid, created=f"2026-01-0{n + 1}T00:00:00Z") for n, uid in enumerate("abcd")]
+    requests = [release(me, *(u for u in leaving if u is not me)) for me in leaving]
+    live = young("e")
+    view = [*(replace(u, deleting=True) for u in leaving), live]
+    plan = plan_endpoint_key(KEY, requests, [endpoint()], view)
+    assert plan.action is KeyAction.KEEP and not plan.writes
+    assert {r.outcome for r in plan.results} == {EndpointOutcome.KEPT}
+    assert all("ns/e" in r.message for r in plan.results)
+    assert plan_endpoint_key(KEY, requests, [endpoint()]).action is KeyAction.DELETE
+    # The round's view of a user is fresher than a request's copy of it: a user the view shows leaving holds
+    # nothing, though a request saw it live.
+    stale = [release(leaving[0], live)]
+    assert (
+        plan_endpoint_key(KEY, stale, [endpoint()], [replace(live, deleting=True)]).action is KeyAction.DELETE
+    )

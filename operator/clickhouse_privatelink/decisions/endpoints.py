@@ -40,7 +40,6 @@ from clickhouse_privatelink.decisions.usage import (
     Usage,
     decide_retain,
     endpoint_client_token,
-    endpoint_users,
     oldest,
     others,
     settings_leader,
@@ -55,8 +54,9 @@ class EndpointKind(StrEnum):
 
 @dataclass(frozen=True)
 class EndpointRequest:
-    """One pass's request to the key's worker. ``me``: the resource as its pass sees it; ``users``: the users
-    of the key its pass sees that a round needs (``witnesses``), not all of them."""
+    """One pass's request to the key's worker. ``me``: the resource as its pass sees it; ``users``: users of
+    the key the request knows of beyond those the round is given (the round plans from every user it knows
+    of as it runs: engine/endpoint_worker.py; a pass names none)."""
 
     kind: EndpointKind
     me: Usage
@@ -136,27 +136,22 @@ def settings_in_force(key: EndpointKey, leader: Usage) -> DesiredEndpoint:
     )
 
 
-def witnesses(usages: Iterable[Usage], key: EndpointKey, me: str) -> tuple[Usage, ...]:
-    """The users of ``key`` a round needs from one pass's view, besides the pass's own: the three oldest live
-    others (the oldest is the settings leader; any one holds the endpoint) and the oldest of all (who waits for
-    a deletion). A handful, not every user: a thousand requests wait in rounds at once."""
-    users = endpoint_users(usages, key)
-    picked = {u.uid: u for u in (*oldest(others(users, me), 3), *oldest(users, 1)) if u.uid != me}
-    return tuple(picked.values())
-
-
 def plan_endpoint_key(
-    key: EndpointKey, requests: Sequence[EndpointRequest], listed: Sequence[ObservedEndpoint]
+    key: EndpointKey,
+    requests: Sequence[EndpointRequest],
+    listed: Sequence[ObservedEndpoint],
+    users: Iterable[Usage] = (),
 ) -> EndpointPlan:
     """The round's write and answers. ``listed``: the VPC's endpoints as read for the round (those of other
-    keys, clusters and legacy ones are left out here).
+    keys, clusters and legacy ones are left out here). ``users``: the key's users as the round sees them.
 
-    Each request's ``me`` is the fresher word on its resource; the users are those the requests saw, merged.
+    Each request's ``me`` is the fresher word on its resource; the users are ``users`` and those the requests
+    name, merged.
     """
     mine = [e for e in listed if is_shared_endpoint_for(e.tags, key)]
     found = pick_owned_endpoint(mine)
     deleting = next((e for e in mine if e.state == "deleting"), None)
-    merged: dict[str, Usage] = {}
+    merged: dict[str, Usage] = {u.uid: u for u in users}
     for request in requests:
         for user in request.users:
             merged.setdefault(user.uid, user)
@@ -296,5 +291,4 @@ __all__ = [
     "KeyAction",
     "plan_endpoint_key",
     "settings_in_force",
-    "witnesses",
 ]

@@ -35,7 +35,6 @@ from clickhouse_privatelink.decisions.endpoints import (
     KeyAction,
     plan_endpoint_key,
     settings_in_force,
-    witnesses,
 )
 from clickhouse_privatelink.decisions.ownership import (
     is_owned_by,
@@ -244,9 +243,9 @@ class EndpointComponent:
         if decision.action is EndpointAction.CREATE and p.res.deleting():
             raise StepFailed(step, Reason.DELETING, "being deleted: no new endpoint")
         await p.before_write(step)
-        # The users as they are now, with no await before the request is queued.
-        request = EndpointRequest(EndpointKind.APPLY, p.me, witnesses(p.users(), key, p.me.uid))
-        answer = await aws_await(step, worker.ask(request, max_age=p.read_age))
+        # The round plans from the key's users as they are when it runs (p.users), this resource among them.
+        request = EndpointRequest(EndpointKind.APPLY, p.me)
+        answer = await aws_await(step, worker.ask(request, max_age=p.read_age, users=p.users))
         answered, found = answer.decision, answer.endpoint
         if answered is None:
             raise StepFailed(step, Reason.DELETING, "being deleted: no new endpoint")
@@ -352,16 +351,15 @@ class EndpointComponent:
         wait_for = await self._release_legacy(p, managed)
         answer: EndpointAnswer | None = None
         if key is not None and worker is not None:
-            # The users as they are now, with no await before the request is queued.
-            request = EndpointRequest(EndpointKind.RELEASE, p.me, witnesses(p.users(), key, p.me.uid))
+            request = EndpointRequest(EndpointKind.RELEASE, p.me)
             if not worker.busy and worker.writes == writes:
                 # As on apply: a resource that finds its endpoint kept by others, or already being deleted
                 # (most of a mass deletion), decides from the shared read and asks nothing.
-                alone = plan_endpoint_key(key, [request], managed)
+                alone = plan_endpoint_key(key, [request], managed, endpoint_users(p.users(), key))
                 if not alone.writes:
                     answer = alone.results[0]
             if answer is None:
-                answer = await aws_await(step, worker.ask(request, max_age=p.read_age))
+                answer = await aws_await(step, worker.ask(request, max_age=p.read_age, users=p.users))
             if answer.write is KeyAction.DELETE and answer.endpoint is not None:
                 p.wrote(crash.ENDPOINT_DELETE)
                 p.out.event("EndpointDeleting", f"deleting VPC endpoint {answer.endpoint.id}")

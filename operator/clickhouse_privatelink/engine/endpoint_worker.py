@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
 from clickhouse_privatelink import constants as c
@@ -31,11 +32,15 @@ from clickhouse_privatelink.decisions.endpoints import (
     plan_endpoint_key,
 )
 from clickhouse_privatelink.decisions.plan import ObservedEndpoint, plan_endpoint
-from clickhouse_privatelink.decisions.usage import EndpointKey
+from clickhouse_privatelink.decisions.usage import EndpointKey, Usage, endpoint_users
 from clickhouse_privatelink.engine.ports import AwsPort
 from clickhouse_privatelink.engine.zone_worker import run_round
 
 log = logging.getLogger(__name__)
+
+
+# The key's users as this process knows them when called (the index and the passes' claims: Pass.users).
+UsersNow = Callable[[], Iterable[Usage]]
 
 
 @dataclass
@@ -43,6 +48,7 @@ class _Waiting:
     request: EndpointRequest
     max_age: float
     done: asyncio.Future[EndpointAnswer]
+    users: UsersNow
 
 
 class EndpointWorker:
@@ -65,14 +71,19 @@ class EndpointWorker:
         from its shared read (the round may be about to change what it read)."""
         return bool(self._queue) or self._running is not None
 
-    async def ask(self, request: EndpointRequest, *, max_age: float) -> EndpointAnswer:
+    async def ask(
+        self, request: EndpointRequest, *, max_age: float, users: UsersNow = tuple
+    ) -> EndpointAnswer:
         """The request's answer, from the key's next round; the round's AWS error, raised.
 
-        ``max_age``: how old a read of the VPC's endpoints the asking pass accepts.
+        ``max_age``: how old a read of the VPC's endpoints the asking pass accepts. ``users``: the users of the
+        VPC as this process knows them when called; the round calls it as it plans, so it plans from every user
+        of the key as they are then (a handful named by each request could all be leaving in the same round,
+        with a live user none of them named), and a request holds no list of them while it waits.
         """
         loop = asyncio.get_running_loop()
         done: asyncio.Future[EndpointAnswer] = loop.create_future()
-        self._queue.append(_Waiting(request, max_age, done))
+        self._queue.append(_Waiting(request, max_age, done, users))
         self._schedule()
         return await asyncio.shield(done)
 
@@ -98,17 +109,20 @@ class EndpointWorker:
     async def _round(self, batch: list[_Waiting]) -> None:
         await run_round(self._decide_and_write(batch), [w.done for w in batch])
 
-    async def _plan(self, requests: list[EndpointRequest], max_age: float) -> EndpointPlan:
+    async def _plan(self, batch: list[_Waiting], max_age: float) -> EndpointPlan:
         listed = await self.aws.endpoints(self.key.vpc_id, max_age=max_age)
-        return plan_endpoint_key(self.key, requests, listed)
+        # The users after the read, with nothing awaited before the plan: each request's view is the same
+        # process's (they differ only when a test gives none), so every distinct one is asked once.
+        views = {id(w.users): w.users for w in batch}
+        users = [u for view in views.values() for u in endpoint_users(view(), self.key)]
+        return plan_endpoint_key(self.key, [w.request for w in batch], listed, users)
 
     async def _decide_and_write(self, batch: list[_Waiting]) -> None:
-        requests = [w.request for w in batch]
         max_age = 0.0 if self._fresh else min(w.max_age for w in batch)
-        plan = await self._plan(requests, max_age)
+        plan = await self._plan(batch, max_age)
         if plan.writes and max_age > 0.0:
             # Before a write, a fresh look: the shared read may be from before someone's create or deletion.
-            plan = await self._plan(requests, 0.0)
+            plan = await self._plan(batch, 0.0)
         # Until the write is done, the next round reads fresh: a failure leaves it to look again.
         self._fresh = True
         if plan.writes:

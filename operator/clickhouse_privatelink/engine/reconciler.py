@@ -17,7 +17,6 @@ from clickhouse_privatelink.decisions.endpoints import (
     EndpointKind,
     EndpointOutcome,
     EndpointRequest,
-    witnesses,
 )
 from clickhouse_privatelink.decisions.ownership import is_owned_by, is_shared_endpoint_for
 from clickhouse_privatelink.decisions.plan import pick_owned_endpoint, zone_name_for
@@ -234,10 +233,10 @@ class Reconciler:
         if key is not None:
             # The key's round decides it with every other request of the key (a new user joining, another
             # leaving) and puts the mark on: nothing is read or written here.
-            request = EndpointRequest(EndpointKind.RETAIN, p.me, witnesses(p.users(), key, p.me.uid))
+            request = EndpointRequest(EndpointKind.RETAIN, p.me)
             answer = await aws_await(
                 ConditionType.VPC_ENDPOINT_READY,
-                p.endpoints.get(p.aws, key).ask(request, max_age=p.read_age),
+                p.endpoints.get(p.aws, key).ask(request, max_age=p.read_age, users=p.users),
             )
             if answer.outcome is EndpointOutcome.NOT_RETAINED:
                 who = (
