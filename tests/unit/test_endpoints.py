@@ -214,3 +214,16 @@ def test_leaving_users_naming_only_one_another_keep_the_endpoint_for_a_live_user
     assert (
         plan_endpoint_key(KEY, stale, [endpoint()], [replace(live, deleting=True)]).action is KeyAction.DELETE
     )
+
+
+def test_a_release_kept_by_many_names_the_oldest_three_and_counts_the_rest() -> None:
+    leaving = usage("a", created="2025-01-01T00:00:00Z")
+    live = [young(f"u{n:02d}", created=f"2026-02-{n + 1:02d}T00:00:00Z") for n in range(10)]
+    plan = plan_endpoint_key(KEY, [release(leaving)], [endpoint()], [leaving, *reversed(live)])
+    (answer,) = plan.results
+    assert answer.outcome is EndpointOutcome.KEPT
+    assert answer.message == "endpoint vpce-1 is still used by ns/u00, ns/u01, ns/u02 and 7 more"
+    assert [u.uid for u in answer.holders] == ["u00", "u01", "u02"]
+    # one live user left, and it is the leaving one's only holder
+    (alone,) = plan_endpoint_key(KEY, [release(leaving)], [endpoint()], [leaving, live[4]]).results
+    assert alone.message == "endpoint vpce-1 is still used by ns/u04"

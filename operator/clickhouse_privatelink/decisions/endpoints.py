@@ -40,8 +40,8 @@ from clickhouse_privatelink.decisions.usage import (
     Usage,
     decide_retain,
     endpoint_client_token,
+    endpoint_users,
     oldest,
-    others,
     settings_leader,
 )
 
@@ -157,8 +157,12 @@ def plan_endpoint_key(
             merged.setdefault(user.uid, user)
     for request in requests:
         merged[request.me.uid] = request.me
-    users = [u for u in merged.values() if u.endpoint_key(key.cluster) == key]
-    leader = settings_leader(users)
+    users = endpoint_users(merged.values(), key)
+    live = [u for u in users if not u.deleting]
+    leader = settings_leader(live)
+    # Each request's holders are the live users but itself: the oldest few, once, not a list per request (a
+    # round of a mass deletion holds hundreds of requests, a thousand users).
+    eldest = oldest(live, 4)
     retained = found is not None and c.TAG_RETAINED in found.tags
     order = sorted(range(len(requests)), key=lambda i: requests[i].me.age)  # oldest resource first
     answers: dict[int, EndpointAnswer] = {}
@@ -187,7 +191,6 @@ def plan_endpoint_key(
         mark = None  # marked so already
     kept_by = mark or (found.tags.get(c.TAG_RETAINED) if found is not None else None)
 
-    live = [u for u in users if not u.deleting]
     appliers = [i for i in order if requests[i].kind is EndpointKind.APPLY]
     plan = EndpointPlan(KeyAction.KEEP, endpoint=found, mark=mark)
     if live and leader is not None:
@@ -226,13 +229,12 @@ def plan_endpoint_key(
                 change=decision if carries and action is KeyAction.MODIFY else None,
                 taken_over=found.tags[c.TAG_RETAINED] if carries and unmark and found is not None else None,
                 leader=leader,
-                shared=any(u.uid != me.uid for u in live),
+                shared=len(live) > 1 or any(u.uid != me.uid for u in eldest),
             )
         for i in order:
             if requests[i].kind is not EndpointKind.RELEASE:
                 continue
             me = requests[i].me
-            holders = others(users, me.uid)
             if found is None:
                 answers[i] = EndpointAnswer(EndpointOutcome.RELEASED)
             elif retained and not unmark:
@@ -242,11 +244,13 @@ def plan_endpoint_key(
                     endpoint=found,
                 )
             else:
+                holders = [u for u in eldest if u.uid != me.uid][:3]
+                count = len(live) - (0 if me.deleting else 1)  # ``me`` is in ``live`` unless it is leaving
                 answers[i] = EndpointAnswer(
                     EndpointOutcome.KEPT,
-                    f"endpoint {found.id} is still used by {names(holders)}",
+                    f"endpoint {found.id} is still used by {names(holders, count)}",
                     endpoint=found,
-                    holders=tuple(oldest(holders, 3)),
+                    holders=tuple(holders),
                 )
     else:
         # Nobody holds the key: its endpoint goes, unless a Retain keeps it (marked now or before).

@@ -23,10 +23,12 @@ from clickhouse_privatelink.decisions.usage import (
 )
 
 
-def names(users: Sequence[Usage]) -> str:
-    """The oldest three users by name, and how many more (for Events)."""
+def names(users: Sequence[Usage], total: int | None = None) -> str:
+    """The oldest three users by name, and how many more (for Events). ``total``: how many there are, when
+    ``users`` holds only the oldest of them."""
     shown = ", ".join(u.resource for u in oldest(users, 3))
-    return shown + (f" and {len(users) - 3} more" if len(users) > 3 else "")
+    count = len(users) if total is None else total
+    return shown + (f" and {count - 3} more" if count > 3 else "")
 
 
 @dataclass(frozen=True)
