@@ -1,7 +1,7 @@
 """An endpoint key's worker (engine/endpoint_worker.py) over the in-memory AWS: rounds that never overlap, one
-write per round, what a failed write does; and through whole passes: sharing, the last user leaving, Retain
-(last user, shared, taken over), every user leaving at once, a kill right after the create, and the steady
-state asking nothing."""
+write per round, what a failed write does; and through whole passes: sharing, the last user leaving, a Retain
+and a Delete leaving together, every user leaving at once, a kill right after the create, and the steady
+state asking nothing (Retain alone, shared and taken over: test_sharing.py)."""
 
 from __future__ import annotations
 
@@ -256,34 +256,6 @@ async def test_every_user_leaving_at_once_is_one_delete_and_only_the_oldest_wait
     assert h.bodies == {} and h.aws.endpoints == {} and h.aws.zones == {}
     assert all(h.clickhouse.allow_list(s) == [] for s in SERVICES)
     assert h.clickhouse.organization_entries == []
-
-
-async def test_a_retain_as_the_last_user_marks_the_endpoint_and_a_new_user_takes_it_over() -> None:
-    h = Harness()
-    a = h.create("a", retain=True)
-    await h.settle()
-    h.delete(a)
-    await h.settle()
-    (endpoint,) = h.aws.endpoints.values()
-    assert endpoint.tags[c.TAG_RETAINED] == "ns/a" and h.posted("Retained")
-    b = h.create("b", service_id=SERVICE_B)
-    await h.settle()
-    assert h.status(b)["vpcEndpointId"] == endpoint.id and c.TAG_RETAINED not in endpoint.tags
-    assert [e.resource for e in h.posted("EndpointTakenOver")] == ["ns/b"]
-    assert calls(h, "CreateVpcEndpoint") == 1
-
-
-async def test_a_retain_sharing_the_endpoint_with_a_live_user_pins_nothing() -> None:
-    h = Harness()
-    a = h.create("a", service_id=SERVICE_A, retain=True)
-    b = h.create("b", service_id=SERVICE_B)
-    await h.settle()
-    h.delete(a)
-    await h.settle()
-    (endpoint,) = h.aws.endpoints.values()
-    assert c.TAG_RETAINED not in endpoint.tags and list(h.bodies) == [b]
-    (refused,) = h.posted("RetainNotApplied")
-    assert "also used by ns/b" in refused.message
 
 
 async def test_a_retain_and_a_delete_leaving_together_leave_the_endpoint_marked() -> None:

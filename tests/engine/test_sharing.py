@@ -109,7 +109,8 @@ async def test_retain_while_another_user_holds_the_endpoint_pins_nothing() -> No
     await h.settle()
     (endpoint,) = h.aws.endpoints.values()
     assert c.TAG_RETAINED not in endpoint.tags
-    assert h.posted("RetainNotApplied")
+    (refused,) = h.posted("RetainNotApplied")
+    assert "also used by ns/b" in refused.message
     assert types_at(h, HOST_A) == set() and h.clickhouse.allow_list(SERVICE_A) == []
     h.delete(b)
     await h.settle()
@@ -127,7 +128,8 @@ async def test_a_later_user_takes_over_a_retained_endpoint_and_its_own_policy_de
     await h.settle()
     assert h.status(c_uid)["vpcEndpointId"] == kept.id
     assert c.TAG_RETAINED not in kept.tags
-    assert h.posted("EndpointTakenOver")
+    assert [e.resource for e in h.posted("EndpointTakenOver")] == ["ns/c"]
+    assert len(h.aws.endpoints) == 1  # taken over, not made again
     assert len([w for w in h.aws.writes if w[0] == "CreateVpcEndpoint"]) == 1
     assert types_at(h, HOST_A) == {"A", "TXT"} and h.clickhouse.allow_list(SERVICE_A) == [kept.id]
     h.delete(c_uid)
