@@ -23,7 +23,7 @@ from clickhouse_privatelink.engine.context import Resource
 from clickhouse_privatelink.engine.ports import AwsError
 from clickhouse_privatelink.engine.status import EngineStatus
 from clickhouse_privatelink.engine.zone_worker import ZoneCreator, ZoneWorker
-from tests.engine.fakes import AwsCloud, Clock, FakeAws, aws_error
+from tests.engine.fakes import AwsCloud, Clock, FakeAws, Zone, aws_error
 from tests.engine.harness import (
     CLUSTER,
     REGION,
@@ -221,13 +221,18 @@ async def test_a_zone_not_made_by_this_cluster_is_never_deleted() -> None:
         assert {rs["Type"] for rs in theirs.sets} == {"SOA", "NS"}  # our record went, the zone stays
 
 
-async def test_a_zone_release_in_the_round_that_removes_the_last_record_deletes_it_after_the_change() -> None:
+def ours_with_one_record() -> tuple[AwsCloud, Zone, FakeAws, str, ZoneWorker]:
+    """A zone this cluster made, holding one record of ours, and its worker."""
     cloud = AwsCloud()
     zone = cloud.add_zone(ZONE_NAME, vpc_ids={VPC_A}, tags=zone_tags(CLUSTER, VPC_A))
     aws = FakeAws(cloud, Clock())
     host = f"h1.{ZONE_NAME}"
     cloud.change(zone.id, record_changes(host, TARGET, cluster=CLUSTER, vpc_id=VPC_A, create=True))
-    worker = ZoneWorker(aws, zone.id, CLUSTER, batch_window=0.05, max_window=1.0)
+    return cloud, zone, aws, host, ZoneWorker(aws, zone.id, CLUSTER, batch_window=0.05, max_window=1.0)
+
+
+async def test_a_zone_release_in_the_round_that_removes_the_last_record_deletes_it_after_the_change() -> None:
+    cloud, zone, _, host, worker = ours_with_one_record()
     cloud.writes.clear()
     # one leaving user's record release and another's release of the zone, gathered in one round
     first = replace(user(1), hosted_zone_id=zone.id, deleting=True)
@@ -242,12 +247,7 @@ async def test_a_zone_release_in_the_round_that_removes_the_last_record_deletes_
 
 
 async def test_a_zone_release_whose_round_change_fails_fails_and_the_zone_stays() -> None:
-    cloud = AwsCloud()
-    zone = cloud.add_zone(ZONE_NAME, vpc_ids={VPC_A}, tags=zone_tags(CLUSTER, VPC_A))
-    aws = FakeAws(cloud, Clock())
-    worker = ZoneWorker(aws, zone.id, CLUSTER, batch_window=0.05, max_window=1.0)
-    host = f"h1.{ZONE_NAME}"
-    cloud.change(zone.id, record_changes(host, TARGET, cluster=CLUSTER, vpc_id=VPC_A, create=True))
+    cloud, zone, aws, host, worker = ours_with_one_record()
     await aws.zone_sets(zone.id, max_age=0)  # the listing the round reads, kept
     cloud.zones[zone.id].sets = [
         rs for rs in zone.sets if rs["Type"] in ("SOA", "NS")
@@ -266,12 +266,7 @@ async def test_a_zone_release_whose_round_change_fails_fails_and_the_zone_stays(
 
 
 async def test_a_refused_deletion_fails_only_its_request_and_the_round_s_changes_stand() -> None:
-    cloud = AwsCloud()
-    zone = cloud.add_zone(ZONE_NAME, vpc_ids={VPC_A}, tags=zone_tags(CLUSTER, VPC_A))
-    aws = FakeAws(cloud, Clock())
-    host = f"h1.{ZONE_NAME}"
-    cloud.change(zone.id, record_changes(host, TARGET, cluster=CLUSTER, vpc_id=VPC_A, create=True))
-    worker = ZoneWorker(aws, zone.id, CLUSTER, batch_window=0.05, max_window=1.0)
+    cloud, zone, aws, host, worker = ours_with_one_record()
 
     async def refused(zone_id: str, *, vpc_id: str, name: str) -> bool:
         raise aws_error("Throttling", "Rate exceeded", Reason.THROTTLED)
