@@ -54,13 +54,11 @@ class EndpointKind(StrEnum):
 
 @dataclass(frozen=True)
 class EndpointRequest:
-    """One pass's request to the key's worker. ``me``: the resource as its pass sees it; ``users``: users of
-    the key the request knows of beyond those the round is given (the round plans from every user it knows
-    of as it runs: engine/endpoint_worker.py; a pass names none)."""
+    """One pass's request to the key's worker. ``me``: the resource as its pass sees it (the fresher word on
+    it). No users: the round plans from the key's users as they are when it runs (engine/endpoint_worker.py)."""
 
     kind: EndpointKind
     me: Usage
-    users: Sequence[Usage] = ()
 
 
 class KeyAction(StrEnum):
@@ -145,16 +143,12 @@ def plan_endpoint_key(
     """The round's write and answers. ``listed``: the VPC's endpoints as read for the round (those of other
     keys, clusters and legacy ones are left out here). ``users``: the key's users as the round sees them.
 
-    Each request's ``me`` is the fresher word on its resource; the users are ``users`` and those the requests
-    name, merged.
+    Each request's ``me`` is the fresher word on its resource.
     """
     mine = [e for e in listed if is_shared_endpoint_for(e.tags, key)]
     found = pick_owned_endpoint(mine)
     deleting = next((e for e in mine if e.state == "deleting"), None)
     merged: dict[str, Usage] = {u.uid: u for u in users}
-    for request in requests:
-        for user in request.users:
-            merged.setdefault(user.uid, user)
     for request in requests:
         merged[request.me.uid] = request.me
     users = endpoint_users(merged.values(), key)
