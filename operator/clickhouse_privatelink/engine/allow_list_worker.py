@@ -15,82 +15,25 @@ guards an entry: the key is the lock.
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from dataclasses import dataclass
-
 from clickhouse_privatelink.decisions.allow_list import AllowRequest, AllowResult, plan_service_allow_list
 from clickhouse_privatelink.engine.ports import ClickHousePort
-from clickhouse_privatelink.engine.zone_worker import run_round
-
-log = logging.getLogger(__name__)
+from clickhouse_privatelink.engine.rounds import GatheringWorker, PerGateway, Waiting
 
 
-@dataclass
-class _Waiting:
-    request: AllowRequest
-    max_age: float
-    done: asyncio.Future[AllowResult]
-
-
-class AllowListWorker:
+class AllowListWorker(GatheringWorker[AllowRequest, AllowResult]):
     """The rounds of one service of one ClickHouse gateway (see the module docstring)."""
 
     def __init__(self, api: ClickHousePort, service_id: str, *, write_window: float) -> None:
+        super().__init__(write_window, f"service {service_id}: allow list")
         self.api = api
         self.service_id = service_id
-        self.write_window = write_window
-        self._queue: list[_Waiting] = []  # the requests gathering now
-        self._first = 0.0  # when the first of them came (loop time)
-        self._round: list[_Waiting] = []  # the requests of the round running
-        self._timer: asyncio.TimerHandle | None = None
-        self._running: asyncio.Task[None] | None = None
 
     def pending(self, endpoint_id: str) -> bool:
         """Whether a request for this entry is gathering or in the round running (a pass that found the entry
         listed asks too: the round may be about to remove it)."""
-        return any(w.request.endpoint_id == endpoint_id for w in (*self._queue, *self._round))
+        return any(r.endpoint_id == endpoint_id for r in self.waiting())
 
-    async def ask(self, request: AllowRequest, *, max_age: float) -> AllowResult:
-        """The request's result, from the service's next round; the PATCH's error, raised, when the result
-        depends on it and it failed (a failed read of the service fails every request of the round).
-
-        ``max_age``: how old a list of services the asking pass accepts (the round reads the youngest asked).
-        """
-        loop = asyncio.get_running_loop()
-        if not self._queue:
-            self._first = loop.time()
-        done: asyncio.Future[AllowResult] = loop.create_future()
-        self._queue.append(_Waiting(request, max_age, done))
-        self._schedule()
-        return await asyncio.shield(done)
-
-    def _schedule(self) -> None:
-        """Start the next round when it is due (after the round running, if one is)."""
-        if self._running is not None or self._timer is not None or not self._queue:
-            return
-        due = self._first + self.write_window
-        self._timer = asyncio.get_running_loop().call_at(due, self._start)
-
-    def _start(self) -> None:
-        self._timer = None
-        if self._running is not None or not self._queue:
-            return
-        self._round, self._queue = self._queue, []
-        self._running = asyncio.ensure_future(self._run(self._round))
-        self._running.add_done_callback(self._finished)
-
-    def _finished(self, task: asyncio.Task[None]) -> None:
-        self._running = None
-        self._round = []
-        if not task.cancelled() and task.exception() is not None:
-            log.error("service %s: an allow-list round failed: %s", self.service_id, task.exception())
-        self._schedule()  # requests that came during the round: their window began when the first came
-
-    async def _run(self, batch: list[_Waiting]) -> None:
-        await run_round(self._decide_and_write(batch), [w.done for w in batch])
-
-    async def _decide_and_write(self, batch: list[_Waiting]) -> None:
+    async def _decide_and_write(self, batch: list[Waiting[AllowRequest, AllowResult]]) -> None:
         requests = [w.request for w in batch]
         service = await self.api.service(self.service_id, max_age=min(w.max_age for w in batch))
         plan = plan_service_allow_list(self.service_id, requests, service.private_endpoint_ids)
@@ -115,15 +58,12 @@ class AllowListWorkers:
 
     def __init__(self, *, write_window: float = 0.2) -> None:
         self.write_window = write_window
-        self._workers: dict[tuple[int, str], tuple[ClickHousePort, AllowListWorker]] = {}
+        self._workers: PerGateway[AllowListWorker] = PerGateway()
 
     def get(self, api: ClickHousePort, service_id: str) -> AllowListWorker:
-        key = (id(api), service_id)
-        held = self._workers.get(key)
-        if held is None or held[0] is not api:
-            worker = AllowListWorker(api, service_id, write_window=self.write_window)
-            held = self._workers[key] = (api, worker)
-        return held[1]
+        return self._workers.get(
+            api, service_id, lambda: AllowListWorker(api, service_id, write_window=self.write_window)
+        )
 
 
 __all__ = ["AllowListWorker", "AllowListWorkers"]

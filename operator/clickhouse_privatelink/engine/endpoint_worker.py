@@ -17,10 +17,9 @@ find and plan again from the index.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from clickhouse_privatelink import constants as c
 from clickhouse_privatelink.decisions.endpoints import (
@@ -34,7 +33,7 @@ from clickhouse_privatelink.decisions.endpoints import (
 from clickhouse_privatelink.decisions.plan import ObservedEndpoint, plan_endpoint
 from clickhouse_privatelink.decisions.usage import EndpointKey, Usage, endpoint_users
 from clickhouse_privatelink.engine.ports import AwsPort
-from clickhouse_privatelink.engine.zone_worker import run_round
+from clickhouse_privatelink.engine.rounds import GatheringWorker, PerGateway, Waiting
 
 log = logging.getLogger(__name__)
 
@@ -43,86 +42,46 @@ log = logging.getLogger(__name__)
 UsersNow = Callable[[], Iterable[Usage]]
 
 
-@dataclass
-class _Waiting:
-    request: EndpointRequest
-    max_age: float
-    done: asyncio.Future[EndpointAnswer]
-    users: UsersNow
-
-
-class EndpointWorker:
+class EndpointWorker(GatheringWorker[EndpointRequest, EndpointAnswer]):
     """The rounds of one endpoint key of one AWS gateway (see the module docstring)."""
 
     def __init__(self, aws: AwsPort, key: EndpointKey) -> None:
+        super().__init__(0.0, f"endpoint key {key.digest}")
         self.aws = aws
         self.key = key
-        self._queue: list[_Waiting] = []  # the requests gathering now
-        self._due: asyncio.Handle | None = None
-        self._running: asyncio.Task[None] | None = None
+        self._users: UsersNow = tuple  # the process's view of the VPC's users, as the last request gave it
         self._fresh = False  # a round failed: the next one reads the VPC now
         # Rounds that wrote (or tried to), counted: a pass that read the VPC while one ran (its read may be from
         # before the write) sees the count moved and asks, rather than deciding from that read.
         self.writes = 0
 
-    @property
-    def busy(self) -> bool:
-        """Whether a request is gathering or a round is running: a pass then asks rather than deciding alone
-        from its shared read (the round may be about to change what it read)."""
-        return bool(self._queue) or self._running is not None
-
     async def ask(
-        self, request: EndpointRequest, *, max_age: float, users: UsersNow = tuple
+        self, request: EndpointRequest, *, max_age: float, users: UsersNow | None = None
     ) -> EndpointAnswer:
         """The request's answer, from the key's next round; the round's AWS error, raised.
 
         ``max_age``: how old a read of the VPC's endpoints the asking pass accepts. ``users``: the users of the
-        VPC as this process knows them when called; the round calls it as it plans, so it plans from every user
-        of the key as they are then (a handful named by each request could all be leaving in the same round,
-        with a live user none of them named), and a request holds no list of them while it waits.
+        VPC as this process knows them when called (every pass of the VPC gives the same view of them). The
+        round calls it once, as it plans, so it plans from every user of the key as they are then (a handful
+        named by each request could all be leaving in the same round, with a live user none of them named), and
+        a request holds no list of them while it waits.
         """
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[EndpointAnswer] = loop.create_future()
-        self._queue.append(_Waiting(request, max_age, done, users))
-        self._schedule()
-        return await asyncio.shield(done)
+        if users is not None:
+            self._users = users
+        return await super().ask(request, max_age=max_age)
 
-    def _schedule(self) -> None:
-        if self._running is not None or self._due is not None or not self._queue:
-            return
-        self._due = asyncio.get_running_loop().call_soon(self._start)
-
-    def _start(self) -> None:
-        self._due = None
-        if self._running is not None or not self._queue:
-            return
-        batch, self._queue = self._queue, []
-        self._running = asyncio.ensure_future(self._round(batch))
-        self._running.add_done_callback(self._finished)
-
-    def _finished(self, task: asyncio.Task[None]) -> None:
-        self._running = None
-        if not task.cancelled() and task.exception() is not None:
-            log.error("endpoint key %s: a round failed: %s", self.key.digest, task.exception())
-        self._schedule()
-
-    async def _round(self, batch: list[_Waiting]) -> None:
-        await run_round(self._decide_and_write(batch), [w.done for w in batch])
-
-    async def _plan(self, batch: list[_Waiting], max_age: float) -> EndpointPlan:
+    async def _plan(self, requests: list[EndpointRequest], max_age: float) -> EndpointPlan:
         listed = await self.aws.endpoints(self.key.vpc_id, max_age=max_age)
-        # The users after the read, with nothing awaited before the plan: each request's view is the same
-        # process's (they differ only when a test gives none), so every distinct one is asked once.
-        views = {id(w.users): w.users for w in batch}
-        users = [u for view in views.values() for u in endpoint_users(view(), self.key)]
-        return plan_endpoint_key(self.key, [w.request for w in batch], listed, users)
+        # The users after the read, with nothing awaited before the plan.
+        return plan_endpoint_key(self.key, requests, listed, endpoint_users(self._users(), self.key))
 
-    async def _decide_and_write(self, batch: list[_Waiting]) -> None:
+    async def _decide_and_write(self, batch: list[Waiting[EndpointRequest, EndpointAnswer]]) -> None:
+        requests = [w.request for w in batch]
         max_age = 0.0 if self._fresh else min(w.max_age for w in batch)
-        plan = await self._plan(batch, max_age)
+        plan = await self._plan(requests, max_age)
         if plan.writes and max_age > 0.0:
             # Before a write, a fresh look: the shared read may be from before someone's create or deletion.
-            plan = await self._plan(batch, 0.0)
+            plan = await self._plan(requests, 0.0)
         # Until the write is done, the next round reads fresh: a failure leaves it to look again.
         self._fresh = True
         if plan.writes:
@@ -175,13 +134,10 @@ class EndpointWorkers:
     holds it)."""
 
     def __init__(self) -> None:
-        self._workers: dict[tuple[int, EndpointKey], tuple[AwsPort, EndpointWorker]] = {}
+        self._workers: PerGateway[EndpointWorker] = PerGateway()
 
     def get(self, aws: AwsPort, key: EndpointKey) -> EndpointWorker:
-        held = self._workers.get((id(aws), key))
-        if held is None or held[0] is not aws:
-            held = self._workers[(id(aws), key)] = (aws, EndpointWorker(aws, key))
-        return held[1]
+        return self._workers.get(aws, key, lambda: EndpointWorker(aws, key))
 
 
 __all__ = ["EndpointWorker", "EndpointWorkers"]

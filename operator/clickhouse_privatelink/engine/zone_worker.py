@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,6 +51,7 @@ from clickhouse_privatelink.decisions.zone_records import (
     plan_zone_records,
 )
 from clickhouse_privatelink.engine.ports import AwsError, AwsPort
+from clickhouse_privatelink.engine.rounds import PerGateway, run_round
 
 log = logging.getLogger(__name__)
 
@@ -58,22 +59,6 @@ log = logging.getLogger(__name__)
 def deletions(sets: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """The changes that delete the operator's sets of a name: its alias A record and its TXT marker."""
     return [{"Action": "DELETE", "ResourceRecordSet": rs} for rs in sets if rs["Type"] in ("A", "TXT")]
-
-
-async def run_round(work: Awaitable[None], waiting: Sequence[asyncio.Future[Any]]) -> None:
-    """Run a worker's round; when it fails, every request it has not answered gets its error (or is cancelled
-    with it), and a cancellation goes on up. The zone's and the allow list's workers both run theirs so."""
-    try:
-        await work
-    except BaseException as exc:
-        for done in waiting:
-            if not done.done():
-                if isinstance(exc, Exception):
-                    done.set_exception(exc)
-                else:
-                    done.cancel()
-        if not isinstance(exc, Exception):
-            raise
 
 
 @dataclass
@@ -326,26 +311,24 @@ class ZoneWorkers:
     def __init__(self, *, batch_window: float = 0.2, max_window: float = 15.0) -> None:
         self.batch_window = batch_window
         self.max_window = max_window
-        self._workers: dict[tuple[int, str], tuple[AwsPort, ZoneWorker]] = {}
-        self._creators: dict[tuple[int, str, str, str], tuple[AwsPort, ZoneCreator]] = {}
+        self._workers: PerGateway[ZoneWorker] = PerGateway()
+        self._creators: PerGateway[ZoneCreator] = PerGateway()
 
     def creator(self, aws: AwsPort, cluster: str, *, vpc_region: str, vpc_id: str, name: str) -> ZoneCreator:
-        key = (id(aws), vpc_region, vpc_id, name.lower())
-        held = self._creators.get(key)
-        if held is None or held[0] is not aws:
-            creator = ZoneCreator(aws, cluster, vpc_region=vpc_region, vpc_id=vpc_id, name=name)
-            held = self._creators[key] = (aws, creator)
-        return held[1]
+        return self._creators.get(
+            aws,
+            (vpc_region, vpc_id, name.lower()),
+            lambda: ZoneCreator(aws, cluster, vpc_region=vpc_region, vpc_id=vpc_id, name=name),
+        )
 
     def get(self, aws: AwsPort, zone_id: str, cluster: str) -> ZoneWorker:
-        key = (id(aws), zone_id)
-        held = self._workers.get(key)
-        if held is None or held[0] is not aws:
-            worker = ZoneWorker(
+        return self._workers.get(
+            aws,
+            zone_id,
+            lambda: ZoneWorker(
                 aws, zone_id, cluster, batch_window=self.batch_window, max_window=self.max_window
-            )
-            held = self._workers[key] = (aws, worker)
-        return held[1]
+            ),
+        )
 
 
 __all__ = ["ZoneCreator", "ZoneFound", "ZoneWorker", "ZoneWorkers", "deletions"]
