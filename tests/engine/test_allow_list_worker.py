@@ -5,7 +5,7 @@ whole passes (one PATCH for two users, a release while another user holds the en
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 
 import pytest
@@ -17,6 +17,7 @@ from clickhouse_privatelink.decisions.usage import Usage
 from clickhouse_privatelink.engine.allow_list_worker import AllowListWorker
 from tests.engine.fakes import ClickHouseCloud, Clock, FakeClickHouse
 from tests.engine.harness import SERVICE_A, SERVICE_B, VPC_A, Harness
+from tests.fixtures.polling import until
 
 
 class GatedClickHouse(FakeClickHouse):
@@ -66,14 +67,6 @@ def user(n: int, endpoint: int | None = None) -> Usage:
 
 def add(me: Usage) -> AllowRequest:
     return AllowRequest(AllowKind.ADD, me, me.endpoint_id or "")
-
-
-async def until(condition: Callable[[], bool]) -> None:
-    """Poll until ``condition()`` holds, for at most five seconds (a deadline, not a sleep of a guessed length)."""
-    deadline = asyncio.get_running_loop().time() + 5.0
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
-        await asyncio.sleep(0.001)
 
 
 async def test_requests_within_the_window_are_one_round_and_one_patch() -> None:

@@ -6,7 +6,6 @@ state asking nothing (Retain alone, shared and taken over: test_sharing.py)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -40,6 +39,7 @@ from tests.engine.harness import (
     VPC_A,
     Harness,
 )
+from tests.fixtures.polling import until
 
 KEY = EndpointKey(CLUSTER, REGION, VPC_A, ENDPOINT_SERVICE, REGION)
 
@@ -100,14 +100,6 @@ def user(n: int, **values: Any) -> Usage:
 
 def apply(n: int) -> EndpointRequest:
     return EndpointRequest(EndpointKind.APPLY, user(n))
-
-
-async def until(condition: Callable[[], bool]) -> None:
-    """Poll until ``condition()`` holds, for at most five seconds (a deadline, not a sleep of a guessed length)."""
-    deadline = asyncio.get_running_loop().time() + 5.0
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
-        await asyncio.sleep(0.001)
 
 
 def calls(h: Harness, call: str) -> int:

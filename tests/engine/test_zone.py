@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import replace
 
 from clickhouse_privatelink import constants as c
@@ -36,6 +35,7 @@ from tests.engine.harness import (
     Harness,
 )
 from tests.engine.test_zone_worker import TARGET, user
+from tests.fixtures.polling import until
 
 HOST_A, HOST_B = SERVICES[SERVICE_A][2], SERVICES[SERVICE_B][2]
 
@@ -65,14 +65,6 @@ def creator() -> tuple[AwsCloud, GatedAws, ZoneCreator]:
     cloud = AwsCloud()
     aws = GatedAws(cloud, Clock())
     return cloud, aws, ZoneCreator(aws, CLUSTER, vpc_region=REGION, vpc_id=VPC_A, name=ZONE_NAME)
-
-
-async def until(condition: Callable[[], bool]) -> None:
-    """Let the loop run until ``condition`` holds (a deadline of 5 s)."""
-    deadline = asyncio.get_running_loop().time() + 5
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, "the condition never held"
-        await asyncio.sleep(0.005)
 
 
 def creates(h: Harness) -> int:

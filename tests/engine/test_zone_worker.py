@@ -17,6 +17,7 @@ from clickhouse_privatelink.engine.ports import AwsError
 from clickhouse_privatelink.engine.zone_worker import ZoneWorker
 from tests.engine.fakes import AwsCloud, Clock, FakeAws, aws_error
 from tests.engine.harness import CLUSTER, VPC_A, ZONE_NAME
+from tests.fixtures.polling import until
 
 TARGET = ("vpce-1.example.com", "Z1HUB23NMQ6GUK")
 
@@ -124,10 +125,7 @@ async def test_a_release_of_the_zone_itself_waits_for_no_window() -> None:
 async def test_rounds_of_a_zone_never_overlap_and_requests_during_one_wait_for_the_next() -> None:
     _, aws, worker = setup(batch_window=0.01, write_takes=0.2)
     first = asyncio.ensure_future(ask(worker, 0))
-    deadline = asyncio.get_running_loop().time() + 5
-    while aws.in_flight == 0:  # the first round is writing
-        assert asyncio.get_running_loop().time() < deadline
-        await asyncio.sleep(0.005)
+    await until(lambda: aws.in_flight > 0)  # the first round is writing
     later = await asyncio.gather(*(ask(worker, n) for n in range(1, 4)))
     assert (await first).outcome is RecordOutcome.WRITTEN
     assert all(r.outcome is RecordOutcome.WRITTEN for r in later)
