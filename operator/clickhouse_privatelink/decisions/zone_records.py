@@ -59,8 +59,9 @@ class RecordRequest:
         return self.target is None
 
 
-def zone_release(me: Usage, users: Sequence[Usage]) -> RecordRequest:
-    """The request of a resource being deleted that lets go of its zone (``me.hosted_zone_id``)."""
+def zone_release(me: Usage, users: Sequence[Usage] = ()) -> RecordRequest:
+    """The request of a resource being deleted that lets go of its zone (``me.hosted_zone_id``). ``users``: the
+    zone's users its pass saw (a pass asks only when it saw no live one)."""
     return RecordRequest(me, "", None, users, zone=True)
 
 

@@ -64,7 +64,6 @@ from clickhouse_privatelink.decisions.release import (
     record_holders,
     stray_entries,
     stray_records,
-    zone_holders,
     zone_in_use,
 )
 from clickhouse_privatelink.decisions.status import StepResult
@@ -632,12 +631,11 @@ class ZoneComponent:
         sets = await aws_await(step, p.aws.zone_sets(zone_id, max_age=p.read_age))
         if sets is None or not only_soa_and_ns(sets):
             return
-        # Its live users as they are now (no await before the request is queued): one that came during the read
-        # keeps it; one that asks the zone's worker for a record before the round is in the round.
-        holders = zone_holders(p.me, p.zone_users())
-        if holders:
+        # Its live users again, as they are now (no await before the request is queued): one that came during
+        # the read keeps it; one that asks the zone's worker for a record before the round is in the round.
+        if zone_in_use(p.me, p.zone_users()):
             return
-        request = zone_release(p.me, holders)
+        request = zone_release(p.me)
         result = await aws_await(
             step, p.zones.get(p.aws, zone_id, p.cluster).ask(request, max_age=p.read_age)
         )
