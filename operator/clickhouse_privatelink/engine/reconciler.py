@@ -227,9 +227,8 @@ class Reconciler:
         """
         res = p.res
         endpoint_id = p.out.status.vpc_endpoint_id
-        key = p.me.endpoint_key(
-            p.cluster
-        )  # None for an adopted endpoint: never marked, nobody else's to hold
+        # None for an adopted endpoint: never marked, nobody else's to hold.
+        key = p.me.endpoint_key(p.cluster)
         if key is not None:
             # The key's round decides it with every other request of the key (a new user joining, another
             # leaving) and puts the mark on: nothing is read or written here.
