@@ -172,6 +172,75 @@ def test_the_essence_is_kopfs_own_without_copying_what_it_drops() -> None:
     assert "changed" not in raw["spec"]
 
 
+def marked_resource() -> dict[str, Any]:
+    """A resource with every kind of annotation kopf's essence treats apart, and managed fields and a status."""
+    raw = resource()
+    raw["metadata"]["managedFields"] = [{"manager": "kubectl", "fieldsV1": {"f:spec": {}}}]
+    raw["metadata"]["annotations"].update({
+        ANNOTATION: '{"spec":{}}',  # an older version's diff-base
+        progress.MARKER: "yes",
+        f"{c.GROUP}/reconcile": "{}",  # an older version's progress record
+        c.ANNOTATION_POLICY_VERSION: "p@1",
+        "kubectl.kubernetes.io/last-applied-configuration": "{}",
+        "other.example.com/kopf-managed": "yes",  # another kopf operator's storage, and its annotation
+        "other.example.com/last-handled-configuration": "{}",
+        "kopf.zalando.org/touch-dummy": "x",
+        "team.example.com/owner": "b",
+    })  # fmt: skip
+    raw["spec"]["aws"]["subnetIds"] = ["subnet-1", "subnet-2"]
+    raw["spec"]["dns"] = {"mode": "Managed", "hostedZoneId": None}
+    return raw
+
+
+@pytest.mark.parametrize("annotated", [True, False])
+def test_the_essence_and_its_clearing_are_kopfs_own(annotated: bool) -> None:
+    """The essence made on every watch event (one copy of what it keeps) and its clearing of both progress
+    storages (one copy) are what kopf's own storages make, with the Secret and policy versions kept."""
+    raw = marked_resource() if annotated else {k: v for k, v in resource().items() if k != "metadata"}
+    ours = StatusEssenceDiffBaseStorage()
+    kopfs = kopf.AnnotationsDiffBaseStorage(prefix=c.GROUP, key="last-handled-configuration")
+    essence = ours.build(body=kopf.Body(raw))
+    assert essence == kopfs.build(body=kopf.Body(raw))
+
+    storage = progress.StatusProgressStorage()
+    kopf_status = kopf.StatusProgressStorage(field=("status", progress.PROGRESS_FIELD))
+    kopf_annotations = kopf.AnnotationsProgressStorage(prefix=c.GROUP)
+    with_records = {**essence, "status": {progress.PROGRESS_FIELD: {KEY: {}}, "observedGeneration": 2}}
+    if annotated:  # an essence with our own prefix not marked by kopf: the versions stay, the rest goes
+        with_records["metadata"] = {"annotations": {**raw["metadata"]["annotations"]}}
+    for given in (essence, with_records):
+        expected = kopf_annotations.clear(essence=kopf_status.clear(essence=given))
+        annotations = given.get("metadata", {}).get("annotations", {})
+        versions = {k: v for k, v in annotations.items() if k in progress.VERSION_ANNOTATIONS}
+        if versions:
+            expected.setdefault("metadata", {}).setdefault("annotations", {}).update(versions)
+        assert storage.clear(essence=given) == expected
+    # Copies: changing them leaves the body and the essence as they were.
+    essence["spec"]["aws"]["region"] = "changed"
+    cleared = storage.clear(essence=with_records)
+    cleared["spec"]["aws"]["vpcId"] = "changed"
+    assert raw["spec"]["aws"]["region"] == "us-east-1"
+    assert with_records["spec"]["aws"]["vpcId"] == "vpc-1"
+
+
+def test_an_older_versions_records_are_read_and_purged_only_where_it_left_some() -> None:
+    """Without an annotation of our prefix (but the versions we stamp) there is no older record to look for."""
+    older = FreshOnChangeProgressStorage(prefix=c.GROUP)
+    left = stored(older, {**FAILED, "success": True}, body())
+    storage = progress.StatusProgressStorage()
+    assert (storage.fetch(key=KEY, body=left) or {}).get("success") is True
+    purge = kopf.Patch()
+    storage.purge(key=KEY, body=left, patch=purge)
+    assert purge["metadata"]["annotations"][f"{c.GROUP}/{KEY}"] is None
+
+    plain = body(**{c.ANNOTATION_SECRET_VERSION: "5", "note": "kept"})
+    assert storage.fetch(key=KEY, body=plain) is None
+    nothing = kopf.Patch()
+    storage.purge(key=KEY, body=plain, patch=nothing)
+    storage.touch(body=plain, patch=nothing, value=None)
+    assert dict(nothing) == {}
+
+
 def test_the_status_field_is_never_part_of_the_essence() -> None:
     storage = StatusEssenceDiffBaseStorage()
     raw = resource()

@@ -110,18 +110,19 @@ def steps_to_conditions(
 ) -> list[dict[str, Any]]:
     """Write every step's condition, in step order, then Ready; a step not reached waits for the failed one."""
     by_type = {s.type: s for s in steps}
+    now = now_rfc3339()  # one clock reading for every condition this write flips
     first_failed = next((s for s in steps if not s.ok and s.type not in ADVISORY_CONDITIONS), None)
     for step_type in STEP_CONDITIONS:
         step = by_type.get(step_type)
         if step is None and first_failed is not None:
             step = StepResult(step_type, False, Reason.RECONCILING, f"waiting for {first_failed.type.value}")
         if step is not None:
-            conditions = set_condition(conditions, step, generation=generation)
+            conditions = set_condition(conditions, step, generation=generation, now=now)
     for advisory in ADVISORY_CONDITIONS:
         if advisory in by_type:
-            conditions = set_condition(conditions, by_type[advisory], generation=generation)
+            conditions = set_condition(conditions, by_type[advisory], generation=generation, now=now)
     conditions = set_condition(
-        conditions, by_type.get(ConditionType.READY) or summarise_ready(steps), generation=generation
+        conditions, by_type.get(ConditionType.READY) or summarise_ready(steps), generation=generation, now=now
     )
     order = {t.value: i for i, t in enumerate((*STEP_CONDITIONS, *ADVISORY_CONDITIONS, ConditionType.READY))}
     return sorted(conditions, key=lambda cond: order.get(str(cond.get("type")), len(order)))
