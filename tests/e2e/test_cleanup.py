@@ -211,6 +211,29 @@ def test_deleting_while_the_operator_is_down_completes_when_it_returns(
     assert cloud.org_entries() == []
 
 
+def test_a_finalizer_taken_off_a_handled_resource_is_put_back_and_cleanup_still_runs(
+    make_link: LinkFactory, cloud: Cloud, clickhouse_org: ClickHouseOrg
+) -> None:
+    """The first pass adds the finalizer itself; from then on kopf holds the resource with it."""
+    link = make_link()
+    assert_connected(link, cloud, clickhouse_org)
+    assert c.FINALIZER in (link.get() or {})["metadata"]["finalizers"]
+
+    link.k8s.custom.patch_namespaced_custom_object(
+        c.GROUP, c.VERSION, link.namespace, c.PLURAL, link.name, {"metadata": {"finalizers": None}}
+    )
+    wait_for(
+        lambda: c.FINALIZER in ((link.get() or {})["metadata"].get("finalizers") or []),
+        timeout=CLEANUP_TIMEOUT,
+        message="the finalizer put back",
+    )
+    link.delete()
+    link.wait_gone(timeout=CLEANUP_TIMEOUT)
+    assert cloud.live_endpoints() == []
+    assert cloud.allow_list() == []
+    assert cloud.org_entries() == []
+
+
 # ------------------------------------------------------------------------------------------- tenancy
 
 

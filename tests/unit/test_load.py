@@ -6,12 +6,14 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import sys
-from typing import Any
+from typing import Any, cast
 
 import kopf
 import pytest
 
+from clickhouse_privatelink import constants as c
 from clickhouse_privatelink import metrics
+from clickhouse_privatelink.adapters.kubernetes.api import KubernetesApiError
 from clickhouse_privatelink.settings import Settings
 from clickhouse_privatelink.wiring import handlers
 from clickhouse_privatelink.wiring.state import DRIFT_STEPS_ASIDE_AT, ProcessState
@@ -57,3 +59,56 @@ def test_the_operator_collects_cycles_rarely_and_never_scans_what_it_loaded_at_s
         "assert runner.GC_THRESHOLD > 700 and gc.get_freeze_count() > 10_000, gc.get_freeze_count()\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)  # its own process: gc is global
+
+
+# -------------------------------------------------------------------------------- the finalizer, from the first pass
+
+
+def resource_body(*, finalizers: list[str] | None = None, **parts: Any) -> kopf.Body:
+    meta: dict[str, Any] = {"name": "a", "namespace": "ns", "uid": "u", "resourceVersion": "7"}
+    if finalizers is not None:
+        meta["finalizers"] = finalizers
+    meta.update(parts.pop("metadata", {}))
+    return kopf.Body({"metadata": meta, "spec": {}, **parts})
+
+
+def test_kopf_keeps_the_finalizer_only_once_the_resource_has_it_or_was_handled() -> None:
+    """A new resource's first pass adds it itself (one kopf cycle fewer); from then on kopf holds it, and puts it
+    back on a handled resource that lost it."""
+    keeps = handlers.kopf_keeps_the_finalizer
+    assert not keeps(body=resource_body())  # new: the first pass adds it, in the creation event's cycle
+    assert keeps(body=resource_body(finalizers=["other/x", c.FINALIZER]))
+    assert keeps(body=resource_body(status={"lastHandledConfiguration": '{"spec":{}}'}))
+    older = {"annotations": {f"{c.GROUP}/last-handled-configuration": '{"spec":{}}'}}
+    assert keeps(body=resource_body(metadata=older))  # handled by a version that kept its diff-base there
+
+
+class Holding:
+    """What ``hold`` asks of the process's state: the finalizer PATCH, answered as told."""
+
+    def __init__(self, answer: int = 200) -> None:
+        self.answer = answer
+        self.calls: list[tuple[str, str, str, list[str]]] = []
+
+    async def hold(self, namespace: str, name: str, version: str, finalizers: list[str]) -> None:
+        self.calls.append((namespace, name, version, finalizers))
+        if self.answer >= 400:
+            raise KubernetesApiError(f"PATCH: {self.answer}", status=self.answer)
+
+
+async def test_a_first_pass_adds_the_finalizer_to_the_resource_as_it_read_it() -> None:
+    state = Holding()
+    assert await handlers.hold(cast(Any, state), resource_body(finalizers=["other/x"]))
+    # Conditional on the version read, with what else holds the resource kept.
+    assert state.calls == [("ns", "a", "7", ["other/x"])]
+    held = Holding()
+    assert await handlers.hold(cast(Any, held), resource_body(finalizers=[c.FINALIZER]))
+    assert held.calls == []  # already there: no write
+
+
+async def test_a_resource_gone_before_its_first_pass_gets_none_and_a_changed_one_is_passed_again() -> None:
+    assert not await handlers.hold(cast(Any, Holding(404)), resource_body())  # nothing made, nothing to hold
+    with pytest.raises(kopf.TemporaryError, match="could not add the finalizer first"):
+        await handlers.hold(
+            cast(Any, Holding(409)), resource_body()
+        )  # changed since: again, from its newer body

@@ -18,7 +18,12 @@ from clickhouse_privatelink.adapters.aws.clients import AwsClients
 from clickhouse_privatelink.adapters.aws.gateway import AwsGateways
 from clickhouse_privatelink.adapters.clickhouse.client import RetryPolicy
 from clickhouse_privatelink.adapters.clickhouse.gateway import ClickHouseGateway, Gateways
-from clickhouse_privatelink.adapters.kubernetes.api import ConnectionHolder, custom_object_path, merge_patch
+from clickhouse_privatelink.adapters.kubernetes.api import (
+    ConnectionHolder,
+    custom_object_path,
+    json_patch,
+    merge_patch,
+)
 from clickhouse_privatelink.adapters.kubernetes.secrets import ApiKey, SecretReader
 from clickhouse_privatelink.adapters.network.probe import PlacementFinder, ProbeConfig, Prober
 from clickhouse_privatelink.decisions import public_access
@@ -175,6 +180,16 @@ class ProcessState:
         path = custom_object_path(c.GROUP, c.VERSION, namespace, c.PLURAL, name) + "/status"
         await merge_patch(path, {"status": fields}, connection=self.connection)
         self.written.record(uid, fields if shown is None else shown)
+
+    async def hold(self, namespace: str, name: str, version: str, finalizers: list[str]) -> None:
+        """Add the operator's finalizer to the resource as it was at ``version`` (whose finalizers were
+        ``finalizers``): refused (409, 422) if it has changed since, as kopf's own finalizer patch is."""
+        path = custom_object_path(c.GROUP, c.VERSION, namespace, c.PLURAL, name)
+        operations: list[dict[str, Any]] = [
+            {"op": "test", "path": "/metadata/resourceVersion", "value": version},
+            {"op": "add", "path": "/metadata/finalizers", "value": [*finalizers, c.FINALIZER]},
+        ]
+        await json_patch(path, operations, connection=self.connection)
 
     async def annotate(self, namespace: str, name: str, key: str, value: str) -> None:
         """Set one annotation on a resource (a changed Secret or policy: kopf sees an update and passes it)."""

@@ -236,6 +236,26 @@ async def merge_patch(
         raise _failed("PATCH", path, answer)
 
 
+async def json_patch(
+    path: str,
+    operations: list[dict[str, Any]],
+    *,
+    connection: ConnectionHolder,
+    request_timeout: float = 10.0,
+) -> None:
+    """PATCH ``path`` with a JSON patch (RFC 6902): its ``test`` operations make it conditional."""
+    answer = await _send(
+        connection,
+        "PATCH",
+        path,
+        headers={"Content-Type": "application/json-patch+json", "Accept": "application/json"},
+        body=json.dumps(operations).encode(),
+        request_timeout=request_timeout,
+    )
+    if answer.status >= 400:
+        raise _failed("PATCH", path, answer)
+
+
 def custom_object_path(group: str, version: str, namespace: str, plural: str, name: str) -> str:
     """The REST path of a namespaced custom object."""
     return f"/apis/{group}/{version}/namespaces/{quote(namespace, safe='')}/{plural}/{quote(name, safe='')}"
