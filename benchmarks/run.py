@@ -416,6 +416,7 @@ class Snapshot:
     kube: dict[str, int]
     proc: dict[str, float]
     aws_throttled: dict[str, int]
+    standins: dict[str, float]  # CPU seconds of each stand-in process
 
 
 class Run:
@@ -440,6 +441,9 @@ class Run:
             kube=self.b.proxy.counts(),
             proc=proc_stats(self.b.operator.pid),
             aws_throttled={k: int(v) for k, v in self.aws.state().get("throttled", {}).items()},
+            standins={
+                name: proc_stats(proc.pid)["cpu_seconds"] for name, proc in self.b.procs if name != "operator"
+            },
         )
 
     def phase(self, a: Snapshot, z: Snapshot) -> dict[str, Any]:
@@ -492,6 +496,9 @@ class Run:
                 k: int(v) for k, v in by_labels(delta, "chpl_reconciles_total", "kind", "outcome").items()
             },
             "cpu_seconds": round(z.proc["cpu_seconds"] - a.proc["cpu_seconds"], 3),
+            "standin_cpu_seconds": {
+                name: round(z.standins[name] - a.standins[name], 3) for name in z.standins
+            },
         }
 
 
@@ -727,8 +734,18 @@ def _measure(
         "cpu_seconds_deletion": deletion["cpu_seconds"],
         "cpu_ms_per_resource_creation": round(1000 * creation["cpu_seconds"] / n, 2),
         "cpu_ms_per_resource_deletion": round(1000 * deletion["cpu_seconds"] / n, 2),
+        # A yardstick for a noisy machine: the Kubernetes stand-in serves the same requests in every run of the same
+        # code, so this ratio moves far less from run to run than the operator's CPU seconds do.
+        "cpu_ratio_to_kubernetes_standin_creation": _ratio(creation),
+        "cpu_ratio_to_kubernetes_standin_deletion": _ratio(deletion),
     }
     return out
+
+
+def _ratio(phase: dict[str, Any]) -> float | None:
+    """The operator's CPU seconds in ``phase`` over the Kubernetes stand-in's (None when it used none)."""
+    standin = phase["standin_cpu_seconds"].get("kubernetes", 0.0)
+    return round(phase["cpu_seconds"] / standin, 2) if standin > 0 else None
 
 
 def _per_resource(phase: dict[str, Any], n: int) -> dict[str, Any]:
@@ -938,7 +955,9 @@ def summary_lines(results: Mapping[int, Mapping[str, Any]]) -> Iterator[str]:
             f"  operator: peak RSS {op['peak_rss_mib']:.1f} MiB, CPU {op['cpu_seconds_total']:.1f} s in all "
             f"(creation {op['cpu_seconds_creation']:.1f} s, deletion {op['cpu_seconds_deletion']:.1f} s); "
             f"per resource: creation {op['cpu_ms_per_resource_creation']:.1f} ms, "
-            f"deletion {op['cpu_ms_per_resource_deletion']:.1f} ms"
+            f"deletion {op['cpu_ms_per_resource_deletion']:.1f} ms; "
+            f"x{op['cpu_ratio_to_kubernetes_standin_creation']} and x{op['cpu_ratio_to_kubernetes_standin_deletion']} "
+            "the Kubernetes stand-in's CPU"
         )
 
 

@@ -74,7 +74,12 @@ def test_steady_state_throttling_and_process_figures(report: tuple[dict[str, Any
         assert op[f"cpu_ms_per_resource_{phase}"] == pytest.approx(
             1000 * op[f"cpu_seconds_{phase}"] / N, abs=0.01
         ), phase
-    assert "per resource: creation " in stdout
+        # The yardstick: the operator's CPU over the Kubernetes stand-in's, which served the phase's requests.
+        standins = r[phase]["standin_cpu_seconds"]
+        assert set(standins) == {"kubernetes", "clickhouse", "aws"} and standins["kubernetes"] > 0, phase
+        ratio = op[f"cpu_ratio_to_kubernetes_standin_{phase}"]
+        assert ratio == pytest.approx(op[f"cpu_seconds_{phase}"] / standins["kubernetes"], abs=0.01), phase
+    assert "per resource: creation " in stdout and "the Kubernetes stand-in's CPU" in stdout
 
 
 def test_targets_are_reported_with_a_verdict_each(report: tuple[dict[str, Any], str]) -> None:

@@ -113,8 +113,21 @@ def test_the_diff_base_is_kopfs_own_essence_built_from_less() -> None:
     raw["status"]["vpcEndpointId"] = "vpce-1"
     ours = EssenceDiffBaseStorage(prefix=c.GROUP, key="last-handled-configuration")
     kopfs = kopf.AnnotationsDiffBaseStorage(prefix=c.GROUP, key="last-handled-configuration")
-    extra = [("spec",), ("metadata", "annotations", c.ANNOTATION_SECRET_VERSION)]
-    for fields in ([], extra, [*extra, ("status", "vpcEndpointId")], ["metadata.generation"]):
+    raw["metadata"]["annotations"][c.ANNOTATION_POLICY_VERSION] = "p@1"
+    # The fields the handlers filter on (wiring/handlers.py): kopf hands them to every build.
+    extra = [
+        ("spec",),
+        ("metadata", "annotations", c.ANNOTATION_SECRET_VERSION),
+        ("metadata", "annotations", c.ANNOTATION_POLICY_VERSION),
+    ]
+    for fields in (
+        [],
+        extra,
+        [*extra, ("status", "vpcEndpointId")],
+        ["metadata.generation"],
+        ["metadata.labels.team", ("metadata", "annotations"), ("spec", "absent")],
+        [("metadata", "annotations", "absent"), ("metadata", "annotations", ANNOTATION)],
+    ):
         built = ours.build(body=kopf.Body(raw), extra_fields=fields)
         assert built == kopfs.build(body=kopf.Body(raw), extra_fields=fields), fields
     built = ours.build(body=kopf.Body(raw), extra_fields=extra)

@@ -202,40 +202,64 @@ class StatusProgressStorage(kopf.StatusProgressStorage):
         return cleared
 
 
-_ESSENTIAL_METADATA = (("labels",), ("annotations",))
+def _path(field: Any) -> tuple[str, ...]:
+    return tuple(field.split(".")) if isinstance(field, str) else tuple(field)
 
 
-def _kept(field: Any) -> bool:
-    """Whether the essence keeps ``field`` (an extra field kopf asks for) from the parts handed over below."""
-    path = tuple(field.split(".")) if isinstance(field, str) else tuple(field)
-    if path[:1] == ("status",):
+def _in_essence(path: tuple[str, ...]) -> bool:
+    """Whether kopf's essence keeps ``path`` (an extra field kopf asks for) among what it always keeps: the
+    spec (and any top-level field but these), the labels, and an annotation or all of them."""
+    if path[:1] in (("apiVersion",), ("kind",), ("status",)):
         return False
-    return path[:1] != ("metadata",) or path[1:2] in _ESSENTIAL_METADATA
-
-
-class EssenceDiffBaseStorage(kopf.AnnotationsDiffBaseStorage):
-    """kopf's annotation diff-base, built without first deep-copying what the build then drops.
-
-    kopf builds a resource's essence on every watch event: it deep-copies the whole body, then deletes the
-    status and all metadata but labels and annotations. At a thousand resources the copying of statuses and
-    managed fields was most of that; here only the parts the essence keeps are handed to kopf's build.
-    """
-
-    def build(self, *, body: kopf.Body, extra_fields: Iterable[Any] | None = None) -> Any:
-        fields = list(extra_fields or ())
-        if not all(map(_kept, fields)):
-            return super().build(body=body, extra_fields=fields)
-        metadata = body.get("metadata") or {}
-        kept: Any = {key: value for key, value in body.items() if key not in ("metadata", "status")}
-        # ownerReferences: kopf's key naming looks at them (though the essence does not keep them).
-        names = [key for (key,) in _ESSENTIAL_METADATA] + ["ownerReferences"]
-        kept["metadata"] = {key: metadata[key] for key in names if key in metadata}
-        return super().build(body=kopf.Body(kept), extra_fields=fields)
+    if path[:1] != ("metadata",):
+        return True
+    return path[1:2] == ("labels",) or (path[1:2] == ("annotations",) and len(path) <= 3)
 
 
 _NOT_IN_ESSENCE = frozenset({"apiVersion", "kind", "metadata", "status"})
 # kubectl's copy of what it applied: never part of kopf's essence.
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+class EssenceDiffBaseStorage(kopf.AnnotationsDiffBaseStorage):
+    """kopf's annotation diff-base, its essence built in one copy of what the essence keeps.
+
+    kopf builds a resource's essence on every watch event (with the fields its handlers filter on as extra
+    fields): it deep-copies the whole body (managedFields, status and all), drops all of it but the spec, the
+    labels and the annotations that are not a kopf storage's, then copies the extra fields back in. Here only
+    what the essence keeps is copied, once: the same essence (unit tests hold it to kopf's own). Extra fields
+    outside it (a status field, other metadata) go through kopf's own build.
+    """
+
+    def build(self, *, body: kopf.Body, extra_fields: Iterable[Any] | None = None) -> Any:
+        fields = [_path(field) for field in extra_fields or ()]
+        if self.ignored_fields or not all(map(_in_essence, fields)):
+            return super().build(body=body, extra_fields=extra_fields)
+        essence = {key: _json_copy(value) for key, value in body.items() if key not in _NOT_IN_ESSENCE}
+        metadata = body.get("metadata") or {}
+        kept: dict[str, Any] = {}
+        if labels := metadata.get("labels"):
+            kept["labels"] = dict(labels)
+        if annotations := metadata.get("annotations"):
+            marked = self._detect_marked_prefixes(annotations)
+            asked = {path[2] for path in fields if path[:2] == ("metadata", "annotations") and len(path) == 3}
+            every = ("metadata", "annotations") in fields  # an extra field puts back what kopf dropped
+            own = set(self.make_keys(self.key, body=body))  # kopf's diff-base itself: never, extra or not
+            annotations = {
+                key: value
+                for key, value in annotations.items()
+                if key not in own
+                and (
+                    every
+                    or key in asked
+                    or (key != LAST_APPLIED and not any(key.startswith(f"{prefix}/") for prefix in marked))
+                )
+            }
+            if annotations:
+                kept["annotations"] = annotations
+        if kept:
+            essence["metadata"] = kept
+        return essence
 
 
 class StatusEssenceDiffBaseStorage(EssenceDiffBaseStorage):
@@ -261,42 +285,11 @@ class StatusEssenceDiffBaseStorage(EssenceDiffBaseStorage):
         super().__init__(prefix=c.GROUP, key=DIFF_BASE_ANNOTATION_KEY)
 
     def build(self, *, body: kopf.Body, extra_fields: Iterable[Any] | None = None) -> Any:
-        extra_fields = list(extra_fields or ())
-        if not extra_fields and not self.ignored_fields:
-            return self._essence(body)
         essence = super().build(body=body, extra_fields=extra_fields)
         status = essence.get("status")
         if isinstance(status, dict) and DIFF_BASE_FIELD in status:  # only if kopf was asked for it
             del status[DIFF_BASE_FIELD]
             self.remove_empty_stanzas(essence)
-        return essence
-
-    def _essence(self, body: kopf.Body) -> Any:
-        """kopf's essence (its build with no extra fields), made on every watch event of every resource.
-
-        kopf deep-copies the whole body (managedFields, status and all) and then drops all of it but the spec,
-        the labels and the annotations that are not a kopf storage's. Here only those are copied, once: the same
-        essence (a unit test holds it to kopf's own) at a fraction of the cost.
-        """
-        essence = {key: _json_copy(value) for key, value in body.items() if key not in _NOT_IN_ESSENCE}
-        metadata = body.get("metadata") or {}
-        kept: dict[str, Any] = {}
-        if labels := metadata.get("labels"):
-            kept["labels"] = dict(labels)
-        if annotations := metadata.get("annotations"):
-            marked = self._detect_marked_prefixes(annotations)
-            own = set(self.make_keys(self.key, body=body))
-            annotations = {
-                key: value
-                for key, value in annotations.items()
-                if key not in own
-                and key != LAST_APPLIED
-                and not any(key.startswith(f"{prefix}/") for prefix in marked)
-            }
-            if annotations:
-                kept["annotations"] = annotations
-        if kept:
-            essence["metadata"] = kept
         return essence
 
     def fetch(self, *, body: kopf.Body) -> Any:
