@@ -3,6 +3,7 @@ delete passes are in flight (wiring/handlers.py, wiring/state.py); garbage colle
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import pytest
 
 from clickhouse_privatelink import constants as c
 from clickhouse_privatelink import metrics
+from clickhouse_privatelink.adapters.aws.clients import AwsClients, AwsModels
 from clickhouse_privatelink.adapters.kubernetes.api import KubernetesApiError
 from clickhouse_privatelink.settings import Settings
 from clickhouse_privatelink.wiring import handlers
@@ -112,3 +114,35 @@ async def test_a_resource_gone_before_its_first_pass_gets_none_and_a_changed_one
         await handlers.hold(
             cast(Any, Holding(409)), resource_body()
         )  # changed since: again, from its newer body
+
+
+# ------------------------------------------------------------------------------------------- botocore's models
+
+
+def test_botocore_models_are_loaded_once_for_every_region_and_role(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loaded at start (``warm``), they serve every client the process makes: nothing is read again."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    models = AwsModels()
+    models.warm()
+
+    def again(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError(f"botocore data read again: {args}")
+
+    monkeypatch.setattr(models.loader.file_loader, "load_file", again)  # the loader's caches sit above it
+    for region, role in (("us-east-1", None), ("eu-west-1", None), ("us-east-1", "arn:aws:iam::1:role/x")):
+        clients = AwsClients(region, role, models=models)
+        assert (
+            clients.ec2.meta.region_name == region
+            and clients.route53.meta.service_model.service_name == "route53"
+        )
+        assert clients.ec2._loader is models.loader  # type: ignore[attr-defined]
+
+
+async def test_the_process_loads_botocore_models_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    warmed = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    state = ProcessState(Settings())
+    monkeypatch.setattr(state.aws_models, "warm", lambda: loop.call_soon_threadsafe(warmed.set))
+    state.start()
+    await asyncio.wait_for(warmed.wait(), timeout=10)

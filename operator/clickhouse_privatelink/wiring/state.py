@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import logging
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 from clickhouse_privatelink import constants as c
 from clickhouse_privatelink import metrics
-from clickhouse_privatelink.adapters.aws.clients import AwsClients
+from clickhouse_privatelink.adapters.aws.clients import AwsClients, AwsModels
 from clickhouse_privatelink.adapters.aws.gateway import AwsGateways
 from clickhouse_privatelink.adapters.clickhouse.client import RetryPolicy
 from clickhouse_privatelink.adapters.clickhouse.gateway import ClickHouseGateway, Gateways
@@ -45,6 +47,15 @@ from clickhouse_privatelink.wiring.drift import DriftScheduler
 # interval: they are the least urgent work, and a thousand resources created or deleted at once should not
 # share the event loop and the API budget with the drift checks of everything else.
 DRIFT_STEPS_ASIDE_AT = 50
+
+
+log = logging.getLogger(__name__)
+
+
+def _warmed(loading: asyncio.Future[None]) -> None:
+    """botocore's models could not be loaded ahead: each region's first clients load them (and fail alike)."""
+    if not loading.cancelled() and (exc := loading.exception()) is not None:
+        log.warning("could not load botocore's service models at start: %s", exc)
 
 
 class ServiceUsers:
@@ -96,7 +107,10 @@ class ProcessState:
             on_call=metrics.record_clickhouse_call,
             rate_limit=settings.clickhouse_rate_limit,
         )
-        self.aws = AwsGateways(AwsClients)
+        # botocore's service models, loaded once for every region's and role's clients (at start: ``start``).
+        self.aws_models = AwsModels()
+        self.aws = AwsGateways(functools.partial(AwsClients, models=self.aws_models))
+        self._warming: asyncio.Future[None] | None = None
         # One worker per (gateway, zone) writes the zone's records, in rounds gathered by the Route 53 windows.
         self.zones = ZoneWorkers(
             batch_window=settings.route53_batch_window, max_window=settings.route53_max_batch_window
@@ -135,9 +149,12 @@ class ProcessState:
         )
 
     def start(self) -> None:
-        """What needs the running loop, at kopf's start-up: the metrics server, and where the operator runs
-        (at most a second's look at the instance metadata service, now rather than by the first pass)."""
+        """What needs the running loop, at kopf's start-up: the metrics server, where the operator runs (at most
+        a second's look at the instance metadata service) and botocore's models (in a thread), now rather than
+        by the first pass."""
         self._placement_lookup = asyncio.ensure_future(self.placement.placement())
+        self._warming = asyncio.get_running_loop().run_in_executor(None, self.aws_models.warm)
+        self._warming.add_done_callback(_warmed)
         if self.metrics_port:
             metrics.serve(self.metrics_port)
 
