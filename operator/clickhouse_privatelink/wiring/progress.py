@@ -180,9 +180,8 @@ class StatusProgressStorage(kopf.StatusProgressStorage):
 
     def touch(self, *, body: kopf.Body, patch: kopf.Patch, value: str | None) -> None:
         super().touch(body=body, patch=patch, value=value)
-        if value is None and _older(
-            body
-        ):  # kopf removes the touch with a pass's patch: an older version's too
+        # kopf removes the touch with a pass's patch: an older version's too.
+        if value is None and _older(body):
             self.annotations.touch(body=body, patch=patch, value=None)
 
     def clear(self, *, essence: Any) -> Any:
@@ -192,11 +191,9 @@ class StatusProgressStorage(kopf.StatusProgressStorage):
         status = cleared.get("status")
         if isinstance(status, dict):
             status.pop(PROGRESS_FIELD, None)
-        annotations = (cleared.get("metadata") or {}).get("annotations")
-        if annotations:
-            for key in [
-                key for key in annotations if key.startswith(PREFIX) and key not in VERSION_ANNOTATIONS
-            ]:
+        annotations = (cleared.get("metadata") or {}).get("annotations") or {}
+        for key in [key for key in annotations if key.startswith(PREFIX)]:
+            if key not in VERSION_ANNOTATIONS:
                 del annotations[key]
         self.remove_empty_stanzas(cleared)
         return cleared

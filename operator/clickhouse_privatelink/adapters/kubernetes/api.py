@@ -224,16 +224,7 @@ async def merge_patch(
     request_timeout: float = 10.0,
 ) -> None:
     """PATCH ``path`` with a JSON merge patch; a 404 (the object is gone) is not an error."""
-    answer = await _send(
-        connection,
-        "PATCH",
-        path,
-        headers={"Content-Type": "application/merge-patch+json", "Accept": "application/json"},
-        body=json.dumps(body).encode(),
-        request_timeout=request_timeout,
-    )
-    if answer.status >= 400 and answer.status != 404:
-        raise _failed("PATCH", path, answer)
+    await _patch(path, "application/merge-patch+json", body, connection, request_timeout, gone_ok=True)
 
 
 async def json_patch(
@@ -244,15 +235,27 @@ async def json_patch(
     request_timeout: float = 10.0,
 ) -> None:
     """PATCH ``path`` with a JSON patch (RFC 6902): its ``test`` operations make it conditional."""
+    await _patch(path, "application/json-patch+json", operations, connection, request_timeout, gone_ok=False)
+
+
+async def _patch(
+    path: str,
+    content_type: str,
+    content: Any,
+    connection: ConnectionHolder,
+    request_timeout: float,
+    *,
+    gone_ok: bool,
+) -> None:
     answer = await _send(
         connection,
         "PATCH",
         path,
-        headers={"Content-Type": "application/json-patch+json", "Accept": "application/json"},
-        body=json.dumps(operations).encode(),
+        headers={"Content-Type": content_type, "Accept": "application/json"},
+        body=json.dumps(content).encode(),
         request_timeout=request_timeout,
     )
-    if answer.status >= 400:
+    if answer.status >= 400 and not (gone_ok and answer.status == 404):
         raise _failed("PATCH", path, answer)
 
 
