@@ -93,6 +93,7 @@ class Zone:
     vpc_ids: set[str]
     tags: dict[str, str]
     sets: list[dict[str, Any]] = field(default_factory=list)
+    comment_tags: dict[str, str] = field(default_factory=dict)  # what CreateHostedZone wrote in its comment
 
     def observed(self, *, with_tags: bool = False) -> ObservedZone:
         return ObservedZone(
@@ -101,6 +102,7 @@ class Zone:
             private=self.private,
             tags=dict(self.tags) if with_tags else {},
             vpc_ids=frozenset(self.vpc_ids),
+            comment_tags=dict(self.comment_tags),
         )
 
 
@@ -332,6 +334,7 @@ class FakeAws:
                 raise aws_error("HostedZoneAlreadyExists", caller_reference)
             return existing  # ConflictingDomainExists: the adapter uses the zone already there
         zone = self.cloud.add_zone(name, vpc_ids={vpc_id}, tags=tags)
+        zone.comment_tags = dict(tags)
         self.cloud.references[caller_reference] = zone.id
         self.cloud.writes.append(("CreateHostedZone", zone.id))
         self.reads.forget(("zone", vpc_id, name.lower()))

@@ -213,6 +213,32 @@ async def test_a_zone_not_made_by_this_cluster_is_never_deleted() -> None:
         assert {rs["Type"] for rs in theirs.sets} == {"SOA", "NS"}  # our record went, the zone stays
 
 
+async def test_a_zone_killed_before_its_tags_were_written_is_known_by_its_comment() -> None:
+    """CreateHostedZone writes the zone's comment; its tags take a second call, which a SIGKILL can precede."""
+    h = Harness()
+    uid = h.create("a")
+    await h.settle()
+    (zone,) = h.aws.zones.values()
+    assert zone.comment_tags == zone_tags(CLUSTER, VPC_A)
+    zone.tags = {}  # as a process killed between the two calls left it
+    h.delete(uid)
+    await h.settle()
+    assert h.bodies == {} and h.aws.zones == {} and deletes(h) == 1
+    # Another cluster's comment, or our comment on a zone whose tags are someone else's: never ours.
+    for tags, comment in (
+        ({}, zone_tags("staging", VPC_A)),
+        (zone_tags("staging", VPC_A), zone_tags(CLUSTER, VPC_A)),
+    ):
+        h = Harness()
+        theirs = h.aws.add_zone(ZONE_NAME, vpc_ids={VPC_A}, tags=tags)
+        theirs.comment_tags = comment
+        uid = h.create("a")
+        await h.settle()
+        h.delete(uid)
+        await h.settle()
+        assert h.bodies == {} and list(h.aws.zones) == [theirs.id] and deletes(h) == 0
+
+
 def ours_with_one_record() -> tuple[AwsCloud, Zone, FakeAws, str, ZoneWorker]:
     """A zone this cluster made, holding one record of ours, and its worker."""
     cloud = AwsCloud()

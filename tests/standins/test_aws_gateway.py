@@ -216,6 +216,8 @@ async def test_zone_writes_drop_the_cached_reads(gateway: AwsGateway, aws_networ
     assert found is not None and found.id == zone.id
     read = await gateway.zone(zone.id, with_tags=True)
     assert read is not None and read.private and vpc in read.vpc_ids and read.tags == {"test": "gateway"}
+    # Its tags are in its comment too, written by CreateHostedZone itself (the tags take a second call).
+    assert read.comment_tags == {"test": "gateway"}
     sets = await gateway.zone_sets(zone.id, max_age=300)  # kept: the delete below must drop it
 
     host = f"h.{name}"
@@ -272,3 +274,20 @@ async def test_check_reads_are_shared_by_key_and_kept_for_their_age(
     made = await gateway.create_endpoint(desired(aws_network), tags=MANAGED, client_token=uuid.uuid4().hex)
     addresses = await gateway.interface_addresses(made.id, max_age=300)
     assert len(addresses) == 1  # one network interface per subnet (the stand-in's addresses are its own)
+
+
+def test_a_zone_comment_holds_its_tags_when_they_fit_and_only_ours_otherwise() -> None:
+    tags = {c.TAG_MANAGED_BY: c.OPERATOR_NAME, c.TAG_CLUSTER: "prod", c.TAG_VPC: "vpc-1"}
+    comment = route53_api.zone_comment(tags)
+    assert comment.startswith(route53_api.ZONE_COMMENT) and len(comment) <= route53_api.COMMENT_LIMIT
+    assert route53_api.comment_tags(comment) == tags
+    long = {**tags, c.TAG_CLUSTER: "x" * 300}
+    assert route53_api.zone_comment(long) == route53_api.ZONE_COMMENT
+    for other in (
+        route53_api.ZONE_COMMENT,
+        "",
+        "someone's zone",
+        f"{route53_api.ZONE_COMMENT} [1]",
+        f"{route53_api.ZONE_COMMENT} {{",
+    ):
+        assert route53_api.comment_tags(other) == {}

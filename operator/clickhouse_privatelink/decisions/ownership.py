@@ -58,6 +58,14 @@ def zone_tags(cluster: str, vpc_id: str) -> dict[str, str]:
     return {c.TAG_MANAGED_BY: c.OPERATOR_NAME, c.TAG_CLUSTER: cluster, c.TAG_VPC: vpc_id}
 
 
+def is_managed_zone(tags: Mapping[str, str], comment_tags: Mapping[str, str], cluster: str) -> bool:
+    """Whether the operator of this cluster created the zone: by its tags, or, for a zone with none of ours (a
+    process killed between creating it and tagging it), by the tags its comment was created with."""
+    if is_managed(tags, cluster):
+        return True
+    return c.TAG_MANAGED_BY not in tags and is_managed(comment_tags, cluster)
+
+
 def is_shared_endpoint_for(tags: Mapping[str, str], key: EndpointKey) -> bool:
     """Whether the endpoint carrying ``tags`` is this cluster's shared endpoint for ``key``."""
     return is_managed(tags, key.cluster) and tags.get(c.TAG_ENDPOINT_KEY) == key.digest

@@ -39,7 +39,7 @@ from clickhouse_privatelink.adapters.aws.route53 import (
     record_changes,
     records_at,
 )
-from clickhouse_privatelink.decisions.ownership import is_managed, zone_tags
+from clickhouse_privatelink.decisions.ownership import is_managed_zone, zone_tags
 from clickhouse_privatelink.decisions.plan import ObservedRecords
 from clickhouse_privatelink.decisions.zone_records import (
     RecordOutcome,
@@ -198,12 +198,12 @@ class ZoneWorker:
                 waiting.done.set_result(result)
 
     async def _delete_zone(self, request: RecordRequest, planned: RecordResult) -> RecordResult:
-        """Delete the zone the plan let go of, if its tags say this cluster made it (an AWS error: raised, for
-        the request the deletion is for)."""
+        """Delete the zone the plan let go of, if its tags (or, untagged, its comment) say this cluster made it
+        (an AWS error: raised, for the request the deletion is for)."""
         zone = await self.aws.zone(self.zone_id, with_tags=True)
         if zone is None:
             return RecordResult(RecordOutcome.NOTHING, planned.reason, "")
-        if not is_managed(zone.tags, self.cluster):
+        if not is_managed_zone(zone.tags, zone.comment_tags, self.cluster):
             why = f"the private zone {zone.name} ({zone.id}) was not made by this operator: left in place"
             return RecordResult(RecordOutcome.LEFT, planned.reason, why)
         # Route 53 refuses a zone that holds records (someone outside this process wrote one since the read).

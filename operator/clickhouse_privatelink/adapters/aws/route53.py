@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,8 @@ class ObservedZone:
     private: bool
     tags: dict[str, str] = field(default_factory=dict)
     vpc_ids: frozenset[str] = frozenset()  # the VPCs a private zone is associated with (GetHostedZone's)
+    # The tags the operator gave the zone when it created it, as its comment holds them (GetHostedZone's).
+    comment_tags: dict[str, str] = field(default_factory=dict)
 
 
 def _zone_id(raw_id: str) -> str:
@@ -33,6 +36,31 @@ def _zone_id(raw_id: str) -> str:
 
 def _fqdn(name: str) -> str:
     return name if name.endswith(".") else name + "."
+
+
+# CreateHostedZone takes no tags, and the tags go on in a second call: a process killed between the two left a
+# zone nobody could attribute. The comment is set by CreateHostedZone itself, so it carries them too.
+ZONE_COMMENT = "Managed by clickhouse-privatelink-operator"
+COMMENT_LIMIT = 256  # Route 53's limit on a hosted zone's comment
+
+
+def zone_comment(tags: Mapping[str, str]) -> str:
+    """The comment a created zone gets: our words and its tags (only our words if they do not fit)."""
+    comment = f"{ZONE_COMMENT} {json.dumps(dict(tags), sort_keys=True, separators=(',', ':'))}"
+    return comment if len(comment) <= COMMENT_LIMIT else ZONE_COMMENT
+
+
+def comment_tags(comment: str) -> dict[str, str]:
+    """The tags a zone's comment holds (``zone_comment``), or none."""
+    if not comment.startswith(ZONE_COMMENT + " "):
+        return {}
+    try:
+        tags = json.loads(comment[len(ZONE_COMMENT) + 1 :])
+    except ValueError:
+        return {}
+    if not isinstance(tags, dict):
+        return {}
+    return {str(k): str(v) for k, v in tags.items()}
 
 
 def _tags(r53: Route53Client, zone_id: str) -> dict[str, str]:
@@ -57,6 +85,7 @@ def get_zone(r53: Route53Client, zone_id: str, *, with_tags: bool = False) -> Ob
         private=bool(zone.get("Config", {}).get("PrivateZone")),
         tags=_tags(r53, _zone_id(zone["Id"])) if with_tags else {},
         vpc_ids=frozenset(v["VPCId"] for v in found.get("VPCs", []) if "VPCId" in v),
+        comment_tags=comment_tags(str(zone.get("Config", {}).get("Comment") or "")),
     )
 
 
@@ -95,7 +124,7 @@ def create_private_zone(
             Name=name,
             CallerReference=caller_reference,
             VPC={"VPCRegion": vpc_region, "VPCId": vpc_id},  # type: ignore[typeddict-item]
-            HostedZoneConfig={"Comment": "Managed by clickhouse-privatelink-operator", "PrivateZone": True},
+            HostedZoneConfig={"Comment": zone_comment(tags), "PrivateZone": True},
         )["HostedZone"]
     except ClientError as exc:
         # HostedZoneAlreadyExists: the reference was used (our own earlier try); ConflictingDomainExists: a
@@ -113,7 +142,9 @@ def create_private_zone(
         ResourceId=zone_id,
         AddTags=[{"Key": k, "Value": v} for k, v in tags.items()],
     )
-    return ObservedZone(id=zone_id, name=zone["Name"].rstrip("."), private=True, tags=dict(tags))
+    return ObservedZone(
+        id=zone_id, name=zone["Name"].rstrip("."), private=True, tags=dict(tags), comment_tags=dict(tags)
+    )
 
 
 def _record_sets_at(r53: Route53Client, zone_id: str, hostname: str) -> list[dict[str, Any]]:
