@@ -165,6 +165,32 @@ def test_the_registry_is_built_from_the_settings() -> None:
     ]  # fmt: skip
 
 
+class _CountingCause:
+    """A watch event's cause as kopf's prematch reads it, counting how often the handler kwargs are built."""
+
+    def __init__(self, resource: kopf.Resource) -> None:
+        self.resource = resource
+        self.body = kopf.Body(chpl("x"))
+        self.built = 0
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        self.built += 1
+        return {}
+
+
+def test_kopf_s_prematch_of_a_watch_event_builds_no_handler_kwargs() -> None:
+    """On every watch event kopf asks whether any resource handler could match, trying them in registration
+    order: an unfiltered one first answers at once, where a field or ``when`` filter builds every kwarg."""
+    registry = handlers.register(kopf.OperatorRegistry(), Settings())
+    resource = kopf.Resource(*handlers.RESOURCE, namespaced=True)
+    cause = _CountingCause(resource)
+    assert registry._changing.prematch(cause)  # type: ignore[arg-type]
+    assert cause.built == 0
+    first = registry._changing.get_all_handlers()[0]
+    assert (first.id, first.field, first.when) == ("reconcile", None, None)
+
+
 def test_nothing_is_registered_with_kopf_s_default_registry() -> None:
     ours = [
         h.id

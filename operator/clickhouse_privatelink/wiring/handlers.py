@@ -442,7 +442,11 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> kopf.Operat
     kopf.on.event(*POLICY, registry=registry)(policy_changed)
     kopf.on.event("", "v1", "namespaces", registry=registry)(namespace_changed)
     # One handler for every cause of a pass; the ids (keys of each resource's progress records) are
-    # the ones the decorators gave before.
+    # the ones the decorators gave before. The unfiltered ones come first: on every watch event kopf asks
+    # whether any handler could match (its prematch, in this order, stopping at the first yes), and each
+    # field or ``when`` filter it tries on the way builds the whole set of handler kwargs first.
+    kopf.on.create(*RESOURCE, registry=registry)(reconcile)
+    kopf.on.resume(*RESOURCE, registry=registry)(reconcile)
     kopf.on.update(
         *RESOURCE,
         field=("metadata", "annotations", c.ANNOTATION_POLICY_VERSION),
@@ -456,7 +460,5 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> kopf.Operat
         registry=registry,
     )(reconcile)
     kopf.on.update(*RESOURCE, field="spec", registry=registry)(reconcile)
-    kopf.on.create(*RESOURCE, registry=registry)(reconcile)
-    kopf.on.resume(*RESOURCE, registry=registry)(reconcile)
     kopf.on.delete(*RESOURCE, when=kopf_keeps_the_finalizer, registry=registry)(cleanup)
     return registry
