@@ -325,7 +325,14 @@ class FakeAws:
         return found.observed(with_tags=with_tags) if found is not None else None
 
     async def create_private_zone(
-        self, name: str, *, vpc_id: str, vpc_region: str, tags: dict[str, str], caller_reference: str
+        self,
+        name: str,
+        *,
+        vpc_id: str,
+        vpc_region: str,
+        tags: dict[str, str],
+        caller_reference: str,
+        created: Callable[[], None] | None = None,
     ) -> ObservedZone:
         self.reads.forget(("zone", vpc_id, name.lower()))
         existing = await self.private_zone(name, vpc_id=vpc_id, vpc_region=vpc_region, max_age=0)
@@ -333,10 +340,13 @@ class FakeAws:
             if existing is None:
                 raise aws_error("HostedZoneAlreadyExists", caller_reference)
             return existing  # ConflictingDomainExists: the adapter uses the zone already there
-        zone = self.cloud.add_zone(name, vpc_ids={vpc_id}, tags=tags)
+        zone = self.cloud.add_zone(name, vpc_ids={vpc_id})  # Route 53 tags a new zone in a second call
         zone.comment_tags = dict(tags)
         self.cloud.references[caller_reference] = zone.id
         self.cloud.writes.append(("CreateHostedZone", zone.id))
+        if created is not None:
+            created()
+        zone.tags = dict(tags)
         self.reads.forget(("zone", vpc_id, name.lower()))
         return zone.observed(with_tags=True)
 

@@ -36,7 +36,13 @@ def nothing_left(h: Harness) -> None:
     assert h.clickhouse.organization_entries == [], "an organization entry leaked"
 
 
-FIRST_PASS = (crash.ENDPOINT_CREATE, crash.ZONE_CREATE, crash.RECORD_CHANGE, crash.ALLOW_LIST_PATCH)
+FIRST_PASS = (
+    crash.ENDPOINT_CREATE,
+    crash.ZONE_CREATE_UNTAGGED,
+    crash.ZONE_CREATE,
+    crash.RECORD_CHANGE,
+    crash.ALLOW_LIST_PATCH,
+)
 
 
 @pytest.mark.parametrize("point", FIRST_PASS)
@@ -46,6 +52,9 @@ async def test_killed_after_a_write_of_a_first_pass_and_deleted_while_down_leave
     h.crash_after(point)
     await until_crash(h)
     assert h.crashes == [point]
+    if point == crash.ZONE_CREATE_UNTAGGED:
+        (zone,) = h.aws.zones.values()
+        assert zone.tags == {}, "killed before the tags: only the zone's comment says whose it is"
     h.delete(uid)
     await h.settle()
     nothing_left(h)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import replace
 
 from clickhouse_privatelink import constants as c
@@ -50,14 +51,26 @@ class GatedAws(FakeAws):
         self.refuse = False
 
     async def create_private_zone(
-        self, name: str, *, vpc_id: str, vpc_region: str, tags: dict[str, str], caller_reference: str
+        self,
+        name: str,
+        *,
+        vpc_id: str,
+        vpc_region: str,
+        tags: dict[str, str],
+        caller_reference: str,
+        created: Callable[[], None] | None = None,
     ) -> ObservedZone:
         self.attempts += 1
         await self.gate.wait()
         if self.refuse:
             raise aws_error("Throttling", "rate exceeded", Reason.THROTTLED)
         return await super().create_private_zone(
-            name, vpc_id=vpc_id, vpc_region=vpc_region, tags=tags, caller_reference=caller_reference
+            name,
+            vpc_id=vpc_id,
+            vpc_region=vpc_region,
+            tags=tags,
+            caller_reference=caller_reference,
+            created=created,
         )
 
 

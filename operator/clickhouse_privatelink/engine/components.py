@@ -605,9 +605,9 @@ class ZoneComponent:
             if not creator.running:
                 # Intent first, from the pass that starts the round (one that waits for a running round writes
                 # nothing): a process killed after the create leaves a status that names the service, whose
-                # cleanup finds the zone by name and VPC (and its tags say whose it is).
+                # cleanup finds the zone by name and VPC (its tags say whose it is, or its comment before them).
                 await p.before_write(step)
-            found = await aws_await(step, creator.ask())  # (no await between the look and the ask)
+            found = await aws_await(step, creator.ask(p.wrote))  # (no await between the look and the ask)
             zone = found.zone
             if found.created:
                 p.wrote(crash.ZONE_CREATE)

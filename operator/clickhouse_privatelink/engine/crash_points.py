@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 ENDPOINT_CREATE = "endpoint-create"
 ENDPOINT_DELETE = "endpoint-delete"
 ZONE_CREATE = "zone-create"
+# A zone created, its tags not yet written: Route 53 takes a new zone's tags only in a second call.
+ZONE_CREATE_UNTAGGED = "zone-create-untagged"
 ZONE_DELETE = "zone-delete"
 RECORD_CHANGE = "record-change"
 ALLOW_LIST_PATCH = "allow-list-patch"
@@ -28,6 +30,7 @@ POINTS = (
     ENDPOINT_CREATE,
     ENDPOINT_DELETE,
     ZONE_CREATE,
+    ZONE_CREATE_UNTAGGED,
     ZONE_DELETE,
     RECORD_CHANGE,
     ALLOW_LIST_PATCH,

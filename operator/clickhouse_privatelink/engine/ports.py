@@ -7,7 +7,7 @@ errors arrive as ``AwsError`` (code and meaning), never as botocore exceptions.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from clickhouse_privatelink.adapters.aws.clients import AwsError
@@ -74,8 +74,17 @@ class AwsPort(Protocol):
     async def zone(self, zone_id: str, *, with_tags: bool = False) -> ObservedZone | None: ...
 
     async def create_private_zone(
-        self, name: str, *, vpc_id: str, vpc_region: str, tags: dict[str, str], caller_reference: str
-    ) -> ObservedZone: ...
+        self,
+        name: str,
+        *,
+        vpc_id: str,
+        vpc_region: str,
+        tags: dict[str, str],
+        caller_reference: str,
+        created: Callable[[], None] | None = None,
+    ) -> ObservedZone:
+        """Create the zone, tagged; ``created`` is told once it exists, before its tags are written."""
+        ...
 
     async def delete_zone_if_empty(self, zone_id: str, *, vpc_id: str, name: str) -> bool: ...
 

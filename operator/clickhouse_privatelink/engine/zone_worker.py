@@ -50,6 +50,8 @@ from clickhouse_privatelink.decisions.zone_records import (
     host_key,
     plan_zone_records,
 )
+from clickhouse_privatelink.engine import crash_points as crash
+from clickhouse_privatelink.engine.crash_points import Wrote
 from clickhouse_privatelink.engine.ports import AwsError, AwsPort
 from clickhouse_privatelink.engine.rounds import PerGateway, run_round
 
@@ -273,13 +275,14 @@ class ZoneCreator:
         """Whether a round runs now: a pass asking now waits for it and starts no create of its own."""
         return self._running is not None
 
-    async def ask(self) -> ZoneFound:
-        """The zone, found or created by the round running (or one started now); an AWS error, raised."""
+    async def ask(self, wrote: Wrote = crash.never) -> ZoneFound:
+        """The zone, found or created by the round running (or one started now); an AWS error, raised.
+        ``wrote``: the asking pass's crash-point hook, told when a round it starts has made the zone, untagged."""
         running = self._running
         if running is not None:
             found = await asyncio.shield(running)
             return ZoneFound(found.zone, created=False)
-        running = self._running = asyncio.ensure_future(self._round())
+        running = self._running = asyncio.ensure_future(self._round(wrote))
         running.add_done_callback(self._finished)
         return await asyncio.shield(running)
 
@@ -288,7 +291,7 @@ class ZoneCreator:
         if not task.cancelled() and task.exception() is not None:  # (retrieved: every waiter has it)
             log.info("zone %s of %s: not made: %s", self.name, self.vpc_id, task.exception())
 
-    async def _round(self) -> ZoneFound:
+    async def _round(self, wrote: Wrote) -> ZoneFound:
         zone = await self.aws.private_zone(
             self.name, vpc_id=self.vpc_id, vpc_region=self.vpc_region, max_age=0.0
         )
@@ -300,6 +303,7 @@ class ZoneCreator:
             vpc_region=self.vpc_region,
             tags=zone_tags(self.cluster, self.vpc_id),
             caller_reference=f"chpl-{uuid.uuid4()}",
+            created=lambda: wrote(crash.ZONE_CREATE_UNTAGGED),
         )
         return ZoneFound(zone, created=True)
 

@@ -198,9 +198,17 @@ class AwsGateway:
         return await self._thread(route53_api.get_zone, self.clients.route53, zone_id, with_tags=with_tags)
 
     async def create_private_zone(
-        self, name: str, *, vpc_id: str, vpc_region: str, tags: dict[str, str], caller_reference: str
+        self,
+        name: str,
+        *,
+        vpc_id: str,
+        vpc_region: str,
+        tags: dict[str, str],
+        caller_reference: str,
+        created: Callable[[], None] | None = None,
     ) -> route53_api.ObservedZone:
-        """Create a private zone associated with the VPC, tagged (the one already there when another won)."""
+        """Create a private zone associated with the VPC, tagged (the one already there when another won).
+        ``created``: told between the create and the tagging (in the call's thread)."""
         zone = await self._thread(
             route53_api.create_private_zone,
             self.clients.route53,
@@ -209,6 +217,7 @@ class AwsGateway:
             vpc_region=vpc_region,
             tags=tags,
             caller_reference=caller_reference,
+            created=created,
         )
         self.forget_zone(vpc_id, name)
         return zone

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -117,8 +117,12 @@ def create_private_zone(
     vpc_region: str,
     tags: Mapping[str, str],
     caller_reference: str,
+    created: Callable[[], None] | None = None,
 ) -> ObservedZone:
-    """Create a private zone associated with the VPC and tag it; a repeated reference finds the first one."""
+    """Create a private zone associated with the VPC and tag it; a repeated reference finds the first one.
+
+    ``created``: told when the zone is made, before its tags are (the crash-point hook, engine/crash_points.py).
+    """
     try:
         zone = r53.create_hosted_zone(
             Name=name,
@@ -137,6 +141,8 @@ def create_private_zone(
             raise
         return found
     zone_id = _zone_id(zone["Id"])
+    if created is not None:
+        created()
     r53.change_tags_for_resource(
         ResourceType="hostedzone",
         ResourceId=zone_id,
