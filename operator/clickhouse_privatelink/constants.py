@@ -22,6 +22,9 @@ FINALIZER: Final = f"{GROUP}/finalizer"
 ANNOTATION_SECRET_VERSION: Final = f"{GROUP}/secret-version"
 # Set on the resources a policy refused when a policy changes: they are looked at again at once.
 ANNOTATION_POLICY_VERSION: Final = f"{GROUP}/policy-version"
+# A new resource's first intent (decisions/intent.py), written with the operator's finalizer in one PATCH: read
+# only until its first pass has written the status.
+ANNOTATION_INTENT: Final = f"{GROUP}/intent"
 # The opt-in a Secret carries for the operator to read it as a ClickHouse API key (value "true").
 LABEL_API_KEY: Final = f"{GROUP}/api-key"
 OPERATOR_NAME: Final = "clickhouse-privatelink-operator"

@@ -1,7 +1,8 @@
 """The operator's process, played in memory: what wiring/handlers.py does around the engine, over the fakes.
 
 ``Harness`` holds the resources' bodies (the Kubernetes API: durable), builds each pass's ``Resource`` and
-usage index from them as the handlers do, writes intent at once and the outcome's status after a pass, and
+usage index from them as the handlers do, writes intent at once (the finalizer with the first, as wiring does:
+a resource without it is deleted at once, without a cleanup pass) and the outcome's status after a pass, and
 posts Events to a list. ``crash_after(point)`` makes the next external write of that kind the process's last:
 a ``Crash`` is raised from the engine's ``wrote`` hook, and everything held in memory (Reconciler, UsageBook,
 the gateways' kept reads) is dropped; the cloud and the bodies stay, as they would after a SIGKILL.
@@ -16,6 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from clickhouse_privatelink.api.models import ClickHousePrivateLinkSpec
+from clickhouse_privatelink.constants import ANNOTATION_INTENT, FINALIZER
+from clickhouse_privatelink.decisions.intent import encode_intent, recorded_status
 from clickhouse_privatelink.decisions.ownership import ResourceRef
 from clickhouse_privatelink.decisions.reasons import ConditionType
 from clickhouse_privatelink.decisions.status import condition, steps_to_conditions
@@ -81,6 +84,9 @@ class Harness:
         self.secrets.put("other", "key")
         self.bodies: dict[str, dict[str, Any]] = {}
         self.events: list[Posted] = []
+        # The passes' own writes to the resources before their ends, in order: (uid, "hold+intent", "hold" or
+        # "status").
+        self.kube_writes: list[tuple[str, str]] = []
         self.crashes: list[str] = []
         self._armed: str | None = None
         self._settled: set[str] = set()  # resources whose create handler is done (kopf: until a restart)
@@ -117,7 +123,21 @@ class Harness:
             raise Crash(point)
 
     async def _intend(self, res: Resource, fields: EngineStatus) -> None:
-        self.bodies[res.ref.uid]["status"].update(fields.to_json())  # a merge patch of /status, now
+        """What wiring/state.py does: the finalizer first on a resource without it (the fields in its intent
+        annotation, in the same PATCH, on a new one), else a merge patch of /status, now."""
+        body = self.bodies[res.ref.uid]
+        meta, status, written = body["metadata"], body["status"], fields.to_json()
+        if FINALIZER not in meta.setdefault("finalizers", []):
+            meta["finalizers"].append(FINALIZER)
+            if written and "observedGeneration" not in status:
+                meta.setdefault("annotations", {})[ANNOTATION_INTENT] = encode_intent(res.ref.uid, written)
+                self.kube_writes.append((res.ref.uid, "hold+intent"))
+                return
+            self.kube_writes.append((res.ref.uid, "hold"))
+            if not written:
+                return
+        status.update(written)
+        self.kube_writes.append((res.ref.uid, "status"))
 
     # ---- the resources (the Kubernetes API)
 
@@ -168,8 +188,17 @@ class Harness:
         return uid
 
     def delete(self, uid: str) -> None:
-        self.bodies[uid]["metadata"]["deletionTimestamp"] = "2026-01-02T00:00:00Z"
+        """A resource without the operator's finalizer goes at once, without a cleanup pass (as kube-apiserver
+        deletes it): a pass must hold it before making anything for it."""
+        meta = self.bodies[uid]["metadata"]
+        if FINALIZER not in meta.get("finalizers", []):
+            del self.bodies[uid]
+            return
+        meta["deletionTimestamp"] = "2026-01-02T00:00:00Z"
         self._settled.discard(uid)  # kopf's cleanup handler runs now
+
+    def held(self, uid: str) -> bool:
+        return uid in self.bodies and FINALIZER in self.bodies[uid]["metadata"].get("finalizers", [])
 
     def status(self, uid: str) -> dict[str, Any]:
         status: dict[str, Any] = self.bodies[uid]["status"]
@@ -189,7 +218,7 @@ class Harness:
         """What wiring/handlers.py ``_resource`` builds from a body."""
         body = self.bodies[uid]
         meta = body["metadata"]
-        status = dict(body["status"])
+        status = dict(recorded_status(body))
         return Resource(
             ref=ResourceRef(meta["namespace"], meta["name"], uid, self.cluster),
             spec=ClickHousePrivateLinkSpec.model_validate(body["spec"]),
@@ -199,6 +228,7 @@ class Harness:
             deleting=lambda: (
                 uid not in self.bodies or bool(self.bodies[uid]["metadata"].get("deletionTimestamp"))
             ),
+            held=lambda: self.held(uid),
         )
 
     def _indexed(self, usage: Usage) -> tuple[list[Usage], list[Usage]]:

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import subprocess
 import sys
-from typing import Any, cast
+from typing import Any
 
 import kopf
 import pytest
@@ -16,9 +16,11 @@ from clickhouse_privatelink import constants as c
 from clickhouse_privatelink import metrics
 from clickhouse_privatelink.adapters.aws.clients import AwsClients, AwsModels
 from clickhouse_privatelink.adapters.kubernetes.api import KubernetesApiError
+from clickhouse_privatelink.decisions.intent import encode_intent
 from clickhouse_privatelink.settings import Settings
 from clickhouse_privatelink.wiring import handlers
-from clickhouse_privatelink.wiring.state import DRIFT_STEPS_ASIDE_AT, ProcessState
+from clickhouse_privatelink.wiring import state as state_module
+from clickhouse_privatelink.wiring.state import DRIFT_STEPS_ASIDE_AT, Hold, ProcessState, hold_operations
 
 
 def deferred() -> float:
@@ -75,8 +77,8 @@ def resource_body(*, finalizers: list[str] | None = None, **parts: Any) -> kopf.
 
 
 def test_kopf_keeps_the_finalizer_only_once_the_resource_has_it_or_was_handled() -> None:
-    """A new resource's first pass adds it itself (one kopf cycle fewer); from then on kopf holds it, and puts it
-    back on a handled resource that lost it."""
+    """A new resource's first pass adds it itself, with its first write (one kopf cycle fewer); from then on kopf
+    holds it, and puts it back on a handled resource that lost it."""
     keeps = handlers.kopf_keeps_the_finalizer
     assert not keeps(body=resource_body())  # new: the first pass adds it, in the creation event's cycle
     assert keeps(body=resource_body(finalizers=["other/x", c.FINALIZER]))
@@ -85,35 +87,77 @@ def test_kopf_keeps_the_finalizer_only_once_the_resource_has_it_or_was_handled()
     assert keeps(body=resource_body(metadata=older))  # handled by a version that kept its diff-base there
 
 
-class Holding:
-    """What ``hold`` asks of the process's state: the finalizer PATCH, answered as told."""
+def test_a_pass_has_a_resource_without_the_finalizer_in_hand_as_it_read_it() -> None:
+    assert handlers.hold(resource_body(finalizers=["other/x", c.FINALIZER])) is None  # held: nothing to add
+    new = handlers.hold(resource_body(finalizers=["other/x"]))
+    assert new is not None
+    assert (new.version, new.finalizers, new.annotated, new.first) == ("7", ["other/x"], False, True)
+    ended = handlers.hold(
+        resource_body(metadata={"annotations": {"a": "b"}}, status={"observedGeneration": 1})
+    )
+    assert ended is not None and ended.annotated and not ended.first  # a pass has ended: the status reads
+
+
+def test_the_finalizer_goes_on_as_the_pass_read_the_resource_with_the_first_intent_beside_it() -> None:
+    bare = Hold(version="7", finalizers=["other/x"], annotated=False, first=True)
+    test, finalizers = [
+        {"op": "test", "path": "/metadata/resourceVersion", "value": "7"},
+        {"op": "add", "path": "/metadata/finalizers", "value": ["other/x", c.FINALIZER]},
+    ]
+    assert hold_operations(bare, "u", None) == [test, finalizers]  # what else holds it is kept
+    value = encode_intent("u", {"serviceId": "s"})
+    assert hold_operations(bare, "u", {"serviceId": "s"})[2] == {
+        "op": "add",
+        "path": "/metadata/annotations",
+        "value": {c.ANNOTATION_INTENT: value},
+    }
+    annotated = Hold(version="7", finalizers=[], annotated=True, first=True)
+    assert hold_operations(annotated, "u", {"serviceId": "s"})[2] == {
+        "op": "add",
+        "path": f"/metadata/annotations/{c.GROUP}~1intent",  # the key's "/" escaped in the JSON pointer
+        "value": value,
+    }
+
+
+class Patches:
+    """The Kubernetes API as ``hold_first`` sees it: JSON patches, answered as told."""
 
     def __init__(self, answer: int = 200) -> None:
         self.answer = answer
-        self.calls: list[tuple[str, str, str, list[str]]] = []
+        self.sent: list[list[dict[str, Any]]] = []
 
-    async def hold(self, namespace: str, name: str, version: str, finalizers: list[str]) -> None:
-        self.calls.append((namespace, name, version, finalizers))
+    async def __call__(self, path: str, operations: list[dict[str, Any]], **_: Any) -> None:
+        self.sent.append(operations)
         if self.answer >= 400:
             raise KubernetesApiError(f"PATCH: {self.answer}", status=self.answer)
 
 
-async def test_a_first_pass_adds_the_finalizer_to_the_resource_as_it_read_it() -> None:
-    state = Holding()
-    assert await handlers.hold(cast(Any, state), resource_body(finalizers=["other/x"]))
-    # Conditional on the version read, with what else holds the resource kept.
-    assert state.calls == [("ns", "a", "7", ["other/x"])]
-    held = Holding()
-    assert await handlers.hold(cast(Any, held), resource_body(finalizers=[c.FINALIZER]))
-    assert held.calls == []  # already there: no write
+async def test_the_first_write_holds_a_new_resource_in_one_patch_and_only_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    patches = Patches()
+    monkeypatch.setattr(state_module, "json_patch", patches)
+    state = ProcessState(Settings())
+    state.holds["u"] = Hold(version="7", finalizers=[], annotated=False, first=True)
+    assert await state.hold_first("ns", "a", "u", {"serviceId": "s"})  # the intent went with it
+    assert len(patches.sent) == 1 and len(patches.sent[0]) == 3 and "u" not in state.holds
+    assert state.written.view("u", {}) == {}  # not the status's: the pass's end writes it there
+    assert not await state.hold_first("ns", "a", "u", {"serviceId": "s"})  # held: the status takes it
+    assert len(patches.sent) == 1
+
+    state.holds["v"] = Hold(version="8", finalizers=[], annotated=False, first=False)
+    assert not await state.hold_first("ns", "b", "v", {"serviceId": "s"})  # a pass has ended: status next
+    assert len(patches.sent[1]) == 2 and "v" not in state.holds
 
 
-async def test_a_resource_gone_before_its_first_pass_gets_none_and_a_changed_one_is_passed_again() -> None:
-    assert not await handlers.hold(cast(Any, Holding(404)), resource_body())  # nothing made, nothing to hold
-    with pytest.raises(kopf.TemporaryError, match="could not add the finalizer first"):
-        await handlers.hold(
-            cast(Any, Holding(409)), resource_body()
-        )  # changed since: again, from its newer body
+async def test_a_refused_hold_keeps_the_resource_unheld(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(state_module, "json_patch", Patches(409))
+    state = ProcessState(Settings())
+    state.holds["u"] = Hold(version="7", finalizers=[], annotated=False, first=True)
+    with pytest.raises(KubernetesApiError):
+        await state.hold_first("ns", "a", "u", {"serviceId": "s"})
+    assert "u" in state.holds  # no write may follow as if it were held
+    assert state.written.view("u", {}) == {}
 
 
 # ------------------------------------------------------------------------------------------- botocore's models

@@ -22,13 +22,17 @@ import kopf
 import pytest
 
 import clickhouse_privatelink
+from clickhouse_privatelink import constants as c
+from clickhouse_privatelink.decisions.intent import encode_intent
 from clickhouse_privatelink.engine.context import Outcome
+from clickhouse_privatelink.engine.status import EngineStatus
 from clickhouse_privatelink.settings import Settings
 from clickhouse_privatelink.wiring import handlers
+from clickhouse_privatelink.wiring import state as state_module
 from clickhouse_privatelink.wiring.drift import phase
 from clickhouse_privatelink.wiring.progress import PROGRESS_FIELD, TOUCH_FIELD
 from clickhouse_privatelink.wiring.runner import run_operator
-from clickhouse_privatelink.wiring.state import ProcessState
+from clickhouse_privatelink.wiring.state import Hold, ProcessState
 from tests.standins.kube_samples import chpl
 
 # Where state is kept: two states share nothing when no such object is reachable from both. (Objects that
@@ -119,6 +123,39 @@ def test_a_pass_believes_its_own_status_writes_but_not_kopfs_progress_records() 
     shown = {**raw["status"], "observedGeneration": 1, "conditions": patch.status["conditions"]}
     assert state.written.view("uid-1", shown) == shown
     assert state.written.view("uid-1", {}) == {}
+
+
+async def test_the_first_status_write_names_what_the_intent_annotation_said(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A new resource's first intent rides its annotation (decisions/intent.py), read as its status until a pass
+    has ended: the pass's end writes it all into the status, since nobody reads the annotation afterwards."""
+
+    async def patched(*_: Any, **__: Any) -> None:
+        return None
+
+    monkeypatch.setattr(state_module, "json_patch", patched)
+    state = ProcessState(Settings())
+    state.holds["uid-1"] = Hold(version="1", finalizers=[], annotated=False, first=True)
+    assert await state.hold_first("ns", "x", "uid-1", {"serviceId": "svc"})  # this process wrote it
+    raw = chpl("x")
+    intent = {"serviceId": "svc", "vpcEndpointId": "vpce-1", "vpcEndpointOwned": True}
+    raw["metadata"].update(
+        namespace="ns",
+        uid="uid-1",
+        generation=1,
+        finalizers=[c.FINALIZER],
+        annotations={c.ANNOTATION_INTENT: encode_intent("uid-1", intent)},
+    )
+    raw["status"] = {}
+    body = kopf.Body(raw)
+    res = handlers._resource(state, body, {"chpl_namespace_labels": {}, "chpl_policies": {}})
+    assert res.usage.endpoint_id == "vpce-1" and res.status["serviceId"] == "svc"
+    patch = kopf.Patch()
+    handlers._write(
+        state, body, patch, res, Outcome(status=EngineStatus.from_status(res.status)), kind="reconcile"
+    )
+    assert {k: patch.status[k] for k in intent} == intent and patch.status["observedGeneration"] == 1
 
 
 def test_each_resource_s_first_drift_check_follows_its_own_state_s_interval() -> None:

@@ -18,6 +18,8 @@ from itertools import compress, filterfalse, repeat
 from operator import attrgetter, eq, ne
 from typing import Any
 
+from clickhouse_privatelink.decisions.intent import recorded_status
+
 
 @dataclass(frozen=True, order=True)
 class EndpointKey:
@@ -89,11 +91,11 @@ class Usage:
 def usage_from_body(body: Mapping[str, Any], *, status: Mapping[str, Any] | None = None) -> Usage:
     """The usage a ClickHousePrivateLink object declares (tolerant of partial or invalid specs).
 
-    ``status``: the status to read instead of the body's (one known to be newer).
+    ``status``: the status to read instead of the body's recorded one (one known to be newer).
     """
     meta = body.get("metadata") or {}
     spec = body.get("spec") or {}
-    status = (body.get("status") or {}) if status is None else status
+    status = recorded_status(body) if status is None else status
     aws = spec.get("aws") or {}
     dns = spec.get("dns") or {}
     clickhouse = spec.get("clickhouse") or {}

@@ -74,9 +74,14 @@ class Resource:
     # The tenancy policy's verdict on it (wiring/handlers.py decides it from the policy index for every pass;
     # the default, everything permitted, serves only tests that drive the engine directly).
     verdict: Verdict = field(default_factory=lambda: Verdict(True, "", require_opt_in=False))
+    # Whether the operator's finalizer is on the resource now. A new resource's first pass adds it with its
+    # first intent (``Pass.before_write``), one PATCH for both, before anything outside is made for it.
+    held: Callable[[], bool] = lambda: True
 
 
-# Write the present status fields on the resource now, mid-pass (wiring/state.py: a merge patch of /status).
+# Write the present status fields on the resource now, mid-pass (wiring/state.py: a merge patch of /status), with
+# the operator's finalizer first where the resource does not hold it yet (then in one PATCH of the resource,
+# the fields in its intent annotation: decisions/intent.py). No fields: the finalizer alone.
 Intend = Callable[[Resource, EngineStatus], Awaitable[None]]
 
 # The status fields that say what a resource uses (decisions.usage reads them): written before an external
@@ -208,7 +213,8 @@ class Pass:
         resource does not show yet is written on it before an external write, so a process killed right
         after that write leaves a status that names what it was making (and counts this resource as a user).
 
-        A pass whose status already names it all writes nothing here: only first passes pay this write.
+        A pass whose status already names it all writes nothing here: only first passes pay this write. A
+        resource without the operator's finalizer gets it in the same write (``Resource.held``), fields or not.
         ``also``: fields this write needs durable besides (an adopted endpoint's ``allow_list_entry_added``).
         Parts of the pass running side by side take turns: the second finds written what the first wrote.
         """
@@ -219,7 +225,8 @@ class Pass:
                 if (value := getattr(self.out.status, name)) is not None
                 and getattr(self.durable, name) != value
             ]
-            if not names:
+            holding = not self.res.held()
+            if not names and not holding:
                 return
             wanted = EngineStatus()  # only the fields to write are present
             for name in names:
@@ -227,6 +234,18 @@ class Pass:
             try:
                 await self.intend(self.res, wanted)
             except KubernetesApiError as exc:
+                if holding and exc.status == 404:
+                    raise StepFailed(
+                        step, Reason.DELETING, "deleted before anything was made for it"
+                    ) from None
+                if holding and exc.status in (409, 422):
+                    # The finalizer is added to the resource as the pass read it (kopf's own is, too).
+                    raise StepFailed(
+                        step,
+                        Reason.UPSTREAM_UNAVAILABLE,
+                        "the resource changed since this pass read it: passed again from its newer version",
+                        retry_after=1.0,
+                    ) from None
                 raise StepFailed(
                     step, Reason.UPSTREAM_UNAVAILABLE, f"could not record intent on the resource first: {exc}"
                 ) from None

@@ -173,8 +173,15 @@ class Reconciler:
             resolved = Resolved()
             for component in self._components:
                 resolved = resolved.adding(await component.apply(p, resolved))
+            if not res.held():
+                # Everything it uses was there (others made it): its status is about to name them, so the
+                # finalizer goes on first, as it does with the first write of a pass that makes something.
+                await p.before_write(ConditionType.READY)
         except StepFailed as failed:
             self._fail(res, p.out, failed, attempt)
+        if not res.held():
+            # It made nothing and holds nothing; gone, it would go without a cleanup pass to drop its claim.
+            self.book.drop(res.ref.uid)
         out = p.out
         out.done = out.ready().ok
         if not out.done and out.requeue_after is None:

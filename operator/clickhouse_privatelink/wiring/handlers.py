@@ -18,9 +18,9 @@ from pydantic import ValidationError
 
 from clickhouse_privatelink import constants as c
 from clickhouse_privatelink import metrics
-from clickhouse_privatelink.adapters.kubernetes.api import KubernetesApiError
 from clickhouse_privatelink.adapters.kubernetes.login import login_for_kopf_and_secrets
 from clickhouse_privatelink.api.models import ClickHousePrivateLinkPolicySpec, ClickHousePrivateLinkSpec
+from clickhouse_privatelink.decisions.intent import recorded_status
 from clickhouse_privatelink.decisions.ownership import ResourceRef
 from clickhouse_privatelink.decisions.reasons import ConditionType, Reason
 from clickhouse_privatelink.decisions.status import StepResult, condition, steps_to_conditions
@@ -36,7 +36,7 @@ from clickhouse_privatelink.wiring.progress import (
     StatusEssenceDiffBaseStorage,
     StatusProgressStorage,
 )
-from clickhouse_privatelink.wiring.state import ProcessState
+from clickhouse_privatelink.wiring.state import Hold, ProcessState
 
 RESOURCE = (c.GROUP, c.VERSION, c.PLURAL)
 POLICY = (c.GROUP, c.VERSION, c.POLICY_PLURAL)
@@ -174,7 +174,7 @@ def _resource(state: ProcessState, body: kopf.Body, indices: Mapping[str, Any]) 
         cluster=state.settings.cluster_name,
     )
     spec = ClickHousePrivateLinkSpec.model_validate(dict(body.spec))
-    status = state.written.view(ref.uid, body.status)
+    status = state.written.view(ref.uid, recorded_status(body))
     labels = list(indices["chpl_namespace_labels"].get(ref.namespace, []))
     policies = list(indices["chpl_policies"].get("all", []))
     return Resource(
@@ -185,6 +185,7 @@ def _resource(state: ProcessState, body: kopf.Body, indices: Mapping[str, Any]) 
         usage=usage_from_body(body, status=status),
         deleting=lambda: bool(body.metadata.get("deletionTimestamp")),
         verdict=decide(ref.namespace, labels[0] if labels else None, spec, policies),
+        held=lambda: ref.uid not in state.holds,
     )
 
 
@@ -204,20 +205,23 @@ def _write(
 ) -> None:
     """Put the outcome on the resource: only the status fields that changed, and Events posted once.
 
-    A pass that finds everything as it was writes nothing: no status PATCH, no Event.
+    A pass that finds everything as it was writes nothing: no status PATCH, no Event. What it compares with is
+    the status as written (``res.status`` reads a new resource's first intent from its annotation too, which
+    nobody reads once this write has set ``observedGeneration``: decisions/intent.py).
     """
-    previous = condition(list(res.status.get("conditions", [])), ConditionType.READY)
+    shown = state.written.view(res.ref.uid, body.status)
+    previous = condition(list(shown.get("conditions", [])), ConditionType.READY)
     status = outcome.status.to_json()
-    if "hostedZoneId" in res.status and "hostedZoneId" not in status:
+    if "hostedZoneId" in shown and "hostedZoneId" not in status:
         patch.status["hostedZoneId"] = None  # merge-patch null removes it: dns.mode is None now
     conditions = steps_to_conditions(
-        list(res.status.get("conditions", [])), outcome.steps, generation=res.generation
+        list(shown.get("conditions", [])), outcome.steps, generation=res.generation
     )
     wanted = {**status, "conditions": conditions, "observedGeneration": res.generation}
     if kind == "cleanup" and outcome.done:
         wanted = {}  # the resource goes now: its last status would only be one more write
     for key, value in wanted.items():
-        if res.status.get(key) != value:
+        if shown.get(key) != value:
             patch.status[key] = value
     # kopf's own fields (progress records it may have purged before the handler ran) are not ours to believe.
     state.written.record(res.ref.uid, {k: v for k, v in patch.status.items() if k not in KOPF_STATUS_FIELDS})
@@ -325,9 +329,9 @@ def kopf_keeps_the_finalizer(body: kopf.Body, **_: Any) -> bool:
     """Whether kopf holds the resource with the finalizer (adds it back if it went): once it has it, or once a
     pass has handled the resource (kopf's diff-base is stored; an older version's in an annotation).
 
-    A new resource's first pass adds it itself before anything else (``hold``), in the cycle of the resource's
-    creation event. kopf's own would take a cycle of its own: a PATCH, then the pass on that PATCH's watch
-    event, one kopf cycle (and a round trip before the pass starts) more for every resource.
+    A new resource's first pass adds it itself, with its first write (``hold``), in the cycle of the
+    resource's creation event. kopf's own would take a cycle of its own: a PATCH, then the pass on that
+    PATCH's watch event, one kopf cycle (and a round trip before the pass starts) more for every resource.
     """
     if c.FINALIZER in (body.metadata.get("finalizers") or []):
         return True
@@ -338,25 +342,22 @@ def kopf_keeps_the_finalizer(body: kopf.Body, **_: Any) -> bool:
     )
 
 
-async def hold(state: ProcessState, body: kopf.Body) -> bool:
-    """The finalizer on the resource before a pass makes anything; False when the resource is gone.
-
-    Added to the resource as the pass's body shows it (a JSON patch conditional on its resourceVersion, as
-    kopf's own): a resource changed since is passed again, soon, from its newer body.
+def hold(body: kopf.Body) -> Hold | None:
+    """The resource in the pass's hands, when it does not have the operator's finalizer: the pass adds it with
+    its first write (engine: ``Pass.before_write``; a pass that writes nothing, before it ends), in one PATCH
+    with the first intent on a new resource, so that nothing is made for a resource that could go without a
+    cleanup pass. None when it has the finalizer.
     """
     meta = body.metadata
     finalizers = list(meta.get("finalizers") or [])
     if c.FINALIZER in finalizers:
-        return True
-    try:
-        await state.hold(
-            meta.namespace or "", meta.name or "", str(meta.get("resourceVersion") or ""), finalizers
-        )
-    except KubernetesApiError as exc:
-        if exc.status == 404:
-            return False
-        raise kopf.TemporaryError(f"could not add the finalizer first: {exc}", delay=1) from None
-    return True
+        return None
+    return Hold(
+        version=str(meta.get("resourceVersion") or ""),
+        finalizers=finalizers,
+        annotated=bool(meta.get("annotations")),
+        first="observedGeneration" not in (body.get("status") or {}),
+    )
 
 
 async def reconcile(
@@ -368,12 +369,17 @@ async def reconcile(
 ) -> None:
     uid = body.metadata.uid or ""
     state = _state(memo)
-    if not await hold(state, body):
-        return  # deleted before its first pass: nothing was made for it
     state.drift.unsettle(uid)
     state.public_users.follow(kwargs)
-    with state.in_flight():
-        outcome = await _run("reconcile", body, patch, retry, state, kwargs)
+    held = hold(body)
+    if held is not None:
+        state.holds[uid] = held
+    try:
+        with state.in_flight():
+            outcome = await _run("reconcile", body, patch, retry, state, kwargs)
+    finally:
+        if held is not None:
+            state.holds.pop(uid, None)
     if outcome is not None and outcome.requeue_after is not None:
         ready = outcome.ready()
         raise kopf.TemporaryError(f"{ready.reason.value}: {ready.message}", delay=outcome.requeue_after)

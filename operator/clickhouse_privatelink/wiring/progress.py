@@ -29,6 +29,9 @@ MARKER = f"{c.GROUP}/kopf-managed"
 # The annotations the Secret watch and policy changes stamp a resource with (wiring/handlers.py): kopf's
 # essence keeps them, so that a change of either is an update its handlers see.
 VERSION_ANNOTATIONS = (c.ANNOTATION_SECRET_VERSION, c.ANNOTATION_POLICY_VERSION)
+# Our prefix's annotations that are no kopf storage's: the versions above, and a new resource's first intent
+# (decisions/intent.py, out of the essence like every other annotation of our prefix).
+OWN_ANNOTATIONS = (*VERSION_ANNOTATIONS, c.ANNOTATION_INTENT)
 PREFIX = f"{c.GROUP}/"
 # Where the diff-base lives (StatusEssenceDiffBaseStorage), and where versions before it kept it (an annotation).
 DIFF_BASE_FIELD = "lastHandledConfiguration"
@@ -100,10 +103,10 @@ class FreshOnChangeProgressStorage(kopf.AnnotationsProgressStorage):
 
 def _older(body: kopf.Body) -> bool:
     """Whether an older version's records may be on the resource: an annotation of our prefix other than the
-    versions the operator stamps. Without one the annotation storage has nothing to read, purge or touch, and
-    its key making (on every handler of every watch event) is skipped."""
+    operator's own (the versions it stamps, the first intent). Without one the annotation storage has nothing
+    to read, purge or touch, and its key making (on every handler of every watch event) is skipped."""
     annotations = (body.get("metadata") or {}).get("annotations") or {}
-    return any(key.startswith(PREFIX) and key not in VERSION_ANNOTATIONS for key in annotations)
+    return any(key.startswith(PREFIX) and key not in OWN_ANNOTATIONS for key in annotations)
 
 
 def _json_copy(value: Any) -> Any:

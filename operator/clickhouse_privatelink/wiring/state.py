@@ -12,6 +12,7 @@ import contextlib
 import functools
 import logging
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from clickhouse_privatelink import constants as c
@@ -29,6 +30,7 @@ from clickhouse_privatelink.adapters.kubernetes.api import (
 from clickhouse_privatelink.adapters.kubernetes.secrets import ApiKey, SecretReader
 from clickhouse_privatelink.adapters.network.probe import PlacementFinder, ProbeConfig, Prober
 from clickhouse_privatelink.decisions import public_access
+from clickhouse_privatelink.decisions.intent import encode_intent
 from clickhouse_privatelink.decisions.reachability import Placement
 from clickhouse_privatelink.decisions.status import WrittenStatus
 from clickhouse_privatelink.engine.allow_list_worker import AllowListWorkers
@@ -50,6 +52,37 @@ DRIFT_STEPS_ASIDE_AT = 50
 
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class Hold:
+    """A resource a pass has in hand without the operator's finalizer: as the pass read it, to add the
+    finalizer to (conditional on that version) before the pass's first write (``ProcessState.hold_first``)."""
+
+    version: str
+    finalizers: list[str]
+    annotated: bool  # the resource has annotations (the JSON patch adds to them, or adds the map)
+    first: bool  # no pass has ended yet (no observedGeneration): the first intent can go in the annotation
+    turn: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+def hold_operations(hold: Hold, uid: str, intent: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    """The JSON patch that adds the finalizer to the resource as ``hold`` read it, with ``intent`` (status
+    fields) in its intent annotation when given."""
+    operations: list[dict[str, Any]] = [
+        {"op": "test", "path": "/metadata/resourceVersion", "value": hold.version},
+        {"op": "add", "path": "/metadata/finalizers", "value": [*hold.finalizers, c.FINALIZER]},
+    ]
+    if intent is not None:
+        value = encode_intent(uid, intent)
+        if hold.annotated:
+            key = c.ANNOTATION_INTENT.replace("~", "~0").replace("/", "~1")  # a JSON pointer's escapes
+            operations.append({"op": "add", "path": f"/metadata/annotations/{key}", "value": value})
+        else:
+            operations.append(
+                {"op": "add", "path": "/metadata/annotations", "value": {c.ANNOTATION_INTENT: value}}
+            )
+    return operations
 
 
 def _warmed(loading: asyncio.Future[None]) -> None:
@@ -90,6 +123,9 @@ class ProcessState:
         self.busy = 0
         # Our status writes the watch has not brought back yet.
         self.written = WrittenStatus()
+        # Resources whose pass has them in hand without the finalizer yet (by UID): it goes on with the pass's
+        # first write (``hold_first``).
+        self.holds: dict[str, Hold] = {}
         # Each resource's Ready status and deletion for the resource gauges (the Prometheus registry itself
         # is process-wide).
         self.resource_book = metrics.ResourceBook()
@@ -198,15 +234,30 @@ class ProcessState:
         await merge_patch(path, {"status": fields}, connection=self.connection)
         self.written.record(uid, fields if shown is None else shown)
 
-    async def hold(self, namespace: str, name: str, version: str, finalizers: list[str]) -> None:
-        """Add the operator's finalizer to the resource as it was at ``version`` (whose finalizers were
-        ``finalizers``): refused (409, 422) if it has changed since, as kopf's own finalizer patch is."""
-        path = custom_object_path(c.GROUP, c.VERSION, namespace, c.PLURAL, name)
-        operations: list[dict[str, Any]] = [
-            {"op": "test", "path": "/metadata/resourceVersion", "value": version},
-            {"op": "add", "path": "/metadata/finalizers", "value": [*finalizers, c.FINALIZER]},
-        ]
-        await json_patch(path, operations, connection=self.connection)
+    async def hold_first(
+        self, namespace: str, name: str, uid: str, intent: Mapping[str, Any] | None = None
+    ) -> bool:
+        """Add the operator's finalizer to a resource a pass has in hand without it (``holds``), conditional on
+        the version the pass read (refused with 409 or 422 if it has changed since, as kopf's own finalizer
+        patch is; 404 once it is gone). ``intent``: status fields to write with it. True when they went with
+        it, in the intent annotation (decisions/intent.py), in the same PATCH: only before the first pass has
+        ended. False when the resource holds the finalizer already, or the fields are still to be written.
+        """
+        hold = self.holds.get(uid)
+        if hold is None:
+            return False
+        async with hold.turn:  # parts of a pass side by side: one adds it, the others find it done
+            if self.holds.get(uid) is not hold:
+                return False
+            annotate = intent is not None and hold.first
+            path = custom_object_path(c.GROUP, c.VERSION, namespace, c.PLURAL, name)
+            await json_patch(
+                path, hold_operations(hold, uid, intent if annotate else None), connection=self.connection
+            )
+            del self.holds[uid]
+        # Not among the status's writes (``written``): the pass's end writes them there (the next pass reads
+        # them from the annotation, on a body at least as new as this PATCH: kopf's own PATCH came after it).
+        return annotate
 
     async def annotate(self, namespace: str, name: str, key: str, value: str) -> None:
         """Set one annotation on a resource (a changed Secret or policy: kopf sees an update and passes it)."""
@@ -217,11 +268,18 @@ class ProcessState:
         return self.clickhouse.get(api_url, key.key_id, key.key_secret, org_id)
 
     async def _intend(self, res: Resource, fields: EngineStatus) -> None:
-        """What a pass has learned, before its next external write (engine: Pass.intend)."""
-        await self.write_status_now(res.ref.namespace, res.ref.name, res.ref.uid, fields.to_json())
+        """What a pass has learned, before its next external write (engine: Pass.intend); the finalizer first
+        on a resource that does not hold it yet, in the same PATCH as the fields on a new one."""
+        ref = res.ref
+        written = fields.to_json()
+        if await self.hold_first(ref.namespace, ref.name, ref.uid, written) or not written:
+            return
+        await self.write_status_now(ref.namespace, ref.name, ref.uid, written)
 
     async def _write_public_access(self, key: str, uid: str, record: dict[str, Any] | None) -> None:
-        """``status.publicAccess`` before its PATCH (a merge patch of null removes it)."""
+        """``status.publicAccess`` before its PATCH (a merge patch of null removes it), on a resource holding
+        the finalizer (a pass's own resource may get it now)."""
         namespace, name = key.split("/", 1)
+        await self.hold_first(namespace, name, uid)
         shown = None if record is None else {k: v for k, v in record.items() if v is not None}
         await self.write_status_now(namespace, name, uid, {"publicAccess": record}, {"publicAccess": shown})
