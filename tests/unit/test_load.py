@@ -145,9 +145,13 @@ async def test_the_first_write_holds_a_new_resource_in_one_patch_and_only_once(
     assert not await state.hold_first("ns", "a", "u", {"serviceId": "s"})  # held: the status takes it
     assert len(patches.sent) == 1
 
+    state.holds["w"] = Hold(version="9", finalizers=[], annotated=False, first=True)
+    assert not await state.hold_first("ns", "c", "w", {})  # nothing to say: the finalizer alone
+    assert len(patches.sent[1]) == 2 and "w" not in state.holds
+
     state.holds["v"] = Hold(version="8", finalizers=[], annotated=False, first=False)
     assert not await state.hold_first("ns", "b", "v", {"serviceId": "s"})  # a pass has ended: status next
-    assert len(patches.sent[1]) == 2 and "v" not in state.holds
+    assert len(patches.sent[2]) == 2 and "v" not in state.holds
 
 
 async def test_a_refused_hold_keeps_the_resource_unheld(monkeypatch: pytest.MonkeyPatch) -> None:

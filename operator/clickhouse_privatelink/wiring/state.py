@@ -249,7 +249,7 @@ class ProcessState:
         async with hold.turn:  # parts of a pass side by side: one adds it, the others find it done
             if self.holds.get(uid) is not hold:
                 return False
-            annotate = intent is not None and hold.first
+            annotate = bool(intent) and hold.first
             path = custom_object_path(c.GROUP, c.VERSION, namespace, c.PLURAL, name)
             await json_patch(
                 path, hold_operations(hold, uid, intent if annotate else None), connection=self.connection
