@@ -18,7 +18,7 @@ from typing import Any
 
 from clickhouse_privatelink.api.models import ClickHousePrivateLinkSpec
 from clickhouse_privatelink.constants import ANNOTATION_INTENT, FINALIZER
-from clickhouse_privatelink.decisions.intent import encode_intent, recorded_status
+from clickhouse_privatelink.decisions.intent import encode_intent, reads_intent, recorded_status
 from clickhouse_privatelink.decisions.ownership import ResourceRef
 from clickhouse_privatelink.decisions.reasons import ConditionType
 from clickhouse_privatelink.decisions.status import condition, steps_to_conditions
@@ -129,7 +129,7 @@ class Harness:
         meta, status, written = body["metadata"], body["status"], fields.to_json()
         if FINALIZER not in meta.setdefault("finalizers", []):
             meta["finalizers"].append(FINALIZER)
-            if written and "observedGeneration" not in status:
+            if written and reads_intent(status):
                 meta.setdefault("annotations", {})[ANNOTATION_INTENT] = encode_intent(res.ref.uid, written)
                 self.kube_writes.append((res.ref.uid, "hold+intent"))
                 return

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 from clickhouse_privatelink import constants as c
 from clickhouse_privatelink.adapters.aws.route53 import ObservedZone, record_changes
@@ -50,28 +50,12 @@ class GatedAws(FakeAws):
         self.attempts = 0
         self.refuse = False
 
-    async def create_private_zone(
-        self,
-        name: str,
-        *,
-        vpc_id: str,
-        vpc_region: str,
-        tags: dict[str, str],
-        caller_reference: str,
-        created: Callable[[], None] | None = None,
-    ) -> ObservedZone:
+    async def create_private_zone(self, name: str, **kwargs: Any) -> ObservedZone:
         self.attempts += 1
         await self.gate.wait()
         if self.refuse:
             raise aws_error("Throttling", "rate exceeded", Reason.THROTTLED)
-        return await super().create_private_zone(
-            name,
-            vpc_id=vpc_id,
-            vpc_region=vpc_region,
-            tags=tags,
-            caller_reference=caller_reference,
-            created=created,
-        )
+        return await super().create_private_zone(name, **kwargs)
 
 
 def creator() -> tuple[AwsCloud, GatedAws, ZoneCreator]:

@@ -185,6 +185,9 @@ def test_the_first_intent_is_read_under_the_status_until_a_pass_has_ended() -> N
         "vpcEndpointId": "vpce-1",
         "vpcEndpointOwned": True,
     }
+    # What this process wrote and the watch has not shown yet is read over the annotation too.
+    known = recorded_status(annotated(intent), {"vpcEndpointId": "vpce-3"})
+    assert known == {"serviceId": "svc", "vpcEndpointId": "vpce-3", "vpcEndpointOwned": True}
     # A later intent in the status wins over the annotation's.
     assert recorded_status(annotated(intent, vpcEndpointId="vpce-2"))["vpcEndpointId"] == "vpce-2"
     # Once a pass has ended, the status alone: a field it removed stays removed.

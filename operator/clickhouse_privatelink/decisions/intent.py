@@ -67,11 +67,19 @@ def decode_intent(body: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def recorded_status(body: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The status a pass and the index read: the body's own, over the first intent until a pass has ended
-    (the body's own mapping, not a copy, whenever there is no intent to add)."""
-    status: Mapping[str, Any] = body.get("status") or {}
-    if "observedGeneration" in status:
+def reads_intent(status: Mapping[str, Any]) -> bool:
+    """Whether the intent annotation is read under this status: until a pass has ended (it sets
+    ``observedGeneration``); so also whether a first intent may still go into the annotation."""
+    return "observedGeneration" not in status
+
+
+def recorded_status(body: Mapping[str, Any], status: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
+    """The status a pass and the index read: the body's own (or ``status``, the body's as this process knows it,
+    its own writes included), over the first intent until a pass has ended (that mapping itself, not a copy,
+    whenever there is no intent to add)."""
+    if status is None:
+        status = body.get("status") or {}
+    if not reads_intent(status):
         return status
     intent = decode_intent(body)
     return {**intent, **status} if intent else status

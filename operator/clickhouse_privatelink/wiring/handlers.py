@@ -20,7 +20,7 @@ from clickhouse_privatelink import constants as c
 from clickhouse_privatelink import metrics
 from clickhouse_privatelink.adapters.kubernetes.login import login_for_kopf_and_secrets
 from clickhouse_privatelink.api.models import ClickHousePrivateLinkPolicySpec, ClickHousePrivateLinkSpec
-from clickhouse_privatelink.decisions.intent import recorded_status
+from clickhouse_privatelink.decisions.intent import reads_intent, recorded_status
 from clickhouse_privatelink.decisions.ownership import ResourceRef
 from clickhouse_privatelink.decisions.reasons import ConditionType, Reason
 from clickhouse_privatelink.decisions.status import StepResult, condition, steps_to_conditions
@@ -174,7 +174,7 @@ def _resource(state: ProcessState, body: kopf.Body, indices: Mapping[str, Any]) 
         cluster=state.settings.cluster_name,
     )
     spec = ClickHousePrivateLinkSpec.model_validate(dict(body.spec))
-    status = state.written.view(ref.uid, recorded_status(body))
+    status = recorded_status(body, state.written.view(ref.uid, body.status))
     labels = list(indices["chpl_namespace_labels"].get(ref.namespace, []))
     policies = list(indices["chpl_policies"].get("all", []))
     return Resource(
@@ -356,7 +356,7 @@ def hold(body: kopf.Body) -> Hold | None:
         version=str(meta.get("resourceVersion") or ""),
         finalizers=finalizers,
         annotated=bool(meta.get("annotations")),
-        first="observedGeneration" not in (body.get("status") or {}),
+        first=reads_intent(body.get("status") or {}),
     )
 
 
