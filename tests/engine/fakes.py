@@ -379,6 +379,9 @@ class FakeAws:
         sets = await self.zone_sets(zone_id, max_age=max_age) or []
         return route53_api.records_at(sets, hostname)
 
+    def reading_records(self, zone_id: str) -> bool:
+        return False  # a read here returns at once: never in flight
+
     async def read_records(self, zone_id: str, hostname: str) -> tuple[ObservedRecords, list[dict[str, Any]]]:
         zone = self.cloud.zones.get(zone_id)
         sets = [dict(rs) for rs in self.cloud.record_sets(zone_id, hostname)] if zone is not None else []

@@ -122,6 +122,58 @@ async def test_a_release_of_the_zone_itself_waits_for_no_window() -> None:
     assert zone.id in cloud.zones  # a record in it: the zone stays
 
 
+class SlowListingAws(CountingAws):
+    """The in-memory AWS whose zone listing takes ``list_takes`` seconds to read (moto lists 1,560 records in
+    about 2.6 s), telling the worker while it is in flight, as the gateway's shared read does."""
+
+    def __init__(self, cloud: AwsCloud, clock: Clock, *, list_takes: float) -> None:
+        super().__init__(cloud, clock)
+        self.list_takes = list_takes
+        self.listing = 0
+
+    async def zone_sets(self, zone_id: str, *, max_age: float) -> list[dict[str, Any]] | None:
+        self.listing += 1
+        try:
+            await asyncio.sleep(self.list_takes)
+            return await super().zone_sets(zone_id, max_age=max_age)
+        finally:
+            self.listing -= 1
+
+    def reading_records(self, zone_id: str) -> bool:
+        return self.listing > 0
+
+
+def slow_listing(
+    *, batch_window: float, max_window: float, list_takes: float
+) -> tuple[SlowListingAws, ZoneWorker]:
+    cloud = AwsCloud()
+    zone = cloud.add_zone(ZONE_NAME, vpc_ids={VPC_A})
+    aws = SlowListingAws(cloud, Clock(), list_takes=list_takes)
+    return aws, ZoneWorker(aws, zone.id, CLUSTER, batch_window=batch_window, max_window=max_window)
+
+
+async def reads_then_asks(aws: FakeAws, worker: ZoneWorker, n: int) -> Any:
+    """A pass at its record step: the zone's listing first, then its request."""
+    await aws.records(worker.zone_id, f"h{n}.{ZONE_NAME}", max_age=0.0)
+    return await ask(worker, n)
+
+
+async def test_the_gap_is_not_quiet_while_passes_wait_for_the_zone_listing() -> None:
+    """A pass reading the listing asks as soon as it has it: a round started while the read takes longer than
+    the quiet gap would go without it, and the zone's records would take one more Route 53 call."""
+    aws, worker = slow_listing(batch_window=0.05, max_window=5.0, list_takes=0.15)
+    results = await asyncio.gather(ask(worker, 0), reads_then_asks(aws, worker, 1))
+    assert [r.outcome for r in results] == [RecordOutcome.WRITTEN] * 2
+    assert aws.submitted == [2]
+
+
+async def test_a_listing_read_holds_a_round_back_no_longer_than_the_longest_window() -> None:
+    aws, worker = slow_listing(batch_window=0.05, max_window=0.1, list_takes=0.3)
+    results = await asyncio.gather(ask(worker, 0), reads_then_asks(aws, worker, 1))
+    assert [r.outcome for r in results] == [RecordOutcome.WRITTEN] * 2
+    assert aws.submitted == [1, 1]  # the first went at its longest window, before the slow read returned
+
+
 async def test_rounds_of_a_zone_never_overlap_and_requests_during_one_wait_for_the_next() -> None:
     _, aws, worker = setup(batch_window=0.01, write_takes=0.2)
     first = asyncio.ensure_future(ask(worker, 0))

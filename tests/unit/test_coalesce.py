@@ -147,3 +147,22 @@ async def test_an_answer_of_none_is_kept_like_any_other() -> None:
     flight: SingleFlight[None] = SingleFlight(gone)
     assert [await flight.get(10) for _ in range(3)] == [None] * 3
     assert reads == 1
+
+
+async def test_reading_is_true_while_a_read_is_in_flight_and_false_once_it_returned_or_failed() -> None:
+    source = Source()
+    flight = SingleFlight(source.read)
+    assert not flight.reading
+    pending = asyncio.ensure_future(flight.get(10))
+    await source.started.wait()
+    assert flight.reading
+    source.gate.set()
+    assert await pending == 0 and not flight.reading
+
+    async def fails() -> int:
+        raise RuntimeError("throttled")
+
+    failing = SingleFlight(fails)
+    with pytest.raises(RuntimeError):
+        await failing.get(10)
+    assert not failing.reading

@@ -60,6 +60,11 @@ class SingleFlight(Generic[T]):
             self._kept, self._read_at, self._kept_started = (value,), time.monotonic(), started
         return value
 
+    @property
+    def reading(self) -> bool:
+        """Whether a read is in flight (its callers have not had their answer yet)."""
+        return bool(self._running)
+
     def wrote(self, apply: Callable[[T], T]) -> None:
         """One of our writes: ``apply`` puts its outcome into a result (now the kept one, later those in flight)."""
         if self._kept is not None:

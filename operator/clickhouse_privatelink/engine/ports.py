@@ -104,6 +104,10 @@ class AwsPort(Protocol):
         """What is at ``hostname``, read now on its own."""
         ...
 
+    def reading_records(self, zone_id: str) -> bool:
+        """Whether the zone's shared listing is being read now (passes waiting for it have not asked yet)."""
+        ...
+
     async def submit_records(
         self, zone_id: str, groups: Sequence[Sequence[dict[str, Any]]]
     ) -> list[AwsError | None]:

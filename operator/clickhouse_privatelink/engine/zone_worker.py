@@ -2,7 +2,8 @@
 
 A pass that needs its record written or let go enqueues a ``RecordRequest`` (after its intent is durable) and
 awaits its result. The worker gathers requests into **rounds**: a round starts once the zone has been quiet for
-``batch_window`` seconds, ``max_window`` seconds after the first request waiting, or at once when the requests
+``batch_window`` seconds (not quiet while its shared listing is being read: the passes waiting for it ask
+next), ``max_window`` seconds after the first request waiting, or at once when the requests
 gathered fill a Route 53 request by its limits (waiting longer could not make it fewer calls: a request that
 would not fit starts the next gathering). A round takes every gathering that filled a request, or else every
 request gathered so far; reads the zone's listing once, asks ``decisions.zone_records`` for one plan,
@@ -136,6 +137,14 @@ class ZoneWorker:
         self._timer = None
         if self._running is not None:
             return
+        if not self._full and self._queue and self.aws.reading_records(self.zone_id):
+            # Passes waiting for the zone's listing have not asked yet: the gap is not quiet while it is read
+            # (a listing of thousands of records may take longer than the gap; the round would go half full).
+            loop = asyncio.get_running_loop()
+            now, limit = loop.time(), self._first + self.max_window
+            if now < limit:
+                self._timer = loop.call_at(min(now + self.batch_window, limit), self._start)
+                return
         if self._full:  # the gathering now goes on gathering
             batch, self._full = self._full, []
         elif self._queue:

@@ -264,6 +264,11 @@ class AwsGateway:
             indexed = self._by_name[zone_id] = (sets, route53_api.by_name(sets))
         return indexed[1]
 
+    def reading_records(self, zone_id: str) -> bool:
+        """Whether the zone's shared listing is being read now."""
+        flight = self._records.get(zone_id)
+        return flight is not None and flight.reading
+
     def forget_records(self, zone_id: str) -> None:
         if zone_id in self._records:
             self._records[zone_id].forget()
