@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -54,6 +55,9 @@ ALLOW_LIST_DELAY = 2.0
 # Namespaces carrying this label are left to the tenancy tests' own policies; every other test namespace is
 # allowed everything (one team per cluster), so that the other tests are about what they test.
 STRICT_TENANCY_LABEL = "e2e.chpl.test/strict-tenancy"
+# A pass's one Normal Event (decisions/status.py fold_events) and how it names each change it folds in.
+FOLDING_REASONS = ("Ready", "Reconciled", "Released")
+FOLDED_REASON = re.compile(r"(?:^|\(|; )([A-Z][A-Za-z]+): ")
 E2E_POLICY = {
     "namespaces": {
         "selector": {"matchExpressions": [{"key": STRICT_TENANCY_LABEL, "operator": "DoesNotExist"}]}
@@ -280,7 +284,14 @@ class Link:
         )
 
     def event_reasons(self) -> list[str]:
-        return [e.reason for e in self.k8s.events(self.namespace, self.name)]
+        """The Events' reasons, and those of the changes a pass folded into its one Normal Event (``Ready``,
+        ``Reconciled``, ``Released``: decisions/status.py fold_events lists each as ``Reason: message``)."""
+        reasons: list[str] = []
+        for event in self.k8s.events(self.namespace, self.name):
+            reasons.append(event.reason)
+            if event.type == "Normal" and event.reason in FOLDING_REASONS:
+                reasons.extend(FOLDED_REASON.findall(event.message or ""))
+        return reasons
 
     def wait_secret_version(self, version: str, timeout: float = 10.0) -> None:
         """Wait until the Secret watch has marked the resource with the Secret's ``version`` (the mark is what

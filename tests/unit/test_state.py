@@ -7,6 +7,7 @@ import ast
 import asyncio
 import collections
 import enum
+import logging
 import os
 import ssl
 import subprocess
@@ -24,6 +25,8 @@ import pytest
 import clickhouse_privatelink
 from clickhouse_privatelink import constants as c
 from clickhouse_privatelink.decisions.intent import encode_intent
+from clickhouse_privatelink.decisions.reasons import Reason
+from clickhouse_privatelink.decisions.status import STEP_CONDITIONS, StepResult
 from clickhouse_privatelink.engine.context import Outcome
 from clickhouse_privatelink.engine.status import EngineStatus
 from clickhouse_privatelink.settings import Settings
@@ -156,6 +159,47 @@ async def test_the_first_status_write_names_what_the_intent_annotation_said(
         state, body, patch, res, Outcome(status=EngineStatus.from_status(res.status)), kind="reconcile"
     )
     assert {k: patch.status[k] for k in intent} == intent and patch.status["observedGeneration"] == 1
+
+
+def test_a_pass_that_makes_a_resource_ready_posts_one_event_and_each_warning_of_its_own(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One Normal Event per pass, the changes' reasons in its message (decisions/status.py fold_events); every
+    change still in the log, each on its own line."""
+    posted: list[tuple[str, str, str]] = []
+
+    def event(_: Any, *, type: str, reason: str, message: str) -> None:
+        posted.append((type, reason, message))
+
+    monkeypatch.setattr(handlers.kopf, "event", event)
+    state = ProcessState(Settings())
+    raw = chpl("x")
+    raw["metadata"].update(namespace="ns", uid="uid-1", generation=1, finalizers=[c.FINALIZER])
+    raw["status"] = {}
+    body = kopf.Body(raw)
+    res = handlers._resource(state, body, {"chpl_namespace_labels": {}, "chpl_policies": {}})
+    steps = [StepResult(step, True, Reason.READY, "ok") for step in STEP_CONDITIONS]
+    outcome = Outcome(steps=steps)
+    outcome.event("DnsRecordWritten", "h now points to vpce-1")
+    outcome.event("SecurityGroupPortsClosed", "sg-1 lets nothing in", warning=True)
+    outcome.event("AllowListed", "added vpce-1 to svc-1")
+    with caplog.at_level(logging.INFO, logger=handlers.__name__):
+        handlers._write(state, body, kopf.Patch(), res, outcome, kind="reconcile")
+    logged = [r.getMessage() for r in caplog.records]
+    assert logged == [
+        "ns/x DnsRecordWritten: h now points to vpce-1",
+        "ns/x SecurityGroupPortsClosed: sg-1 lets nothing in",
+        "ns/x AllowListed: added vpce-1 to svc-1",
+    ]
+    assert posted == [
+        ("Warning", "SecurityGroupPortsClosed", "sg-1 lets nothing in"),
+        (
+            "Normal",
+            "Ready",
+            "PrivateLink connection is ready"
+            " (DnsRecordWritten: h now points to vpce-1; AllowListed: added vpce-1 to svc-1)",
+        ),
+    ]
 
 
 def test_each_resource_s_first_drift_check_follows_its_own_state_s_interval() -> None:

@@ -13,7 +13,14 @@ from clickhouse_privatelink.decisions.ownership import (
     resource_tags,
 )
 from clickhouse_privatelink.decisions.reasons import ConditionType, Reason
-from clickhouse_privatelink.decisions.status import StepResult, WrittenStatus, set_condition, summarise_ready
+from clickhouse_privatelink.decisions.status import (
+    Event,
+    StepResult,
+    WrittenStatus,
+    fold_events,
+    set_condition,
+    summarise_ready,
+)
 
 REF = ResourceRef(namespace="ns", name="link", uid="uid-1", cluster="prod")
 
@@ -110,3 +117,20 @@ def test_a_status_write_never_seen_is_written_again_after_the_patience() -> None
     written.record("uid", {"observedGeneration": 3})
     written.drop("uid")
     assert written.view("uid", {}) == {}
+
+
+def test_a_pass_posts_one_normal_event_with_every_change_s_reason_in_its_message() -> None:
+    written = Event("Normal", "DnsRecordWritten", "h points to vpce-1")
+    listed = Event("Normal", "AllowListed", "added vpce-1 to svc-1")
+    assert fold_events([written, listed], "h resolves", cleanup=False) == Event(
+        "Normal",
+        "Ready",
+        "h resolves (DnsRecordWritten: h points to vpce-1; AllowListed: added vpce-1 to svc-1)",
+    )
+    assert fold_events([], "h resolves", cleanup=False) == Event("Normal", "Ready", "h resolves")
+    assert fold_events([written], None, cleanup=False) == written  # one change keeps its own reason
+    assert fold_events([written, listed], None, cleanup=False) == Event(
+        "Normal", "Reconciled", "DnsRecordWritten: h points to vpce-1; AllowListed: added vpce-1 to svc-1"
+    )
+    assert fold_events([written, listed], None, cleanup=True).reason == "Released"  # type: ignore[union-attr]
+    assert fold_events([], None, cleanup=True) is None

@@ -1,4 +1,5 @@
-"""Conditions on the resource's status: set one, keep transition times honest, summarise Ready."""
+"""Conditions on the resource's status: set one, keep transition times honest, summarise Ready; and the one
+Normal Event a pass posts."""
 
 from __future__ import annotations
 
@@ -38,6 +39,30 @@ class StepResult:
     reason: Reason
     message: str
     unknown: bool = False  # written as status Unknown (the check could not tell), only when not ok
+
+
+@dataclass(frozen=True)
+class Event:
+    type: str  # Normal or Warning
+    reason: str
+    message: str
+
+
+def fold_events(events: Sequence[Event], ready: str | None, *, cleanup: bool) -> Event | None:
+    """The one Normal Event a pass posts for what it did (``events``, Normal ones) and, when it made the resource
+    Ready, the Ready condition's message (``ready``). None when there is nothing to say.
+
+    Each Event is a write to the API server: one per change cost three per resource created, most of the
+    operator's Kubernetes writes at scale. The reasons of the changes stay in the message, in order, each as
+    ``Reason: message``: ``Ready`` (what it says, then the changes in parentheses), a single change as its own
+    Event, several as ``Reconciled`` (or ``Released`` by a cleanup pass). Warnings are never folded.
+    """
+    changes = "; ".join(f"{e.reason}: {e.message}" for e in events)
+    if ready is not None:
+        return Event("Normal", "Ready", f"{ready} ({changes})" if changes else ready)
+    if len(events) <= 1:
+        return events[0] if events else None
+    return Event("Normal", "Released" if cleanup else "Reconciled", changes)
 
 
 def now_rfc3339() -> str:

@@ -20,7 +20,7 @@ from clickhouse_privatelink.api.models import ClickHousePrivateLinkSpec
 from clickhouse_privatelink.decisions.ownership import ResourceRef
 from clickhouse_privatelink.decisions.plan import ObservedEndpoint
 from clickhouse_privatelink.decisions.reasons import ConditionType, Reason
-from clickhouse_privatelink.decisions.status import StepResult, summarise_ready
+from clickhouse_privatelink.decisions.status import Event, StepResult, summarise_ready
 from clickhouse_privatelink.decisions.tenancy import Verdict
 from clickhouse_privatelink.decisions.usage import Usage
 from clickhouse_privatelink.engine.allow_list_worker import AllowListWorkers
@@ -32,13 +32,6 @@ from clickhouse_privatelink.engine.usage_book import UsageBook
 from clickhouse_privatelink.engine.zone_worker import ZoneWorkers
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Event:
-    type: str  # Normal or Warning
-    reason: str
-    message: str
 
 
 @dataclass

@@ -26,14 +26,13 @@ from clickhouse_privatelink.decisions.reasons import (
     ConditionType,
     Reason,
 )
-from clickhouse_privatelink.decisions.status import StepResult
+from clickhouse_privatelink.decisions.status import Event, StepResult
 from clickhouse_privatelink.decisions.tenancy import api_url_allowed
 from clickhouse_privatelink.decisions.usage import Usage
 from clickhouse_privatelink.engine import crash_points
 from clickhouse_privatelink.engine.allow_list_worker import AllowListWorkers
 from clickhouse_privatelink.engine.components import FORWARD, Component, ReleasePending
 from clickhouse_privatelink.engine.context import (
-    Event,
     Intend,
     Outcome,
     Pass,

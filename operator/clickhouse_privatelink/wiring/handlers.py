@@ -23,7 +23,13 @@ from clickhouse_privatelink.api.models import ClickHousePrivateLinkPolicySpec, C
 from clickhouse_privatelink.decisions.intent import reads_intent, recorded_status
 from clickhouse_privatelink.decisions.ownership import ResourceRef
 from clickhouse_privatelink.decisions.reasons import ConditionType, Reason
-from clickhouse_privatelink.decisions.status import StepResult, condition, steps_to_conditions
+from clickhouse_privatelink.decisions.status import (
+    Event,
+    StepResult,
+    condition,
+    fold_events,
+    steps_to_conditions,
+)
 from clickhouse_privatelink.decisions.tenancy import Policy, applies_to, decide
 from clickhouse_privatelink.decisions.usage import usage_from_body
 from clickhouse_privatelink.engine.reconciler import Outcome, Reconciler, Resource
@@ -227,23 +233,32 @@ def _write(
     state.written.record(res.ref.uid, {k: v for k, v in patch.status.items() if k not in KOPF_STATUS_FIELDS})
     ready = condition(conditions, ConditionType.READY)
     posted = state.posted.setdefault(res.ref.uid, set())
+    normal: list[Event] = []
     for event in outcome.events:
         repeated = previous is not None and event.type == "Warning" and event.reason == previous.get("reason")
         # Cleanup may take several passes (AWS deletes an endpoint in minutes): say each thing once.
         said = kind == "cleanup" and (event.type, event.reason, event.message) in posted
-        if not repeated and not said:
+        if repeated or said:
+            continue
+        if event.type == "Warning":
             kopf.event(body, type=event.type, reason=event.reason, message=event.message)
-            # Also in the log: a namespace being torn down refuses new Events, and the log outlives them.
-            level = logging.WARNING if event.type == "Warning" else logging.INFO
-            log.log(level, "%s %s: %s", res.ref.key, event.reason, event.message)
-            if kind == "cleanup":
-                posted.add((event.type, event.reason, event.message))
-    if (
+        else:
+            normal.append(event)
+        # Also in the log, each on its own: a namespace being torn down refuses new Events, and the log
+        # outlives them.
+        level = logging.WARNING if event.type == "Warning" else logging.INFO
+        log.log(level, "%s %s: %s", res.ref.key, event.reason, event.message)
+        if kind == "cleanup":
+            posted.add((event.type, event.reason, event.message))
+    became_ready = (
         ready is not None
         and ready.get("status") == "True"
         and (previous is None or previous.get("status") != "True")
-    ):
-        kopf.event(body, type="Normal", reason="Ready", message=str(ready.get("message")))
+    )
+    message = str(ready.get("message")) if ready is not None and became_ready else None
+    folded = fold_events(normal, message, cleanup=kind == "cleanup")
+    if folded is not None:
+        kopf.event(body, type=folded.type, reason=folded.reason, message=folded.message)
     state.resource_book.record(
         res.ref.uid,
         ready=bool(ready and ready.get("status") == "True"),
