@@ -12,6 +12,7 @@ from clickhouse_privatelink import constants as c
 from clickhouse_privatelink.adapters.aws.route53 import ObservedZone, record_changes
 from clickhouse_privatelink.decisions.ownership import zone_tags
 from clickhouse_privatelink.decisions.reasons import Reason
+from clickhouse_privatelink.decisions.usage import Users
 from clickhouse_privatelink.decisions.zone_records import (
     RecordOutcome,
     RecordRequest,
@@ -19,7 +20,7 @@ from clickhouse_privatelink.decisions.zone_records import (
     zone_release,
 )
 from clickhouse_privatelink.engine import crash_points as crash
-from clickhouse_privatelink.engine.context import Resource
+from clickhouse_privatelink.engine.context import Pass, Resource
 from clickhouse_privatelink.engine.ports import AwsError
 from clickhouse_privatelink.engine.status import EngineStatus
 from clickhouse_privatelink.engine.zone_worker import ZoneCreator, ZoneWorker
@@ -297,3 +298,25 @@ async def test_a_refused_deletion_fails_only_its_request_and_the_round_s_changes
     assert isinstance(removed, RecordResult) and removed.outcome is RecordOutcome.REMOVED
     assert isinstance(deleted, AwsError) and deleted.code == "Throttling"
     assert list(cloud.zones) == [zone.id] and cloud.record_sets(zone.id, host) == []
+
+
+async def test_a_pass_s_zone_users_are_its_vpc_s_and_the_zone_s_from_other_vpcs_each_once() -> None:
+    """``Pass.zone_users``: the VPC's users as the book hands them out (with their lookups) when nobody outside
+    the VPC writes into the zone, and the other VPCs' users of the zone added, each once, when someone does."""
+    h = Harness()
+    a = h.create("a", service_id=SERVICE_A)
+    await h.settle()
+    (zone,) = h.aws.zones.values()
+
+    def pass_of(uid: str) -> Pass:
+        res = h.resource(uid)
+        indexed, zone_indexed = h._indexed(res.usage)
+        return h.reconciler._pass(res, indexed, zone_indexed, read_age=0.0, key_age=0.0)
+
+    alone = pass_of(a).zone_users()
+    assert [u.uid for u in alone] == [a] and isinstance(alone, Users)
+    zone.vpc_ids.add(VPC_B)
+    b = h.create("b", service_id=SERVICE_B, vpc_id=VPC_B, hosted_zone_id=zone.id)
+    await h.settle()
+    assert sorted(u.uid for u in pass_of(a).zone_users()) == sorted([a, b])
+    assert sorted(u.uid for u in pass_of(b).zone_users()) == sorted([a, b])

@@ -38,10 +38,13 @@ from clickhouse_privatelink.decisions.release import names
 from clickhouse_privatelink.decisions.usage import (
     EndpointKey,
     Usage,
+    by_uid,
     decide_retain,
     endpoint_client_token,
     endpoint_users,
+    live_users,
     oldest,
+    oldest_user,
     settings_leader,
 )
 
@@ -148,11 +151,11 @@ def plan_endpoint_key(
     mine = [e for e in listed if is_shared_endpoint_for(e.tags, key)]
     found = pick_owned_endpoint(mine)
     deleting = next((e for e in mine if e.state == "deleting"), None)
-    merged: dict[str, Usage] = {u.uid: u for u in users}
+    merged = by_uid(users)
     for request in requests:
         merged[request.me.uid] = request.me
     users = endpoint_users(merged.values(), key)
-    live = [u for u in users if not u.deleting]
+    live = live_users(users)
     leader = settings_leader(live)
     # Each request's holders are the live users but itself: the oldest few, once, not a list per request (a
     # round of a mass deletion holds hundreds of requests, a thousand users).
@@ -255,7 +258,7 @@ def plan_endpoint_key(
         if found is not None and kept_by is None and releases:
             action = KeyAction.DELETE
         plan = EndpointPlan(action, endpoint=doomed, mark=mark)
-        waiter = min(users, key=lambda u: u.age, default=None)
+        waiter = oldest_user(users)
         in_round = {requests[i].me.uid: i for i in releases}
         carrier = None
         if action is KeyAction.DELETE and releases:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from itertools import compress
+from operator import attrgetter, not_
 from typing import Any, TypeVar
 
 from clickhouse_privatelink.adapters.clickhouse.client import (
@@ -32,6 +34,8 @@ from clickhouse_privatelink.engine.usage_book import UsageBook
 from clickhouse_privatelink.engine.zone_worker import ZoneWorkers
 
 T = TypeVar("T")
+
+_uid = attrgetter("uid")
 
 
 @dataclass
@@ -196,10 +200,18 @@ class Pass:
         return self.book.users(self.indexed, self.me.region, self.me.vpc_id)
 
     def zone_users(self) -> list[Usage]:
-        """Everyone writing into this resource's zone: its VPC's users, and the zone's from other VPCs."""
+        """Everyone writing into this resource's zone: its VPC's users, and the zone's from other VPCs.
+
+        When no other VPC writes into the zone, the VPC's users as the book hands them out, with their lookups
+        (every leaving pass of a mass deletion asks, of a thousand users: nothing here calls Python per user).
+        """
         users = self.users()
-        seen = {u.uid for u in users}
-        return users + [u for u in self.zone_indexed if u.uid not in seen]
+        indexed = list(self.zone_indexed)
+        if not indexed:
+            return users
+        seen = set(map(_uid, users))
+        outside = list(compress(indexed, map(not_, map(seen.__contains__, map(_uid, indexed)))))
+        return users + outside if outside else users
 
     async def before_write(self, step: ConditionType, *, also: tuple[str, ...] = ()) -> None:
         """Intent before a side effect (crossplane's create-pending): what the pass has learned that the
