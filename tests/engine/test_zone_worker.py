@@ -161,14 +161,14 @@ async def reads_then_asks(aws: FakeAws, worker: ZoneWorker, n: int) -> Any:
 async def test_the_gap_is_not_quiet_while_passes_wait_for_the_zone_listing() -> None:
     """A pass reading the listing asks as soon as it has it: a round started while the read takes longer than
     the quiet gap would go without it, and the zone's records would take one more Route 53 call."""
-    aws, worker = slow_listing(batch_window=0.05, max_window=5.0, list_takes=0.15)
+    aws, worker = slow_listing(batch_window=0.03, max_window=5.0, list_takes=0.1)
     results = await asyncio.gather(ask(worker, 0), reads_then_asks(aws, worker, 1))
     assert [r.outcome for r in results] == [RecordOutcome.WRITTEN] * 2
     assert aws.submitted == [2]
 
 
 async def test_a_listing_read_holds_a_round_back_no_longer_than_the_longest_window() -> None:
-    aws, worker = slow_listing(batch_window=0.05, max_window=0.1, list_takes=0.3)
+    aws, worker = slow_listing(batch_window=0.03, max_window=0.05, list_takes=0.15)
     results = await asyncio.gather(ask(worker, 0), reads_then_asks(aws, worker, 1))
     assert [r.outcome for r in results] == [RecordOutcome.WRITTEN] * 2
     assert aws.submitted == [1, 1]  # the first went at its longest window, before the slow read returned
