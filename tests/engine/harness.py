@@ -259,8 +259,9 @@ class Harness:
         return out
 
     def _write(self, res: Resource, out: Outcome, *, cleanup: bool) -> None:
-        """What wiring/handlers.py ``_write`` does: the status fields, conditions, Events; a finished
-        cleanup lets the resource go (its finalizer is removed)."""
+        """What wiring/handlers.py ``_write`` does: the status fields, conditions, Events (each change the pass
+        reports, as the engine said it: wiring folds a pass's Normal ones into one Event, decisions/status.py
+        ``fold_events``, and logs each); a finished cleanup lets the resource go (its finalizer is removed)."""
         uid = res.ref.uid
         self.events.extend(Posted(res.ref.key, e.type, e.reason, e.message) for e in out.events)
         if cleanup and out.done:
