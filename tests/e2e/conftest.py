@@ -56,7 +56,7 @@ ALLOW_LIST_DELAY = 2.0
 # allowed everything (one team per cluster), so that the other tests are about what they test.
 STRICT_TENANCY_LABEL = "e2e.chpl.test/strict-tenancy"
 # A pass's one Normal Event (decisions/status.py fold_events) and how it names each change it folds in.
-FOLDING_REASONS = ("Ready", "Reconciled", "Released")
+FOLDING_REASONS = ("Ready", "DriftRepaired", "Reconciled", "Released")
 FOLDED_REASON = re.compile(r"(?:^|\(|; )([A-Z][A-Za-z]+): ")
 E2E_POLICY = {
     "namespaces": {
@@ -285,7 +285,8 @@ class Link:
 
     def event_reasons(self) -> list[str]:
         """The Events' reasons, and those of the changes a pass folded into its one Normal Event (``Ready``,
-        ``Reconciled``, ``Released``: decisions/status.py fold_events lists each as ``Reason: message``)."""
+        ``DriftRepaired``, ``Reconciled``, ``Released``: decisions/status.py fold_events lists each as
+        ``Reason: message``)."""
         reasons: list[str] = []
         for event in self.k8s.events(self.namespace, self.name):
             reasons.append(event.reason)

@@ -134,3 +134,10 @@ def test_a_pass_posts_one_normal_event_with_every_change_s_reason_in_its_message
     )
     assert fold_events([written, listed], None, cleanup=True).reason == "Released"  # type: ignore[union-attr]
     assert fold_events([], None, cleanup=True) is None
+    # A drift check's pass says what it repaired first (one Event, not DriftRepaired beside each change).
+    assert fold_events([written], None, cleanup=False, repaired=["dns_record_written"]) == Event(
+        "Normal", "DriftRepaired", "repaired: dns_record_written (DnsRecordWritten: h points to vpce-1)"
+    )
+    assert fold_events([], None, cleanup=False, repaired=["subnets"]) == Event(
+        "Normal", "DriftRepaired", "repaired: subnets"
+    )

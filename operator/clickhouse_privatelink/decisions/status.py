@@ -48,18 +48,25 @@ class Event:
     message: str
 
 
-def fold_events(events: Sequence[Event], ready: str | None, *, cleanup: bool) -> Event | None:
+def fold_events(
+    events: Sequence[Event], ready: str | None, *, cleanup: bool, repaired: Sequence[str] = ()
+) -> Event | None:
     """The one Normal Event a pass posts for what it did (``events``, Normal ones) and, when it made the resource
-    Ready, the Ready condition's message (``ready``). None when there is nothing to say.
+    Ready, the Ready condition's message (``ready``); ``repaired``: what a drift check put back. None when there
+    is nothing to say.
 
     Each Event is a write to the API server: one per change cost three per resource created, most of the
     operator's Kubernetes writes at scale. The reasons of the changes stay in the message, in order, each as
-    ``Reason: message``: ``Ready`` (what it says, then the changes in parentheses), a single change as its own
-    Event, several as ``Reconciled`` (or ``Released`` by a cleanup pass). Warnings are never folded.
+    ``Reason: message``: ``Ready`` (what it says, then the changes in parentheses), ``DriftRepaired`` (what was
+    repaired, then the changes), a single change as its own Event, several as ``Reconciled`` (or ``Released``
+    by a cleanup pass). Warnings are never folded.
     """
     changes = "; ".join(f"{e.reason}: {e.message}" for e in events)
     if ready is not None:
         return Event("Normal", "Ready", f"{ready} ({changes})" if changes else ready)
+    if repaired:
+        head = f"repaired: {', '.join(repaired)}"
+        return Event("Normal", "DriftRepaired", f"{head} ({changes})" if changes else head)
     if len(events) <= 1:
         return events[0] if events else None
     return Event("Normal", "Released" if cleanup else "Reconciled", changes)

@@ -256,7 +256,8 @@ def _write(
         and (previous is None or previous.get("status") != "True")
     )
     message = str(ready.get("message")) if ready is not None and became_ready else None
-    folded = fold_events(normal, message, cleanup=kind == "cleanup")
+    repaired = outcome.changes if kind == "drift" else []
+    folded = fold_events(normal, message, cleanup=kind == "cleanup", repaired=repaired)
     if folded is not None:
         kopf.event(body, type=folded.type, reason=folded.reason, message=folded.message)
     state.resource_book.record(
@@ -323,13 +324,6 @@ async def _run(
         if kind == "drift":
             for change in outcome.changes:
                 metrics.DRIFT_REPAIRS.labels(change).inc()
-            if outcome.changes:
-                kopf.event(
-                    body,
-                    type="Normal",
-                    reason="DriftRepaired",
-                    message=f"repaired: {', '.join(outcome.changes)}",
-                )
         _write(state, body, patch, res, outcome, kind=kind)
         if kind == "drift" and patch.status:
             # Not a kopf handler: its status goes now, before another pass of the resource may write.
