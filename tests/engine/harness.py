@@ -25,7 +25,7 @@ from clickhouse_privatelink.decisions.status import condition, steps_to_conditio
 from clickhouse_privatelink.decisions.usage import Usage, usage_from_body, vpc_index_key, zone_index_key
 from clickhouse_privatelink.engine.allow_list_worker import AllowListWorkers
 from clickhouse_privatelink.engine.components import FORWARD
-from clickhouse_privatelink.engine.context import Outcome, Resource
+from clickhouse_privatelink.engine.context import Outcome, Pass, Resource
 from clickhouse_privatelink.engine.endpoint_worker import EndpointWorkers
 from clickhouse_privatelink.engine.reconciler import Reconciler
 from clickhouse_privatelink.engine.status import EngineStatus
@@ -240,6 +240,12 @@ class Harness:
         return by_vpc, by_zone
 
     # ---- passes
+
+    def pass_of(self, uid: str) -> Pass:
+        """The pass the reconciler would begin for the resource now (its indices as ``run`` gives them)."""
+        res = self.resource(uid)
+        indexed, zone_indexed = self._indexed(res.usage)
+        return self.reconciler._pass(res, indexed, zone_indexed, read_age=0.0, key_age=0.0)
 
     async def run(self, uid: str) -> Outcome | None:
         """One pass of the resource (cleanup when it is being deleted); None when the process died in it."""

@@ -20,7 +20,7 @@ from clickhouse_privatelink.decisions.zone_records import (
     zone_release,
 )
 from clickhouse_privatelink.engine import crash_points as crash
-from clickhouse_privatelink.engine.context import Pass, Resource
+from clickhouse_privatelink.engine.context import Resource
 from clickhouse_privatelink.engine.ports import AwsError
 from clickhouse_privatelink.engine.status import EngineStatus
 from clickhouse_privatelink.engine.zone_worker import ZoneCreator, ZoneWorker
@@ -308,15 +308,10 @@ async def test_a_pass_s_zone_users_are_its_vpc_s_and_the_zone_s_from_other_vpcs_
     await h.settle()
     (zone,) = h.aws.zones.values()
 
-    def pass_of(uid: str) -> Pass:
-        res = h.resource(uid)
-        indexed, zone_indexed = h._indexed(res.usage)
-        return h.reconciler._pass(res, indexed, zone_indexed, read_age=0.0, key_age=0.0)
-
-    alone = pass_of(a).zone_users()
+    alone = h.pass_of(a).zone_users()
     assert [u.uid for u in alone] == [a] and isinstance(alone, Users)
     zone.vpc_ids.add(VPC_B)
     b = h.create("b", service_id=SERVICE_B, vpc_id=VPC_B, hosted_zone_id=zone.id)
     await h.settle()
-    assert sorted(u.uid for u in pass_of(a).zone_users()) == sorted([a, b])
-    assert sorted(u.uid for u in pass_of(b).zone_users()) == sorted([a, b])
+    assert sorted(u.uid for u in h.pass_of(a).zone_users()) == sorted([a, b])
+    assert sorted(u.uid for u in h.pass_of(b).zone_users()) == sorted([a, b])

@@ -167,7 +167,7 @@ def _matching(usages: Iterable[Usage], name: str, value: object) -> list[Usage]:
 
 def others(users: Iterable[Usage], me: str) -> list[Usage]:
     """The users other than ``me`` that still hold on: resources being deleted are letting go."""
-    live = list(filterfalse(_deleting, users))
+    live = live_users(users)
     return list(compress(live, map(ne, map(_uid, live), repeat(me))))
 
 
@@ -215,7 +215,7 @@ def settings_leader(users: Sequence[Usage]) -> Usage | None:
     One rule, stable while that resource lives, so two users asking for different settings never make the
     endpoint flap between them; the others are told whose settings are in force.
     """
-    return min(filterfalse(_deleting, users), key=_oldest_first, default=None)
+    return oldest_user(filterfalse(_deleting, users))
 
 
 def endpoint_leader(usages: Iterable[Usage], key: EndpointKey) -> Usage | None:
