@@ -14,6 +14,7 @@ from clickhouse_privatelink.decisions.usage import (
     endpoint_client_token,
     endpoint_leader,
     endpoint_users,
+    joined,
     oldest,
     others,
     record_users,
@@ -108,6 +109,13 @@ def test_oldest_live_user_sets_the_endpoint_settings_and_ties_break_by_uid() -> 
     same_second = [usage("b"), usage("a")]
     assert settings_leader(same_second) == same_second[1]
     assert settings_leader([]) is None
+
+
+def test_joined_adds_only_the_users_not_already_there_and_hands_back_the_same_list_when_none_are() -> None:
+    a, b, c = usage("a"), usage("b"), usage("c")
+    mine = [a, b]
+    assert joined(mine, []) is mine and joined(mine, [replace(b, vpc_id="vpc-2")]) is mine
+    assert joined(mine, [c, replace(a, vpc_id="vpc-2")]) == [a, b, c]
 
 
 def test_record_zone_and_allow_list_users() -> None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from itertools import compress
-from operator import attrgetter, not_
 from typing import Any, TypeVar
 
 from clickhouse_privatelink.adapters.clickhouse.client import (
@@ -24,7 +22,7 @@ from clickhouse_privatelink.decisions.plan import ObservedEndpoint
 from clickhouse_privatelink.decisions.reasons import ConditionType, Reason
 from clickhouse_privatelink.decisions.status import Event, StepResult, summarise_ready
 from clickhouse_privatelink.decisions.tenancy import Verdict
-from clickhouse_privatelink.decisions.usage import Usage
+from clickhouse_privatelink.decisions.usage import Usage, joined
 from clickhouse_privatelink.engine.allow_list_worker import AllowListWorkers
 from clickhouse_privatelink.engine.crash_points import Wrote
 from clickhouse_privatelink.engine.endpoint_worker import EndpointWorkers
@@ -34,8 +32,6 @@ from clickhouse_privatelink.engine.usage_book import UsageBook
 from clickhouse_privatelink.engine.zone_worker import ZoneWorkers
 
 T = TypeVar("T")
-
-_uid = attrgetter("uid")
 
 
 @dataclass
@@ -205,13 +201,7 @@ class Pass:
         When no other VPC writes into the zone, the VPC's users as the book hands them out, with their lookups
         (every leaving pass of a mass deletion asks, of a thousand users: nothing here calls Python per user).
         """
-        users = self.users()
-        indexed = list(self.zone_indexed)
-        if not indexed:
-            return users
-        seen = set(map(_uid, users))
-        outside = list(compress(indexed, map(not_, map(seen.__contains__, map(_uid, indexed)))))
-        return users + outside if outside else users
+        return joined(self.users(), self.zone_indexed)
 
     async def before_write(self, step: ConditionType, *, also: tuple[str, ...] = ()) -> None:
         """Intent before a side effect (crossplane's create-pending): what the pass has learned that the
